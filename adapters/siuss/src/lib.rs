@@ -1,0 +1,28 @@
+//! INPS SIUSS adapter: wire model, spec rules and streaming XML writers for the
+//! PS/PSA/SINA and SINBA flows that Roma Capitale conferisce to INPS (specifica tecnica
+//! WaaS-SIUSS v2.0.1, `PS_PSA_SINA201812.xsd`, `SINBA.xsd`).
+//!
+//! Pure library: no I/O other than the `std::io::Write` sink handed to the writers.
+//!
+//! - [`model`]: Rust types mirroring the two XSDs;
+//! - [`rules`]: every rule of the spec tables that the XSDs cannot express, plus the XSD
+//!   facets the model cannot enforce by type; reports all violations at once;
+//! - [`writer`]: validating streaming writers (whole flow, or one record at a time);
+//! - [`flow_id`]: `{ente}.{TIPO}.{AAAAMMGG}.{NNNNNNN}` identifiers;
+//! - [`cf`]: codice fiscale checks, including omocodic codes the XSD pattern refuses;
+//! - [`from_core`]: the cartella's records (`cartella.v1`) mapped to flow records.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cf;
+pub mod flow_id;
+pub mod from_core;
+pub mod model;
+pub mod rules;
+pub mod writer;
+
+pub use flow_id::{FlowId, FlowIdError, TipoFlusso};
+pub use rules::{Canale, Rule, Schema, Violation, validate_ps, validate_sinba};
+pub use writer::{
+    FlussoPsWriter, FlussoSinbaWriter, WriteError, write_flusso_ps, write_flusso_sinba,
+};

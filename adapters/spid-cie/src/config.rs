@@ -1,0 +1,187 @@
+//! Configuration of the relying party and of operator sessions, as `sigess` flags and
+//! environment variables (`RpArgs`, flattened into a subcommand) or built directly
+//! (`RpConfig`, for tests and embedders).
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Flags of the SPID/CIE relying party. Nothing is enabled unless `--spid-entity-id` is
+/// given.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RpArgs {
+    /// Entity id of the hub's relying party, with the trailing slash, e.g.
+    /// https://sigess.comune.roma.it/oidc/rp/ . Its path must end in /oidc/rp/ (the routes
+    /// are served there). Enables SPID/CIE login.
+    #[arg(long, env = "SIGESS_SPID_ENTITY_ID")]
+    pub spid_entity_id: Option<String>,
+    /// Entity id of the Trust Anchor (with the trailing slash).
+    #[arg(long, env = "SIGESS_SPID_TRUST_ANCHOR", default_value = "https://registry.spid.gov.it/")]
+    pub spid_trust_anchor: String,
+    /// JWKS file pinning the Trust Anchor's federation keys. Without it the keys the
+    /// anchor publishes at its entity id are taken as they are.
+    #[arg(long, env = "SIGESS_SPID_TRUST_ANCHOR_JWKS")]
+    pub spid_trust_anchor_jwks: Option<PathBuf>,
+    /// Federation key files (PEM or private JWK, RSA); the first one signs the entity
+    /// configuration, all are published. Created (PEM, mode 0600) when missing.
+    #[arg(long, env = "SIGESS_SPID_FEDERATION_KEY", value_delimiter = ',', default_value = "./data/spid-federation-key.pem")]
+    pub spid_federation_key: Vec<PathBuf>,
+    /// Signing key files for request objects and client assertions (first one signs).
+    #[arg(long, env = "SIGESS_SPID_SIG_KEY", value_delimiter = ',', default_value = "./data/spid-sig-key.pem")]
+    pub spid_sig_key: Vec<PathBuf>,
+    /// Encryption key files for userinfo (picked by the JWE kid).
+    #[arg(long, env = "SIGESS_SPID_ENC_KEY", value_delimiter = ',', default_value = "./data/spid-enc-key.pem")]
+    pub spid_enc_key: Vec<PathBuf>,
+    /// File with the trust marks issued to the relying party (a JSON list of
+    /// {"trust_mark_type"/"id", "trust_mark"}), copied into the entity configuration.
+    #[arg(long, env = "SIGESS_SPID_TRUST_MARKS")]
+    pub spid_trust_marks: Option<PathBuf>,
+    /// Trust mark types a provider must carry (issued by the Trust Anchor).
+    #[arg(long, env = "SIGESS_SPID_PROVIDER_TRUST_MARK", value_delimiter = ',')]
+    pub spid_provider_trust_mark: Vec<String>,
+    /// Entity ids of the CIE providers (the others listed by the anchor are SPID).
+    #[arg(long, env = "SIGESS_SPID_CIE_PROVIDERS", value_delimiter = ',')]
+    pub spid_cie_providers: Vec<String>,
+    /// Organisation name published in the metadata.
+    #[arg(long, env = "SIGESS_SPID_ORGANIZATION", default_value = "Roma Capitale")]
+    pub spid_organization: String,
+    /// Client name shown by the providers.
+    #[arg(long, env = "SIGESS_SPID_CLIENT_NAME", default_value = "SIGeSS - cartella sociale")]
+    pub spid_client_name: String,
+    /// SPID level requested (acr): 1, 2 or 3.
+    #[arg(long, env = "SIGESS_SPID_LEVEL", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub spid_level: u8,
+    /// Session cookie `Secure` attribute. Turn off only for plain-HTTP tests on 127.0.0.1.
+    #[arg(long, env = "SIGESS_SESSION_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub session_cookie_secure: bool,
+    /// Minutes without requests after which a session ends.
+    #[arg(long, env = "SIGESS_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+    /// Hours after login after which a session ends whatever its use.
+    #[arg(long, env = "SIGESS_SESSION_MAX_HOURS", default_value_t = 8)]
+    pub session_max_hours: u64,
+}
+
+/// Everything the relying party runs with.
+#[derive(Clone, Debug)]
+pub struct RpConfig {
+    /// Entity id = client id, ending in `/`.
+    pub entity_id: String,
+    pub trust_anchor: String,
+    pub anchor_keys: Vec<Value>,
+    pub federation_keys: Vec<PathBuf>,
+    pub sig_keys: Vec<PathBuf>,
+    pub enc_keys: Vec<PathBuf>,
+    /// Create missing key files (first start).
+    pub create_keys: bool,
+    pub trust_marks: Vec<Value>,
+    pub provider_trust_marks: Vec<String>,
+    pub cie_providers: Vec<String>,
+    pub organization_name: String,
+    pub client_name: String,
+    /// `https://www.spid.gov.it/SpidL<level>`.
+    pub acr: String,
+    pub cookie_secure: bool,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// Lifetime of the published entity configuration.
+    pub ec_lifetime: Duration,
+    /// Longest time a resolved chain is used before resolving again.
+    pub chain_max_age: Duration,
+    /// How long a started login may take before its callback is refused.
+    pub login_timeout: Duration,
+    /// Purpose written to the audit trail for an operator's calls.
+    pub purpose: String,
+    pub http_timeout: Duration,
+}
+
+/// Path under which the routes are mounted; the entity id must end with it.
+pub const BASE_PATH: &str = "/oidc/rp/";
+
+impl RpConfig {
+    /// Defaults around an entity id and a Trust Anchor.
+    pub fn new(entity_id: &str, trust_anchor: &str) -> Self {
+        Self {
+            entity_id: entity_id.to_string(),
+            trust_anchor: trust_anchor.to_string(),
+            anchor_keys: Vec::new(),
+            federation_keys: Vec::new(),
+            sig_keys: Vec::new(),
+            enc_keys: Vec::new(),
+            create_keys: true,
+            trust_marks: Vec::new(),
+            provider_trust_marks: Vec::new(),
+            cie_providers: Vec::new(),
+            organization_name: "Roma Capitale".into(),
+            client_name: "SIGeSS - cartella sociale".into(),
+            acr: "https://www.spid.gov.it/SpidL2".into(),
+            cookie_secure: true,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(8 * 3600),
+            ec_lifetime: Duration::from_secs(24 * 3600),
+            chain_max_age: Duration::from_secs(3600),
+            login_timeout: Duration::from_secs(10 * 60),
+            purpose: "gestione della cartella sociale".into(),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!("{}callback", self.entity_id)
+    }
+
+    /// Checks the values that would make the login unsafe or unreachable.
+    pub fn validate(&self) -> Result<()> {
+        let eid = crate::http::check_url(&self.entity_id).map_err(|_| Error::Key("entity id must be https (or http on loopback)".into()))?;
+        if !eid.path().ends_with(BASE_PATH) || eid.query().is_some() || eid.fragment().is_some() {
+            return Err(Error::Key(format!("entity id must end with {BASE_PATH}, without query or fragment")));
+        }
+        if !self.trust_anchor.ends_with('/') {
+            return Err(Error::Key("trust anchor id must end with /".into()));
+        }
+        if !self.cookie_secure && eid.scheme() == "https" {
+            return Err(Error::Key("a non-Secure session cookie is allowed only for an http loopback entity id".into()));
+        }
+        if self.idle_timeout.is_zero() || self.absolute_timeout < self.idle_timeout {
+            return Err(Error::Key("session timeouts: idle must be > 0 and not above the absolute one".into()));
+        }
+        Ok(())
+    }
+}
+
+impl RpArgs {
+    /// The configuration these flags describe; None when login is not enabled.
+    pub fn config(&self) -> Result<Option<RpConfig>> {
+        let Some(entity_id) = &self.spid_entity_id else { return Ok(None) };
+        let mut c = RpConfig::new(entity_id, &self.spid_trust_anchor);
+        if let Some(p) = &self.spid_trust_anchor_jwks {
+            let v: Value = read_json(p)?;
+            c.anchor_keys = v.get("keys").and_then(Value::as_array).cloned().ok_or(Error::Key("anchor JWKS has no keys".into()))?;
+        }
+        c.federation_keys = self.spid_federation_key.clone();
+        c.sig_keys = self.spid_sig_key.clone();
+        c.enc_keys = self.spid_enc_key.clone();
+        if let Some(p) = &self.spid_trust_marks {
+            c.trust_marks = match read_json(p)? {
+                Value::Array(a) => a,
+                _ => return Err(Error::Key("trust marks file must hold a JSON list".into())),
+            };
+        }
+        c.provider_trust_marks = self.spid_provider_trust_mark.clone();
+        c.cie_providers = self.spid_cie_providers.clone();
+        c.organization_name = self.spid_organization.clone();
+        c.client_name = self.spid_client_name.clone();
+        c.acr = format!("https://www.spid.gov.it/SpidL{}", self.spid_level);
+        c.cookie_secure = self.session_cookie_secure;
+        c.idle_timeout = Duration::from_secs(self.session_idle_minutes.max(1) * 60);
+        c.absolute_timeout = Duration::from_secs(self.session_max_hours.max(1) * 3600);
+        c.validate()?;
+        Ok(Some(c))
+    }
+}
+
+fn read_json(p: &std::path::Path) -> Result<Value> {
+    let bytes = std::fs::read(p).map_err(|e| Error::Key(format!("cannot read {}: {}", p.display(), e.kind())))?;
+    serde_json::from_slice(&bytes).map_err(|_| Error::Key(format!("{} is not JSON", p.display())))
+}

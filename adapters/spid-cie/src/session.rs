@@ -1,0 +1,132 @@
+//! Operator sessions: cookies, timeouts, CSRF, and the cookie → `Caller` path the gateway
+//! calls for requests without an `Authorization` header.
+//!
+//! The cookie holds a random 256-bit id; the store keeps only its SHA-256, so neither a
+//! log line nor a copy of the table can be turned back into a cookie. A session ends
+//! after `idle_timeout` without requests or `absolute_timeout` after login. Requests that
+//! change something (anything but GET/HEAD/OPTIONS) must also carry the session's CSRF
+//! token in `X-CSRF-Token`: the cookie alone is not enough to act.
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use core_cartella::{
+    auth::{Caller, CallerKind},
+    store::SessionRecord,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{Rp, jose::now, oidc::constant_time_eq};
+
+/// Header carrying the CSRF token on state-changing REST calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Activity is written back at most this often (seconds), not on every request.
+const TOUCH_EVERY: i64 = 15;
+
+/// Why a session cookie did not authenticate. Shown as the 401 detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefused {
+    #[error("session unknown or ended: log in again")]
+    Unknown,
+    #[error("session expired: log in again")]
+    Expired,
+    #[error("operator disabled")]
+    Disabled,
+    #[error("missing or wrong X-CSRF-Token for a request that changes data")]
+    Csrf,
+    #[error("session store unavailable")]
+    Store,
+}
+
+/// SHA-256 (base64url) of a cookie value or state: what the store keeps.
+pub fn digest(value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Value of cookie `name` in the request's Cookie headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+impl Rp {
+    /// Session cookie name: `__Host-` prefixed when Secure, so no subdomain or plain-HTTP
+    /// page can set it.
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.config().cookie_secure { "__Host-sigess_rp_session" } else { "sigess_rp_session" }
+    }
+
+    pub(crate) fn login_cookie_name(&self) -> &'static str {
+        if self.config().cookie_secure { "__Host-sigess_rp_login" } else { "sigess_rp_login" }
+    }
+
+    fn cookie_attrs(&self) -> &'static str {
+        if self.config().cookie_secure { "; Path=/; HttpOnly; SameSite=Lax; Secure" } else { "; Path=/; HttpOnly; SameSite=Lax" }
+    }
+
+    pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!("{name}={value}; Max-Age={max_age}{}", self.cookie_attrs())).ok()
+    }
+
+    pub(crate) fn clear_cookie(&self, name: &str) -> Option<HeaderValue> {
+        self.set_cookie(name, "", 0)
+    }
+
+    /// True when the request carries this hub's session cookie (the gateway asks before
+    /// falling back to other credentials).
+    pub fn has_session_cookie(&self, headers: &HeaderMap) -> bool {
+        cookie(headers, self.session_cookie_name()).is_some()
+    }
+
+    /// The live session of this request, ended here if it timed out.
+    pub(crate) async fn live_session(&self, headers: &HeaderMap) -> Result<SessionRecord, SessionRefused> {
+        let id = cookie(headers, self.session_cookie_name()).ok_or(SessionRefused::Unknown)?;
+        let hash = digest(id);
+        let store = self.store();
+        let s = store.session(&hash).await.map_err(|_| SessionRefused::Store)?.ok_or(SessionRefused::Unknown)?;
+        let t = now();
+        let idle = i64::try_from(self.config().idle_timeout.as_secs()).unwrap_or(i64::MAX);
+        if t >= s.expires_at || t - s.last_seen >= idle {
+            let _ = store.delete_session(&hash).await;
+            return Err(SessionRefused::Expired);
+        }
+        if t - s.last_seen >= TOUCH_EVERY {
+            store.touch_session(&hash, t).await.map_err(|_| SessionRefused::Store)?;
+        }
+        Ok(s)
+    }
+
+    /// The operator behind the session cookie of a request, as a `Caller`.
+    ///
+    /// `Ok(None)` when there is no session cookie (other credentials may apply).
+    pub async fn session_caller(&self, headers: &HeaderMap, method: &str, request_id: &str) -> Result<Option<Caller>, SessionRefused> {
+        if !self.has_session_cookie(headers) {
+            return Ok(None);
+        }
+        let s = self.live_session(headers).await?;
+        if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !constant_time_eq(sent.as_bytes(), s.csrf_token.as_bytes()) {
+                return Err(SessionRefused::Csrf);
+            }
+        }
+        let op = self.store().operator(&s.operator_id).await.map_err(|_| SessionRefused::Store)?.ok_or(SessionRefused::Unknown)?;
+        if op.disabled {
+            return Err(SessionRefused::Disabled);
+        }
+        Ok(Some(Caller {
+            kind: CallerKind::Operatore,
+            subject: op.operator_id,
+            ente: op.ente,
+            ufficio: op.ufficio,
+            roles: op.roles,
+            purpose: self.config().purpose.clone(),
+            request_id: request_id.to_string(),
+        }))
+    }
+}

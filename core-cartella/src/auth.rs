@@ -1,0 +1,301 @@
+//! The verified caller of every core call, and the short-lived caller token the hub signs to
+//! carry it (EdDSA JWS, josekit). The gateway mints; core only verifies, and never trusts an
+//! unsigned header.
+use std::{fmt, fs, path::Path, sync::Arc, time::{Duration, SystemTime, UNIX_EPOCH}};
+
+use josekit::{
+    jws::{
+        EdDSA, JwsHeader,
+        alg::eddsa::{EddsaJwsSigner, EddsaJwsVerifier},
+    },
+    jwk::alg::ed::EdCurve,
+    jwt::{self, JwtPayload, JwtPayloadValidator},
+};
+use serde_json::Value;
+
+pub const ISSUER: &str = "sigess-hub";
+pub const AUDIENCE: &str = "sigess-core";
+/// Longest lifetime core accepts for a token, whatever its `exp` says.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A social worker (identified by the hub's operator id, not by codice fiscale).
+    Operatore,
+    /// A system client: a municipal app, an adapter, INPS through PDND.
+    Sistema,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reads and writes cartelle in scope.
+    Operatore,
+    /// Reads cartelle in scope.
+    Consultazione,
+    /// Reads aggregates only (conoscitivo level).
+    Statistica,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "operatore" => Some(Self::Operatore),
+            "consultazione" => Some(Self::Consultazione),
+            "statistica" => Some(Self::Statistica),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operatore => "operatore",
+            Self::Consultazione => "consultazione",
+            Self::Statistica => "statistica",
+        }
+    }
+}
+
+/// Who is calling, as the hub verified it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub kind: CallerKind,
+    /// Opaque id: the hub's operator id or the system client id.
+    pub subject: String,
+    pub ente: String,
+    /// None = the whole ente (e.g. the Social Policy Department, INPS).
+    pub ufficio: Option<String>,
+    pub roles: Vec<Role>,
+    /// Declared purpose of processing, written to the audit trail.
+    pub purpose: String,
+    pub request_id: String,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("kind", &self.kind)
+            .field("ente", &self.ente)
+            .field("ufficio", &self.ufficio)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn can_read(&self) -> bool {
+        self.has(Role::Operatore) || self.has(Role::Consultazione)
+    }
+
+    pub fn can_write(&self) -> bool {
+        self.has(Role::Operatore)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("caller token missing")]
+    Missing,
+    #[error("caller token malformed or signature invalid")]
+    Invalid,
+    #[error("caller token expired or not yet valid")]
+    Expired,
+    #[error("caller token lacks claim {0}")]
+    Claim(&'static str),
+    #[error("key: {0}")]
+    Key(String),
+}
+
+/// Verifies caller tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    verifier: Arc<EddsaJwsVerifier>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenVerifier")
+    }
+}
+
+/// Mints caller tokens. Only the gateway (and `sigess token`) hold one.
+#[derive(Clone)]
+pub struct TokenSigner {
+    signer: Arc<EddsaJwsSigner>,
+    public_pem: Vec<u8>,
+}
+
+impl fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSigner")
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl TokenSigner {
+    /// Loads the Ed25519 private key (PKCS#8 PEM) at `path`, creating it (mode 0600) if absent.
+    pub fn load_or_create(path: &Path) -> Result<Self, TokenError> {
+        let pem = if path.exists() {
+            fs::read(path).map_err(|e| TokenError::Key(format!("cannot read {}: {e}", path.display())))?
+        } else {
+            let pair = EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(|e| TokenError::Key(e.to_string()))?;
+            let pem = pair.to_pem_private_key();
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| TokenError::Key(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            write_private(path, &pem)?;
+            pem
+        };
+        Self::from_pem(&pem)
+    }
+
+    pub fn from_pem(pem: &[u8]) -> Result<Self, TokenError> {
+        let pair = EdDSA.key_pair_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        let signer = EdDSA.signer_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        Ok(Self { signer: Arc::new(signer), public_pem: pair.to_pem_public_key() })
+    }
+
+    pub fn verifier(&self) -> Result<TokenVerifier, TokenError> {
+        TokenVerifier::from_public_pem(&self.public_pem)
+    }
+
+    pub fn public_pem(&self) -> &[u8] {
+        &self.public_pem
+    }
+
+    pub fn mint(&self, caller: &Caller, ttl: Duration) -> Result<String, TokenError> {
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        let mut p = JwtPayload::new();
+        let now = now_secs();
+        let set = |p: &mut JwtPayload, k: &str, v: Value| p.set_claim(k, Some(v)).map_err(|e| TokenError::Key(e.to_string()));
+        p.set_issuer(ISSUER);
+        p.set_audience(vec![AUDIENCE]);
+        p.set_subject(&caller.subject);
+        set(&mut p, "iat", Value::from(now))?;
+        set(&mut p, "exp", Value::from(now + ttl.as_secs()))?;
+        set(&mut p, "knd", Value::from(match caller.kind {
+            CallerKind::Operatore => "operatore",
+            CallerKind::Sistema => "sistema",
+        }))?;
+        set(&mut p, "ente", Value::from(caller.ente.clone()))?;
+        if let Some(u) = &caller.ufficio {
+            set(&mut p, "uff", Value::from(u.clone()))?;
+        }
+        set(&mut p, "roles", Value::from(caller.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()))?;
+        set(&mut p, "pur", Value::from(caller.purpose.clone()))?;
+        jwt::encode_with_signer(&p, &header, self.signer.as_ref()).map_err(|e| TokenError::Key(e.to_string()))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, pem: &[u8]) -> Result<(), TokenError> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| TokenError::Key(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(pem).map_err(|e| TokenError::Key(e.to_string()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, pem: &[u8]) -> Result<(), TokenError> {
+    fs::write(path, pem).map_err(|e| TokenError::Key(e.to_string()))
+}
+
+impl TokenVerifier {
+    pub fn from_public_pem(pem: &[u8]) -> Result<Self, TokenError> {
+        let v = EdDSA.verifier_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        Ok(Self { verifier: Arc::new(v) })
+    }
+
+    pub fn verify(&self, token: &str, request_id: &str) -> Result<Caller, TokenError> {
+        let (payload, _header) = jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|_| TokenError::Invalid)?;
+        let mut validator = JwtPayloadValidator::new();
+        validator.set_issuer(ISSUER);
+        validator.set_audience(AUDIENCE);
+        validator.set_base_time(SystemTime::now());
+        validator.set_min_issued_time(SystemTime::now() - MAX_TTL);
+        validator.set_max_issued_time(SystemTime::now() + Duration::from_secs(60));
+        if payload.expires_at().is_none() {
+            return Err(TokenError::Claim("exp"));
+        }
+        validator.validate(&payload).map_err(|e| match e {
+            josekit::JoseError::InvalidClaim(_) => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+        let str_claim = |k: &'static str| payload.claim(k).and_then(Value::as_str).map(str::to_string);
+        let kind = match str_claim("knd").as_deref() {
+            Some("operatore") => CallerKind::Operatore,
+            Some("sistema") => CallerKind::Sistema,
+            _ => return Err(TokenError::Claim("knd")),
+        };
+        let subject = payload.subject().ok_or(TokenError::Claim("sub"))?.to_string();
+        let ente = str_claim("ente").filter(|e| !e.is_empty()).ok_or(TokenError::Claim("ente"))?;
+        let roles = payload
+            .claim("roles")
+            .and_then(Value::as_array)
+            .ok_or(TokenError::Claim("roles"))?
+            .iter()
+            .filter_map(|r| r.as_str().and_then(Role::parse))
+            .collect();
+        Ok(Caller {
+            kind,
+            subject,
+            ente,
+            ufficio: str_claim("uff").filter(|u| !u.is_empty()),
+            roles,
+            purpose: str_claim("pur").unwrap_or_default(),
+            request_id: request_id.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            kind: CallerKind::Operatore,
+            subject: "op-1".into(),
+            ente: "H501".into(),
+            ufficio: Some("M01".into()),
+            roles: vec![Role::Operatore],
+            purpose: "presa in carico".into(),
+            request_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).expect("key");
+        let again = TokenSigner::load_or_create(&dir.path().join("k.pem")).expect("key reloads");
+        assert_eq!(signer.public_pem(), again.public_pem());
+        let v = signer.verifier().expect("verifier");
+        let t = signer.mint(&caller(), Duration::from_secs(60)).expect("mint");
+        assert_eq!(v.verify(&t, "r1").expect("valid"), Caller { request_id: "r1".into(), ..caller() });
+
+        let expired = signer.mint(&caller(), Duration::from_secs(0)).expect("mint");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(matches!(v.verify(&expired, ""), Err(TokenError::Expired)));
+
+        let other = TokenSigner::load_or_create(&dir.path().join("other.pem")).expect("key");
+        let forged = other.mint(&caller(), Duration::from_secs(60)).expect("mint");
+        assert!(matches!(v.verify(&forged, ""), Err(TokenError::Invalid)));
+
+        let mut parts: Vec<&str> = t.split('.').collect();
+        parts[2] = "";
+        assert!(matches!(v.verify(&parts.join("."), ""), Err(TokenError::Invalid)));
+        assert!(matches!(v.verify("garbage", ""), Err(TokenError::Invalid)));
+    }
+}

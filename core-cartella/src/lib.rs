@@ -1,0 +1,14 @@
+//! core-cartella: the one record per person of SIGeSS. Domain rules (pure), the store
+//! (SQLite or PostgreSQL), tenancy and audit, the outbox-fed change feed, and the tonic
+//! services of `cartella.v1`.
+
+pub mod auth;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod record;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use error::{CoreError, Result};

@@ -1,0 +1,114 @@
+//! Assembles the gRPC server of core: the three `cartella.v1` services behind caller-token
+//! authentication, plus standard health (tracking the store) and reflection.
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use cartella_proto::v1::{
+    FILE_DESCRIPTOR_SET, cartella_service_server::CartellaServiceServer, feed_service_server::FeedServiceServer,
+    siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Status, service::{Interceptor, Routes}, transport::Server};
+use tonic_health::ServingStatus;
+
+use crate::{
+    auth::TokenVerifier,
+    service::{CartellaSvc, FeedSvc, SiussSvc, StatsSvc},
+    store::Store,
+};
+
+pub const SERVICES: [&str; 4] =
+    ["cartella.v1.CartellaService", "cartella.v1.FeedService", "cartella.v1.StatsService", "cartella.v1.SiussService"];
+
+/// Verifies the caller token of every call and puts the `Caller` in the request extensions.
+#[derive(Clone, Debug)]
+pub struct Authenticate {
+    verifier: TokenVerifier,
+}
+
+impl Authenticate {
+    pub fn new(verifier: TokenVerifier) -> Self {
+        Self { verifier }
+    }
+}
+
+/// Request id from the caller (the gateway propagates its own), or a fresh one.
+fn request_id<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let rid = request_id(&req);
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| Status::unauthenticated("caller token missing: send authorization: Bearer <token>"))?;
+        let caller = self.verifier.verify(token.trim(), &rid).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+/// The gRPC routes of core, to serve alone or merged with HTTP routes.
+pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    let auth = Authenticate::new(verifier);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for s in SERVICES {
+        reporter.set_service_status(s, ServingStatus::Serving).await;
+    }
+    // Health follows the store: a database that stops answering makes the services NOT_SERVING.
+    let watched = store.clone();
+    tokio::spawn(async move {
+        let mut last = true;
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let ok = watched.ping().await.is_ok();
+            if ok != last {
+                let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+                reporter.set_service_status("", status).await;
+                for s in SERVICES {
+                    reporter.set_service_status(s, status).await;
+                }
+                last = ok;
+            }
+        }
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = Routes::new(health)
+        .add_service(reflection)
+        .add_service(CartellaServiceServer::with_interceptor(CartellaSvc::new(store.clone()), auth.clone()))
+        .add_service(FeedServiceServer::with_interceptor(FeedSvc::new(store.clone()), auth.clone()))
+        .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
+        .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth));
+    Ok(routes)
+}
+
+/// Serves core's gRPC on `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    store: &Store,
+    verifier: TokenVerifier,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let routes = routes(store, verifier).await?;
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

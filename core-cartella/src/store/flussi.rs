@@ -1,0 +1,511 @@
+//! The SIUSS flow ledger: every flow the hub produced for INPS, its state and INPS's esito,
+//! what the hub last decided for each prestazione, and the producing worker's cursor.
+//!
+//! The ledger knows flows only as bytes plus metadata: mapping and XML live in the SIUSS
+//! adapter, and the worker hands the store a closure that writes the XML once the flow id
+//! is known. Ordering: a flow's `ts_flusso` (ms) is taken from a per-ente counter row that
+//! stays locked until the flow's transaction commits, so flows of an ente commit in
+//! `ts_flusso` order and `ts_flusso > since` never skips one that commits late; within an
+//! ente `ts_flusso` and the ledger sequence grow together. Flow states: `ready` (produced),
+//! `served` (returned by `GET /flussi` at least once), `acknowledged` (esito OK) or
+//! `rejected` (any other esito).
+use sqlx::{Row, any::AnyRow};
+use time::OffsetDateTime;
+
+use super::{Store, audit, now, sql::Q};
+use crate::{
+    auth::Caller,
+    error::{CoreError, Result},
+    record::{Kind, Val},
+    store::feed::Cursor,
+};
+
+/// Longest flow the ledger accepts, in XML bytes: base64 of it must stay within the
+/// `flusso` property's 10 MB (`maxLength: 10000000`).
+pub const MAX_XML_BYTES: usize = 7_400_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatoFlusso {
+    Ready,
+    Served,
+    Acknowledged,
+    Rejected,
+}
+
+impl StatoFlusso {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Served => "served",
+            Self::Acknowledged => "acknowledged",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "served" => Self::Served,
+            "acknowledged" => Self::Acknowledged,
+            "rejected" => Self::Rejected,
+            _ => Self::Ready,
+        }
+    }
+}
+
+/// A flow as the ledger holds it (the XML only when asked for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flusso {
+    pub seq: i64,
+    pub id_flusso: String,
+    pub ente: String,
+    pub denominazione_ente: String,
+    pub prestazione_id: String,
+    pub prestazione_version: i64,
+    /// `PS` or `SINBA`.
+    pub tipo: String,
+    /// `I` or `C`.
+    pub operazione: String,
+    pub ts_flusso: i64,
+    pub stato: StatoFlusso,
+    pub impronta: String,
+    pub created_at: String,
+    pub served_at: String,
+    pub codice_esito: String,
+    pub descrizione_esito: String,
+    pub id_acquisizione_siuss: String,
+    pub ts_acquisizione: String,
+    /// The encoded records the flow was mapped from (insertions only), so that a later
+    /// cancellation can repeat exactly what was inserted.
+    pub snapshot: Vec<u8>,
+    pub xml: Vec<u8>,
+}
+
+/// Writes a flow's XML once its id is known.
+pub type XmlWriter = Box<dyn FnOnce(&str) -> std::result::Result<Vec<u8>, String> + Send>;
+
+/// One flow to produce for a prestazione.
+pub struct Emissione {
+    /// `PS` or `SINBA`.
+    pub tipo: &'static str,
+    /// `I` or `C`.
+    pub operazione: &'static str,
+    pub impronta: String,
+    pub snapshot: Vec<u8>,
+    /// Writes the flow's XML given its id (`{ente}.{tipo}.{AAAAMMGG}.{NNNNNNN}`), or says
+    /// why it cannot (the decision is then stored without this flow).
+    pub xml: XmlWriter,
+}
+
+impl std::fmt::Debug for Emissione {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emissione").field("tipo", &self.tipo).field("operazione", &self.operazione).finish_non_exhaustive()
+    }
+}
+
+/// A problem that keeps a prestazione from being sent; never carries a value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mancanza {
+    pub path: String,
+    pub rule: String,
+    pub message: String,
+}
+
+/// What the worker decided for one version of a prestazione.
+#[derive(Debug)]
+pub struct Decisione {
+    pub prestazione_id: String,
+    pub ente: String,
+    /// As the flows name it (`denominazione_ente` of `GET /flussi`).
+    pub denominazione_ente: String,
+    pub ufficio: String,
+    pub version: i64,
+    /// Empty when the prestazione is sendable.
+    pub mancanze: Vec<Mancanza>,
+    /// A note for operators (e.g. a SINBA record cannot be cancelled), no personal data.
+    pub nota: String,
+    /// In order: a cancellation, then a new insertion, as needed.
+    pub emissioni: Vec<Emissione>,
+}
+
+/// What the hub last decided for a prestazione, as shown to operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatoPrestazione {
+    pub valutata: bool,
+    pub version: i64,
+    pub mancanze: Vec<Mancanza>,
+    pub nota: String,
+    pub updated_at: String,
+    pub flussi: Vec<Flusso>,
+}
+
+/// An esito posted by INPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Esito {
+    pub id_flusso: String,
+    pub codice_esito: String,
+    pub descrizione_esito: String,
+    pub id_acquisizione_siuss: String,
+    pub ts_acquisizione: String,
+}
+
+/// Why a batch of esiti was refused; nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum EsitiError {
+    #[error("{} esito(i) name flows this ente never produced", .0.len())]
+    Sconosciuti(Vec<usize>),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+const FLUSSO_COLS: &str = "seq, id_flusso, ente, denominazione_ente, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, stato, impronta, created_at, served_at, codice_esito, descrizione_esito, id_acquisizione_siuss, ts_acquisizione, snapshot";
+
+fn opt(r: &AnyRow, col: &str) -> Result<String> {
+    Ok(r.try_get::<Option<String>, _>(col)?.unwrap_or_default())
+}
+
+fn flusso(r: &AnyRow, with_xml: bool) -> Result<Flusso> {
+    Ok(Flusso {
+        seq: r.try_get("seq")?,
+        id_flusso: r.try_get("id_flusso")?,
+        ente: r.try_get("ente")?,
+        denominazione_ente: r.try_get("denominazione_ente")?,
+        prestazione_id: r.try_get("prestazione_id")?,
+        prestazione_version: r.try_get("prestazione_version")?,
+        tipo: r.try_get("tipo")?,
+        operazione: r.try_get("operazione")?,
+        ts_flusso: r.try_get("ts_flusso")?,
+        stato: StatoFlusso::parse(&r.try_get::<String, _>("stato")?),
+        impronta: r.try_get("impronta")?,
+        created_at: r.try_get("created_at")?,
+        served_at: opt(r, "served_at")?,
+        codice_esito: opt(r, "codice_esito")?,
+        descrizione_esito: opt(r, "descrizione_esito")?,
+        id_acquisizione_siuss: opt(r, "id_acquisizione_siuss")?,
+        ts_acquisizione: opt(r, "ts_acquisizione")?,
+        snapshot: r.try_get::<Option<Vec<u8>>, _>("snapshot")?.unwrap_or_default(),
+        xml: if with_xml { r.try_get("xml")? } else { Vec::new() },
+    })
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// The worker's position in the outbox.
+    pub async fn siuss_cursor(&self, nome: &str) -> Result<Cursor> {
+        let row = Q::new("SELECT txid, seq FROM siuss_cursore WHERE nome = ").bind_text(nome).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(r) => Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? },
+            None => Cursor::default(),
+        })
+    }
+
+    pub async fn siuss_set_cursor(&self, nome: &str, c: Cursor) -> Result<()> {
+        Q::new("INSERT INTO siuss_cursore (nome, txid, seq) VALUES (")
+            .bind_text(nome)
+            .push(", ")
+            .bind_int(c.txid)
+            .push(", ")
+            .bind_int(c.seq)
+            .push(") ON CONFLICT (nome) DO UPDATE SET txid = excluded.txid, seq = excluded.seq")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The insertion currently standing at INPS for a prestazione: the latest flow, when it
+    /// is an insertion INPS has not rejected. A later cancellation, or a rejection, leaves
+    /// nothing standing.
+    pub async fn siuss_standing(&self, prestazione_id: &str) -> Result<Option<Flusso>> {
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(" FROM siuss_flusso WHERE prestazione_id = ").bind_text(prestazione_id);
+        q.push(" ORDER BY seq DESC LIMIT 1");
+        let Some(r) = q.fetch_optional(&self.pool).await? else { return Ok(None) };
+        let f = flusso(&r, false)?;
+        Ok((f.operazione == "I" && f.stato != StatoFlusso::Rejected).then_some(f))
+    }
+
+    /// Records a decision: its flows (each with a fresh id and `ts_flusso`) and the
+    /// prestazione's current gaps, in one transaction. Returns the ids produced.
+    pub async fn siuss_apply(&self, d: Decisione) -> Result<Vec<String>> {
+        let (at, today) = now();
+        let giorno = format!("{:04}{:02}{:02}", today.year(), u8::from(today.month()), today.day());
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::new();
+        for e in d.emissioni {
+            // Per-ente ts counter first: its row lock orders this ente's flows by commit.
+            let ts: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
+                .bind_text(&d.ente)
+                .push(", 'ts', ")
+                .bind_int(now_ms())
+                .push(") ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = CASE WHEN excluded.ultimo > siuss_progressivo.ultimo THEN excluded.ultimo ELSE siuss_progressivo.ultimo + 1 END RETURNING ultimo")
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| CoreError::Internal("ts counter returned no row".into()))?
+                .try_get("ultimo")?;
+            let n: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
+                .bind_text(&d.ente)
+                .push(", ")
+                .bind_text(&giorno)
+                .push(", 1) ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = siuss_progressivo.ultimo + 1 RETURNING ultimo")
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| CoreError::Internal("progressivo returned no row".into()))?
+                .try_get("ultimo")?;
+            if n > 9_999_999 {
+                return Err(CoreError::Internal("daily flow sequence exhausted".into()));
+            }
+            let id = format!("{}.{}.{}.{:07}", d.ente, e.tipo, giorno, n);
+            let xml = (e.xml)(&id).map_err(|why| CoreError::Internal(format!("flow not written: {why}")))?;
+            if xml.len() > MAX_XML_BYTES {
+                return Err(CoreError::Internal("flow larger than the 10 MB the API allows".into()));
+            }
+            let mut q = Q::new("INSERT INTO siuss_flusso (id_flusso, ente, denominazione_ente, ufficio, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, xml, impronta, snapshot, stato, created_at) VALUES (");
+            q.bind_text(&id).push(", ").bind_text(&d.ente).push(", ").bind_text(&d.denominazione_ente).push(", ").bind_text(&d.ufficio).push(", ").bind_text(&d.prestazione_id);
+            q.push(", ").bind_int(d.version).push(", ").bind_text(e.tipo).push(", ").bind_text(e.operazione).push(", ").bind_int(ts);
+            q.push(", ").bind(Val::Bytes(xml)).push(", ").bind_text(&e.impronta).push(", ").bind(Val::Bytes(e.snapshot));
+            q.push(", 'ready', ").bind_text(&at).push(")");
+            q.execute(&mut *tx).await?;
+            ids.push(id);
+        }
+        let mancanze = serde_json::to_string(&d.mancanze).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut q = Q::new("INSERT INTO siuss_prestazione (prestazione_id, ente, ufficio, version, violazioni, nota, updated_at) VALUES (");
+        q.bind_text(&d.prestazione_id).push(", ").bind_text(&d.ente).push(", ").bind_text(&d.ufficio).push(", ").bind_int(d.version);
+        q.push(", ").bind_text(&mancanze).push(", ").bind(Val::opt_text(&d.nota)).push(", ").bind_text(&at);
+        q.push(") ON CONFLICT (prestazione_id) DO UPDATE SET version = excluded.version, violazioni = excluded.violazioni, nota = excluded.nota, updated_at = excluded.updated_at, ufficio = excluded.ufficio");
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// `GET /flussi`: up to `limit` flows of the caller's ente with `ts_flusso > since`, in
+    /// ledger order, with their XML. Marks them served and audits the disclosure. The same
+    /// `since` always returns the same flows (plus any produced since).
+    pub async fn siuss_serve(&self, caller: &Caller, since: i64, limit: u32) -> Result<Vec<Flusso>> {
+        if caller.ufficio.is_some() || !caller.can_read() {
+            return Err(CoreError::Denied("SIUSS flows are served only to an ente-wide caller allowed to read"));
+        }
+        let (at, _) = now();
+        let mut tx = self.pool.begin().await?;
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(", xml FROM siuss_flusso WHERE ente = ").bind_text(&caller.ente);
+        q.push(" AND ts_flusso > ").bind_int(since).push(" ORDER BY ts_flusso, seq LIMIT ").bind_int(i64::from(limit));
+        let rows = q.fetch_all(&mut *tx).await?;
+        let out = rows.iter().map(|r| flusso(r, true)).collect::<Result<Vec<_>>>()?;
+        let fresh: Vec<&Flusso> = out.iter().filter(|f| f.stato == StatoFlusso::Ready).collect();
+        if !fresh.is_empty() {
+            let mut q = Q::new("UPDATE siuss_flusso SET stato = 'served', served_at = ");
+            q.bind_text(&at).push(" WHERE stato = 'ready' AND seq IN (");
+            for (i, f) in fresh.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_int(f.seq);
+            }
+            q.push(")");
+            q.execute(&mut *tx).await?;
+        }
+        let ids: Vec<&str> = out.iter().map(|f| f.prestazione_id.as_str()).collect();
+        audit(&mut *tx, caller, &at, "siuss-flusso", Kind::Prestazione, &ids, "conferimento SIUSS a INPS").await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// `POST /esiti`: stores every esito or none. An esito repeated with the same content
+    /// changes nothing; a later different one replaces it (INPS reprocessed the flow).
+    pub async fn siuss_esiti(&self, caller: &Caller, esiti: &[Esito]) -> std::result::Result<usize, EsitiError> {
+        if caller.ufficio.is_some() || !caller.can_read() {
+            return Err(CoreError::Denied("SIUSS esiti are accepted only from an ente-wide caller").into());
+        }
+        let (at, _) = now();
+        let mut tx = self.pool.begin().await.map_err(CoreError::from)?;
+        let mut unknown = Vec::new();
+        let mut changed = 0;
+        for (i, e) in esiti.iter().enumerate() {
+            let stato = if e.codice_esito == "OK" { StatoFlusso::Acknowledged } else { StatoFlusso::Rejected };
+            let mut q = Q::new("UPDATE siuss_flusso SET stato = ");
+            q.bind_text(stato.as_str()).push(", codice_esito = ").bind_text(&e.codice_esito);
+            q.push(", descrizione_esito = ").bind(Val::opt_text(&e.descrizione_esito));
+            q.push(", id_acquisizione_siuss = ").bind(Val::opt_text(&e.id_acquisizione_siuss));
+            q.push(", ts_acquisizione = ").bind(Val::opt_text(&e.ts_acquisizione)).push(", esito_at = ").bind_text(&at);
+            q.push(" WHERE id_flusso = ").bind_text(&e.id_flusso).push(" AND ente = ").bind_text(&caller.ente);
+            let n = q.execute(&mut *tx).await.map_err(CoreError::from)?;
+            if n == 0 {
+                unknown.push(i);
+            }
+            changed += n as usize;
+        }
+        if !unknown.is_empty() {
+            tx.rollback().await.map_err(CoreError::from)?;
+            return Err(EsitiError::Sconosciuti(unknown));
+        }
+        tx.commit().await.map_err(CoreError::from)?;
+        Ok(changed)
+    }
+
+    /// Operators' view of a prestazione's SIUSS state. Reading the prestazione first applies
+    /// tenancy and audits the read.
+    pub async fn siuss_stato(&self, caller: &Caller, prestazione_id: &str, purpose: &str) -> Result<StatoPrestazione> {
+        self.get::<cartella_proto::v1::Prestazione>(caller, prestazione_id, purpose).await?;
+        let row = Q::new("SELECT version, violazioni, nota, updated_at FROM siuss_prestazione WHERE prestazione_id = ")
+            .bind_text(prestazione_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let mut out = StatoPrestazione::default();
+        if let Some(r) = row {
+            out.valutata = true;
+            out.version = r.try_get("version")?;
+            out.mancanze = serde_json::from_str(&r.try_get::<String, _>("violazioni")?).unwrap_or_default();
+            out.nota = opt(&r, "nota")?;
+            out.updated_at = r.try_get("updated_at")?;
+        }
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(" FROM siuss_flusso WHERE prestazione_id = ").bind_text(prestazione_id).push(" ORDER BY seq");
+        out.flussi = q.fetch_all(&self.pool).await?.iter().map(|r| flusso(r, false)).collect::<Result<_>>()?;
+        for f in &mut out.flussi {
+            f.snapshot.clear();
+        }
+        Ok(out)
+    }
+
+    /// One flow with its XML (tests, conformance scripts).
+    pub async fn siuss_flusso(&self, id_flusso: &str) -> Result<Option<Flusso>> {
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(", xml FROM siuss_flusso WHERE id_flusso = ").bind_text(id_flusso);
+        q.fetch_optional(&self.pool).await?.map(|r| flusso(&r, true)).transpose()
+    }
+
+    /// The next progressivo of the ente's day, for a portal file name.
+    pub async fn siuss_next_progressivo(&self, ente: &str, giorno: &str) -> Result<i64> {
+        let n: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
+            .bind_text(ente)
+            .push(", ")
+            .bind_text(giorno)
+            .push(", 1) ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = siuss_progressivo.ultimo + 1 RETURNING ultimo")
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::Internal("progressivo returned no row".into()))?
+            .try_get("ultimo")?;
+        Ok(n)
+    }
+}
+
+/// The records one prestazione is mapped from.
+#[derive(Clone, Debug, Default)]
+pub struct Fonte {
+    pub persona: cartella_proto::v1::Persona,
+    pub cartella: cartella_proto::v1::Cartella,
+    pub prestazione: cartella_proto::v1::Prestazione,
+    /// The latest SINA and SINBA assessments of the cartella.
+    pub sina: Option<cartella_proto::v1::Valutazione>,
+    pub sinba: Option<cartella_proto::v1::Valutazione>,
+}
+
+/// Where an export page starts: after this (persona id, prestazione id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportKey {
+    pub persona_id: String,
+    pub prestazione_id: String,
+}
+
+fn decode<M: prost::Message + Default>(r: &AnyRow, col: &str) -> Result<Option<M>> {
+    match r.try_get::<Option<Vec<u8>>, _>(col)? {
+        Some(b) => M::decode(b.as_slice()).map(Some).map_err(|_| CoreError::Internal(format!("undecodable {col}"))),
+        None => Ok(None),
+    }
+}
+
+fn fonte(r: &AnyRow) -> Result<Fonte> {
+    Ok(Fonte {
+        persona: decode(r, "pe_body")?.unwrap_or_default(),
+        cartella: decode(r, "c_body")?.unwrap_or_default(),
+        prestazione: decode(r, "pr_body")?.unwrap_or_default(),
+        sina: decode(r, "sina_body")?,
+        sinba: decode(r, "sinba_body")?,
+    })
+}
+
+/// The joined read of prestazioni with their person, cartella and latest assessments.
+fn fonte_select() -> Q {
+    Q::new(
+        "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, c.body AS c_body, pe.body AS pe_body, \
+         (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sina_body, \
+         (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sinba_body \
+         FROM prestazione pr JOIN cartella c ON c.id = pr.cartella_id JOIN persona pe ON pe.id = pr.persona_id WHERE ",
+    )
+}
+
+impl Store {
+    /// The records a prestazione is mapped from, read by an ente-wide system caller (the
+    /// SIUSS worker); the read is audited. None when the prestazione is gone.
+    pub async fn siuss_fonte(&self, caller: &Caller, prestazione_id: &str) -> Result<Option<Fonte>> {
+        if caller.ufficio.is_some() || !caller.can_read() {
+            return Err(CoreError::Denied("the SIUSS worker must be an ente-wide caller allowed to read"));
+        }
+        let (at, _) = now();
+        let mut tx = self.pool.begin().await?;
+        let mut q = fonte_select();
+        q.push("pr.ente = ").bind_text(&caller.ente).push(" AND pr.id = ").bind_text(prestazione_id);
+        let Some(r) = q.fetch_optional(&mut *tx).await? else { return Ok(None) };
+        let f = fonte(&r)?;
+        audit(&mut *tx, caller, &at, "read", Kind::Prestazione, &[prestazione_id], "conferimento SIUSS a INPS").await?;
+        tx.commit().await?;
+        Ok(Some(f))
+    }
+
+    /// Prestazioni of the ente touched by a change of a cartella (or its valutazioni) or of a
+    /// persona.
+    pub async fn siuss_prestazioni_di(&self, ente: &str, cartella_id: &str, persona_id: &str) -> Result<Vec<String>> {
+        let mut q = Q::new("SELECT id FROM prestazione WHERE ente = ");
+        q.bind_text(ente);
+        if !cartella_id.is_empty() {
+            q.push(" AND cartella_id = ").bind_text(cartella_id);
+        } else {
+            q.push(" AND persona_id = ").bind_text(persona_id);
+        }
+        q.push(" ORDER BY id");
+        q.fetch_all(&self.pool).await?.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+    }
+
+    /// One page of an ente's prestazioni with their sources, ordered by person then id so a
+    /// portal file can group a person's prestazioni; each page audits its reads.
+    pub async fn siuss_export_page(&self, caller: &Caller, after: &ExportKey, limit: u32) -> Result<(Vec<Fonte>, Option<ExportKey>)> {
+        if caller.ufficio.is_some() || !caller.can_read() {
+            return Err(CoreError::Denied("the SIUSS export needs an ente-wide caller allowed to read"));
+        }
+        let (at, _) = now();
+        let mut tx = self.pool.begin().await?;
+        let mut q = fonte_select();
+        q.push("pr.ente = ").bind_text(&caller.ente);
+        // A row-value comparison, so both engines walk the (ente, persona_id, id) index
+        // instead of rescanning the ente on every page.
+        q.push(" AND (pr.persona_id, pr.id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
+        q.push(" ORDER BY pr.persona_id, pr.id LIMIT ").bind_int(i64::from(limit.max(1)));
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for r in &rows {
+            out.push(fonte(r)?);
+            last = Some(ExportKey { persona_id: r.try_get("pe_id")?, prestazione_id: r.try_get("pr_id")? });
+        }
+        if let Some(l) = &last {
+            // One audit row per prestazione read, written from the same key range the page
+            // covered: a constant number of parameters instead of ten per row (binding
+            // thousands of parameters dominated the export's time on SQLite).
+            let actor_kind = match caller.kind {
+                crate::auth::CallerKind::Operatore => "operatore",
+                crate::auth::CallerKind::Sistema => "sistema",
+            };
+            let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
+            q.bind_text(&at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
+            q.push(", NULL, 'read', ").bind_text(Kind::Prestazione.name()).push(", pr.id, ").bind_text("esportazione SIUSS per il portale INPS");
+            q.push(", ").bind_text(&caller.request_id).push(" FROM prestazione pr WHERE pr.ente = ").bind_text(&caller.ente);
+            q.push(" AND (pr.persona_id, pr.id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
+            q.push(" AND (pr.persona_id, pr.id) <= (").bind_text(&l.persona_id).push(", ").bind_text(&l.prestazione_id).push(")");
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok((out, last))
+    }
+}

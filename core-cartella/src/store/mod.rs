@@ -1,0 +1,216 @@
+//! The store: sqlx over SQLite (embedded, default) or PostgreSQL, chosen by the URL.
+//!
+//! `sqlx::Any` is used so one SQL text serves both backends: records are kept as a protobuf
+//! body plus the columns queries filter on, all of types `Any` decodes (text, integers,
+//! bytes). What must differ (migrations, the feed's visibility bound) is kept side by side.
+//! Every write commits the record, its audit row and its outbox row in one transaction;
+//! every read commits its audit rows in the transaction that read the data.
+
+mod clients;
+mod feed;
+pub mod flussi;
+mod records;
+pub mod scope;
+mod sessions;
+pub mod sql;
+mod stats;
+
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+};
+use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio::sync::watch;
+
+pub use clients::ClientRecord;
+pub use feed::{Change, Cursor};
+pub use records::{ListFilter, Page, PersonaSearch};
+pub use sessions::{LoginRequestRecord, OperatorRecord, SessionRecord};
+pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};
+
+/// Smallest number of people a published statistics cell may describe.
+pub fn stats_threshold() -> i64 {
+    stats::SOGLIA_MINIMA
+}
+
+use crate::{
+    auth::Caller,
+    error::{CoreError, Result},
+    record::Kind,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl FromStr for Backend {
+    type Err = CoreError;
+    fn from_str(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(CoreError::Internal("database URL must start with sqlite: or postgres:".into()))
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub url: String,
+    /// Pool size for PostgreSQL. SQLite always uses one connection: every read also writes
+    /// an audit row, and a single writer avoids SQLITE_BUSY on lock upgrades.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(url: &str) -> Self {
+        Self { url: url.to_string(), max_connections: 32 }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Bumped after each committed write so feed streams in this process wake at once;
+    /// other processes are caught by the feed's polling.
+    changed: Arc<watch::Sender<u64>>,
+}
+
+/// Current instant as RFC 3339 UTC, and today's date.
+pub fn now() -> (String, Date) {
+    let t = OffsetDateTime::now_utc();
+    (t.format(&Rfc3339).unwrap_or_default(), t.date())
+}
+
+impl Store {
+    /// Connects, creating the SQLite file and its folder if needed, and applies migrations.
+    pub async fn open(opts: &StoreOptions) -> Result<Self> {
+        install_default_drivers();
+        let backend: Backend = opts.url.parse()?;
+        let mut url = opts.url.clone();
+        if backend == Backend::Sqlite {
+            prepare_sqlite_path(&mut url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 1 } else { opts.max_connections.max(1) })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        ))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&pool).await.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))?;
+        let (tx, _) = watch::channel(0);
+        Ok(Self { pool, backend, changed: Arc::new(tx) })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Readiness: the store answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Number of audit rows about a record (used by tests and the console).
+    pub async fn audit_count(&self, kind: Kind, record_id: &str, action: &str) -> Result<i64> {
+        let row = sql::Q::new("SELECT COUNT(*) AS n FROM audit WHERE kind = ")
+            .bind_text(kind.name())
+            .push(" AND record_id = ")
+            .bind_text(record_id)
+            .push(" AND action = ")
+            .bind_text(action)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(Ok(0), |r| sqlx::Row::try_get::<i64, _>(&r, "n"))?)
+    }
+}
+
+/// Turns `sqlite://path` / `sqlite:path` into a URL that creates the file, and creates its
+/// folder. `sqlite::memory:` is left alone.
+fn prepare_sqlite_path(url: &mut String) -> Result<()> {
+    if url.contains(":memory:") {
+        return Ok(());
+    }
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
+    }
+    if !url.contains("mode=") {
+        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+    }
+    Ok(())
+}
+
+/// Writes the audit row of an action on a record.
+pub(crate) async fn audit<'c, E: Executor<'c, Database = sqlx::Any>>(
+    e: E,
+    caller: &Caller,
+    at: &str,
+    action: &str,
+    kind: Kind,
+    ids: &[&str],
+    purpose: &str,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = sql::Q::new(
+        "INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) VALUES ",
+    );
+    let purpose = if purpose.is_empty() { caller.purpose.as_str() } else { purpose };
+    let actor_kind = match caller.kind {
+        crate::auth::CallerKind::Operatore => "operatore",
+        crate::auth::CallerKind::Sistema => "sistema",
+    };
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(").bind_text(at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject);
+        q.push(", ").bind_text(&caller.ente).push(", ").bind(crate::record::Val::Text(caller.ufficio.clone()));
+        q.push(", ").bind_text(action).push(", ").bind_text(kind.name()).push(", ").bind_text(id);
+        q.push(", ").bind_text(purpose).push(", ").bind_text(&caller.request_id).push(")");
+    }
+    q.execute(e).await?;
+    Ok(())
+}

@@ -1,0 +1,537 @@
+//! Create, read, update and list of any record kind, with tenancy, optimistic concurrency,
+//! audit and outbox in the same transaction.
+use cartella_proto::v1::{Meta, Persona};
+use sqlx::{Any, Row, Transaction, any::AnyRow};
+
+use super::{
+    Store, audit, now,
+    scope::{Mode, push_scope},
+    sql::Q,
+};
+use crate::{
+    auth::Caller,
+    domain::{Violation, codes::normalize_name, codice_fiscale::CodiceFiscale},
+    error::{CoreError, Result},
+    record::{Kind, Record, ScopeClass, Val},
+};
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 500;
+
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub size: u32,
+    pub token: String,
+}
+
+#[derive(Clone, Debug)]
+enum Cond {
+    Eq(&'static str, Val),
+    Ge(&'static str, String),
+    Le(&'static str, String),
+    NucleoOf(String),
+    PersonaInUfficio(String),
+}
+
+/// Filters of a list call; empty values are ignored so callers can pass request fields as is.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    conds: Vec<Cond>,
+}
+
+impl ListFilter {
+    pub fn eq_text(mut self, col: &'static str, value: &str) -> Self {
+        if !value.is_empty() {
+            self.conds.push(Cond::Eq(col, Val::text(value)));
+        }
+        self
+    }
+
+    pub fn eq_int(mut self, col: &'static str, value: i32) -> Self {
+        if value != 0 {
+            self.conds.push(Cond::Eq(col, Val::Int(Some(i64::from(value)))));
+        }
+        self
+    }
+
+    pub fn from_date(mut self, col: &'static str, value: &str) -> Self {
+        if !value.is_empty() {
+            self.conds.push(Cond::Ge(col, value.to_string()));
+        }
+        self
+    }
+
+    pub fn to_date(mut self, col: &'static str, value: &str) -> Self {
+        if !value.is_empty() {
+            self.conds.push(Cond::Le(col, value.to_string()));
+        }
+        self
+    }
+
+    /// People with a cartella (or shared cartella) in `ufficio`.
+    pub fn in_ufficio_cartelle(mut self, ufficio: &str) -> Self {
+        self.conds.push(Cond::PersonaInUfficio(ufficio.to_string()));
+        self
+    }
+
+    /// Households where the person is the reference person or a member.
+    pub fn nucleo_of(mut self, persona_id: &str) -> Self {
+        if !persona_id.is_empty() {
+            self.conds.push(Cond::NucleoOf(persona_id.to_string()));
+        }
+        self
+    }
+
+    fn push(&self, q: &mut Q) {
+        for c in &self.conds {
+            match c {
+                Cond::Eq(col, v) => {
+                    q.push(" AND ").push(col).push(" = ").bind(v.clone());
+                }
+                Cond::Ge(col, v) => {
+                    q.push(" AND ").push(col).push(" >= ").bind_text(v);
+                }
+                Cond::Le(col, v) => {
+                    q.push(" AND ").push(col).push(" <= ").bind_text(v);
+                }
+                Cond::PersonaInUfficio(u) => {
+                    q.push(" AND id IN (SELECT persona_id FROM cartella WHERE ufficio = ").bind_text(u).push(")");
+                }
+                Cond::NucleoOf(p) => {
+                    q.push(" AND (persona_id = ").bind_text(p);
+                    q.push(" OR id IN (SELECT nucleo_id FROM nucleo_membro WHERE persona_id = ").bind_text(p).push("))");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PersonaSearch {
+    pub codice_fiscale: String,
+    pub cognome: String,
+    pub nome: String,
+    pub data_nascita: String,
+    pub purpose: String,
+}
+
+/// Path prefix of a kind's message in requests, for field violations.
+fn prefix(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Diario => "entry",
+        k => k.name(),
+    }
+}
+
+fn invalid(kind: Kind, field: &str, description: &str) -> CoreError {
+    CoreError::Invalid(vec![Violation { field: format!("{}.{field}", prefix(kind)), description: description.to_string() }])
+}
+
+fn decode<R: Record>(row: &AnyRow) -> Result<R> {
+    let body: Vec<u8> = row.try_get("body")?;
+    R::decode(body.as_slice()).map_err(|_| CoreError::Internal(format!("undecodable {} record", R::KIND.name())))
+}
+
+fn check_page(page: &Page) -> Result<u32> {
+    if !page.token.is_empty() && (page.token.len() > 64 || !page.token.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')) {
+        return Err(CoreError::invalid("page.page_token", "is not a token this service issued"));
+    }
+    Ok(match page.size {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    })
+}
+
+/// Owner and links a new record gets.
+struct Placement {
+    ente: String,
+    ufficio: String,
+    persona_id: Option<String>,
+    cartella_id: Option<String>,
+}
+
+impl Store {
+    pub async fn create<R: Record>(&self, caller: &Caller, mut rec: R) -> Result<R> {
+        if !caller.can_write() {
+            return Err(CoreError::Denied("the caller's roles do not allow writing"));
+        }
+        let (at, today) = now();
+        let violations = rec.validate(today);
+        if !violations.is_empty() {
+            return Err(CoreError::Invalid(violations));
+        }
+        let today_s = crate::domain::codes::format_date(today);
+        let mut tx = self.pool.begin().await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let place = self.place(&mut tx, caller, &rec, &id, &today_s).await?;
+        if R::KIND == Kind::Persona {
+            self.check_cf_unique(&mut tx, &rec, None).await?;
+        }
+        let meta = rec.meta_mut();
+        *meta = Meta {
+            id: id.clone(),
+            version: 1,
+            ente: place.ente.clone(),
+            ufficio: place.ufficio.clone(),
+            created_at: at.clone(),
+            updated_at: at.clone(),
+            updated_by: caller.subject.clone(),
+        };
+        let mut q = Q::new("INSERT INTO ");
+        q.push(R::KIND.table());
+        q.push(" (id, version, ente, ufficio, persona_id, cartella_id, created_at, updated_at, updated_by, body");
+        let cols = rec.columns();
+        for (c, _) in &cols {
+            q.push(", ").push(c);
+        }
+        q.push(") VALUES (").bind_text(&id).push(", ").bind_int(1).push(", ").bind_text(&place.ente);
+        q.push(", ").bind_text(&place.ufficio).push(", ").bind(Val::Text(place.persona_id.clone()));
+        q.push(", ").bind(Val::Text(place.cartella_id.clone())).push(", ").bind_text(&at).push(", ").bind_text(&at);
+        q.push(", ").bind_text(&caller.subject).push(", ").bind(Val::Bytes(rec.encode_to_vec()));
+        for (_, v) in cols {
+            q.push(", ").bind(v);
+        }
+        q.push(")");
+        if let Err(e) = q.execute(&mut *tx).await {
+            if R::KIND == Kind::Persona && is_unique_violation(&e) {
+                drop(tx);
+                let mut tx = self.pool.begin().await?;
+                self.check_cf_unique(&mut tx, &rec, None).await?;
+            }
+            return Err(e.into());
+        }
+        if R::KIND == Kind::Nucleo {
+            self.replace_members(&mut tx, &id, &rec).await?;
+        }
+        audit(&mut *tx, caller, &at, "create", R::KIND, &[&id], "").await?;
+        self.outbox(&mut tx, R::KIND, &id, 1, 1, &place, &at).await?;
+        tx.commit().await?;
+        self.notify();
+        Ok(rec)
+    }
+
+    pub async fn get<R: Record>(&self, caller: &Caller, id: &str, purpose: &str) -> Result<R> {
+        if !caller.can_read() {
+            return Err(CoreError::Denied("the caller's roles do not allow reading records"));
+        }
+        let (at, today) = now();
+        let today_s = crate::domain::codes::format_date(today);
+        let mut tx = self.pool.begin().await?;
+        let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
+        push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Read, &today_s);
+        q.push(" THEN 1 ELSE 0 END AS BIGINT) AS visible FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(id);
+        let row = q.fetch_optional(&mut *tx).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
+        if row.try_get::<i64, _>("visible")? != 1 {
+            return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this read"));
+        }
+        let rec = decode::<R>(&row)?;
+        audit(&mut *tx, caller, &at, "read", R::KIND, &[id], purpose).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub async fn update<R: Record>(&self, caller: &Caller, mut rec: R) -> Result<R> {
+        if !caller.can_write() {
+            return Err(CoreError::Denied("the caller's roles do not allow writing"));
+        }
+        let id = rec.id().to_string();
+        if id.is_empty() {
+            return Err(invalid(R::KIND, "meta.id", "is required"));
+        }
+        if rec.version() < 1 {
+            return Err(invalid(R::KIND, "meta.version", "is required: send the version you read"));
+        }
+        let (at, today) = now();
+        let violations = rec.validate(today);
+        if !violations.is_empty() {
+            return Err(CoreError::Invalid(violations));
+        }
+        let today_s = crate::domain::codes::format_date(today);
+        let mut tx = self.pool.begin().await?;
+        let mut q = Q::new("SELECT version, ente, ufficio, persona_id, cartella_id, body, CAST(CASE WHEN ");
+        push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Write, &today_s);
+        q.push(" THEN 1 ELSE 0 END AS BIGINT) AS writable FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(&id);
+        let row = q.fetch_optional(&mut *tx).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
+        if row.try_get::<i64, _>("writable")? != 1 {
+            return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this change"));
+        }
+        let current: i64 = row.try_get("version")?;
+        if current != rec.version() {
+            return Err(CoreError::Stale { kind: R::KIND.name(), current });
+        }
+        let stored = decode::<R>(&row)?;
+        let stored_persona: Option<String> = row.try_get("persona_id")?;
+        let stored_cartella: Option<String> = row.try_get("cartella_id")?;
+        if R::KIND.is_cartella_child() && Some(rec.cartella_ref()) != stored_cartella.as_deref() {
+            return Err(invalid(R::KIND, "cartella_id", "cannot be changed"));
+        }
+        if matches!(R::KIND, Kind::Cartella | Kind::Accesso) && Some(rec.persona_ref()) != stored_persona.as_deref() {
+            return Err(invalid(R::KIND, "persona_id", "cannot be changed"));
+        }
+        let place = Placement {
+            ente: row.try_get("ente")?,
+            ufficio: row.try_get("ufficio")?,
+            persona_id: if R::KIND == Kind::Nucleo { Some(rec.persona_ref().to_string()) } else { stored_persona },
+            cartella_id: stored_cartella,
+        };
+        if R::KIND == Kind::Nucleo {
+            self.check_nucleo_refs(&mut tx, &rec, &place.ente).await?;
+        }
+        if R::KIND == Kind::Persona {
+            self.check_cf_unique(&mut tx, &rec, Some(&id)).await?;
+        }
+        let old = stored.meta_ref().cloned().unwrap_or_default();
+        let version = current + 1;
+        *rec.meta_mut() = Meta { version, updated_at: at.clone(), updated_by: caller.subject.clone(), ..old };
+        let mut q = Q::new("UPDATE ");
+        q.push(R::KIND.table()).push(" SET version = ").bind_int(version);
+        q.push(", updated_at = ").bind_text(&at).push(", updated_by = ").bind_text(&caller.subject);
+        q.push(", persona_id = ").bind(Val::Text(place.persona_id.clone()));
+        q.push(", body = ").bind(Val::Bytes(rec.encode_to_vec()));
+        for (c, v) in rec.columns() {
+            q.push(", ").push(c).push(" = ").bind(v);
+        }
+        q.push(" WHERE id = ").bind_text(&id).push(" AND version = ").bind_int(current);
+        let n = match q.execute(&mut *tx).await {
+            Ok(n) => n,
+            Err(e) if R::KIND == Kind::Persona && is_unique_violation(&e) => {
+                return Err(invalid(R::KIND, "codice_fiscale", "belongs to another persona"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n != 1 {
+            return Err(CoreError::Stale { kind: R::KIND.name(), current });
+        }
+        if R::KIND == Kind::Nucleo {
+            self.replace_members(&mut tx, &id, &rec).await?;
+        }
+        audit(&mut *tx, caller, &at, "update", R::KIND, &[&id], "").await?;
+        self.outbox(&mut tx, R::KIND, &id, 2, version, &place, &at).await?;
+        tx.commit().await?;
+        self.notify();
+        Ok(rec)
+    }
+
+    pub async fn list<R: Record>(&self, caller: &Caller, filter: &ListFilter, page: &Page, purpose: &str) -> Result<(Vec<R>, String)> {
+        if !caller.can_read() {
+            return Err(CoreError::Denied("the caller's roles do not allow reading records"));
+        }
+        let size = check_page(page)?;
+        let (at, today) = now();
+        let today_s = crate::domain::codes::format_date(today);
+        let mut q = Q::new("SELECT id, body FROM ");
+        q.push(R::KIND.table()).push(" WHERE ");
+        push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Read, &today_s);
+        filter.push(&mut q);
+        self.page_rows::<R>(caller, q, page, size, &at, purpose).await
+    }
+
+    /// Exact codice fiscale across the ente (the person is in front of the operator), or
+    /// name prefixes within the caller's scope.
+    pub async fn search_persone(&self, caller: &Caller, s: &PersonaSearch, page: &Page) -> Result<(Vec<Persona>, String)> {
+        if !caller.can_read() {
+            return Err(CoreError::Denied("the caller's roles do not allow reading records"));
+        }
+        let size = check_page(page)?;
+        let (at, today) = now();
+        let today_s = crate::domain::codes::format_date(today);
+        let mut q = Q::new("SELECT id, body FROM persona WHERE ");
+        if !s.codice_fiscale.trim().is_empty() {
+            let cf = CodiceFiscale::parse(&s.codice_fiscale)
+                .map_err(|e| CoreError::invalid("codice_fiscale", &e.to_string()))?;
+            q.push("ente = ").bind_text(&caller.ente).push(" AND codice_fiscale = ").bind_text(cf.expose());
+        } else {
+            let cognome = normalize_name(&s.cognome);
+            if cognome.chars().count() < 2 {
+                return Err(CoreError::invalid("cognome", "give a codice_fiscale or at least 2 letters of the cognome"));
+            }
+            push_scope(&mut q, caller, ScopeClass::Persona, Mode::Read, &today_s);
+            q.push(" AND cognome_norm LIKE ").bind_text(&like_prefix(&cognome)).push(" ESCAPE '\\'");
+            let nome = normalize_name(&s.nome);
+            if !nome.is_empty() {
+                q.push(" AND nome_norm LIKE ").bind_text(&like_prefix(&nome)).push(" ESCAPE '\\'");
+            }
+            if !s.data_nascita.is_empty() {
+                q.push(" AND data_nascita = ").bind_text(&s.data_nascita);
+            }
+        }
+        self.page_rows::<Persona>(caller, q, page, size, &at, &s.purpose).await
+    }
+
+    async fn page_rows<R: Record>(&self, caller: &Caller, mut q: Q, page: &Page, size: u32, at: &str, purpose: &str) -> Result<(Vec<R>, String)> {
+        if !page.token.is_empty() {
+            q.push(" AND id > ").bind_text(&page.token);
+        }
+        q.push(" ORDER BY id LIMIT ").bind_int(i64::from(size) + 1);
+        let mut tx = self.pool.begin().await?;
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut ids: Vec<String> = Vec::with_capacity(rows.len());
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.iter().take(size as usize) {
+            ids.push(row.try_get("id")?);
+            out.push(decode::<R>(row)?);
+        }
+        let next = if rows.len() > size as usize { ids.last().cloned().unwrap_or_default() } else { String::new() };
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        audit(&mut *tx, caller, at, "read", R::KIND, &id_refs, purpose).await?;
+        tx.commit().await?;
+        Ok((out, next))
+    }
+
+    /// Decides owner and links of a new record, checking the records it refers to.
+    async fn place<R: Record>(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, rec: &R, id: &str, today: &str) -> Result<Placement> {
+        let kind = R::KIND;
+        if kind.is_cartella_child() {
+            let cartella_id = rec.cartella_ref();
+            let mut q = Q::new("SELECT ente, ufficio, persona_id, CAST(CASE WHEN ");
+            push_scope(&mut q, caller, ScopeClass::Cartella, Mode::Write, today);
+            q.push(" THEN 1 ELSE 0 END AS BIGINT) AS writable FROM cartella WHERE id = ").bind_text(cartella_id);
+            let row = q.fetch_optional(&mut **tx).await?.ok_or_else(|| invalid(kind, "cartella_id", "no such cartella"))?;
+            if row.try_get::<i64, _>("writable")? != 1 {
+                return Err(CoreError::Denied("the cartella belongs to another ufficio and no sharing basis allows this change"));
+            }
+            let ufficio: String = row.try_get("ufficio")?;
+            if kind == Kind::Condivisione {
+                if caller.ufficio.as_deref().is_some_and(|u| u != ufficio) {
+                    return Err(CoreError::Denied("only the ufficio that owns a cartella may share it"));
+                }
+                if rec.grantee() == ufficio {
+                    return Err(invalid(kind, "ufficio_destinatario", "is the ufficio that already owns the cartella"));
+                }
+            }
+            return Ok(Placement {
+                ente: row.try_get("ente")?,
+                ufficio,
+                persona_id: row.try_get("persona_id")?,
+                cartella_id: Some(cartella_id.to_string()),
+            });
+        }
+        let ufficio = match (&caller.ufficio, rec.meta_ref().map(|m| m.ufficio.as_str()).unwrap_or("")) {
+            (Some(u), _) => u.clone(),
+            (None, u) if !u.is_empty() => u.to_string(),
+            (None, _) if kind == Kind::Persona => String::new(),
+            (None, _) => return Err(invalid(kind, "meta.ufficio", "is required for callers not bound to an ufficio")),
+        };
+        let mut place = Placement { ente: caller.ente.clone(), ufficio, persona_id: None, cartella_id: None };
+        match kind {
+            Kind::Persona => place.persona_id = Some(id.to_string()),
+            Kind::Nucleo => {
+                self.check_nucleo_refs(tx, rec, &caller.ente).await?;
+                place.persona_id = Some(rec.persona_ref().to_string());
+            }
+            Kind::Accesso | Kind::Cartella => {
+                if !self.persona_exists(tx, rec.persona_ref(), &caller.ente).await? {
+                    return Err(invalid(kind, "persona_id", "no such persona in this ente"));
+                }
+                place.persona_id = Some(rec.persona_ref().to_string());
+                if kind == Kind::Cartella {
+                    place.cartella_id = Some(id.to_string());
+                    if !rec.accesso_ref().is_empty() {
+                        let row = Q::new("SELECT persona_id FROM accesso WHERE id = ")
+                            .bind_text(rec.accesso_ref())
+                            .push(" AND ente = ")
+                            .bind_text(&caller.ente)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        let same = match row {
+                            Some(r) => r.try_get::<Option<String>, _>("persona_id")?.as_deref() == Some(rec.persona_ref()),
+                            None => false,
+                        };
+                        if !same {
+                            return Err(invalid(kind, "accesso_id", "no such accesso for this persona"));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(place)
+    }
+
+    async fn persona_exists(&self, tx: &mut Transaction<'static, Any>, id: &str, ente: &str) -> Result<bool> {
+        let row = Q::new("SELECT id FROM persona WHERE id = ")
+            .bind_text(id)
+            .push(" AND ente = ")
+            .bind_text(ente)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn check_nucleo_refs<R: Record>(&self, tx: &mut Transaction<'static, Any>, rec: &R, ente: &str) -> Result<()> {
+        let mut bad = Vec::new();
+        if !self.persona_exists(tx, rec.persona_ref(), ente).await? {
+            bad.push(Violation { field: "nucleo.persona_riferimento_id".into(), description: "no such persona in this ente".into() });
+        }
+        for (i, m) in rec.member_refs().into_iter().enumerate() {
+            if !self.persona_exists(tx, m, ente).await? {
+                bad.push(Violation { field: format!("nucleo.membri[{i}].persona_id"), description: "no such persona in this ente".into() });
+            }
+        }
+        if bad.is_empty() { Ok(()) } else { Err(CoreError::Invalid(bad)) }
+    }
+
+    async fn replace_members<R: Record>(&self, tx: &mut Transaction<'static, Any>, id: &str, rec: &R) -> Result<()> {
+        Q::new("DELETE FROM nucleo_membro WHERE nucleo_id = ").bind_text(id).execute(&mut **tx).await?;
+        for m in rec.member_refs() {
+            Q::new("INSERT INTO nucleo_membro (nucleo_id, persona_id) VALUES (")
+                .bind_text(id)
+                .push(", ")
+                .bind_text(m)
+                .push(")")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn check_cf_unique<R: Record>(&self, tx: &mut Transaction<'static, Any>, rec: &R, except: Option<&str>) -> Result<()> {
+        if rec.codice_fiscale_ref().is_empty() {
+            return Ok(());
+        }
+        let row = Q::new("SELECT id FROM persona WHERE codice_fiscale = ")
+            .bind_text(rec.codice_fiscale_ref())
+            .fetch_optional(&mut **tx)
+            .await?;
+        match row {
+            Some(r) => {
+                let existing: String = r.try_get("id")?;
+                if Some(existing.as_str()) == except {
+                    Ok(())
+                } else if except.is_some() {
+                    Err(invalid(Kind::Persona, "codice_fiscale", "belongs to another persona"))
+                } else {
+                    Err(CoreError::PersonaExists { id: existing })
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn outbox(&self, tx: &mut Transaction<'static, Any>, kind: Kind, id: &str, op: i64, version: i64, place: &Placement, at: &str) -> Result<()> {
+        let mut q = Q::new("INSERT INTO outbox (kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at) VALUES (");
+        q.bind_text(kind.name()).push(", ").bind_text(id).push(", ").bind_int(op).push(", ").bind_int(version);
+        q.push(", ").bind_text(&place.ente).push(", ").bind_text(&place.ufficio);
+        q.push(", ").bind(Val::Text(place.persona_id.clone())).push(", ").bind(Val::Text(place.cartella_id.clone()));
+        q.push(", ").bind_text(at).push(")");
+        q.execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+fn like_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

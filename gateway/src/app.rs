@@ -1,0 +1,73 @@
+//! Assembles the gateway's HTTP application: health, metrics, gRPC ingress and the REST API,
+//! behind the tower stack.
+use axum::{Router, http::StatusCode, routing::get};
+use core_cartella::store::Store;
+
+use crate::{
+    auth::Authenticator,
+    core_link::CoreLink,
+    grpc_ingress::{self, Ingress},
+    http::{self, Readiness},
+    problem::problem,
+    stack::{self, StackConfig, limit::{Limiter, RateConfig}, metrics::{self, Metrics}},
+};
+
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub stack: StackConfig,
+    pub rate: RateConfig,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self { stack: StackConfig::default(), rate: RateConfig::default() }
+    }
+}
+
+/// What the application is built from.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    pub link: CoreLink,
+    pub auth: Authenticator,
+    /// The store, when the gateway runs next to it (readiness checks it directly).
+    pub store: Option<Store>,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub router: Router,
+    pub metrics: Metrics,
+    pub limiter: Limiter,
+}
+
+pub fn build(parts: Parts, cfg: &AppConfig) -> Result<App, prometheus::Error> {
+    build_full(parts, cfg, None)
+}
+
+/// As `build`, also serving the OAuth2 token endpoint (outside authentication, behind the
+/// REST stack).
+pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>) -> Result<App, prometheus::Error> {
+    let metrics = Metrics::new()?;
+    let limiter = Limiter::new(cfg.rate);
+    let ingress = Ingress { link: parts.link.clone(), auth: parts.auth.clone(), limiter: limiter.clone(), metrics: metrics.clone() };
+    let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
+    let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
+    let router = Router::new()
+        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone() }))
+        .route("/metrics", get(metrics::endpoint).with_state(metrics.clone()))
+        .merge(grpc_ingress::router(ingress))
+        .merge(api)
+        .merge(parts.store.clone().map(|s| crate::waas::router(s, parts.auth.clone(), limiter.clone())).unwrap_or_default())
+        .merge(parts.auth.session_routes())
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
+    let router = stack::outer(router, &cfg.stack, metrics.clone());
+    // Quota state of idle clients is dropped once a minute.
+    let pruned = limiter.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            pruned.prune();
+        }
+    });
+    Ok(App { router, metrics, limiter })
+}

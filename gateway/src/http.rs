@@ -1,0 +1,40 @@
+//! Liveness and readiness. Ready means core answers its gRPC health check as SERVING (core's
+//! health follows its store) and, when the gateway has the store itself, the store answers.
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use core_cartella::store::Store;
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::problem::problem;
+
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    pub core: Channel,
+    pub store: Option<Store>,
+}
+
+pub fn router(ready: Readiness) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz)).with_state(ready)
+}
+
+async fn readyz(State(r): State<Readiness>) -> Response {
+    if let Some(store) = &r.store {
+        if store.ping().await.is_err() {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
+        }
+    }
+    let mut client = HealthClient::new(r.core.clone());
+    let check = client.check(HealthCheckRequest { service: String::new() });
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(res)) if res.get_ref().status == ServingStatus::Serving as i32 => "ready\n".into_response(),
+        _ => problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "core does not answer as serving"),
+    }
+}

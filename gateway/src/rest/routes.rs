@@ -1,0 +1,113 @@
+//! The one table of REST routes: HTTP method and path template, the `cartella.v1` method it
+//! calls, which request field the JSON body fills and which fields the path parameters fill.
+//! Everything else is derived from the message descriptors: the query parameters of a route
+//! without a body are the scalar fields of its request message (nested `Page` flattened to
+//! `page_size`, `page_token`), the response is the method's output message, and the OpenAPI
+//! document is generated from this table and the same descriptors.
+
+/// HTTP method of a route. Only what the table uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Post => "post",
+            Self::Put => "put",
+        }
+    }
+}
+
+/// One REST operation.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub verb: Verb,
+    /// Template under `/api/v1`, axum syntax (`/persone/{id}`).
+    pub path: &'static str,
+    /// Fully qualified gRPC method: `package.Service.Method`.
+    pub rpc: &'static str,
+    /// The request field the JSON body becomes; `None` = no body, query parameters instead.
+    pub body: Option<&'static str>,
+    /// Path parameter → dotted field path in the request message it fills.
+    pub path_params: &'static [(&'static str, &'static str)],
+    /// OpenAPI tag grouping the operation.
+    pub tag: &'static str,
+}
+
+const fn r(
+    verb: Verb,
+    path: &'static str,
+    rpc: &'static str,
+    body: Option<&'static str>,
+    path_params: &'static [(&'static str, &'static str)],
+    tag: &'static str,
+) -> Route {
+    Route { verb, path, rpc, body, path_params, tag }
+}
+
+use Verb::{Get, Post, Put};
+
+/// Full name of a `CartellaService` method.
+macro_rules! cs {
+    ($m:literal) => {
+        concat!("cartella.v1.CartellaService.", $m)
+    };
+}
+
+/// Every CartellaService and StatsService operation. Records hanging off a cartella are
+/// created in their own collection (the body names the cartella) and listed under it.
+pub const ROUTES: &[Route] = &[
+    // Persone
+    r(Post, "/persone", cs!("CreatePersona"), Some("persona"), &[], "persone"),
+    r(Get, "/persone", cs!("ListPersone"), None, &[], "persone"),
+    r(Get, "/persone/search", cs!("SearchPersone"), None, &[], "persone"),
+    r(Get, "/persone/{id}", cs!("GetPersona"), None, &[("id", "id")], "persone"),
+    r(Put, "/persone/{id}", cs!("UpdatePersona"), Some("persona"), &[("id", "persona.meta.id")], "persone"),
+    // Nuclei
+    r(Post, "/nuclei", cs!("CreateNucleo"), Some("nucleo"), &[], "nuclei"),
+    r(Get, "/nuclei", cs!("ListNuclei"), None, &[], "nuclei"),
+    r(Get, "/nuclei/{id}", cs!("GetNucleo"), None, &[("id", "id")], "nuclei"),
+    r(Put, "/nuclei/{id}", cs!("UpdateNucleo"), Some("nucleo"), &[("id", "nucleo.meta.id")], "nuclei"),
+    // Accessi
+    r(Post, "/accessi", cs!("CreateAccesso"), Some("accesso"), &[], "accessi"),
+    r(Get, "/accessi", cs!("ListAccessi"), None, &[], "accessi"),
+    r(Get, "/accessi/{id}", cs!("GetAccesso"), None, &[("id", "id")], "accessi"),
+    r(Put, "/accessi/{id}", cs!("UpdateAccesso"), Some("accesso"), &[("id", "accesso.meta.id")], "accessi"),
+    // Cartelle
+    r(Post, "/cartelle", cs!("CreateCartella"), Some("cartella"), &[], "cartelle"),
+    r(Get, "/cartelle", cs!("ListCartelle"), None, &[], "cartelle"),
+    r(Get, "/cartelle/{id}", cs!("GetCartella"), None, &[("id", "id")], "cartelle"),
+    r(Put, "/cartelle/{id}", cs!("UpdateCartella"), Some("cartella"), &[("id", "cartella.meta.id")], "cartelle"),
+    // Diario
+    r(Post, "/diario", cs!("CreateDiarioEntry"), Some("entry"), &[], "diario"),
+    r(Get, "/diario/{id}", cs!("GetDiarioEntry"), None, &[("id", "id")], "diario"),
+    r(Put, "/diario/{id}", cs!("UpdateDiarioEntry"), Some("entry"), &[("id", "entry.meta.id")], "diario"),
+    r(Get, "/cartelle/{cartella_id}/diario", cs!("ListDiario"), None, &[("cartella_id", "cartella_id")], "diario"),
+    // Valutazioni
+    r(Post, "/valutazioni", cs!("CreateValutazione"), Some("valutazione"), &[], "valutazioni"),
+    r(Get, "/valutazioni/{id}", cs!("GetValutazione"), None, &[("id", "id")], "valutazioni"),
+    r(Put, "/valutazioni/{id}", cs!("UpdateValutazione"), Some("valutazione"), &[("id", "valutazione.meta.id")], "valutazioni"),
+    r(Get, "/cartelle/{cartella_id}/valutazioni", cs!("ListValutazioni"), None, &[("cartella_id", "cartella_id")], "valutazioni"),
+    // PAI
+    r(Post, "/pai", cs!("CreatePai"), Some("pai"), &[], "pai"),
+    r(Get, "/pai/{id}", cs!("GetPai"), None, &[("id", "id")], "pai"),
+    r(Put, "/pai/{id}", cs!("UpdatePai"), Some("pai"), &[("id", "pai.meta.id")], "pai"),
+    r(Get, "/cartelle/{cartella_id}/pai", cs!("ListPai"), None, &[("cartella_id", "cartella_id")], "pai"),
+    // Prestazioni: listed across cartelle too (by codice or ufficio), so the list is top level.
+    r(Post, "/prestazioni", cs!("CreatePrestazione"), Some("prestazione"), &[], "prestazioni"),
+    r(Get, "/prestazioni", cs!("ListPrestazioni"), None, &[], "prestazioni"),
+    r(Get, "/prestazioni/{id}", cs!("GetPrestazione"), None, &[("id", "id")], "prestazioni"),
+    r(Put, "/prestazioni/{id}", cs!("UpdatePrestazione"), Some("prestazione"), &[("id", "prestazione.meta.id")], "prestazioni"),
+    // Its INPS SIUSS flows, their esiti and what still blocks it (SiussService).
+    r(Get, "/prestazioni/{id}/siuss", "cartella.v1.SiussService.GetStatoSiuss", None, &[("id", "id")], "prestazioni"),
+    // Condivisioni
+    r(Post, "/condivisioni", cs!("CreateCondivisione"), Some("condivisione"), &[], "condivisioni"),
+    r(Get, "/cartelle/{cartella_id}/condivisioni", cs!("ListCondivisioni"), None, &[("cartella_id", "cartella_id")], "condivisioni"),
+    // Statistiche (StatsService)
+    r(Get, "/statistiche/riepilogo", "cartella.v1.StatsService.GetRiepilogo", None, &[], "statistiche"),
+];

@@ -1,0 +1,99 @@
+//! Command-line settings of the gateway's authentication and TLS, and building the
+//! `Authenticator` and token endpoint from them. Shared by `sigess up` and `sigess gateway`.
+use std::{path::PathBuf, time::Duration};
+
+use axum::Router;
+use clap::Args;
+use core_cartella::{auth::TokenSigner, store::Store};
+
+use crate::{
+    auth::{
+        Authenticator,
+        clients::ClientRegistry,
+        oauth::{AccessTokens, oauth_router},
+        pdnd::{PdndConfig, PdndVerifier},
+    },
+    tls::TlsConfig,
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// PDND key set (JWKS) verifying vouchers and ModI signatures: a file or an https URL
+    /// (http only on loopback). Enables PDND vouchers.
+    #[arg(long, env = "SIGESS_PDND_JWKS", requires = "pdnd_audience")]
+    pub pdnd_jwks: Option<String>,
+    /// `aud` every PDND voucher must carry (the e-service's audience).
+    #[arg(long, env = "SIGESS_PDND_AUDIENCE")]
+    pub pdnd_audience: Option<String>,
+    /// `iss` every PDND voucher must carry (e.g. interop.pagopa.it); any when omitted.
+    #[arg(long, env = "SIGESS_PDND_ISSUER")]
+    pub pdnd_issuer: Option<String>,
+    /// `aud` of the ModI Agid-JWT-Signature; defaults to the PDND audience.
+    #[arg(long, env = "SIGESS_MODI_AUDIENCE")]
+    pub modi_audience: Option<String>,
+    /// Refuse PDND requests without an Agid-JWT-Signature (ModI INTEGRITY_REST_01).
+    #[arg(long, env = "SIGESS_PDND_REQUIRE_INTEGRITY")]
+    pub pdnd_require_integrity: bool,
+    /// Clock leeway in seconds for exp/nbf/iat of vouchers and signatures.
+    #[arg(long, env = "SIGESS_PDND_LEEWAY", default_value_t = 60)]
+    pub pdnd_leeway: u64,
+    /// Seconds before the PDND key set is fetched again.
+    #[arg(long, env = "SIGESS_PDND_JWKS_REFRESH", default_value_t = 3600)]
+    pub pdnd_jwks_refresh: u64,
+    /// Lifetime in seconds of access tokens issued by POST /oauth/token.
+    #[arg(long, env = "SIGESS_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: u64,
+    /// Ed25519 key (PKCS#8 PEM) signing access tokens; defaults to the --signing-key.
+    #[arg(long, env = "SIGESS_ACCESS_TOKEN_KEY")]
+    pub access_token_key: Option<PathBuf>,
+    /// TLS certificate chain (PEM). With --tls-key, the gateway serves HTTPS (HTTP/1.1 and h2).
+    #[arg(long, env = "SIGESS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "SIGESS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates must chain to; enables mTLS clients.
+    #[arg(long, env = "SIGESS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: refuse connections without a client certificate.
+    #[arg(long, env = "SIGESS_TLS_CLIENT_CERT_REQUIRED", requires = "tls_client_ca")]
+    pub tls_client_cert_required: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Config(String),
+}
+
+impl AuthArgs {
+    pub fn tls(&self) -> Option<TlsConfig> {
+        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
+        let mut t = TlsConfig::new(cert, key);
+        t.client_ca = self.tls_client_ca.clone();
+        t.client_cert_required = self.tls_client_cert_required;
+        Some(t)
+    }
+
+    /// The authenticator with every configured credential kind, and the token endpoint.
+    pub async fn build(&self, store: &Store, signer: &TokenSigner, signing_key: &std::path::Path) -> Result<(Authenticator, Router), SetupError> {
+        let cfg = |e: &dyn std::fmt::Display| SetupError::Config(e.to_string());
+        let registry = ClientRegistry::new(store.clone());
+        let key = self.access_token_key.as_deref().unwrap_or(signing_key);
+        let tokens = AccessTokens::load(key, Duration::from_secs(self.access_token_ttl.max(60))).map_err(|e| cfg(&e))?;
+        let mut auth = Authenticator::new(signer.verifier().map_err(|e| cfg(&e))?)
+            .with_clients(registry.clone())
+            .with_access_tokens(tokens.clone());
+        if let Some(jwks) = &self.pdnd_jwks {
+            let audience = self.pdnd_audience.clone().ok_or_else(|| SetupError::Config("--pdnd-audience is required with --pdnd-jwks".into()))?;
+            let mut c = PdndConfig::new(jwks.parse().map_err(|e| cfg(&e))?, audience);
+            c.issuer = self.pdnd_issuer.clone();
+            c.modi_audience = self.modi_audience.clone();
+            c.require_integrity = self.pdnd_require_integrity;
+            c.leeway = Duration::from_secs(self.pdnd_leeway);
+            c.refresh = Duration::from_secs(self.pdnd_jwks_refresh.max(10));
+            auth = auth.with_pdnd(PdndVerifier::from_config(c).await.map_err(|e| cfg(&e))?);
+        }
+        Ok((auth, oauth_router(registry, tokens)))
+    }
+}

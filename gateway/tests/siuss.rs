@@ -1,0 +1,452 @@
+//! The SIUSS flow ledger and the WaaS API end to end: records written through the store,
+//! the worker draining the outbox, flows served and acknowledged through the real gateway
+//! router on 127.0.0.1:0. The ledger tests run on SQLite and on PostgreSQL (a fresh
+//! database per test; under CI=true PostgreSQL must answer). Every flow produced is checked
+//! with xmllint against INPS's XSDs, and written to `$SIUSS_FLOWS_DIR` when set, for the
+//! conformance script. All people are fakes built with the codice fiscale algorithm.
+#![allow(clippy::unwrap_used)]
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use base64::Engine;
+use cartella_proto::v1 as pb;
+use core_cartella::{
+    auth::{Caller, CallerKind, Role, TokenSigner},
+    domain::codice_fiscale::compose,
+    store::{
+        Store, StoreOptions,
+        flussi::{EsitiError, Esito, StatoFlusso},
+    },
+};
+use gateway::{
+    app::{self, AppConfig, Parts},
+    auth::Authenticator,
+    core_link::CoreLink,
+    siuss_worker::{self, SiussConfig},
+    stack::limit::RateConfig,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use siuss::from_core::EnteSiuss;
+use tokio::net::TcpListener;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<String>,
+}
+
+async fn database(pg: bool) -> Option<Db> {
+    if !pg {
+        let dir = tempfile::tempdir().unwrap();
+        return Some(Db { url: format!("sqlite://{}/sigess.db", dir.path().display()), _dir: Some(dir), pg: None });
+    }
+    sqlx::any::install_default_drivers();
+    let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
+        Ok(p) => p,
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
+            }
+            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e})");
+            return None;
+        }
+    };
+    let name = format!("sigess_siuss_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    admin.close().await;
+    Some(Db { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), _dir: None, pg: Some(name) })
+}
+
+impl Db {
+    async fn drop_pg(&self) {
+        if let Some(name) = &self.pg
+            && let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
+            admin.close().await;
+        }
+    }
+}
+
+fn operatore() -> Caller {
+    Caller {
+        kind: CallerKind::Operatore,
+        subject: "op-test".into(),
+        ente: "H501".into(),
+        ufficio: Some("M01".into()),
+        roles: vec![Role::Operatore],
+        purpose: "test".into(),
+        request_id: "t".into(),
+    }
+}
+
+fn inps() -> Caller {
+    Caller {
+        kind: CallerKind::Sistema,
+        subject: "inps-pdnd".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Consultazione],
+        purpose: "acquisizione SIUSS".into(),
+        request_id: "t".into(),
+    }
+}
+
+fn ente() -> EnteSiuss {
+    EnteSiuss {
+        codice: "H501".into(),
+        denominazione: "Roma Capitale".into(),
+        indirizzo: "H501".into(),
+        cf_operatore: compose("Operatore", "Prova", 1980, 1, 1, false, "H501"),
+    }
+}
+
+fn id(meta: &Option<pb::Meta>) -> String {
+    meta.as_ref().unwrap().id.clone()
+}
+
+/// A person with an open cartella in `area`; returns the cartella id.
+async fn cartella(store: &Store, cognome: &str, area: pb::AreaUtenza) -> String {
+    cartella_cf(store, cognome, area, true).await
+}
+
+async fn cartella_cf(store: &Store, cognome: &str, area: pb::AreaUtenza, cf: bool) -> String {
+    let p = store
+        .create(&operatore(), pb::Persona {
+            codice_fiscale: if cf { compose(cognome, "Prova", 1960, 4, 9, true, "H501") } else { String::new() },
+            cognome: cognome.into(),
+            nome: "Prova".into(),
+            sesso: pb::Sesso::Femmina as i32,
+            data_nascita: "1960-04-09".into(),
+            luogo_nascita: "H501".into(),
+            cittadinanza: "380".into(),
+            residenza: Some(pb::Indirizzo { codice_nazione: "380".into(), codice_regione: "12".into(), codice_comune: "058091".into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let c = store
+        .create(&operatore(), pb::Cartella {
+            persona_id: id(&p.meta),
+            area_utenza: area as i32,
+            stato: pb::StatoCartella::Aperta as i32,
+            data_apertura: "2025-01-10".into(),
+            operatore_responsabile: "op-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    id(&c.meta)
+}
+
+fn prestazione(cartella_id: &str, mensile: i64) -> pb::Prestazione {
+    pb::Prestazione {
+        cartella_id: cartella_id.into(),
+        codice_prestazione: "A1.01".into(),
+        denominazione: "Assistenza domiciliare socio-assistenziale".into(),
+        carattere: pb::CaratterePrestazione::Periodica as i32,
+        prova_mezzi: pb::ProvaMezzi::Nessuna as i32,
+        protocollo_domanda: "RC-M01-100001".into(),
+        data_inizio: "2025-02-01".into(),
+        data_fine: "2025-12-31".into(),
+        importo_mensile: Some(mensile),
+        minuti_servizio_mensili: Some(600),
+        stato: pb::StatoPrestazione::Attiva as i32,
+        ..Default::default()
+    }
+}
+
+/// xmllint against the XSD of the flow's type; also keeps the flow for the conformance script.
+fn check_xsd(id_flusso: &str, xml: &[u8]) {
+    let xsd_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/siuss");
+    if let Ok(dir) = std::env::var("SIUSS_FLOWS_DIR") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{id_flusso}.xml")), xml).unwrap();
+    }
+    let xsd = xsd_dir.join(if id_flusso.contains(".SINBA.") { "SINBA.xsd" } else { "PS_PSA_SINA201812.xsd" });
+    if !xsd.exists() || std::process::Command::new("xmllint").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "xmllint and ../shared/siuss are required under CI=true");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.xml");
+    std::fs::write(&f, xml).unwrap();
+    let out = std::process::Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{id_flusso} not valid: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn ledger(pg: bool) {
+    let Some(db) = database(pg).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let e = ente();
+
+    // A sendable prestazione becomes a ready flow.
+    let c1 = cartella(&store, "Verdi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
+    let p1 = store.create(&operatore(), prestazione(&c1, 25_000)).await.unwrap();
+    let p1_id = id(&p1.meta);
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
+    assert!(s.valutata && s.mancanze.is_empty());
+    assert_eq!(s.flussi.len(), 1);
+    assert_eq!((s.flussi[0].operazione.as_str(), s.flussi[0].stato), ("I", StatoFlusso::Ready));
+    let first = s.flussi[0].id_flusso.clone();
+    assert!(first.starts_with("H501.PS.") && first.len() == "H501.PS.20261123.0000001".len());
+
+    // Draining again produces nothing new (idempotent effect).
+    siuss_worker::drain(&store, &e).await.unwrap();
+    assert_eq!(store.siuss_stato(&operatore(), &p1_id, "").await.unwrap().flussi.len(), 1);
+
+    // Served, and the same `since` twice returns the same flows.
+    let a = store.siuss_serve(&inps(), 0, 10).await.unwrap();
+    let b = store.siuss_serve(&inps(), 0, 10).await.unwrap();
+    assert_eq!(a.iter().map(|f| &f.id_flusso).collect::<Vec<_>>(), b.iter().map(|f| &f.id_flusso).collect::<Vec<_>>());
+    assert_eq!(a.len(), 1);
+    assert_eq!(store.siuss_flusso(&first).await.unwrap().unwrap().stato, StatoFlusso::Served);
+    assert!(store.siuss_serve(&inps(), a[0].ts_flusso, 10).await.unwrap().is_empty());
+    assert!(store.siuss_serve(&operatore(), 0, 10).await.is_err(), "an ufficio caller is not served");
+
+    // Esito OK stored; repeating it changes nothing.
+    let ok = Esito {
+        id_flusso: first.clone(),
+        codice_esito: "OK".into(),
+        descrizione_esito: String::new(),
+        id_acquisizione_siuss: "22738".into(),
+        ts_acquisizione: "2026-11-23T11:04:56.852Z".into(),
+    };
+    store.siuss_esiti(&inps(), std::slice::from_ref(&ok)).await.unwrap();
+    let before = store.siuss_flusso(&first).await.unwrap().unwrap();
+    store.siuss_esiti(&inps(), std::slice::from_ref(&ok)).await.unwrap();
+    let after = store.siuss_flusso(&first).await.unwrap().unwrap();
+    assert_eq!(after.stato, StatoFlusso::Acknowledged);
+    assert_eq!(after.id_acquisizione_siuss, "22738");
+    assert_eq!((before.stato, before.codice_esito.clone(), before.id_acquisizione_siuss.clone()), (after.stato, after.codice_esito, after.id_acquisizione_siuss));
+
+    // A changed prestazione: cancellation of what was sent, then the new insertion.
+    let mut p1 = store.get::<pb::Prestazione>(&operatore(), &p1_id, "").await.unwrap();
+    p1.importo_mensile = Some(30_000);
+    store.update(&operatore(), p1).await.unwrap();
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
+    let ops: Vec<&str> = s.flussi.iter().map(|f| f.operazione.as_str()).collect();
+    assert_eq!(ops, ["I", "C", "I"]);
+    let canc = store.siuss_flusso(&s.flussi[1].id_flusso).await.unwrap().unwrap();
+    let canc_xml = String::from_utf8(canc.xml.clone()).unwrap();
+    assert!(canc_xml.contains("TipoOperazione=\"C\"") && canc_xml.contains("ImportoMensile=\"250.00\""));
+    let nuovo = store.siuss_flusso(&s.flussi[2].id_flusso).await.unwrap().unwrap();
+    assert!(String::from_utf8(nuovo.xml.clone()).unwrap().contains("ImportoMensile=\"300.00\""));
+    assert!(canc.ts_flusso < nuovo.ts_flusso && canc.seq < nuovo.seq);
+
+    // Esito KO on the new insertion is stored as rejected.
+    let ko = Esito { id_flusso: nuovo.id_flusso.clone(), codice_esito: "RICHIESTA_INVALIDA".into(), descrizione_esito: "prova".into(), id_acquisizione_siuss: String::new(), ts_acquisizione: "2026-11-23T11:04:56.852Z".into() };
+    store.siuss_esiti(&inps(), &[ko]).await.unwrap();
+    let r = store.siuss_flusso(&nuovo.id_flusso).await.unwrap().unwrap();
+    assert_eq!((r.stato, r.codice_esito.as_str()), (StatoFlusso::Rejected, "RICHIESTA_INVALIDA"));
+
+    // A batch naming an unknown flow stores nothing.
+    let good = Esito { id_flusso: canc.id_flusso.clone(), codice_esito: "OK".into(), ..ok.clone() };
+    let bad = Esito { id_flusso: "H501.PS.20000101.0000009".into(), ..ok.clone() };
+    assert!(matches!(store.siuss_esiti(&inps(), &[good, bad]).await, Err(EsitiError::Sconosciuti(v)) if v == vec![1]));
+    assert_eq!(store.siuss_flusso(&canc.id_flusso).await.unwrap().unwrap().codice_esito, "");
+
+    // Revoked: only the cancellation (the rejected insertion stands nowhere, so a second
+    // prestazione is used).
+    let p2 = store.create(&operatore(), prestazione(&c1, 12_000)).await.unwrap();
+    let p2_id = id(&p2.meta);
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let mut p2 = store.get::<pb::Prestazione>(&operatore(), &p2_id, "").await.unwrap();
+    p2.stato = pb::StatoPrestazione::Revocata as i32;
+    store.update(&operatore(), p2).await.unwrap();
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let s = store.siuss_stato(&operatore(), &p2_id, "").await.unwrap();
+    assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I", "C"]);
+    let c_xml = store.siuss_flusso(&s.flussi[1].id_flusso).await.unwrap().unwrap().xml;
+    assert!(String::from_utf8(c_xml).unwrap().contains("TipoOperazione=\"C\""));
+
+    // Blocked prestazione: no flow, the list of what is missing.
+    let c3 = cartella_cf(&store, "Neri", pb::AreaUtenza::Immigrati, false).await;
+    let p3 = store.create(&operatore(), prestazione(&c3, 10_000)).await.unwrap();
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
+    assert!(s.flussi.is_empty());
+    let rules: Vec<&str> = s.mancanze.iter().map(|m| m.rule.as_str()).collect();
+    assert_eq!(rules, ["DATO_MANCANTE", "AREA_UTENZA_NON_MAPPABILE"]);
+    assert_eq!(s.mancanze[0].path, "beneficiario.codice_fiscale");
+
+    // A change of the cartella reaches its prestazioni: fixing the area leaves only the CF.
+    let mut c = store.get::<pb::Cartella>(&operatore(), &c3, "").await.unwrap();
+    c.area_utenza = pb::AreaUtenza::PovertaEsclusioneSociale as i32;
+    store.update(&operatore(), c).await.unwrap();
+    siuss_worker::drain(&store, &e).await.unwrap();
+    let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
+    assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), ["DATO_MANCANTE"]);
+    assert!(s.flussi.is_empty());
+
+    // The portal export reads the same store page by page (both engines): the revoked
+    // prestazione is left out, the one without a codice fiscale is counted under its rule.
+    let out = tempfile::tempdir().unwrap();
+    let cfg = gateway::siuss_export::ExportConfig {
+        ente: e.clone(),
+        from: siuss::model::Data::new(2025, 1, 1).unwrap(),
+        to: siuss::model::Data::new(2025, 12, 31).unwrap(),
+        out: out.path().to_path_buf(),
+        progress: false,
+    };
+    let sum = gateway::siuss_export::export(&store, &cfg).await.unwrap();
+    assert_eq!((sum.lette, sum.revocate, sum.prestazioni_scritte, sum.escluse), (3, 1, 1, 1), "{sum}");
+    assert_eq!(sum.per_regola.get("DATO_MANCANTE"), Some(&1));
+    assert_eq!(sum.files.len(), 1);
+    let name = sum.files[0].file_name().unwrap().to_str().unwrap().trim_end_matches(".xml").to_string();
+    check_xsd(&name, &std::fs::read(&sum.files[0]).unwrap());
+
+    // Every flow produced is schema-valid.
+    for f in store.siuss_serve(&inps(), 0, 100).await.unwrap() {
+        check_xsd(&f.id_flusso, &f.xml);
+    }
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn ledger_sqlite() {
+    ledger(false).await;
+}
+
+#[tokio::test]
+async fn ledger_postgres() {
+    ledger(true).await;
+}
+
+struct Web {
+    base: String,
+    signer: TokenSigner,
+    store: Store,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn web(rate: RateConfig) -> Web {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/sigess.db", dir.path().display()))).await.unwrap();
+    let signer = TokenSigner::load_or_create(&dir.path().join("key.pem")).unwrap();
+    // Core is not needed by the WaaS routes; the link stays lazy and unused.
+    let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
+    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()) };
+    let built = app::build(parts, &AppConfig { rate, ..AppConfig::default() }).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, built.router).await.unwrap() });
+    Web { base: format!("http://{addr}/waas/v1"), signer, store, http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(), _dir: dir }
+}
+
+impl Web {
+    fn token(&self, c: &Caller) -> String {
+        self.signer.mint(c, Duration::from_secs(600)).unwrap()
+    }
+}
+
+fn is_problem(r: &reqwest::Response) -> bool {
+    r.headers()["content-type"] == "application/problem+json"
+}
+
+#[tokio::test]
+async fn waas_http() {
+    let w = web(RateConfig::default()).await;
+    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let c = cartella(&w.store, "Gialli", pb::AreaUtenza::FamigliaMinori).await;
+    w.store.create(&operatore(), prestazione(&c, 20_000)).await.unwrap();
+    siuss_worker::drain(&w.store, &cfg.ente).await.unwrap();
+    let tok = w.token(&inps());
+
+    // No credentials: 401 problem on every resource.
+    for path in ["/flussi?since=0", "/status"] {
+        let r = w.http.get(format!("{}{path}", w.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(is_problem(&r));
+    }
+    let r = w.http.post(format!("{}/esiti", w.base)).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // An ufficio caller is authenticated but not allowed.
+    let r = w.http.get(format!("{}/flussi?since=0", w.base)).bearer_auth(w.token(&operatore())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // limit beyond the yaml's maximum, and since missing: 400 problem with the yaml's members only.
+    for q in ["since=0&limit=101", "limit=5", "since=-4"] {
+        let r = w.http.get(format!("{}/flussi?{q}", w.base)).bearer_auth(&tok).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+        assert!(is_problem(&r));
+        let body: Value = r.json().await.unwrap();
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert!(keys.iter().all(|k| ["type", "title", "status", "detail", "instance"].contains(&k.as_str())), "{keys:?}");
+    }
+
+    // GET /flussi: the yaml's entry shape, the same since twice gives the same flows.
+    let get = |since: i64| {
+        let (http, base, tok) = (w.http.clone(), w.base.clone(), tok.clone());
+        async move { http.get(format!("{base}/flussi?since={since}&limit=100")).bearer_auth(tok).send().await.unwrap() }
+    };
+    let r = get(0).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        assert!(r.headers().contains_key(h), "{h}");
+    }
+    let a: Value = r.json().await.unwrap();
+    let b: Value = get(0).await.json().await.unwrap();
+    assert_eq!(a, b);
+    let entries = a["elenco_flussi"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let e = entries[0].as_object().unwrap();
+    let mut keys: Vec<&str> = e.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["codice_ente", "denominazione_ente", "flusso", "id_flusso", "tipo", "ts_flusso"]);
+    assert_eq!(e["tipo"], "PS_PSA_SINA");
+    assert_eq!(e["codice_ente"], "H501");
+    let xml = base64::engine::general_purpose::STANDARD.decode(e["flusso"].as_str().unwrap()).unwrap();
+    check_xsd(e["id_flusso"].as_str().unwrap(), &xml);
+    let id_flusso = e["id_flusso"].as_str().unwrap().to_string();
+    let ts = e["ts_flusso"].as_str().unwrap().to_string();
+
+    // A bad esito body is 400 and stores nothing, even with a good esito beside it.
+    let good = json!({"id_flusso": id_flusso, "tipo": "PS_PSA_SINA", "ts_flusso": ts, "ts_acquisizione": ts, "codice_esito": "OK", "id_acquisizione_siuss": "1"});
+    let body = json!({"elenco_esiti": [good, {"id_flusso": id_flusso, "tipo": "PS_PSA_SINA", "codice_esito": "BOH"}]});
+    let r = w.http.post(format!("{}/esiti", w.base)).bearer_auth(&tok).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(is_problem(&r));
+    let detail = r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("elenco_esiti[1].codice_esito") && detail.contains("elenco_esiti[1].ts_flusso"), "{detail}");
+    assert_eq!(w.store.siuss_flusso(&id_flusso).await.unwrap().unwrap().codice_esito, "");
+    let r = w.http.post(format!("{}/esiti", w.base)).bearer_auth(&tok).body("{").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A good esito: 204, stored; the same again: 204, unchanged.
+    for _ in 0..2 {
+        let r = w.http.post(format!("{}/esiti", w.base)).bearer_auth(&tok).json(&json!({"elenco_esiti": [good]})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let f = w.store.siuss_flusso(&id_flusso).await.unwrap().unwrap();
+        assert_eq!((f.stato, f.id_acquisizione_siuss.as_str()), (StatoFlusso::Acknowledged, "1"));
+    }
+
+    // GET /status: problem+json 200.
+    let r = w.http.get(format!("{}/status", w.base)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(is_problem(&r));
+}
+
+#[tokio::test]
+async fn waas_rate_limit() {
+    let w = web(RateConfig { per_minute: 1, burst: 2 }).await;
+    let tok = w.token(&inps());
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(w.http.get(format!("{}/status", w.base)).bearer_auth(&tok).send().await.unwrap());
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(is_problem(&r));
+    assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    assert!(r.headers().contains_key("x-ratelimit-reset") && r.headers().contains_key("retry-after"));
+}

@@ -1,0 +1,238 @@
+//! The gateway in front of a real core: gRPC ingress (unary and streaming), authentication
+//! refusals, per-client rate limits, load shedding, request ids, metrics, readiness.
+#![allow(clippy::unwrap_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use cartella_proto::v1::{self as pb, cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient};
+use core_cartella::{
+    auth::{Caller, CallerKind, Role, TokenSigner},
+    domain::codice_fiscale::compose,
+    store::{Store, StoreOptions},
+};
+use gateway::{
+    app::{self, AppConfig, Parts},
+    auth::Authenticator,
+    core_link::CoreLink,
+    stack::{StackConfig, limit::RateConfig},
+};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{Code, transport::Channel};
+
+struct Running {
+    gateway: SocketAddr,
+    signer: TokenSigner,
+    stop_core: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(cfg: AppConfig) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/hub.db", dir.path().display()))).await.unwrap();
+    let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
+    let core_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = core_listener.local_addr().unwrap();
+    let (stop_core, stopped) = oneshot::channel::<()>();
+    let (s, v) = (store.clone(), signer.verifier().unwrap());
+    tokio::spawn(async move {
+        core_cartella::server::serve(core_listener, &s, v, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap();
+    let auth = Authenticator::new(signer.verifier().unwrap());
+    let app = app::build(Parts { link, auth, store: None }, &cfg).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
+    Running { gateway, signer, stop_core: Some(stop_core), _dir: dir }
+}
+
+impl Running {
+    fn token(&self, subject: &str) -> String {
+        let c = Caller {
+            kind: CallerKind::Sistema,
+            subject: subject.into(),
+            ente: "H501".into(),
+            ufficio: Some("M01".into()),
+            roles: vec![Role::Operatore],
+            purpose: "test".into(),
+            request_id: String::new(),
+        };
+        self.signer.mint(&c, Duration::from_secs(300)).unwrap()
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.gateway)).unwrap().connect().await.unwrap()
+    }
+
+    fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway)
+    }
+}
+
+fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if !token.is_empty() {
+        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    r
+}
+
+fn persona(day: u8) -> pb::Persona {
+    pb::Persona {
+        codice_fiscale: compose("Porta", "Lino", 1950, 2, day, false, "H501"),
+        cognome: "Porta".into(),
+        nome: "Lino".into(),
+        sesso: pb::Sesso::Maschio as i32,
+        data_nascita: format!("1950-02-{day:02}"),
+        luogo_nascita: "H501".into(),
+        cittadinanza: "380".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn grpc_ingress_forwards_unary_and_streaming_calls() {
+    let hub = start(AppConfig::default()).await;
+    let token = hub.token("app-municipio-1");
+    let mut c = CartellaServiceClient::new(hub.channel().await);
+    let p = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(1)) }, &token)).await.unwrap().into_inner();
+    let id = p.meta.as_ref().unwrap().id.clone();
+    let got = c.get_persona(with_token(pb::GetRequest { id: id.clone(), ..Default::default() }, &token)).await.unwrap();
+    assert!(got.metadata().contains_key("x-ratelimit-remaining"));
+    assert_eq!(got.into_inner(), p);
+    // Errors from core come back as gRPC statuses with their details.
+    let dup = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(1)) }, &token)).await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+
+    let mut feed = FeedServiceClient::new(hub.channel().await);
+    let mut stream = feed.watch_changes(with_token(pb::WatchChangesRequest::default(), &token)).await.unwrap().into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.id, id);
+    let p2 = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(2)) }, &token)).await.unwrap().into_inner();
+    let live = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(live.id, p2.meta.unwrap().id);
+}
+
+#[tokio::test]
+async fn grpc_ingress_refuses_without_valid_credentials() {
+    let hub = start(AppConfig::default()).await;
+    let mut c = CartellaServiceClient::new(hub.channel().await);
+    for token in ["", "garbage", "a.b.c"] {
+        let err = c.get_persona(with_token(pb::GetRequest { id: "x".into(), ..Default::default() }, token)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "token {token:?}");
+    }
+    let other = TokenSigner::load_or_create(&hub._dir.path().join("other.pem")).unwrap();
+    let forged = other
+        .mint(
+            &Caller { kind: CallerKind::Sistema, subject: "x".into(), ente: "H501".into(), ufficio: None, roles: vec![Role::Operatore], purpose: String::new(), request_id: String::new() },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let err = c.get_persona(with_token(pb::GetRequest { id: "x".into(), ..Default::default() }, &forged)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn rate_limit_per_client() {
+    let hub = start(AppConfig { rate: RateConfig { per_minute: 6, burst: 3 }, ..Default::default() }).await;
+    let (a, b) = (hub.token("client-a"), hub.token("client-b"));
+    let mut c = CartellaServiceClient::new(hub.channel().await);
+    let get = |t: &str| with_token(pb::ListPersoneRequest::default(), t);
+    for _ in 0..3 {
+        c.list_persone(get(&a)).await.unwrap();
+    }
+    let err = c.list_persone(get(&a)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.metadata().get("retry-after").is_some());
+    assert_eq!(err.metadata().get("x-ratelimit-remaining").unwrap(), "0");
+    c.list_persone(get(&b)).await.expect("another client keeps its own quota");
+}
+
+#[tokio::test]
+async fn rest_rate_limit_after_the_burst() {
+    let hub = start(AppConfig { rate: RateConfig { per_minute: 6, burst: 2 }, ..Default::default() }).await;
+    let (a, b) = (hub.token("rest-a"), hub.token("rest-b"));
+    let http = reqwest::Client::new();
+    for remaining in ["1", "0"] {
+        let r = http.get(hub.http("/api/v1/persone")).bearer_auth(&a).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+        assert_eq!(r.headers()["x-ratelimit-remaining"], remaining);
+    }
+    let r = http.get(hub.http("/api/v1/persone")).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "retry-after {retry}");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(http.get(hub.http("/api/v1/persone")).bearer_auth(&b).send().await.unwrap().status(), 200, "quotas are per client");
+    // Refused credentials never consume anyone's quota and are 401, not 429.
+    assert_eq!(http.get(hub.http("/api/v1/persone")).bearer_auth("x.y.z").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn sheds_load_beyond_capacity_and_limits_bodies() {
+    use axum::{Router, routing::{get, post}};
+    let cfg = StackConfig { max_concurrency: 1, max_body: 64, ..Default::default() };
+    let slow = Router::new().route("/slow", get(|| async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        "done"
+    }));
+    let echo = gateway::stack::rest(Router::new().route("/echo", post(|body: String| async move { body })), &cfg);
+    let app = gateway::stack::outer(slow.merge(echo), &cfg, gateway::stack::metrics::Metrics::new().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let first = tokio::spawn(http.get(format!("http://{addr}/slow")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = http.get(format!("http://{addr}/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "the only slot is taken: shed, do not queue");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+
+    let ok = http.post(format!("http://{addr}/echo")).body("x".repeat(64)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let big = http.post(format!("http://{addr}/echo")).body("x".repeat(65)).send().await.unwrap();
+    assert_eq!(big.status(), 413);
+    assert_eq!(big.headers()["content-type"], "application/problem+json");
+    let chunks = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>("0123456789")));
+    let streamed = http.post(format!("http://{addr}/echo")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(streamed.status(), 413, "a body without a length is cut when it grows past the limit");
+}
+
+#[tokio::test]
+async fn request_ids_metrics_and_readiness() {
+    let mut hub = start(AppConfig::default()).await;
+    let token = hub.token("metrics-client");
+    let http = reqwest::Client::new();
+    let r = http.get(hub.http("/healthz")).send().await.unwrap();
+    assert!(!r.headers()["x-request-id"].is_empty(), "a request id is generated");
+    let r = http.get(hub.http("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123", "a given request id is propagated");
+    let nf = http.get(hub.http("/no/such/path")).send().await.unwrap();
+    assert_eq!(nf.status(), 404);
+    assert_eq!(nf.headers()["content-type"], "application/problem+json");
+
+    let mut c = CartellaServiceClient::new(hub.channel().await);
+    let p = persona(3);
+    c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(p.clone()) }, &token)).await.unwrap();
+    let m = http.get(hub.http("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains(r#"sigess_http_requests_total{method="POST",route="/cartella.v1.CartellaService/{method}",status="200"} 1"#), "{m}");
+    assert!(m.contains(r#"sigess_http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{m}");
+    assert!(m.contains("sigess_http_request_duration_seconds_bucket"));
+    assert!(m.contains("sigess_http_requests_in_flight"));
+    assert!(!m.contains(&p.codice_fiscale) && !m.contains("Porta"), "no personal data in metrics");
+
+    assert_eq!(http.get(hub.http("/readyz")).send().await.unwrap().status(), 200);
+    let _ = hub.stop_core.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = http.get(hub.http("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+}
