@@ -3,9 +3,13 @@
 //! `sqlx::Any` is used so one SQL text serves both backends: records are kept as a protobuf
 //! body plus the columns queries filter on, all of types `Any` decodes (text, integers,
 //! bytes). What must differ (migrations, the feed's visibility bound) is kept side by side.
-//! Every write commits the record, its audit row and its outbox row in one transaction;
-//! every read commits its audit rows in the transaction that read the data.
+//! Every write commits the record, its audit row and its outbox row in one transaction.
+//! Every read's audit rows are committed before the read returns: for reads of records
+//! (`get`, `list`, `search_persone`) in group commits shared by concurrent reads (see
+//! `audit_log`), for the SIUSS reads (`flussi`) in the transaction that reads the data. A
+//! read whose audit rows cannot be committed returns an error, not the data.
 
+mod audit_log;
 mod clients;
 mod feed;
 pub mod flussi;
@@ -81,7 +85,13 @@ pub struct Store {
     /// Bumped after each committed write so feed streams in this process wake at once;
     /// other processes are caught by the feed's polling.
     changed: Arc<watch::Sender<u64>>,
+    /// Group commit of read audits.
+    reads: Arc<audit_log::ReadAudits>,
 }
+
+/// Read-audit batches committed at once on PostgreSQL, each on its own connection. SQLite
+/// has one connection, so one batch.
+const READ_AUDIT_BATCHES_PG: usize = 4;
 
 /// Current instant as RFC 3339 UTC, and today's date.
 pub fn now() -> (String, Date) {
@@ -120,7 +130,9 @@ impl Store {
         };
         migrator.run(&pool).await.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))?;
         let (tx, _) = watch::channel(0);
-        Ok(Self { pool, backend, changed: Arc::new(tx) })
+        let in_flight = if backend == Backend::Sqlite { 1 } else { READ_AUDIT_BATCHES_PG };
+        let reads = Arc::new(audit_log::ReadAudits::start(pool.clone(), in_flight));
+        Ok(Self { pool, backend, changed: Arc::new(tx), reads })
     }
 
     pub fn backend(&self) -> Backend {
@@ -137,7 +149,9 @@ impl Store {
         Ok(())
     }
 
+    /// Commits the read audits already queued, then closes the pool; later calls fail.
     pub async fn close(&self) {
+        self.reads.stop().await;
         self.pool.close().await;
     }
 
@@ -181,7 +195,7 @@ fn prepare_sqlite_path(url: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// Writes the audit row of an action on a record.
+/// Writes the audit rows of an action on records, in the transaction (or autocommit) of `e`.
 pub(crate) async fn audit<'c, E: Executor<'c, Database = sqlx::Any>>(
     e: E,
     caller: &Caller,
@@ -194,23 +208,14 @@ pub(crate) async fn audit<'c, E: Executor<'c, Database = sqlx::Any>>(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut q = sql::Q::new(
-        "INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) VALUES ",
-    );
-    let purpose = if purpose.is_empty() { caller.purpose.as_str() } else { purpose };
-    let actor_kind = match caller.kind {
-        crate::auth::CallerKind::Operatore => "operatore",
-        crate::auth::CallerKind::Sistema => "sistema",
-    };
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push("(").bind_text(at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject);
-        q.push(", ").bind_text(&caller.ente).push(", ").bind(crate::record::Val::Text(caller.ufficio.clone()));
-        q.push(", ").bind_text(action).push(", ").bind_text(kind.name()).push(", ").bind_text(id);
-        q.push(", ").bind_text(purpose).push(", ").bind_text(&caller.request_id).push(")");
-    }
-    q.execute(e).await?;
+    audit_log::insert(&audit_log::rows(caller, at, action, kind, ids, purpose)).execute(e).await?;
     Ok(())
+}
+
+impl Store {
+    /// Returns once the audit rows of a read are committed, in a group commit shared with
+    /// concurrent reads.
+    pub(crate) async fn audit_read(&self, caller: &Caller, at: &str, kind: Kind, ids: &[&str], purpose: &str) -> Result<()> {
+        self.reads.commit(audit_log::rows(caller, at, "read", kind, ids, purpose)).await
+    }
 }

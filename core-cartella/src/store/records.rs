@@ -1,5 +1,6 @@
-//! Create, read, update and list of any record kind, with tenancy, optimistic concurrency,
-//! audit and outbox in the same transaction.
+//! Create, read, update and list of any record kind, with tenancy and optimistic
+//! concurrency. A write commits its audit and outbox rows in its own transaction; a read
+//! returns once its audit rows are committed (see `audit_log`).
 use cartella_proto::v1::{Meta, Persona};
 use sqlx::{Any, Row, Transaction, any::AnyRow};
 
@@ -216,17 +217,15 @@ impl Store {
         }
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
-        let mut tx = self.pool.begin().await?;
         let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
         push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Read, &today_s);
         q.push(" THEN 1 ELSE 0 END AS BIGINT) AS visible FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(id);
-        let row = q.fetch_optional(&mut *tx).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
+        let row = q.fetch_optional(&self.pool).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
         if row.try_get::<i64, _>("visible")? != 1 {
             return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this read"));
         }
         let rec = decode::<R>(&row)?;
-        audit(&mut *tx, caller, &at, "read", R::KIND, &[id], purpose).await?;
-        tx.commit().await?;
+        self.audit_read(caller, &at, R::KIND, &[id], purpose).await?;
         Ok(rec)
     }
 
@@ -363,8 +362,7 @@ impl Store {
             q.push(" AND id > ").bind_text(&page.token);
         }
         q.push(" ORDER BY id LIMIT ").bind_int(i64::from(size) + 1);
-        let mut tx = self.pool.begin().await?;
-        let rows = q.fetch_all(&mut *tx).await?;
+        let rows = q.fetch_all(&self.pool).await?;
         let mut ids: Vec<String> = Vec::with_capacity(rows.len());
         let mut out = Vec::with_capacity(rows.len());
         for row in rows.iter().take(size as usize) {
@@ -373,8 +371,7 @@ impl Store {
         }
         let next = if rows.len() > size as usize { ids.last().cloned().unwrap_or_default() } else { String::new() };
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        audit(&mut *tx, caller, at, "read", R::KIND, &id_refs, purpose).await?;
-        tx.commit().await?;
+        self.audit_read(caller, at, R::KIND, &id_refs, purpose).await?;
         Ok((out, next))
     }
 
