@@ -23,11 +23,11 @@ use core_cartella::{
     error::CoreError,
     store::{
         Store,
-        flussi::{ExportKey, Fonte},
+        flussi::{ExportKey, RigaExport},
     },
 };
 use siuss::{
-    FlowId, FlussoPsWriter, FlussoSinbaWriter, TipoFlusso, WriteError,
+    FlowId, FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, TipoFlusso, VoceFlusso, WriteError,
     from_core::{EnteSiuss, Record, Sorgente, map},
     model::{Beneficiario, Data, Sinba, TipoOperazione},
 };
@@ -125,6 +125,8 @@ pub enum ExportError {
     FlowId(#[from] siuss::FlowIdError),
     #[error("flow: {0}")]
     Write(#[from] WriteError),
+    #[error("the read of the next page stopped: {0}")]
+    Interrotta(String),
 }
 
 fn in_periodo(p: &pb::Prestazione, from: Data, to: Data) -> bool {
@@ -199,52 +201,52 @@ impl Exporter<'_> {
     async fn flush(&mut self, g: Gruppo) -> Result<(), ExportError> {
         if let Some(b) = g.ps {
             if self.ps.out.is_none() {
-                let id = self.flow_id(TipoFlusso::Ps).await?;
-                let (path, part, w) = open_part(&self.cfg.out, &id)?;
-                let writer = FlussoPsWriter::begin(w, &self.cfg.ente.identificazione(&id))?;
-                self.ps.out = Some(Out { path, part, writer });
+                self.ps.out = Some(self.open(TipoFlusso::Ps).await?);
             }
             if let Some(o) = self.ps.out.as_mut() {
-                let n = b.prestazioni_sociali.len() as u64;
-                match o.writer.write_beneficiario(&b) {
-                    Ok(()) => {
-                        self.sum.beneficiari_ps += 1;
-                        self.sum.prestazioni_scritte += n;
-                    }
-                    Err(WriteError::Invalid(v)) => {
-                        self.sum.escluse += n;
-                        self.count_rules(&v);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                let r = o.writer.write(&b);
+                self.tally(r, b.prestazioni(), |s| s.beneficiari_ps += 1)?;
             }
         }
         if let Some(s) = g.sinba {
             if self.sinba.out.is_none() {
-                let id = self.flow_id(TipoFlusso::Sinba).await?;
-                let (path, part, w) = open_part(&self.cfg.out, &id)?;
-                let writer = FlussoSinbaWriter::begin(w, &self.cfg.ente.identificazione(&id))?;
-                self.sinba.out = Some(Out { path, part, writer });
+                self.sinba.out = Some(self.open(TipoFlusso::Sinba).await?);
             }
             if let Some(o) = self.sinba.out.as_mut() {
-                let n = s.prestazioni.len() as u64;
-                match o.writer.write_sinba(&s) {
-                    Ok(()) => {
-                        self.sum.record_sinba += 1;
-                        self.sum.prestazioni_scritte += n;
-                    }
-                    Err(WriteError::Invalid(v)) => {
-                        self.sum.escluse += n;
-                        self.count_rules(&v);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                let r = o.writer.write(&s);
+                self.tally(r, s.prestazioni(), |s| s.record_sinba += 1)?;
             }
         }
         Ok(())
     }
 
-    fn add(&mut self, g: &mut Gruppo, f: &Fonte) {
+    /// Opens the next file of a flow type, named by a fresh flow id.
+    async fn open<V: VoceFlusso>(&self, tipo: TipoFlusso) -> Result<Out<FlussoWriter<BufWriter<File>, V>>, ExportError> {
+        let id = self.flow_id(tipo).await?;
+        let (path, part, w) = open_part(&self.cfg.out, &id)?;
+        let writer = FlussoWriter::begin(w, &self.cfg.ente.identificazione(&id))?;
+        Ok(Out { path, part, writer })
+    }
+
+    /// Counts a record written, or left out with the rules it breaks.
+    fn tally(&mut self, r: Result<(), WriteError>, prestazioni: usize, scritto: impl FnOnce(&mut ExportSummary)) -> Result<(), ExportError> {
+        let n = prestazioni as u64;
+        match r {
+            Ok(()) => {
+                scritto(&mut self.sum);
+                self.sum.prestazioni_scritte += n;
+                Ok(())
+            }
+            Err(WriteError::Invalid(v)) => {
+                self.sum.escluse += n;
+                self.count_rules(&v);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn add(&mut self, g: &mut Gruppo, f: &RigaExport) {
         self.sum.lette += 1;
         if f.prestazione.stato == pb::StatoPrestazione::Revocata as i32 {
             self.sum.revocate += 1;
@@ -254,7 +256,7 @@ impl Exporter<'_> {
             self.sum.fuori_periodo += 1;
             return;
         }
-        let src = Sorgente { persona: &f.persona, cartella: &f.cartella, prestazione: &f.prestazione, sina: f.sina.as_ref(), sinba: f.sinba.as_ref() };
+        let src = Sorgente { persona: &f.persona, cartella: &f.cartella, prestazione: &f.prestazione, sina: f.sina.as_deref(), sinba: f.sinba.as_deref() };
         match map(&src, TipoOperazione::Inserimento, self.cfg.to) {
             Err(v) => {
                 self.sum.escluse += 1;
@@ -275,6 +277,23 @@ impl Exporter<'_> {
                 None => g.sinba = Some(s),
             },
         }
+    }
+}
+
+/// Completes a file: closes the document, syncs and renames it; a file that got no record
+/// is removed instead.
+fn close<V: VoceFlusso>(out: Option<Out<FlussoWriter<BufWriter<File>, V>>>) -> Result<Option<PathBuf>, ExportError> {
+    let Some(Out { path, part, writer }) = out else { return Ok(None) };
+    match writer.finish() {
+        Ok(w) => {
+            finish_file(&path, &part, w)?;
+            Ok(Some(path))
+        }
+        Err(WriteError::Vuoto) => {
+            let _ = std::fs::remove_file(&part);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -299,10 +318,23 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
         indicatif::ProgressBar::hidden()
     };
     let mut ex = Exporter { store, cfg, giorno, ps: Lazy { out: None }, sinba: Lazy { out: None }, sum: ExportSummary::default() };
-    let mut key = ExportKey::default();
+    // The next page is read (on the runtime's workers and the store's own thread) while this
+    // one is mapped and written: one page in flight, so memory stays bounded.
+    let fetch = |key: ExportKey| {
+        let (store, caller) = (store.clone(), caller.clone());
+        tokio::spawn(async move { store.siuss_export_page(&caller, &key, PAGE).await })
+    };
+    let mut next = fetch(ExportKey::default());
     let mut g = Gruppo::default();
     loop {
-        let (page, last) = store.siuss_export_page(&caller, &key, PAGE).await?;
+        let (page, last) = (&mut next).await.map_err(|e| ExportError::Interrotta(e.to_string()))??;
+        let more = match &last {
+            Some(k) if page.len() as u32 == PAGE => Some(k.clone()),
+            _ => None,
+        };
+        if let Some(k) = more.clone() {
+            next = fetch(k);
+        }
         for f in &page {
             let pid = f.persona.meta.as_ref().map(|m| m.id.as_str()).unwrap_or_default();
             if pid != g.persona_id {
@@ -313,39 +345,15 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
         }
         bar.inc(page.len() as u64);
         bar.set_message(format!("{} scritte, {} escluse", ex.sum.prestazioni_scritte, ex.sum.escluse));
-        match last {
-            Some(k) if page.len() as u32 == PAGE => key = k,
-            _ => break,
+        if more.is_none() {
+            break;
         }
     }
     ex.flush(g).await?;
     bar.finish_and_clear();
     let mut sum = ex.sum;
-    if let Some(o) = ex.ps.out {
-        let Out { path, part, writer } = o;
-        match writer.finish() {
-            Ok(w) => {
-                finish_file(&path, &part, w)?;
-                sum.files.push(path);
-            }
-            Err(WriteError::Vuoto) => {
-                let _ = std::fs::remove_file(&part);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some(o) = ex.sinba.out {
-        let Out { path, part, writer } = o;
-        match writer.finish() {
-            Ok(w) => {
-                finish_file(&path, &part, w)?;
-                sum.files.push(path);
-            }
-            Err(WriteError::Vuoto) => {
-                let _ = std::fs::remove_file(&part);
-            }
-            Err(e) => return Err(e.into()),
-        }
+    for file in [close(ex.ps.out)?, close(ex.sinba.out)?].into_iter().flatten() {
+        sum.files.push(file);
     }
     Ok(sum)
 }

@@ -300,6 +300,16 @@ async fn ledger(pg: bool) {
     assert_eq!(sum.files.len(), 1);
     let name = sum.files[0].file_name().unwrap().to_str().unwrap().trim_end_matches(".xml").to_string();
     check_xsd(&name, &std::fs::read(&sum.files[0]).unwrap());
+    // The export's read of each person is audited once, whatever the number of their
+    // prestazioni in the page.
+    let c = store.get::<pb::Cartella>(&operatore(), &c3, "").await.unwrap();
+    let export_reads = |pid: String| {
+        let store = store.clone();
+        async move { store.audit_count(core_cartella::record::Kind::Persona, &pid, "read").await.unwrap() }
+    };
+    assert_eq!(export_reads(c.persona_id.clone()).await, 1);
+    gateway::siuss_export::export(&store, &cfg).await.unwrap();
+    assert_eq!(export_reads(c.persona_id).await, 2, "a second export is audited again");
 
     // Every flow produced is schema-valid.
     for f in store.siuss_serve(&inps(), 0, 100).await.unwrap() {

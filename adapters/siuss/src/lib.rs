@@ -21,8 +21,14 @@ pub mod model;
 pub mod rules;
 pub mod writer;
 
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::model::Beneficiario {}
+    impl Sealed for crate::model::Sinba {}
+}
+
 pub use flow_id::{FlowId, FlowIdError, TipoFlusso};
 pub use rules::{Canale, Rule, Schema, Violation, validate_ps, validate_sinba};
 pub use writer::{
-    FlussoPsWriter, FlussoSinbaWriter, WriteError, write_flusso_ps, write_flusso_sinba,
+    FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, VoceFlusso, WriteError, write_flusso_ps, write_flusso_sinba,
 };

@@ -137,6 +137,17 @@ impl fmt::Display for Violation {
     }
 }
 
+/// `parent.name`, formatted only when a violation is reported: valid records, the common
+/// case, cost no path strings.
+#[derive(Clone, Copy)]
+struct Dot<'a>(&'a dyn fmt::Display, &'a str);
+
+impl fmt::Display for Dot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
 #[derive(Default)]
 struct Checker {
     out: Vec<Violation>,
@@ -149,47 +160,47 @@ fn xml_char_ok(c: char) -> bool {
 }
 
 impl Checker {
-    fn push(&mut self, path: impl Into<String>, rule: Rule, message: impl Into<String>) {
+    fn push(&mut self, path: impl fmt::Display, rule: Rule, message: impl Into<String>) {
         self.out.push(Violation {
-            path: path.into(),
+            path: path.to_string(),
             rule,
             message: message.into(),
         });
     }
 
     /// XSD `minLength`/`maxLength` count characters, not bytes.
-    fn text(&mut self, path: &str, value: &str, min: usize, max: usize) {
+    fn text(&mut self, path: impl fmt::Display, value: &str, min: usize, max: usize) {
         let n = value.chars().count();
         if n < min || n > max {
             self.push(
-                path,
+                &path,
                 Rule::Lunghezza,
                 format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"),
             );
         }
         if !value.chars().all(xml_char_ok) {
             self.push(
-                path,
+                &path,
                 Rule::CaratteriNonAmmessi,
                 "contiene caratteri di controllo non ammessi in XML",
             );
         }
     }
 
-    fn digits(&mut self, path: &str, value: &str, n: usize) {
+    fn digits(&mut self, path: impl fmt::Display, value: &str, n: usize) {
         if value.len() != n || !value.bytes().all(|c| c.is_ascii_digit()) {
             self.push(path, Rule::Formato, format!("attese esattamente {n} cifre"));
         }
     }
 
-    fn opt_digits(&mut self, path: &str, value: Option<&str>, n: usize) {
+    fn opt_digits(&mut self, path: impl fmt::Display, value: Option<&str>, n: usize) {
         if let Some(v) = value {
             self.digits(path, v, n);
         }
     }
 
     /// Belfiore / catastale code: one letter and three digits (foreign states use `Z`).
-    fn belfiore(&mut self, path: &str, value: &str) {
+    fn belfiore(&mut self, path: impl fmt::Display, value: &str) {
         let b = value.as_bytes();
         let ok = b.len() == 4 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit);
         if !ok {
@@ -201,13 +212,13 @@ impl Checker {
         }
     }
 
-    fn anno(&mut self, path: &str, anno: u16) {
+    fn anno(&mut self, path: impl fmt::Display, anno: u16) {
         if !(1000..=9999).contains(&anno) {
             self.push(path, Rule::Formato, "anno atteso di 4 cifre");
         }
     }
 
-    fn codice_fiscale(&mut self, path: &str, value: &str) {
+    fn codice_fiscale(&mut self, path: impl fmt::Display, value: &str) {
         match cf::verifica(value) {
             Ok(()) => {}
             Err(e @ CfError::OmocodiaNonRappresentabile) => {
@@ -217,7 +228,7 @@ impl Checker {
         }
     }
 
-    fn positive(&mut self, path: &str, v: Option<Importo>) {
+    fn positive(&mut self, path: impl fmt::Display, v: Option<Importo>) {
         if let Some(v) = v
             && v.0 <= 0
         {
@@ -229,7 +240,7 @@ impl Checker {
         }
     }
 
-    fn non_negative(&mut self, path: &str, v: Option<Importo>) {
+    fn non_negative(&mut self, path: impl fmt::Display, v: Option<Importo>) {
         if let Some(v) = v
             && v.0 < 0
         {
@@ -304,13 +315,13 @@ fn check_identificazione(c: &mut Checker, id: &IdentificazioneFlusso, schema: Sc
         }
     }
     let e = &id.ente;
-    let pe = format!("{p}.ente");
-    c.text(&format!("{pe}.codice"), &e.codice, 1, 32);
+    let pe = Dot(&p, "ente");
+    c.text(format_args!("{pe}.codice"), &e.codice, 1, 32);
     if let Some(d) = &e.denominazione {
-        c.text(&format!("{pe}.denominazione"), d, 1, 100);
+        c.text(format_args!("{pe}.denominazione"), d, 1, 100);
     }
-    c.belfiore(&format!("{pe}.indirizzo"), &e.indirizzo);
-    c.codice_fiscale(&format!("{pe}.cf_operatore"), &e.cf_operatore);
+    c.belfiore(format_args!("{pe}.indirizzo"), &e.indirizzo);
+    c.codice_fiscale(format_args!("{pe}.cf_operatore"), &e.cf_operatore);
 }
 
 /// Checks a flow header on its own (used by the streaming writer before anything is written).
@@ -359,26 +370,26 @@ pub fn validate_ps(flusso: &FlussoPs, canale: Canale) -> Result<(), Vec<Violatio
 /// Checks one beneficiary; `path` prefixes every violation path (e.g. `beneficiari[41]`).
 pub fn validate_beneficiario(b: &Beneficiario, path: &str) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
-    check_beneficiario(&mut c, b, path);
+    check_beneficiario(&mut c, b, &path);
     c.finish()
 }
 
-fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &str) {
-    c.codice_fiscale(&format!("{p}.codice_fiscale"), &b.codice_fiscale);
+fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
+    c.codice_fiscale(&format_args!("{p}.codice_fiscale"), &b.codice_fiscale);
 
     let a = &b.anagrafica;
-    let pa = format!("{p}.anagrafica");
-    c.text(&format!("{pa}.cognome"), &a.cognome, 1, 36);
-    c.text(&format!("{pa}.nome"), &a.nome, 1, 36);
-    c.anno(&format!("{pa}.anno_nascita"), a.anno_nascita);
-    c.belfiore(&format!("{pa}.luogo_nascita"), &a.luogo_nascita);
+    let pa = Dot(p, "anagrafica");
+    c.text(format_args!("{pa}.cognome"), &a.cognome, 1, 36);
+    c.text(format_args!("{pa}.nome"), &a.nome, 1, 36);
+    c.anno(format_args!("{pa}.anno_nascita"), a.anno_nascita);
+    c.belfiore(format_args!("{pa}.luogo_nascita"), &a.luogo_nascita);
     c.digits(
-        &format!("{pa}.codice_cittadinanza"),
+        format_args!("{pa}.codice_cittadinanza"),
         &a.codice_cittadinanza,
         3,
     );
     c.opt_digits(
-        &format!("{pa}.codice_seconda_cittadinanza"),
+        format_args!("{pa}.codice_seconda_cittadinanza"),
         a.codice_seconda_cittadinanza.as_deref(),
         3,
     );
@@ -391,7 +402,7 @@ fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &str) {
         );
     }
     for (i, ind) in b.indirizzi.iter().enumerate() {
-        check_indirizzo(c, ind, &format!("{p}.indirizzi[{i}]"));
+        check_indirizzo(c, ind, &format_args!("{p}.indirizzi[{i}]"));
     }
 
     if b.prestazioni_sociali.is_empty() {
@@ -402,19 +413,19 @@ fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &str) {
         );
     }
     for (i, ps) in b.prestazioni_sociali.iter().enumerate() {
-        check_prestazione(c, ps, &format!("{p}.prestazioni_sociali[{i}]"));
+        check_prestazione(c, ps, &format_args!("{p}.prestazioni_sociali[{i}]"));
     }
 }
 
-fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &str) {
-    c.digits(&format!("{p}.codice_nazione"), &ind.codice_nazione, 3);
+fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &dyn fmt::Display) {
+    c.digits(&format_args!("{p}.codice_nazione"), &ind.codice_nazione, 3);
     c.opt_digits(
-        &format!("{p}.codice_regione"),
+        format_args!("{p}.codice_regione"),
         ind.codice_regione.as_deref(),
         2,
     );
     c.opt_digits(
-        &format!("{p}.codice_comune"),
+        format_args!("{p}.codice_comune"),
         ind.codice_comune.as_deref(),
         6,
     );
@@ -436,8 +447,8 @@ fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &str) {
     }
 }
 
-fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &str) {
-    let f = |name: &str| format!("{p}.{name}");
+fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Display) {
+    let f = |name: &'static str| Dot(p, name);
 
     c.text(&f("codice_prestazione"), &ps.codice_prestazione, 5, 10);
     c.text(
@@ -612,7 +623,7 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &str) {
     if let Some(s) = &ps.sina {
         for (i, codice) in s.necessita_interventi_sociali.iter().enumerate() {
             c.text(
-                &format!("{p}.sina.necessita_interventi_sociali[{i}]"),
+                format_args!("{p}.sina.necessita_interventi_sociali[{i}]"),
                 codice,
                 5,
                 10,
@@ -661,12 +672,12 @@ pub fn validate_sinba(flusso: &FlussoSinba, canale: Canale) -> Result<(), Vec<Vi
 /// Checks one SINBA record; `path` prefixes every violation path.
 pub fn validate_sinba_record(s: &Sinba, path: &str) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
-    check_sinba(&mut c, s, path);
+    check_sinba(&mut c, s, &path);
     c.finish()
 }
 
-fn check_sinba(c: &mut Checker, s: &Sinba, p: &str) {
-    let f = |name: &str| format!("{p}.{name}");
+fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
+    let f = |name: &'static str| Dot(p, name);
     c.text(&f("id_beneficiario"), &s.id_beneficiario, 1, 20);
     // SINBA identifies minors without a codice fiscale by design; a CF-shaped id means the
     // source system put the real identifier where a pseudonym belongs.
@@ -685,7 +696,7 @@ fn check_sinba(c: &mut Checker, s: &Sinba, p: &str) {
         );
     }
     for (i, codice) in s.prestazioni.iter().enumerate() {
-        c.text(&format!("{p}.prestazioni[{i}]"), codice, 5, 10);
+        c.text(format_args!("{p}.prestazioni[{i}]"), codice, 5, 10);
     }
     if s.famiglia.is_empty() {
         c.push(

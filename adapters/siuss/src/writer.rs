@@ -8,7 +8,8 @@
 //!
 //! - [`write_flusso_ps`] / [`write_flusso_sinba`]: a whole in-memory flow, e.g. the
 //!   single-beneficiary, single-prestazione flow served by `GET /flussi`.
-//! - [`FlussoPsWriter`] / [`FlussoSinbaWriter`]: `begin`, one record at a time, `finish`.
+//! - [`FlussoWriter`] (aliases [`FlussoPsWriter`], [`FlussoSinbaWriter`]): `begin`, one record
+//!   at a time, `finish`.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -56,8 +57,17 @@ fn attr_opt<T: Display>(el: &mut BytesStart<'_>, name: &str, value: Option<T>) {
     }
 }
 
-struct Doc<W: Write> {
+/// The document being written (internal to the writers; public only because
+/// [`VoceFlusso`] names it).
+#[doc(hidden)]
+pub struct Doc<W: Write> {
     xml: Writer<W>,
+}
+
+impl<W: Write> std::fmt::Debug for Doc<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doc").finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> Doc<W> {
@@ -440,101 +450,106 @@ pub fn write_flusso_sinba<W: Write>(
     doc.close()
 }
 
-/// Writes a PS/PSA/SINA portal batch one beneficiary at a time.
+/// A record a portal batch is made of: a PS/PSA/SINA [`Beneficiario`] or a [`Sinba`] record.
+/// Ties each record type to its schema, its validation and its XML, so one writer serves
+/// both flows.
+pub trait VoceFlusso: crate::sealed::Sealed {
+    /// The schema whose header rules apply.
+    const SCHEMA: Schema;
+    /// Name of the record list in violation paths (`beneficiari[3]…`).
+    const LISTA: &'static str;
+    /// Every rule the record breaks, with paths under `path`.
+    fn validate(&self, path: &str) -> Result<(), Vec<Violation>>;
+    /// Number of prestazioni the record carries.
+    fn prestazioni(&self) -> usize;
+    #[doc(hidden)]
+    fn write_to<W: Write>(&self, doc: &mut Doc<W>) -> Result<(), WriteError>;
+}
+
+impl VoceFlusso for Beneficiario {
+    const SCHEMA: Schema = Schema::PsPsaSina;
+    const LISTA: &'static str = "beneficiari";
+    fn validate(&self, path: &str) -> Result<(), Vec<Violation>> {
+        validate_beneficiario(self, path)
+    }
+    fn prestazioni(&self) -> usize {
+        self.prestazioni_sociali.len()
+    }
+    fn write_to<W: Write>(&self, doc: &mut Doc<W>) -> Result<(), WriteError> {
+        doc.beneficiario(self)
+    }
+}
+
+impl VoceFlusso for Sinba {
+    const SCHEMA: Schema = Schema::Sinba;
+    const LISTA: &'static str = "sinba";
+    fn validate(&self, path: &str) -> Result<(), Vec<Violation>> {
+        validate_sinba_record(self, path)
+    }
+    fn prestazioni(&self) -> usize {
+        self.prestazioni.len()
+    }
+    fn write_to<W: Write>(&self, doc: &mut Doc<W>) -> Result<(), WriteError> {
+        doc.sinba(self)
+    }
+}
+
+/// Writes a portal batch one record at a time: `begin`, [`write`](Self::write) per
+/// record, `finish`.
 ///
-/// Violation paths use the position of the record among all calls to
-/// [`write_beneficiario`](Self::write_beneficiario), rejected ones included, so they match
-/// the caller's input order.
-pub struct FlussoPsWriter<W: Write> {
+/// Violation paths use the position of the record among all calls to `write`, rejected
+/// ones included, so they match the caller's input order.
+pub struct FlussoWriter<W: Write, V: VoceFlusso> {
     doc: Doc<W>,
     offerti: u64,
     scritti: u64,
+    voce: std::marker::PhantomData<fn(&V)>,
 }
 
-impl<W: Write> std::fmt::Debug for FlussoPsWriter<W> {
+/// PS/PSA/SINA portal batch writer.
+pub type FlussoPsWriter<W> = FlussoWriter<W, Beneficiario>;
+/// SINBA portal batch writer.
+pub type FlussoSinbaWriter<W> = FlussoWriter<W, Sinba>;
+
+impl<W: Write, V: VoceFlusso> std::fmt::Debug for FlussoWriter<W, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlussoPsWriter")
+        f.debug_struct("FlussoWriter")
+            .field("schema", &V::SCHEMA)
             .field("offerti", &self.offerti)
             .field("scritti", &self.scritti)
             .finish_non_exhaustive()
     }
 }
 
-impl<W: Write> FlussoPsWriter<W> {
+impl<W: Write, V: VoceFlusso> FlussoWriter<W, V> {
     /// Validates the header and writes it.
     pub fn begin(w: W, id: &IdentificazioneFlusso) -> Result<Self, WriteError> {
-        validate_identificazione(id, Schema::PsPsaSina).map_err(WriteError::Invalid)?;
+        validate_identificazione(id, V::SCHEMA).map_err(WriteError::Invalid)?;
         Ok(Self {
             doc: Doc::open(w, id)?,
             offerti: 0,
             scritti: 0,
+            voce: std::marker::PhantomData,
         })
     }
 
-    /// Writes one beneficiary, or returns its violations and writes nothing.
-    pub fn write_beneficiario(&mut self, b: &Beneficiario) -> Result<(), WriteError> {
-        let path = format!("beneficiari[{}]", self.offerti);
+    /// Writes one record, or returns its violations and writes nothing.
+    pub fn write(&mut self, v: &V) -> Result<(), WriteError> {
+        let path = format!("{}[{}]", V::LISTA, self.offerti);
         self.offerti += 1;
-        validate_beneficiario(b, &path).map_err(WriteError::Invalid)?;
-        self.doc.beneficiario(b)?;
+        v.validate(&path).map_err(WriteError::Invalid)?;
+        v.write_to(&mut self.doc)?;
         self.scritti += 1;
         Ok(())
     }
 
-    /// Beneficiaries written so far.
+    /// Records written so far.
     pub fn scritti(&self) -> u64 {
         self.scritti
     }
 
     /// Closes the document. Fails with [`WriteError::Vuoto`] if nothing was written, since
-    /// the XSD requires at least one Beneficiario; the partial output must then be dropped.
-    pub fn finish(self) -> Result<W, WriteError> {
-        if self.scritti == 0 {
-            return Err(WriteError::Vuoto);
-        }
-        self.doc.close()
-    }
-}
-
-/// Writes a SINBA portal batch one record at a time; same contract as [`FlussoPsWriter`].
-pub struct FlussoSinbaWriter<W: Write> {
-    doc: Doc<W>,
-    offerti: u64,
-    scritti: u64,
-}
-
-impl<W: Write> std::fmt::Debug for FlussoSinbaWriter<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlussoSinbaWriter")
-            .field("offerti", &self.offerti)
-            .field("scritti", &self.scritti)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<W: Write> FlussoSinbaWriter<W> {
-    pub fn begin(w: W, id: &IdentificazioneFlusso) -> Result<Self, WriteError> {
-        validate_identificazione(id, Schema::Sinba).map_err(WriteError::Invalid)?;
-        Ok(Self {
-            doc: Doc::open(w, id)?,
-            offerti: 0,
-            scritti: 0,
-        })
-    }
-
-    pub fn write_sinba(&mut self, s: &Sinba) -> Result<(), WriteError> {
-        let path = format!("sinba[{}]", self.offerti);
-        self.offerti += 1;
-        validate_sinba_record(s, &path).map_err(WriteError::Invalid)?;
-        self.doc.sinba(s)?;
-        self.scritti += 1;
-        Ok(())
-    }
-
-    pub fn scritti(&self) -> u64 {
-        self.scritti
-    }
-
+    /// both XSDs require at least one record; the partial output must then be dropped.
     pub fn finish(self) -> Result<W, WriteError> {
         if self.scritti == 0 {
             return Err(WriteError::Vuoto);

@@ -147,7 +147,7 @@ fn portal_ps_batch_is_schema_valid() {
                 p.ore_servizio_mensile = Some(OreServizio::new(120, 0));
             }
         }
-        w.write_beneficiario(&b).expect("valid beneficiary");
+        w.write(&b).expect("valid beneficiary");
     }
     assert_eq!(w.scritti(), 120);
     let mut out = w.finish().expect("finish");
@@ -164,18 +164,18 @@ fn streaming_skips_invalid_records_and_stays_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PSA.20250520.0000008"))
         .expect("begin");
-    w.write_beneficiario(&beneficiario(0, vec![prestazione_periodica()]))
+    w.write(&beneficiario(0, vec![prestazione_periodica()]))
         .expect("valid");
     let mut bad = beneficiario(1, vec![prestazione_periodica()]);
     bad.prestazioni_sociali[0].importo_mensile = Some(Importo(-500));
-    let err = w.write_beneficiario(&bad).expect_err("negative amount");
+    let err = w.write(&bad).expect_err("negative amount");
     assert!(
         err.violations()
             .iter()
             .any(|v| v.rule == Rule::ImportoNonPositivo
                 && v.path == "beneficiari[1].prestazioni_sociali[0].importo_mensile")
     );
-    w.write_beneficiario(&beneficiario(2, vec![prestazione_occasionale()]))
+    w.write(&beneficiario(2, vec![prestazione_occasionale()]))
         .expect("valid");
     assert_eq!(w.scritti(), 2);
     let xml = w.finish().expect("finish");
@@ -214,7 +214,7 @@ fn sinba_flows_are_schema_valid() {
             s.motivazione_chiusura_carico = Some(MotivazioneChiusuraCarico::Rimpatrio);
             s.situazione_chiusura_carico = Some(SituazioneChiusuraCarico::DestinazioneIgnota);
         }
-        w.write_sinba(&s).expect("valid");
+        w.write(&s).expect("valid");
     }
     let xml = w.finish().expect("finish");
     assert_valid(&sinba_xsd(), &save(dir.path(), "sinba-batch.xml", &xml));
@@ -345,7 +345,7 @@ fn one_million_prestazioni_stream() {
     .expect("begin");
     let template = beneficiario(0, vec![prestazione_periodica(); 10]);
     for _ in 0..100_000 {
-        w.write_beneficiario(&template).expect("valid");
+        w.write(&template).expect("valid");
     }
     let sink = w.finish().expect("finish");
     assert!(sink.0 > 100_000_000, "{} bytes", sink.0);

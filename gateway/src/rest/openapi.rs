@@ -305,12 +305,16 @@ pub fn document(api: &Api) -> Value {
         let item = paths.entry(c.full_path()).or_insert_with(|| json!({}));
         item[c.route.verb.as_str()] = operation(api, c, &comments, package);
     }
+    paths.insert("/oauth/token".into(), token_endpoint());
+    schemas.insert("TokenResponse".into(), token_response_schema());
+    schemas.insert("OAuthError".into(), oauth_error_schema());
     let mut tags: Vec<&str> = Vec::new();
     for c in &api.routes {
         if !tags.contains(&c.route.tag) {
             tags.push(c.route.tag);
         }
     }
+    tags.push("autenticazione");
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -330,12 +334,97 @@ pub fn document(api: &Api) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A hub caller token (sigess token), or a credential the gateway exchanges for one." }
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A hub caller token (sigess token), or a credential the gateway exchanges for one." },
+                "clientBasic": { "type": "http", "scheme": "basic", "description": "Client id and secret of a registered system client (RFC 6749 §2.3.1), for /oauth/token only." }
             },
             "schemas": schemas,
             "responses": responses
         },
         "externalDocs": { "description": "Human-readable operations", "url": format!("{BASE}/docs") }
+    })
+}
+
+/// `POST /oauth/token` (RFC 6749 §4.4), served next to the REST routes and outside bearer
+/// authentication: the errors are RFC 6749 §5.2 JSON, not problem documents.
+fn token_endpoint() -> Value {
+    let oauth_error = |description: &str| {
+        json!({
+            "description": description,
+            "headers": {
+                "Cache-Control": { "schema": { "type": "string", "const": "no-store" } }
+            },
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OAuthError" } } }
+        })
+    };
+    let mut unauthorized = oauth_error("Client authentication failed (`invalid_client`).");
+    unauthorized["headers"]["WWW-Authenticate"] = json!({ "schema": { "type": "string" } });
+    let mut unavailable = oauth_error("The client registry cannot be read now.");
+    unavailable["headers"]["Retry-After"] = json!({ "schema": { "type": "integer", "minimum": 0 } });
+    json!({
+        "post": {
+            "tags": ["autenticazione"],
+            "operationId": "oauthToken",
+            "summary": "Issue an access token to a registered system client (client credentials)",
+            "description": concat!(
+                "The client authenticates with HTTP Basic or with client_id and client_secret in the form, not both. ",
+                "The token is a JWT (RFC 9068) accepted as `Authorization: Bearer` by this API for `expires_in` seconds; ",
+                "scope, if given, narrows the client's roles (operatore, consultazione, statistica)."
+            ),
+            "security": [{}, { "clientBasic": [] }],
+            "requestBody": {
+                "required": true,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["grant_type"],
+                            "properties": {
+                                "grant_type": { "type": "string", "const": "client_credentials" },
+                                "client_id": { "type": "string" },
+                                "client_secret": { "type": "string", "format": "password" },
+                                "scope": { "type": "string", "description": "Space-separated roles." }
+                            }
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": {
+                    "description": "The access token.",
+                    "headers": {
+                        "Cache-Control": { "schema": { "type": "string", "const": "no-store" } }
+                    },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/TokenResponse" } } }
+                },
+                "400": oauth_error("`invalid_request`, `unsupported_grant_type` or `invalid_scope`."),
+                "401": unauthorized,
+                "503": unavailable
+            }
+        }
+    })
+}
+
+fn token_response_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "scope"],
+        "properties": {
+            "access_token": { "type": "string" },
+            "token_type": { "type": "string", "const": "Bearer" },
+            "expires_in": { "type": "integer", "minimum": 1 },
+            "scope": { "type": "string" }
+        }
+    })
+}
+
+fn oauth_error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": { "type": "string", "enum": ["invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope", "temporarily_unavailable", "server_error"] },
+            "error_description": { "type": "string" }
+        }
     })
 }
 
@@ -359,6 +448,10 @@ mod tests {
         let list = &doc["paths"]["/api/v1/persone"]["get"]["parameters"];
         assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "page_size" && p["schema"]["maximum"] == 500));
         assert_eq!(summary("CreateDiarioEntry"), "Create diario entry");
+        let token = &doc["paths"]["/oauth/token"]["post"];
+        assert_eq!(token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["required"][0], "grant_type");
+        assert_eq!(token["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/TokenResponse");
+        assert!(doc["components"]["schemas"]["OAuthError"]["properties"]["error"]["enum"].as_array().unwrap().iter().any(|e| e == "invalid_client"));
         let links = &doc["paths"]["/api/v1/persone"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["GetPersona"]["parameters"]["id"], "$response.body#/meta/id");
         assert!(links["UpdatePersona"].is_object());
