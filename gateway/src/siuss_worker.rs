@@ -222,7 +222,7 @@ pub async fn step(store: &Store, ente: &EnteSiuss) -> Result<usize, WorkerError>
     let caller = system_caller(&ente.codice);
     let name = cursor_name(&ente.codice);
     let cursor = store.siuss_cursor(&name).await?;
-    let changes = store.changes_after(&caller, cursor, &[Kind::Prestazione, Kind::Cartella, Kind::Valutazione, Kind::Persona], BATCH).await?;
+    let changes = store.changes_after(&caller, cursor, &KINDS, BATCH).await?;
     let Some(last) = changes.last().map(|c| c.cursor) else { return Ok(0) };
     let mut ids = BTreeSet::new();
     for c in &changes {
@@ -246,10 +246,27 @@ pub async fn step(store: &Store, ente: &EnteSiuss) -> Result<usize, WorkerError>
     Ok(changes.len())
 }
 
-/// Drains the outbox: steps until nothing is left (tests, one-shot runs).
+/// Kinds of change the worker follows.
+const KINDS: [Kind; 4] = [Kind::Prestazione, Kind::Cartella, Kind::Valutazione, Kind::Persona];
+
+/// Longest wait in [`drain`] for committed changes to become servable.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Drains the outbox: steps until no change is left after the cursor (tests, one-shot
+/// runs). Changes already committed but not yet servable (a concurrent older transaction
+/// still running on PostgreSQL) are waited for, up to 30 s.
 pub async fn drain(store: &Store, ente: &EnteSiuss) -> Result<(), WorkerError> {
-    while step(store, ente).await? > 0 {}
-    Ok(())
+    let since = std::time::Instant::now();
+    loop {
+        if step(store, ente).await? > 0 {
+            continue;
+        }
+        let cursor = store.siuss_cursor(&cursor_name(&ente.codice)).await?;
+        if !store.changes_pending(&ente.codice, cursor, &KINDS).await? || since.elapsed() > DRAIN_WAIT {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Runs until `stop` completes: a batch whenever the store signals a write in this process,

@@ -103,6 +103,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether the outbox holds changes of the ente's `kinds` after `cursor`, counting those
+    /// not yet servable (on PostgreSQL a change becomes servable once every transaction
+    /// older than it has ended, anywhere on the server). Lets a one-shot consumer wait for
+    /// changes already committed instead of stopping early.
+    pub async fn changes_pending(&self, ente: &str, cursor: Cursor, kinds: &[Kind]) -> Result<bool> {
+        let mut q = Q::new("SELECT COUNT(*) AS n FROM outbox WHERE (txid > ");
+        q.bind_int(cursor.txid).push(" OR (txid = ").bind_int(cursor.txid).push(" AND seq > ").bind_int(cursor.seq).push("))");
+        q.push(" AND ente = ").bind_text(ente);
+        if !kinds.is_empty() {
+            q.push(" AND kind IN (");
+            for (i, k) in kinds.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_text(k.name());
+            }
+            q.push(")");
+        }
+        let n: i64 = q.fetch_optional(&self.pool).await?.map_or(Ok(0), |r| r.try_get("n"))?;
+        Ok(n > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

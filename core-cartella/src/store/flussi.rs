@@ -482,75 +482,88 @@ impl Store {
     }
 
     /// One page of the portal export: the ente's prestazioni after `after` in (persona,
-    /// prestazione) order, with the records they are mapped from. A person's anagrafica and a
-    /// cartella with its assessments are read and decoded once per run of consecutive rows
-    /// that share them, and shared by those rows. The read is audited with one row per person
-    /// in the same transaction.
+    /// prestazione) order, with the records they are mapped from. Three reads in one
+    /// transaction (a repeatable-read snapshot on PostgreSQL): the page of prestazioni, then
+    /// the people and the cartelle (with their latest SINA and SINBA assessments) that the
+    /// page's key range refers to, each read and decoded once and shared by the rows that
+    /// need it. The read is audited with one row per person in the same transaction.
     pub async fn siuss_export_page(&self, caller: &Caller, after: &ExportKey, limit: u32) -> Result<(Vec<RigaExport>, Option<ExportKey>)> {
         if caller.ufficio.is_some() || !caller.can_read() {
             return Err(CoreError::Denied("the SIUSS export needs an ente-wide caller allowed to read"));
         }
         let (at, _) = now();
         let mut tx = self.pool.begin().await?;
-        // The page is cut first (a row-value comparison, so both engines walk the
-        // (ente, persona_id, id) index instead of rescanning the ente on every page); LAG then
-        // tells which rows repeat the previous row's person or cartella, and for those the
-        // scalar subqueries are not evaluated (CASE stops at the first true branch).
-        let mut q = Q::new(
-            "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, \
-             CAST(CASE WHEN pr.prev_pe = pr.persona_id THEN 1 ELSE 0 END AS BIGINT) AS same_pe, \
-             CAST(CASE WHEN pr.prev_c = pr.cartella_id THEN 1 ELSE 0 END AS BIGINT) AS same_c, \
-             CASE WHEN pr.prev_pe = pr.persona_id THEN NULL ELSE (SELECT pe.body FROM persona pe WHERE pe.id = pr.persona_id) END AS pe_body, \
-             CASE WHEN pr.prev_c = pr.cartella_id THEN NULL ELSE (SELECT c.body FROM cartella c WHERE c.id = pr.cartella_id) END AS c_body, \
-             CASE WHEN pr.prev_c = pr.cartella_id THEN NULL ELSE (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) END AS sina_body, \
-             CASE WHEN pr.prev_c = pr.cartella_id THEN NULL ELSE (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) END AS sinba_body \
-             FROM (SELECT w.id, w.persona_id, w.cartella_id, w.body, \
-                   LAG(w.persona_id) OVER (ORDER BY w.persona_id, w.id) AS prev_pe, \
-                   LAG(w.cartella_id) OVER (ORDER BY w.persona_id, w.id) AS prev_c \
-                   FROM (SELECT x.id, x.persona_id, x.cartella_id, x.body FROM prestazione x WHERE x.ente = ",
-        );
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        }
+        // A row-value comparison, so both engines walk the (ente, persona_id, id) index
+        // instead of rescanning the ente on every page.
+        let mut q = Q::new("SELECT id, persona_id, cartella_id, body FROM prestazione WHERE ente = ");
         q.bind_text(&caller.ente);
-        q.push(" AND (x.persona_id, x.id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
-        q.push(" ORDER BY x.persona_id, x.id LIMIT ").bind_int(i64::from(limit.max(1)));
-        q.push(") w) pr ORDER BY pr.persona_id, pr.id");
+        q.push(" AND (persona_id, id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
+        q.push(" ORDER BY persona_id, id LIMIT ").bind_int(i64::from(limit.max(1)));
         let rows = q.fetch_all(&mut *tx).await?;
+        let Some(l) = rows.last() else {
+            tx.commit().await?;
+            return Ok((Vec::new(), None));
+        };
+        let last = ExportKey { persona_id: l.try_get("persona_id")?, prestazione_id: l.try_get("id")? };
+        // The page's key range, for the reads of what it refers to and for the audit.
+        let range = |q: &mut Q| {
+            q.bind_text(&caller.ente);
+            q.push(" AND (r.persona_id, r.id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
+            q.push(" AND (r.persona_id, r.id) <= (").bind_text(&last.persona_id).push(", ").bind_text(&last.prestazione_id).push(")");
+        };
+        let mut q = Q::new("SELECT pe.id, pe.body FROM persona pe WHERE pe.id IN (SELECT r.persona_id FROM prestazione r WHERE r.ente = ");
+        range(&mut q);
+        q.push(")");
+        let mut persone = std::collections::HashMap::new();
+        for r in q.fetch_all(&mut *tx).await? {
+            let p: cartella_proto::v1::Persona = decode(&r, "body")?.unwrap_or_default();
+            persone.insert(r.try_get::<String, _>("id")?, Arc::new(p));
+        }
+        let mut q = Q::new(
+            "SELECT c.id, c.body, \
+             (SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sina_body, \
+             (SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sinba_body \
+             FROM cartella c WHERE c.id IN (SELECT r.cartella_id FROM prestazione r WHERE r.ente = ",
+        );
+        range(&mut q);
+        q.push(")");
+        let mut cartelle = std::collections::HashMap::new();
+        for r in q.fetch_all(&mut *tx).await? {
+            let c: cartella_proto::v1::Cartella = decode(&r, "body")?.unwrap_or_default();
+            let sina = decode(&r, "sina_body")?.map(Arc::new);
+            let sinba = decode(&r, "sinba_body")?.map(Arc::new);
+            cartelle.insert(r.try_get::<String, _>("id")?, (Arc::new(c), sina, sinba));
+        }
         let mut out: Vec<RigaExport> = Vec::with_capacity(rows.len());
-        let mut last = None;
         for r in &rows {
-            let prev = out.last();
-            let persona = match prev {
-                Some(p) if r.try_get::<i64, _>("same_pe")? == 1 => Arc::clone(&p.persona),
-                _ => Arc::new(decode(r, "pe_body")?.ok_or_else(|| CoreError::Internal("prestazione without its persona".into()))?),
-            };
-            let (cartella, sina, sinba) = match prev {
-                Some(p) if r.try_get::<i64, _>("same_c")? == 1 => (Arc::clone(&p.cartella), p.sina.clone(), p.sinba.clone()),
-                _ => (
-                    Arc::new(decode(r, "c_body")?.ok_or_else(|| CoreError::Internal("prestazione without its cartella".into()))?),
-                    decode(r, "sina_body")?.map(Arc::new),
-                    decode(r, "sinba_body")?.map(Arc::new),
-                ),
-            };
-            out.push(RigaExport { persona, cartella, prestazione: decode(r, "pr_body")?.unwrap_or_default(), sina, sinba });
-            last = Some(ExportKey { persona_id: r.try_get("pe_id")?, prestazione_id: r.try_get("pr_id")? });
+            let persona = persone.get(r.try_get::<&str, _>("persona_id")?).ok_or_else(|| CoreError::Internal("prestazione without its persona".into()))?;
+            let (cartella, sina, sinba) = cartelle.get(r.try_get::<&str, _>("cartella_id")?).ok_or_else(|| CoreError::Internal("prestazione without its cartella".into()))?;
+            out.push(RigaExport {
+                persona: Arc::clone(persona),
+                cartella: Arc::clone(cartella),
+                prestazione: decode(r, "body")?.unwrap_or_default(),
+                sina: sina.clone(),
+                sinba: sinba.clone(),
+            });
         }
-        if let Some(l) = &last {
-            // One audit row per person whose records the page read (anagrafica, cartella,
-            // valutazioni and prestazioni go out together in the person's Beneficiario),
-            // written from the key range the page covered: a constant number of parameters
-            // however long the page.
-            let actor_kind = match caller.kind {
-                crate::auth::CallerKind::Operatore => "operatore",
-                crate::auth::CallerKind::Sistema => "sistema",
-            };
-            let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
-            q.bind_text(&at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
-            q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text("esportazione SIUSS per il portale INPS");
-            q.push(", ").bind_text(&caller.request_id).push(" FROM (SELECT DISTINCT pr.persona_id FROM prestazione pr WHERE pr.ente = ").bind_text(&caller.ente);
-            q.push(" AND (pr.persona_id, pr.id) > (").bind_text(&after.persona_id).push(", ").bind_text(&after.prestazione_id).push(")");
-            q.push(" AND (pr.persona_id, pr.id) <= (").bind_text(&l.persona_id).push(", ").bind_text(&l.prestazione_id).push(")) p");
-            q.execute(&mut *tx).await?;
-        }
+        // One audit row per person whose records the page read (anagrafica, cartella,
+        // valutazioni and prestazioni go out together in the person's Beneficiario), written
+        // from the page's key range: a constant number of parameters however long the page.
+        let actor_kind = match caller.kind {
+            crate::auth::CallerKind::Operatore => "operatore",
+            crate::auth::CallerKind::Sistema => "sistema",
+        };
+        let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
+        q.bind_text(&at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
+        q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text("esportazione SIUSS per il portale INPS");
+        q.push(", ").bind_text(&caller.request_id).push(" FROM (SELECT DISTINCT r.persona_id FROM prestazione r WHERE r.ente = ");
+        range(&mut q);
+        q.push(") p");
+        q.execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok((out, last))
+        Ok((out, Some(last)))
     }
 }
