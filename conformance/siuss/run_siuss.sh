@@ -63,9 +63,17 @@ free_port() {
 GRPC_PORT="$(free_port)"
 HTTP_PORT="$(free_port)"
 BASE="http://127.0.0.1:$HTTP_PORT"
+# INPS calls with PDND vouchers: a local stand-in for PDND's key set signs them, and INPS is
+# registered as an ente-wide client with role consultazione, bound to its PDND client id.
+PDND_AUD="sigess-waas-conformance"
+PDND_ISS="https://auth.conformance.pdnd.invalid"
+python3 "$ROOT/conformance/siuss/pdnd_voucher.py" keys "$TMP"
+"$SIGESS_BIN" client add --database-url "sqlite://$TMP/sigess.db" --name "INPS SIUSS" \
+  --roles consultazione --purpose "alimentazione SIUSS" --pdnd-client-id inps-siuss-pdnd >/dev/null
 "$SIGESS_BIN" up --demo --demo-size 10 \
   --database-url "sqlite://$TMP/sigess.db" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
+  --pdnd-jwks "$TMP/pdnd-jwks.json" --pdnd-audience "$PDND_AUD" --pdnd-issuer "$PDND_ISS" \
   --signing-key "$TMP/k.pem" --rate-per-minute 1000000 --rate-burst 100000 >"$TMP/hub.log" 2>&1 &
 HUB=$!
 for _ in $(seq 1 120); do
@@ -73,8 +81,23 @@ for _ in $(seq 1 120); do
   python3 -c "import urllib.request; urllib.request.urlopen('$BASE/healthz', timeout=1)" 2>/dev/null && break
   sleep 0.5
 done
-# INPS is an ente-wide system client allowed to read (what a PDND voucher maps to).
-TOKEN="$("$SIGESS_BIN" token --signing-key "$TMP/k.pem" --kind sistema --roles consultazione --subject inps-waas)"
+TOKEN="$(python3 "$ROOT/conformance/siuss/pdnd_voucher.py" mint "$TMP" "$PDND_ISS" "$PDND_AUD" inps-siuss-pdnd purpose-siuss 3600)"
+# Without a voucher, or with one for another audience: 401 problem+json, nothing served.
+python3 - "$BASE" "$("$ROOT/conformance/siuss/pdnd_voucher.py" mint "$TMP" "$PDND_ISS" other-audience inps-siuss-pdnd purpose-siuss 600)" <<'PY'
+import json, sys, urllib.error, urllib.request
+base, wrong = sys.argv[1], sys.argv[2]
+for name, headers in [("no voucher", {}), ("wrong audience", {"Authorization": "Bearer " + wrong})]:
+    req = urllib.request.Request(base + "/waas/v1/flussi?since=0&limit=1", headers=headers)
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        sys.exit(f"{name}: GET /flussi answered 2xx")
+    except urllib.error.HTTPError as e:
+        ctype = e.headers.get("content-type", "")
+        if e.code != 401 or "problem+json" not in ctype:
+            sys.exit(f"{name}: expected 401 problem+json, got {e.code} {ctype}")
+        json.loads(e.read())
+print("WaaS refuses calls without a valid PDND voucher (401 problem+json)")
+PY
 # The worker drains the demo outbox in the background: wait until two reads agree.
 prev=-1
 for _ in $(seq 1 60); do

@@ -2,9 +2,11 @@
 //! describes it, under the base path of its `servers` entry, `/waas/v1`:
 //! `GET /flussi?since=&limit=`, `POST /esiti`, `GET /status`.
 //!
-//! Every call needs an authenticated caller (`auth::require_caller`: hub tokens, PDND
-//! vouchers) that is also allowed: an ente-wide caller (no ufficio) with role
-//! `consultazione` or `operatore`; flows and esiti are those of the caller's ente. Problem
+//! Every call needs an authenticated caller (`auth::require_caller`) that is also allowed:
+//! when the gateway accepts PDND vouchers (`--pdnd-jwks`), only a PDND voucher is admitted
+//! (INPS registered as a client with its PDND client id); without PDND (development, demo)
+//! a hub token is. The caller must be ente-wide (no ufficio) with role `consultazione` or
+//! `operatore`; flows and esiti are those of the caller's ente. Problem
 //! documents carry only the members the yaml's `Problem` schema allows (type, title,
 //! status, detail, instance), and a refused body stores nothing. Requests are rate limited
 //! per caller with the `X-RateLimit-*` headers the yaml declares.
@@ -29,7 +31,7 @@ use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    auth::{Authenticator, require_caller},
+    auth::{Authenticator, Credential, require_caller},
     problem::CONTENT_TYPE as PROBLEM,
     stack::limit::{Decision, Limiter},
 };
@@ -48,6 +50,8 @@ const CODICI_ESITO: [&str; 4] = ["OK", "DATI_NON_TROVATI", "RICHIESTA_INVALIDA",
 struct Waas {
     store: Store,
     limiter: Limiter,
+    /// With PDND configured, only PDND vouchers are admitted.
+    pdnd_only: bool,
 }
 
 /// A problem document limited to the yaml's `Problem` members.
@@ -76,7 +80,7 @@ fn problem(status: StatusCode, detail: &str) -> Response {
 
 /// The WaaS routes: authentication, then the permission check and the rate limit.
 pub fn router(store: Store, auth: Authenticator, limiter: Limiter) -> Router {
-    let state = Waas { store, limiter };
+    let state = Waas { store, limiter, pdnd_only: auth.pdnd_enabled() };
     let api = Router::new()
         .route("/flussi", get(flussi))
         .route("/esiti", post(esiti))
@@ -98,6 +102,10 @@ async fn admit(State(w): State<Waas>, req: axum::extract::Request, next: Next) -
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return problem(StatusCode::UNAUTHORIZED, "credenziali mancanti");
     };
+    let credential = req.extensions().get::<Credential>().copied();
+    if w.pdnd_only && credential != Some(Credential::PdndVoucher) {
+        return problem(StatusCode::FORBIDDEN, "il servizio è riservato a INPS: serve un voucher PDND");
+    }
     if !allowed(&caller) {
         return problem(
             StatusCode::FORBIDDEN,

@@ -958,3 +958,41 @@ async fn registry_and_jti_ledger_on_postgres() {
     .await;
     admin.close().await;
 }
+
+#[tokio::test]
+async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
+    let e = env().await;
+    register_pdnd_client(&e).await;
+    let waas = gateway::waas::router(
+        e.store.clone(),
+        e.auth.clone(),
+        gateway::stack::limit::Limiter::new(gateway::stack::limit::RateConfig::default()),
+    );
+    let get = |h: Vec<(&'static str, String)>| {
+        let waas = waas.clone();
+        async move { send(&waas, "GET", "/waas/v1/status", &h, b"").await }
+    };
+    let signer = RS256.signer_from_jwk(&e.pdnd_private).unwrap();
+    let voucher = sign(&signer, KID, voucher_claims());
+    let (status, _, body) = get(vec![("authorization", format!("Bearer {voucher}"))]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The same ente-wide reader, but with a hub token: refused, the voucher is required.
+    let inps = Caller {
+        kind: CallerKind::Sistema,
+        subject: "inps".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Consultazione],
+        purpose: "alimentazione SIUSS".into(),
+        request_id: String::new(),
+    };
+    let t = e.hub.mint(&inps, Duration::from_secs(60)).unwrap();
+    let (status, headers, body) = get(vec![("authorization", format!("Bearer {t}"))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(body["detail"].as_str().unwrap().contains("voucher PDND"), "{body}");
+
+    let (status, _, _) = get(vec![]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -198,11 +198,21 @@ impl Authenticator {
     }
 
     pub async fn authenticate(&self, p: &Presented<'_>) -> Result<Caller, AuthError> {
+        self.authenticate_with(p).await.map(|(caller, _)| caller)
+    }
+
+    /// Whether PDND vouchers are accepted (`--pdnd-jwks`).
+    pub fn pdnd_enabled(&self) -> bool {
+        self.pdnd.is_some()
+    }
+
+    /// Authenticates and says with which credential.
+    pub async fn authenticate_with(&self, p: &Presented<'_>) -> Result<(Caller, Credential), AuthError> {
         let request_id = p.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
         // SPID/CIE operator session cookie, only when no Authorization header is sent.
         if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION)) {
             if let Some(caller) = rp.session_caller(p.headers, p.method, request_id).await.map_err(|e| AuthError::Other(e.to_string()))? {
-                return Ok(caller);
+                return Ok((caller, Credential::Session));
             }
         }
         if let (Some(der), Some(registry)) = (p.client_cert, &self.clients)
@@ -212,7 +222,7 @@ impl Authenticator {
                 return Err(AuthError::ClientDisabled);
             }
             self.integrity(p, false).await?;
-            return Ok(clients::caller_for(&client, client.roles.clone(), "", request_id));
+            return Ok((clients::caller_for(&client, client.roles.clone(), "", request_id), Credential::Certificate));
         }
         let token = bearer(p.headers)?;
         let head = jwt::peek(token).ok_or(AuthError::Malformed)?;
@@ -229,7 +239,7 @@ impl Authenticator {
                 // Roles withdrawn from the client since the token was issued are not granted.
                 let roles = claims.roles.into_iter().filter(|r| client.roles.contains(r)).collect();
                 self.integrity(p, false).await?;
-                Ok(clients::caller_for(&client, roles, "", request_id))
+                Ok((clients::caller_for(&client, roles, "", request_id), Credential::AccessToken))
             }
             "EdDSA" => {
                 let caller = self.hub_tokens.verify(token, request_id).map_err(|e| match e {
@@ -239,7 +249,7 @@ impl Authenticator {
                     other => AuthError::Other(other.to_string()),
                 })?;
                 self.integrity(p, false).await?;
-                Ok(caller)
+                Ok((caller, Credential::HubToken))
             }
             alg if pdnd::is_rsa_alg(alg) => {
                 let (Some(pdnd), Some(registry)) = (&self.pdnd, &self.clients) else {
@@ -252,7 +262,7 @@ impl Authenticator {
                 }
                 self.integrity(p, pdnd.config().require_integrity).await?;
                 let purpose = if client.purpose.is_empty() { format!("PDND purposeId {}", voucher.purpose_id) } else { String::new() };
-                Ok(clients::caller_for(&client, client.roles.clone(), &purpose, request_id))
+                Ok((clients::caller_for(&client, client.roles.clone(), &purpose, request_id), Credential::PdndVoucher))
             }
             _ => Err(AuthError::AlgNotAllowed),
         }
@@ -298,7 +308,24 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     if t.is_empty() { Err(AuthError::Malformed) } else { Ok(t) }
 }
 
-/// Middleware: authenticates the request and puts the `Caller` in its extensions.
+/// The credential a request was authenticated with (in the request's extensions next to the
+/// `Caller`), for routes that accept only some.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A caller token signed by the hub (`sigess token`).
+    HubToken,
+    /// An access token from the hub's `/oauth/token`.
+    AccessToken,
+    /// A PDND voucher.
+    PdndVoucher,
+    /// An mTLS client certificate.
+    Certificate,
+    /// An SPID/CIE operator session.
+    Session,
+}
+
+/// Middleware: authenticates the request and puts the `Caller` and its [`Credential`] in its
+/// extensions.
 pub async fn require_caller(State(auth): State<Authenticator>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_AUTH_BODY).await {
@@ -313,9 +340,10 @@ pub async fn require_caller(State(auth): State<Authenticator>, req: Request, nex
         body: &bytes,
         client_cert: cert.as_deref(),
     };
-    match auth.authenticate(&presented).await {
-        Ok(caller) => {
+    match auth.authenticate_with(&presented).await {
+        Ok((caller, credential)) => {
             parts.extensions.insert(caller);
+            parts.extensions.insert(credential);
             next.run(Request::from_parts(parts, Body::from(bytes))).await
         }
         Err(e) => {
