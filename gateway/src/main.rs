@@ -201,6 +201,9 @@ enum ClientCmd {
     Enable(ClientIdArgs),
     /// Replace a client's secret; prints the new one once.
     RotateSecret(ClientIdArgs),
+    /// Replace the public keys a client signs ModI requests with (after it rotated them on
+    /// PDND); checked as `client add --modi-jwks`.
+    SetModiJwks(ClientModiArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +261,17 @@ struct ClientIdArgs {
 }
 
 #[derive(Args, Debug)]
+struct ClientModiArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The client id.
+    client_id: String,
+    /// JWK or JWK set (JSON) of the client's RSA public keys, each with its kid.
+    #[arg(long, value_name = "FILE")]
+    modi_jwks: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct ClientAddArgs {
     #[command(flatten)]
     store: StoreArgs,
@@ -288,6 +302,13 @@ struct ClientAddArgs {
     /// Client id PDND puts in this client's vouchers.
     #[arg(long)]
     pdnd_client_id: Option<String>,
+    /// JWK or JWK set (JSON) of the RSA public keys the client signs ModI requests
+    /// (Agid-JWT-Signature, INTEGRITY_REST_01) with, each with the kid it has on PDND (for
+    /// INPS: the keys of its PDND client). Its signatures are verified with these keys only;
+    /// without them they are refused. Private keys, keys without kid and non-RSA keys are
+    /// refused here.
+    #[arg(long, value_name = "FILE")]
+    modi_jwks: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -459,6 +480,7 @@ async fn client(c: ClientCmd) -> Result<()> {
                 Some(p) => Some(gateway::auth::clients::cert_fingerprint_pem(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)?),
                 None => None,
             };
+            let modi_jwks = a.modi_jwks.as_deref().map(read_modi_jwks).transpose()?;
             let reg = registry(&a.store).await?;
             let (rec, secret) = reg
                 .create(gateway::auth::clients::NewClient {
@@ -471,6 +493,7 @@ async fn client(c: ClientCmd) -> Result<()> {
                     with_secret: a.secret,
                     cert_sha256,
                     pdnd_client_id: a.pdnd_client_id,
+                    modi_jwks,
                 })
                 .await?;
             println!("client_id: {}", rec.client_id);
@@ -480,11 +503,11 @@ async fn client(c: ClientCmd) -> Result<()> {
             }
         }
         ClientCmd::List(a) => {
-            println!("client_id\tname\tente\tufficio\troles\tsecret\tmtls\tpdnd");
+            println!("client_id\tname\tente\tufficio\troles\tsecret\tmtls\tpdnd\tmodi");
             for c in registry(&a.store).await?.list().await? {
                 let roles: Vec<&str> = c.roles.iter().map(|r| r.as_str()).collect();
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     c.client_id,
                     c.name,
                     c.ente,
@@ -493,6 +516,7 @@ async fn client(c: ClientCmd) -> Result<()> {
                     if c.secret_hash.is_some() { "yes" } else { "no" },
                     if c.cert_sha256.is_some() { "yes" } else { "no" },
                     c.pdnd_client_id.as_deref().unwrap_or("-"),
+                    if c.modi_jwks.is_some() { "yes" } else { "no" },
                 );
             }
         }
@@ -503,8 +527,18 @@ async fn client(c: ClientCmd) -> Result<()> {
             println!("client_secret: {}
 (shown once: only its hash is stored)", s.expose());
         }
+        ClientCmd::SetModiJwks(a) => {
+            let jwks = read_modi_jwks(&a.modi_jwks)?;
+            registry(&a.store).await?.set_modi_jwks(&a.client_id, Some(&jwks)).await?;
+        }
     }
     Ok(())
+}
+
+/// A `--modi-jwks` file, checked: RSA public keys with a kid, or an error naming the file.
+fn read_modi_jwks(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    gateway::auth::modi::parse_client_jwks(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn token(a: TokenArgs) -> Result<()> {

@@ -18,8 +18,9 @@ use crate::{
 
 #[derive(Args, Debug, Clone)]
 pub struct AuthArgs {
-    /// PDND key set (JWKS) verifying vouchers and ModI signatures: a file or an https URL
-    /// (http only on loopback). Enables PDND vouchers.
+    /// PDND key set (JWKS) verifying vouchers: a file or an https URL (http only on
+    /// loopback). Enables PDND vouchers, and ModI signatures, which are verified with the
+    /// calling client's own keys (`sigess client add --modi-jwks`).
     #[arg(long, env = "SIGESS_PDND_JWKS", requires = "pdnd_audience")]
     pub pdnd_jwks: Option<String>,
     /// `aud` every PDND voucher must carry (the e-service's audience).

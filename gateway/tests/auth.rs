@@ -1,8 +1,8 @@
 //! Authentication of system clients at the gateway, against a real store: PDND vouchers
 //! (accepted and mapped to the registered client; every refusal named), ModI integrity
-//! signatures (accepted once, replay and body tampering refused), OAuth2 client credentials
-//! (secret stored as an Argon2 hash, token accepted, bad secret refused), mTLS mapping, and
-//! hub caller tokens still accepted.
+//! signatures (by the calling client's own registered key only; accepted once, replay and
+//! body tampering refused), OAuth2 client credentials (secret stored as an Argon2 hash,
+//! token accepted, bad secret refused), mTLS mapping, and hub caller tokens still accepted.
 #![allow(clippy::unwrap_used)]
 
 use std::{path::Path, time::Duration};
@@ -38,6 +38,8 @@ const AUD: &str = "https://hub.example.it/siuss/v1";
 const ISS: &str = "interop.pagopa.it";
 const KID: &str = "pdnd-key-1";
 const PDND_CLIENT: &str = "6a1f3c2e-pdnd-client";
+/// The kid of the key INPS signs ModI requests with (its PDND client key, not PDND's).
+const INPS_KID: &str = "inps-modi-key-1";
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -100,6 +102,9 @@ struct Env {
     auth: Authenticator,
     app: Router,
     pdnd_private: Jwk,
+    /// INPS's own ModI signing key; its public half is registered with the client.
+    inps_private: Jwk,
+    inps_public: Jwk,
 }
 
 async fn env() -> Env {
@@ -115,6 +120,7 @@ async fn env() -> Env {
     let hub = TokenSigner::load_or_create(&key_path).unwrap();
     let tokens = AccessTokens::load(&key_path, Duration::from_secs(900)).unwrap();
     let (pdnd_private, pdnd_public) = rsa_key(KID);
+    let (inps_private, inps_public) = rsa_key(INPS_KID);
     let jwks = dir.path().join("pdnd-jwks.json");
     write_jwks(&jwks, &[&pdnd_public]);
     let mut cfg = PdndConfig::new(JwksSource::File(jwks), AUD);
@@ -136,7 +142,18 @@ async fn env() -> Env {
         auth,
         app,
         pdnd_private,
+        inps_private,
+        inps_public,
     }
+}
+
+/// A JWK set (JSON) of these public keys, as `--modi-jwks` takes it.
+fn jwks_json(keys: &[&Jwk]) -> String {
+    let mut set = JwkSet::new();
+    for k in keys {
+        set.push_key((*k).clone());
+    }
+    set.to_string()
 }
 
 async fn whoami(Extension(c): Extension<Caller>) -> Json<Value> {
@@ -156,6 +173,7 @@ async fn register_pdnd_client(e: &Env) -> String {
             roles: vec![Role::Consultazione],
             purpose: "alimentazione SIUSS".into(),
             pdnd_client_id: Some(PDND_CLIENT.into()),
+            modi_jwks: Some(jwks_json(&[&e.inps_public])),
             ..NewClient::default()
         })
         .await
@@ -360,7 +378,7 @@ fn modi_signature(
         claims = with(claims, k, v.clone());
     }
     let mut header = JwsHeader::new();
-    header.set_key_id(KID);
+    header.set_key_id(signer.key_id().unwrap_or(INPS_KID));
     header.set_token_type("JWT");
     let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
     (
@@ -389,8 +407,10 @@ async fn signed_post(
 async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused() {
     let e = env().await;
     register_pdnd_client(&e).await;
-    let signer = RS256.signer_from_jwk(&e.pdnd_private).unwrap();
-    let voucher = sign(&signer, KID, voucher_claims());
+    let pdnd_signer = RS256.signer_from_jwk(&e.pdnd_private).unwrap();
+    let voucher = sign(&pdnd_signer, KID, voucher_claims());
+    // INPS signs with its own key, registered with its client.
+    let signer = RS256.signer_from_jwk(&e.inps_private).unwrap();
     let body = br#"{"esiti":[{"id":"H501.PS.INPS.20261123.000001","esito":"OK"}]}"#;
 
     let (sig, digest) = modi_signature(&signer, body, &[]);
@@ -451,7 +471,8 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
         &signed_post(&e, &voucher, &sig, &digest, body).await,
         "modi_missing_claim",
     );
-    let (impostor, _) = rsa_key(KID);
+    // INPS's kid, another key.
+    let (impostor, _) = rsa_key(INPS_KID);
     let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&impostor).unwrap(), body, &[]);
     assert_refused(
         &signed_post(&e, &voucher, &sig, &digest, body).await,
@@ -462,6 +483,18 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
     assert_refused(
         &signed_post(&e, &voucher, &sig, &digest, body).await,
         "modi_unknown_kid",
+    );
+    // PDND's own key signs vouchers, not ModI requests: it is not one of INPS's keys.
+    let (sig, digest) = modi_signature(&pdnd_signer, body, &[]);
+    let res = signed_post(&e, &voucher, &sig, &digest, body).await;
+    assert_refused(&res, "modi_unknown_kid");
+    assert!(
+        res.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not one registered for the calling client"),
+        "{:?}",
+        res.2
     );
 
     let (sig, _) = modi_signature(&signer, body, &[]);
@@ -519,6 +552,263 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
     );
     assert_eq!(e.store.purge_jtis(now()).await.unwrap(), 1);
     assert_eq!(n(&e.store).await, 3);
+}
+
+/// A ModI signature counts only for the client that signed it: another registered client's
+/// key does not sign for INPS, a client without keys and a hub caller token cannot sign at
+/// all, and a client authenticated by access token or certificate signs with its own keys.
+#[tokio::test]
+async fn modi_signature_must_be_by_the_calling_clients_own_key() {
+    let e = env().await;
+    register_pdnd_client(&e).await;
+    let pdnd_signer = RS256.signer_from_jwk(&e.pdnd_private).unwrap();
+    let inps_voucher = sign(&pdnd_signer, KID, voucher_claims());
+    let body = br#"{"esiti":[]}"#;
+
+    // A second PDND consumer with its own ModI key.
+    let (other_private, other_public) = rsa_key("regione-modi-1");
+    let (other, _) = e
+        .registry
+        .create(NewClient {
+            name: "Regione".into(),
+            ente: "H501".into(),
+            roles: vec![Role::Statistica],
+            purpose: "statistiche".into(),
+            pdnd_client_id: Some("regione-pdnd".into()),
+            modi_jwks: Some(other_public.to_string()),
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let other_signer = RS256.signer_from_jwk(&other_private).unwrap();
+    let other_voucher = sign(
+        &pdnd_signer,
+        KID,
+        with(
+            with(voucher_claims(), "client_id", json!("regione-pdnd")),
+            "sub",
+            json!("regione-pdnd"),
+        ),
+    );
+    // Its signature on INPS's voucher: refused, though the key is registered (to the other).
+    let (sig, digest) = modi_signature(&other_signer, body, &[]);
+    assert_refused(
+        &signed_post(&e, &inps_voucher, &sig, &digest, body).await,
+        "modi_unknown_kid",
+    );
+    // INPS's signature on the other client's voucher: refused too.
+    let inps_signer = RS256.signer_from_jwk(&e.inps_private).unwrap();
+    let (sig, digest) = modi_signature(&inps_signer, body, &[]);
+    assert_refused(
+        &signed_post(&e, &other_voucher, &sig, &digest, body).await,
+        "modi_unknown_kid",
+    );
+    // Each with its own: accepted (the jti ledger is per client, so the same jti from two
+    // clients does not collide).
+    let jti = json!(uuid::Uuid::new_v4().to_string());
+    let (sig, digest) = modi_signature(&other_signer, body, &[("jti", jti.clone())]);
+    let (status, _, who) = signed_post(&e, &other_voucher, &sig, &digest, body).await;
+    assert_eq!(status, StatusCode::OK, "{who}");
+    assert_eq!(who["subject"], other.client_id);
+    let (sig, digest) = modi_signature(&inps_signer, body, &[("jti", jti)]);
+    let (status, _, _) = signed_post(&e, &inps_voucher, &sig, &digest, body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A PDND client registered without ModI keys: its voucher is fine, its signatures are not.
+    e.registry
+        .create(NewClient {
+            name: "senza chiavi".into(),
+            ente: "H501".into(),
+            roles: vec![Role::Consultazione],
+            purpose: "x".into(),
+            pdnd_client_id: Some("nokeys-pdnd".into()),
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let nokeys_voucher = sign(
+        &pdnd_signer,
+        KID,
+        with(
+            with(voucher_claims(), "client_id", json!("nokeys-pdnd")),
+            "sub",
+            json!("nokeys-pdnd"),
+        ),
+    );
+    assert_eq!(with_bearer(&e, &nokeys_voucher).await.0, StatusCode::OK);
+    let (sig, digest) = modi_signature(&inps_signer, body, &[]);
+    let res = signed_post(&e, &nokeys_voucher, &sig, &digest, body).await;
+    assert_refused(&res, "modi_no_client_keys");
+
+    // A hub caller token is no registered client: no keys, refused the same way.
+    let caller = Caller {
+        kind: CallerKind::Sistema,
+        subject: "script".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Consultazione],
+        purpose: "x".into(),
+        request_id: String::new(),
+    };
+    let hub_token = e.hub.mint(&caller, Duration::from_secs(60)).unwrap();
+    let (sig, digest) = modi_signature(&inps_signer, body, &[]);
+    assert_refused(
+        &signed_post(&e, &hub_token, &sig, &digest, body).await,
+        "modi_no_client_keys",
+    );
+
+    // An OAuth client with ModI keys: its access token and its own signature pass, another's
+    // key does not, and a replay is refused.
+    let (app_private, app_public) = rsa_key("app-modi-1");
+    let (app, secret) = e
+        .registry
+        .create(NewClient {
+            name: "Cartella app".into(),
+            ente: "H501".into(),
+            ufficio: Some("M03".into()),
+            roles: vec![Role::Operatore],
+            purpose: "presa in carico".into(),
+            with_secret: true,
+            modi_jwks: Some(jwks_json(&[&app_public])),
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let (status, _, tok) = token_request(
+        &e,
+        Some(basic(&app.client_id, secret.unwrap().expose())),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tok}");
+    let access = tok["access_token"].as_str().unwrap().to_string();
+    let app_signer = RS256.signer_from_jwk(&app_private).unwrap();
+    let (sig, digest) = modi_signature(&app_signer, body, &[]);
+    let (status, _, who) = signed_post(&e, &access, &sig, &digest, body).await;
+    assert_eq!(status, StatusCode::OK, "{who}");
+    assert_eq!(who["subject"], app.client_id);
+    assert_refused(
+        &signed_post(&e, &access, &sig, &digest, body).await,
+        "modi_replay",
+    );
+    let (sig, digest) = modi_signature(&inps_signer, body, &[]);
+    assert_refused(
+        &signed_post(&e, &access, &sig, &digest, body).await,
+        "modi_unknown_kid",
+    );
+
+    // An mTLS client: its certificate picks the keys.
+    let der = b"the certificate of an mTLS client".to_vec();
+    let (tls_private, tls_public) = rsa_key("tls-modi-1");
+    e.registry
+        .create(NewClient {
+            name: "mTLS".into(),
+            ente: "H501".into(),
+            roles: vec![Role::Statistica],
+            purpose: "statistiche".into(),
+            cert_sha256: Some(cert_fingerprint(&der)),
+            modi_jwks: Some(jwks_json(&[&tls_public])),
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let presented = |sig: String, digest: String| {
+        let mut h = HeaderMap::new();
+        h.insert("agid-jwt-signature", HeaderValue::from_str(&sig).unwrap());
+        h.insert("digest", HeaderValue::from_str(&digest).unwrap());
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h
+    };
+    let tls_signer = RS256.signer_from_jwk(&tls_private).unwrap();
+    let (sig, digest) = modi_signature(&tls_signer, body, &[]);
+    let h = presented(sig, digest);
+    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    assert!(e.auth.authenticate(&p).await.is_ok());
+    let (sig, digest) = modi_signature(&app_signer, body, &[]);
+    let h = presented(sig, digest);
+    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    assert_eq!(
+        e.auth.authenticate(&p).await.unwrap_err().reason(),
+        "modi_unknown_kid"
+    );
+
+    // Rotation: INPS's new key replaces the old one.
+    let (new_private, new_public) = rsa_key("inps-modi-key-2");
+    let inps = e.registry.by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
+    e.registry
+        .set_modi_jwks(&inps.client_id, Some(&new_public.to_string()))
+        .await
+        .unwrap();
+    let (sig, digest) = modi_signature(&inps_signer, body, &[]);
+    assert_refused(
+        &signed_post(&e, &inps_voucher, &sig, &digest, body).await,
+        "modi_unknown_kid",
+    );
+    let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&new_private).unwrap(), body, &[]);
+    assert_eq!(
+        signed_post(&e, &inps_voucher, &sig, &digest, body).await.0,
+        StatusCode::OK
+    );
+    assert!(
+        e.registry
+            .set_modi_jwks(&inps.client_id, Some(&new_private.to_string()))
+            .await
+            .is_err()
+    );
+}
+
+/// Registration refuses ModI key sets that are not RSA public keys with a kid, through the
+/// registry and through `sigess client add --modi-jwks`.
+#[tokio::test]
+async fn client_registration_refuses_private_or_unusable_modi_keys() {
+    let e = env().await;
+    let new = |jwks: String| NewClient {
+        name: "INPS".into(),
+        ente: "H501".into(),
+        roles: vec![Role::Consultazione],
+        purpose: "SIUSS".into(),
+        pdnd_client_id: Some(PDND_CLIENT.into()),
+        modi_jwks: Some(jwks),
+        ..NewClient::default()
+    };
+    for (jwks, says) in [
+        (e.inps_private.to_string(), "private key"),
+        (jwks_json(&[&e.inps_public, &e.inps_private]), "private key"),
+        (r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(), "no kid"),
+        ("{not json".to_string(), "not JSON"),
+    ] {
+        match e.registry.create(new(jwks)).await {
+            Err(gateway::auth::RegistryError::Invalid(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("expected a refusal saying {says:?}, got {other:?}"),
+        }
+    }
+    assert!(e.registry.list().await.unwrap().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let add = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sigess"))
+            .args(["client", "add", "--database-url", &db, "--name", "INPS SIUSS"])
+            .args(["--roles", "consultazione", "--purpose", "alimentazione SIUSS"])
+            .args(["--pdnd-client-id", PDND_CLIENT, "--modi-jwks"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let private = dir.path().join("private.json");
+    std::fs::write(&private, e.inps_private.to_string()).unwrap();
+    let out = add(&private);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("private key") && err.contains("private.json"), "{err}");
+    let public = dir.path().join("public.json");
+    std::fs::write(&public, jwks_json(&[&e.inps_public])).unwrap();
+    let out = add(&public);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = Store::open(&StoreOptions::new(&db)).await.unwrap();
+    let c = store.client_by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
+    let keys = JwkSet::from_bytes(c.modi_jwks.unwrap().as_bytes()).unwrap();
+    assert_eq!(keys.get(INPS_KID).len(), 1);
 }
 
 fn basic(id: &str, secret: &str) -> String {
@@ -911,11 +1201,22 @@ async fn registry_and_jti_ledger_on_postgres() {
             purpose: "SIUSS".into(),
             with_secret: true,
             pdnd_client_id: Some(PDND_CLIENT.into()),
+            modi_jwks: Some(jwks_json(&[&rsa_key(INPS_KID).1])),
             ..NewClient::default()
         })
         .await
         .unwrap();
     let found = registry.by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
+    let keys = JwkSet::from_bytes(found.modi_jwks.as_deref().unwrap().as_bytes()).unwrap();
+    assert_eq!(keys.get(INPS_KID).len(), 1);
+    let (_, rotated) = rsa_key("inps-modi-key-2");
+    registry
+        .set_modi_jwks(&c.client_id, Some(&rotated.to_string()))
+        .await
+        .unwrap();
+    let found = registry.find(&c.client_id).await.unwrap().unwrap();
+    let keys = JwkSet::from_bytes(found.modi_jwks.as_deref().unwrap().as_bytes()).unwrap();
+    assert_eq!((keys.get(INPS_KID).len(), keys.get("inps-modi-key-2").len()), (0, 1));
     assert_eq!(
         (found.client_id.as_str(), found.roles.len()),
         (c.client_id.as_str(), 2)

@@ -3,10 +3,11 @@
 //! A system client (a municipal application, an adapter, INPS through PDND) is registered
 //! once with the ente, optional ufficio, roles and purpose it acts with; the gateway finds it
 //! by its hub client id (OAuth2 client credentials), by the SHA-256 fingerprint of its TLS
-//! certificate, or by its PDND client id. The store only keeps what it is given: secrets
-//! arrive already hashed (the gateway hashes them with Argon2id), so no clear secret is
-//! ever written here. The ledger of `jti`s lets every gateway replica refuse a replayed
-//! signed request; rows past their expiry are purged.
+//! certificate, or by its PDND client id. A client that signs ModI requests also has the
+//! public keys it signs them with (a JWK set), against which its signatures are verified.
+//! The store only keeps what it is given: secrets arrive already hashed (the gateway hashes
+//! them with Argon2id), so no clear secret is ever written here. The ledger of `jti`s lets
+//! every gateway replica refuse a replayed signed request; rows past their expiry are purged.
 use sqlx::{Row, any::AnyRow};
 
 use super::{Store, now, sql::Q};
@@ -33,6 +34,9 @@ pub struct ClientRecord {
     pub cert_sha256: Option<String>,
     /// The client id PDND writes in the vouchers it issues to this client.
     pub pdnd_client_id: Option<String>,
+    /// The public keys the client signs ModI `Agid-JWT-Signature`s with: a JWK set as JSON
+    /// text, stored as given (the gateway checks it holds only RSA public keys with a kid).
+    pub modi_jwks: Option<String>,
     /// RFC 3339, set by the store on insert.
     pub created_at: String,
     pub disabled: bool,
@@ -50,12 +54,13 @@ impl std::fmt::Debug for ClientRecord {
             .field("has_secret", &self.secret_hash.is_some())
             .field("cert_sha256", &self.cert_sha256)
             .field("pdnd_client_id", &self.pdnd_client_id)
+            .field("has_modi_jwks", &self.modi_jwks.is_some())
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }
 
-const COLUMNS: &str = "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, created_at, disabled_at";
+const COLUMNS: &str = "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord> {
     let roles: String = row.try_get("roles")?;
@@ -70,6 +75,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord> {
         purpose: row.try_get("purpose")?,
         cert_sha256: row.try_get("cert_sha256")?,
         pdnd_client_id: row.try_get("pdnd_client_id")?,
+        modi_jwks: row.try_get("modi_jwks")?,
         created_at: row.try_get("created_at")?,
         disabled: disabled_at.is_some(),
     })
@@ -111,6 +117,8 @@ impl Store {
         q.push(", ").bind(Val::Text(
             c.pdnd_client_id.clone().filter(|p| !p.is_empty()),
         ));
+        q.push(", ")
+            .bind(Val::Text(c.modi_jwks.clone().filter(|k| !k.trim().is_empty())));
         q.push(", ").bind_text(&at);
         q.push(", ")
             .bind(Val::Text(c.disabled.then(|| at.clone())))
@@ -189,6 +197,16 @@ impl Store {
     pub async fn set_client_secret_hash(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
         let mut q = Q::new("UPDATE hub_client SET secret_hash = ");
         q.bind_text(secret_hash)
+            .push(" WHERE client_id = ")
+            .bind_text(client_id);
+        Ok(q.execute(&self.pool).await? == 1)
+    }
+
+    /// Replaces a client's ModI key set (JWK set JSON; None removes it); false when there is
+    /// no such client.
+    pub async fn set_client_modi_jwks(&self, client_id: &str, jwks: Option<&str>) -> Result<bool> {
+        let mut q = Q::new("UPDATE hub_client SET modi_jwks = ");
+        q.bind(Val::Text(jwks.map(str::to_string)))
             .push(" WHERE client_id = ")
             .bind_text(client_id);
         Ok(q.execute(&self.pool).await? == 1)

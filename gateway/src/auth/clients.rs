@@ -1,5 +1,6 @@
 //! The registry of system clients as the gateway and the CLI see it: registration with a
-//! generated secret shown once, secret checks, and look-ups by certificate or PDND id.
+//! generated secret shown once, secret checks, look-ups by certificate or PDND id, and the
+//! public keys a client signs ModI requests with.
 //!
 //! Secrets are random 256-bit values; only their Argon2id hash (a PHC string) is stored, so a
 //! copy of the database does not let anyone act as a client. Hashing and checking run on the
@@ -84,6 +85,15 @@ pub struct NewClient {
     pub cert_sha256: Option<String>,
     /// The client id PDND puts in this client's vouchers.
     pub pdnd_client_id: Option<String>,
+    /// The public keys the client signs ModI `Agid-JWT-Signature`s with: a JWK or JWK set
+    /// (JSON) of RSA public keys with their `kid`; see `modi::parse_client_jwks`.
+    pub modi_jwks: Option<String>,
+}
+
+/// A ModI key set as it is stored, or why it cannot be registered.
+fn modi_key_set(json: &str) -> Result<String, RegistryError> {
+    super::modi::parse_client_jwks(json.as_bytes())
+        .map_err(|e| RegistryError::Invalid(format!("ModI key set: {e}")))
 }
 
 /// Lower-case hex SHA-256 of a DER certificate: how mTLS clients are registered and found.
@@ -205,6 +215,11 @@ impl ClientRegistry {
                 "a client needs a secret, a certificate or a PDND client id".into(),
             ));
         }
+        let modi_jwks = new
+            .modi_jwks
+            .as_deref()
+            .map(modi_key_set)
+            .transpose()?;
         let secret = new.with_secret.then(ClientSecret::generate);
         let secret_hash = match &secret {
             Some(s) => {
@@ -232,6 +247,7 @@ impl ClientRegistry {
             purpose: new.purpose,
             cert_sha256: new.cert_sha256.map(|f| f.to_ascii_lowercase()),
             pdnd_client_id: new.pdnd_client_id.filter(|p| !p.is_empty()),
+            modi_jwks,
             created_at: String::new(),
             disabled: false,
         };
@@ -248,6 +264,25 @@ impl ClientRegistry {
             .map_err(|_| RegistryError::Hash)??;
         if self.store.set_client_secret_hash(client_id, &hash).await? {
             Ok(secret)
+        } else {
+            Err(RegistryError::NotFound)
+        }
+    }
+
+    /// Replaces a client's ModI keys (a JWK or JWK set, checked as at registration), e.g.
+    /// when it rotates them on PDND; None removes them.
+    pub async fn set_modi_jwks(
+        &self,
+        client_id: &str,
+        jwks: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let jwks = jwks.map(modi_key_set).transpose()?;
+        if self
+            .store
+            .set_client_modi_jwks(client_id, jwks.as_deref())
+            .await?
+        {
+            Ok(())
         } else {
             Err(RegistryError::NotFound)
         }

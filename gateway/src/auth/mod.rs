@@ -6,7 +6,7 @@
 //! EdDSA tokens are hub caller tokens (`sigess token`, trusted scripts), RSA tokens are PDND
 //! vouchers (`pdnd`). Every claim used for a decision is read only after the signature of
 //! its kind has been verified. A request carrying `Agid-JWT-Signature` also passes the ModI
-//! integrity checks (`modi`). Every refusal is a 401 problem+json with a stable `reason`.
+//! integrity checks (`modi`), with the keys of the client it authenticated as. Every refusal is a 401 problem+json with a stable `reason`.
 use std::sync::{
     Arc,
     atomic::{AtomicI64, Ordering},
@@ -168,7 +168,7 @@ impl Authenticator {
     }
 
     /// Registered system clients: enables mTLS client certificates, and is needed by access
-    /// tokens, PDND vouchers and ModI signatures (replay ledger).
+    /// tokens, PDND vouchers and ModI signatures (clients' keys, replay ledger).
     pub fn with_clients(mut self, clients: ClientRegistry) -> Self {
         self.clients = Some(clients);
         self
@@ -221,7 +221,7 @@ impl Authenticator {
             if client.disabled {
                 return Err(AuthError::ClientDisabled);
             }
-            self.integrity(p, false).await?;
+            self.integrity(p, false, Some(&client)).await?;
             return Ok((clients::caller_for(&client, client.roles.clone(), "", request_id), Credential::Certificate));
         }
         let token = bearer(p.headers)?;
@@ -238,7 +238,7 @@ impl Authenticator {
                 }
                 // Roles withdrawn from the client since the token was issued are not granted.
                 let roles = claims.roles.into_iter().filter(|r| client.roles.contains(r)).collect();
-                self.integrity(p, false).await?;
+                self.integrity(p, false, Some(&client)).await?;
                 Ok((clients::caller_for(&client, roles, "", request_id), Credential::AccessToken))
             }
             "EdDSA" => {
@@ -248,7 +248,8 @@ impl Authenticator {
                     core_cartella::auth::TokenError::Claim(c) => AuthError::MissingClaim(c),
                     other => AuthError::Other(other.to_string()),
                 })?;
-                self.integrity(p, false).await?;
+                // No registered client, so no ModI keys: a signature it carries is refused.
+                self.integrity(p, false, None).await?;
                 Ok((caller, Credential::HubToken))
             }
             alg if pdnd::is_rsa_alg(alg) => {
@@ -260,7 +261,7 @@ impl Authenticator {
                 if client.disabled {
                     return Err(AuthError::ClientDisabled);
                 }
-                self.integrity(p, pdnd.config().require_integrity).await?;
+                self.integrity(p, pdnd.config().require_integrity, Some(&client)).await?;
                 let purpose = if client.purpose.is_empty() { format!("PDND purposeId {}", voucher.purpose_id) } else { String::new() };
                 Ok((clients::caller_for(&client, client.roles.clone(), &purpose, request_id), Credential::PdndVoucher))
             }
@@ -268,16 +269,17 @@ impl Authenticator {
         }
     }
 
-    /// ModI integrity: checked whenever `Agid-JWT-Signature` is present; `required` refuses
-    /// its absence.
-    async fn integrity(&self, p: &Presented<'_>, required: bool) -> Result<(), AuthError> {
+    /// ModI integrity: checked whenever `Agid-JWT-Signature` is present, with the ModI keys
+    /// of `client`, the registered client the request authenticated as (None: not one, so
+    /// no keys to verify with); `required` refuses its absence.
+    async fn integrity(&self, p: &Presented<'_>, required: bool, client: Option<&core_cartella::store::ClientRecord>) -> Result<(), AuthError> {
         if !p.headers.contains_key(modi::SIGNATURE_HEADER) {
             return if required { Err(AuthError::Modi(ModiError::Required)) } else { Ok(()) };
         }
         let (Some(pdnd), Some(registry)) = (&self.pdnd, &self.clients) else {
             return Err(AuthError::Modi(ModiError::NotConfigured));
         };
-        modi::verify_integrity(pdnd, registry.store(), p.headers, p.body).await?;
+        modi::verify_integrity(pdnd, registry.store(), client, p.headers, p.body).await?;
         self.purge_jtis(registry);
         Ok(())
     }

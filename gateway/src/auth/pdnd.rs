@@ -224,7 +224,8 @@ async fn fetch(source: &JwksSource, http: &reqwest::Client) -> Result<JwkSet, Pd
     JwkSet::from_bytes(&bytes).map_err(|_| PdndError::Load("not a JWK set".into()))
 }
 
-/// The RSA signature algorithms accepted from PDND's keys. Nothing symmetric, never `none`.
+/// The RSA signature algorithms accepted from PDND's keys and from clients' ModI keys.
+/// Nothing symmetric, never `none`.
 pub(crate) fn rsa_verifier(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
     fn boxed<V: JwsVerifier + 'static>(
         r: Result<V, josekit::JoseError>,
@@ -277,11 +278,23 @@ pub(crate) async fn verify_jws(
     }
     let kid = peek.kid.as_deref().ok_or(JwsFailure::UnknownKid)?;
     let candidates = keys.keys_for(kid).await;
-    if candidates.is_empty() {
+    verify_jws_with(candidates.iter(), token, peek)
+}
+
+/// Verifies the signature of `token` with one of `candidates` (the keys its `kid` names, in
+/// whichever set the caller trusts), with the algorithm of its header, which the caller has
+/// already checked against its allow-list. `UnknownKid` when there is no candidate.
+pub(crate) fn verify_jws_with<'a>(
+    candidates: impl IntoIterator<Item = &'a Jwk>,
+    token: &str,
+    peek: &Peek,
+) -> Result<JwtPayload, JwsFailure> {
+    let mut candidates = candidates.into_iter().peekable();
+    if candidates.peek().is_none() {
         return Err(JwsFailure::UnknownKid);
     }
     let mut failure = JwsFailure::BadSignature;
-    for jwk in &candidates {
+    for jwk in candidates {
         // A key of the wrong type or use for this alg cannot verify it: not a forgery, but no match.
         let Some(verifier) = rsa_verifier(&peek.alg, jwk) else {
             continue;
@@ -304,7 +317,8 @@ pub struct Voucher {
     pub expires_at: i64,
 }
 
-/// Verifies PDND vouchers and holds what ModI signatures are checked against. Cheap to clone.
+/// Verifies PDND vouchers, and holds the audience and leeway ModI signatures are checked with
+/// (their keys are the calling client's own, see `modi`). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PdndVerifier {
     cfg: Arc<PdndConfig>,
@@ -328,10 +342,6 @@ impl PdndVerifier {
 
     pub fn config(&self) -> &PdndConfig {
         &self.cfg
-    }
-
-    pub(crate) fn keys(&self) -> &PdndKeys {
-        &self.keys
     }
 
     /// Verifies a voucher: RS256 signature by a key of the set, `iss`, `aud`, lifetime,
