@@ -722,11 +722,23 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     let tls_signer = RS256.signer_from_jwk(&tls_private).unwrap();
     let (sig, digest) = modi_signature(&tls_signer, body, &[]);
     let h = presented(sig, digest);
-    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    let p = Presented {
+        headers: &h,
+        method: "POST",
+        path: "/x",
+        body,
+        client_cert: Some(&der),
+    };
     assert!(e.auth.authenticate(&p).await.is_ok());
     let (sig, digest) = modi_signature(&app_signer, body, &[]);
     let h = presented(sig, digest);
-    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    let p = Presented {
+        headers: &h,
+        method: "POST",
+        path: "/x",
+        body,
+        client_cert: Some(&der),
+    };
     assert_eq!(
         e.auth.authenticate(&p).await.unwrap_err().reason(),
         "modi_unknown_kid"
@@ -774,7 +786,10 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     for (jwks, says) in [
         (e.inps_private.to_string(), "private key"),
         (jwks_json(&[&e.inps_public, &e.inps_private]), "private key"),
-        (r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(), "no kid"),
+        (
+            r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(),
+            "no kid",
+        ),
         ("{not json".to_string(), "not JSON"),
     ] {
         match e.registry.create(new(jwks)).await {
@@ -788,8 +803,20 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let db = format!("sqlite://{}", dir.path().join("cli.db").display());
     let add = |file: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sigess"))
-            .args(["client", "add", "--database-url", &db, "--name", "INPS SIUSS"])
-            .args(["--roles", "consultazione", "--purpose", "alimentazione SIUSS"])
+            .args([
+                "client",
+                "add",
+                "--database-url",
+                &db,
+                "--name",
+                "INPS SIUSS",
+            ])
+            .args([
+                "--roles",
+                "consultazione",
+                "--purpose",
+                "alimentazione SIUSS",
+            ])
             .args(["--pdnd-client-id", PDND_CLIENT, "--modi-jwks"])
             .arg(file)
             .output()
@@ -800,11 +827,18 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let out = add(&private);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("private key") && err.contains("private.json"), "{err}");
+    assert!(
+        err.contains("private key") && err.contains("private.json"),
+        "{err}"
+    );
     let public = dir.path().join("public.json");
     std::fs::write(&public, jwks_json(&[&e.inps_public])).unwrap();
     let out = add(&public);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let store = Store::open(&StoreOptions::new(&db)).await.unwrap();
     let c = store.client_by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
     let keys = JwkSet::from_bytes(c.modi_jwks.unwrap().as_bytes()).unwrap();
@@ -1216,7 +1250,10 @@ async fn registry_and_jti_ledger_on_postgres() {
         .unwrap();
     let found = registry.find(&c.client_id).await.unwrap().unwrap();
     let keys = JwkSet::from_bytes(found.modi_jwks.as_deref().unwrap().as_bytes()).unwrap();
-    assert_eq!((keys.get(INPS_KID).len(), keys.get("inps-modi-key-2").len()), (0, 1));
+    assert_eq!(
+        (keys.get(INPS_KID).len(), keys.get("inps-modi-key-2").len()),
+        (0, 1)
+    );
     assert_eq!(
         (found.client_id.as_str(), found.roles.len()),
         (c.client_id.as_str(), 2)
@@ -1292,7 +1329,10 @@ async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
     let (status, headers, body) = get(vec![("authorization", format!("Bearer {t}"))]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert!(body["detail"].as_str().unwrap().contains("voucher PDND"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("voucher PDND"),
+        "{body}"
+    );
 
     let (status, _, _) = get(vec![]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -117,8 +117,9 @@ impl Store {
         q.push(", ").bind(Val::Text(
             c.pdnd_client_id.clone().filter(|p| !p.is_empty()),
         ));
-        q.push(", ")
-            .bind(Val::Text(c.modi_jwks.clone().filter(|k| !k.trim().is_empty())));
+        q.push(", ").bind(Val::Text(
+            c.modi_jwks.clone().filter(|k| !k.trim().is_empty()),
+        ));
         q.push(", ").bind_text(&at);
         q.push(", ")
             .bind(Val::Text(c.disabled.then(|| at.clone())))

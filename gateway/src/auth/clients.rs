@@ -215,11 +215,7 @@ impl ClientRegistry {
                 "a client needs a secret, a certificate or a PDND client id".into(),
             ));
         }
-        let modi_jwks = new
-            .modi_jwks
-            .as_deref()
-            .map(modi_key_set)
-            .transpose()?;
+        let modi_jwks = new.modi_jwks.as_deref().map(modi_key_set).transpose()?;
         let secret = new.with_secret.then(ClientSecret::generate);
         let secret_hash = match &secret {
             Some(s) => {

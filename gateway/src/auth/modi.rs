@@ -162,7 +162,12 @@ pub async fn verify_integrity(
     // Only a signature that passed every check may use up its jti.
     let leeway = pdnd.config().leeway_secs();
     match store
-        .remember_jti(&client.client_id, &jti, expires_at.saturating_add(leeway), now_secs())
+        .remember_jti(
+            &client.client_id,
+            &jti,
+            expires_at.saturating_add(leeway),
+            now_secs(),
+        )
         .await
     {
         Ok(true) => Ok(Integrity { jti, expires_at }),
@@ -239,14 +244,16 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 /// Returns the set as it is stored (JSON text); refuses private keys, keys without `kid`,
 /// non-RSA keys, repeated `kid`s and anything that is not such JSON, saying which.
 pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
-    let value: Value = serde_json::from_slice(json)
-        .map_err(|e| format!("not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
     let objects: Vec<&Map<String, Value>> = match &value {
         Value::Object(o) if o.contains_key("keys") => o["keys"]
             .as_array()
             .ok_or("\"keys\" must be an array of JWKs")?
             .iter()
-            .map(|k| k.as_object().ok_or("every member of \"keys\" must be a JWK (an object)"))
+            .map(|k| {
+                k.as_object()
+                    .ok_or("every member of \"keys\" must be a JWK (an object)")
+            })
             .collect::<Result<_, _>>()?,
         Value::Object(o) if o.contains_key("kty") => vec![o],
         _ => return Err("expected a JWK or a JWK set ({\"keys\": [...]})".into()),
@@ -271,7 +278,11 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
         }
         let kid = match o.get("kid").and_then(Value::as_str).map(str::trim) {
             Some(k) if !k.is_empty() => k.to_string(),
-            _ => return Err(format!("{which} has no kid: each key needs the kid it has on PDND")),
+            _ => {
+                return Err(format!(
+                    "{which} has no kid: each key needs the kid it has on PDND"
+                ));
+            }
         };
         if kids.contains(&kid) {
             return Err(format!("{which}: kid repeated"));
@@ -279,7 +290,11 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
         let jwk = Jwk::from_map(o.clone()).map_err(|e| format!("{which}: not a valid JWK: {e}"))?;
         let alg = match o.get("alg").and_then(Value::as_str) {
             Some(a) if MODI_ALGS.contains(&a) => a,
-            Some(a) => return Err(format!("{which}: alg {a:?} is not an RSA signature algorithm")),
+            Some(a) => {
+                return Err(format!(
+                    "{which}: alg {a:?} is not an RSA signature algorithm"
+                ));
+            }
             None => "RS256",
         };
         if rsa_verifier(alg, &jwk).is_none() {
@@ -295,6 +310,7 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -323,7 +339,13 @@ mod tests {
         let (_, other) = rsa_pair("inps-2");
         // One JWK, or a set.
         let one = parse_client_jwks(public.to_string().as_bytes()).unwrap();
-        assert_eq!(JwkSet::from_bytes(one.as_bytes()).unwrap().get("inps-1").len(), 1);
+        assert_eq!(
+            JwkSet::from_bytes(one.as_bytes())
+                .unwrap()
+                .get("inps-1")
+                .len(),
+            1
+        );
         let mut set = JwkSet::new();
         set.push_key(public.clone());
         set.push_key(other.clone());
@@ -349,7 +371,10 @@ mod tests {
         let mut ec = ec.to_jwk_public_key();
         ec.set_key_id("ec");
         refused(ec.to_string(), "not an RSA key");
-        refused(r#"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#.into(), "private key");
+        refused(
+            r#"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#.into(),
+            "private key",
+        );
         refused("not json".into(), "not JSON");
         refused("[]".into(), "expected a JWK");
         refused(r#"{"keys":[]}"#.into(), "no keys");
@@ -357,6 +382,9 @@ mod tests {
         set.push_key(public.clone());
         set.push_key(public.clone());
         refused(set.to_string(), "repeated");
-        refused(r#"{"kty":"RSA","kid":"x","n":"AQ","e":"AQAB","alg":"HS256"}"#.into(), "alg");
+        refused(
+            r#"{"kty":"RSA","kid":"x","n":"AQ","e":"AQAB","alg":"HS256"}"#.into(),
+            "alg",
+        );
     }
 }
