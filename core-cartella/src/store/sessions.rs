@@ -252,9 +252,48 @@ mod tests {
         (dir, s)
     }
 
+    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// A fresh PostgreSQL database, or None outside CI when the server is not reachable.
+    async fn pg_store() -> Option<(String, Store)> {
+        sqlx::any::install_default_drivers();
+        let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
+            Ok(p) => p,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("PostgreSQL at {PG_ADMIN} is required under CI=true: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e})");
+                return None;
+            }
+        };
+        let name = format!("sigess_sessions_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
+        admin.close().await;
+        let s = Store::open(&StoreOptions::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"))).await.expect("open");
+        Some((name, s))
+    }
+
+    async fn drop_pg(name: &str) {
+        if let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
+            admin.close().await;
+        }
+    }
+
     #[tokio::test]
-    async fn operators_logins_sessions() {
+    async fn operators_logins_sessions_sqlite() {
         let (_d, s) = store().await;
+        operators_logins_sessions(&s).await;
+    }
+
+    #[tokio::test]
+    async fn operators_logins_sessions_postgres() {
+        let Some((name, s)) = pg_store().await else { return };
+        operators_logins_sessions(&s).await;
+        s.close().await;
+        drop_pg(&name).await;
+    }
+
+    async fn operators_logins_sessions(s: &Store) {
         let op = OperatorRecord {
             operator_id: "op-m01-1".into(),
             codice_fiscale: "rssmra80a01h501u".into(),
