@@ -375,7 +375,7 @@ pub fn validate_beneficiario(b: &Beneficiario, path: &str) -> Result<(), Vec<Vio
 }
 
 fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
-    c.codice_fiscale(&format_args!("{p}.codice_fiscale"), &b.codice_fiscale);
+    c.codice_fiscale(format_args!("{p}.codice_fiscale"), &b.codice_fiscale);
 
     let a = &b.anagrafica;
     let pa = Dot(p, "anagrafica");
@@ -418,7 +418,7 @@ fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
 }
 
 fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &dyn fmt::Display) {
-    c.digits(&format_args!("{p}.codice_nazione"), &ind.codice_nazione, 3);
+    c.digits(format_args!("{p}.codice_nazione"), &ind.codice_nazione, 3);
     c.opt_digits(
         format_args!("{p}.codice_regione"),
         ind.codice_regione.as_deref(),
@@ -450,14 +450,14 @@ fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &dyn fmt::Display) {
 fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Display) {
     let f = |name: &'static str| Dot(p, name);
 
-    c.text(&f("codice_prestazione"), &ps.codice_prestazione, 5, 10);
+    c.text(f("codice_prestazione"), &ps.codice_prestazione, 5, 10);
     c.text(
-        &f("denominazione_prestazione"),
+        f("denominazione_prestazione"),
         &ps.denominazione_prestazione,
         10,
         200,
     );
-    c.text(&f("protocollo_domanda"), &ps.protocollo_domanda, 1, 32);
+    c.text(f("protocollo_domanda"), &ps.protocollo_domanda, 1, 32);
 
     match ps.carattere_prestazione {
         None => c.push(
@@ -523,10 +523,10 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
         }
     }
     if let Some(n) = &ps.numero_protocollo_dsu {
-        c.text(&f("numero_protocollo_dsu"), n, 0, 30);
+        c.text(f("numero_protocollo_dsu"), n, 0, 30);
     }
     if let Some(a) = ps.anno_protocollo_dsu {
-        c.anno(&f("anno_protocollo_dsu"), a);
+        c.anno(f("anno_protocollo_dsu"), a);
     }
 
     if let Some(fine) = ps.data_fine_prestazione {
@@ -555,15 +555,15 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
         }
     }
 
-    c.positive(&f("importo_prestazione"), ps.importo_prestazione);
-    c.positive(&f("importo_mensile"), ps.importo_mensile);
-    c.positive(&f("importo_quota_ente"), ps.importo_quota_ente);
-    c.non_negative(&f("importo_quota_utente"), ps.importo_quota_utente);
-    c.positive(&f("importo_quota_ssn"), ps.importo_quota_ssn);
+    c.positive(f("importo_prestazione"), ps.importo_prestazione);
+    c.positive(f("importo_mensile"), ps.importo_mensile);
+    c.positive(f("importo_quota_ente"), ps.importo_quota_ente);
+    c.non_negative(f("importo_quota_utente"), ps.importo_quota_utente);
+    c.positive(f("importo_quota_ssn"), ps.importo_quota_ssn);
     // No sign rule in the tables for these two statistical amounts, but a negative maximum
     // or threshold is meaningless and would only be a sign error upstream.
-    c.non_negative(&f("importo_quota_richiesta"), ps.importo_quota_richiesta);
-    c.non_negative(&f("importo_soglia_isee"), ps.importo_soglia_isee);
+    c.non_negative(f("importo_quota_richiesta"), ps.importo_quota_richiesta);
+    c.non_negative(f("importo_soglia_isee"), ps.importo_soglia_isee);
 
     let quote = [
         ps.importo_quota_ente,
@@ -678,7 +678,7 @@ pub fn validate_sinba_record(s: &Sinba, path: &str) -> Result<(), Vec<Violation>
 
 fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
     let f = |name: &'static str| Dot(p, name);
-    c.text(&f("id_beneficiario"), &s.id_beneficiario, 1, 20);
+    c.text(f("id_beneficiario"), &s.id_beneficiario, 1, 20);
     // SINBA identifies minors without a codice fiscale by design; a CF-shaped id means the
     // source system put the real identifier where a pseudonym belongs.
     if cf::sembra_codice_fiscale(&s.id_beneficiario) {
@@ -706,22 +706,22 @@ fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
         );
     }
     c.opt_digits(
-        &f("codice_cittadinanza_padre"),
+        f("codice_cittadinanza_padre"),
         s.codice_cittadinanza_padre.as_deref(),
         3,
     );
     c.opt_digits(
-        &f("codice_cittadinanza_madre"),
+        f("codice_cittadinanza_madre"),
         s.codice_cittadinanza_madre.as_deref(),
         3,
     );
     c.opt_digits(
-        &f("codice_regione_residenza_padre"),
+        f("codice_regione_residenza_padre"),
         s.codice_regione_residenza_padre.as_deref(),
         2,
     );
     c.opt_digits(
-        &f("codice_regione_residenza_madre"),
+        f("codice_regione_residenza_madre"),
         s.codice_regione_residenza_madre.as_deref(),
         2,
     );
@@ -734,14 +734,14 @@ fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
             "NumeroComponentiISEE va da 1 a 9",
         );
     }
-    c.anno(&f("anno_nascita"), s.anno_nascita);
+    c.anno(f("anno_nascita"), s.anno_nascita);
     c.digits(
-        &f("codice_nazione_residenza"),
+        f("codice_nazione_residenza"),
         &s.codice_nazione_residenza,
         3,
     );
     c.opt_digits(
-        &f("codice_regione_residenza"),
+        f("codice_regione_residenza"),
         s.codice_regione_residenza.as_deref(),
         2,
     );
