@@ -2,7 +2,8 @@
 //!
 //! 1. write path: CreatePrestazione over gRPC (record + audit + outbox in one transaction)
 //!    at 16 concurrent clients, against pgbench's TPC-B at 16 clients on the same server;
-//! 2. read path: GetCartella (read + audit row) at 64 concurrent clients, p50/p99.
+//! 2. read path: GetCartella (the read, returned once its audit row is committed) at 64
+//!    concurrent clients, p50/p99.
 //!
 //! Run: `cargo bench -p core-cartella --bench write_read` (PostgreSQL on 127.0.0.1:5432,
 //! `pgbench` on PATH). BENCH_SECS sets the duration of each phase (default 20).

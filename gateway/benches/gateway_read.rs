@@ -74,13 +74,24 @@ fn wrk(url: &str, token: Option<&str>, conns: u32, secs: u64) -> Wrk {
     }
 }
 
-/// Stops nginx whatever happens to the benchmark.
-struct KillOnDrop(std::process::Child);
+/// Stops nginx, master and workers, whatever happens to the benchmark: killing the master
+/// alone would leave its workers serving (and holding this process's output open).
+struct Nginx {
+    child: std::process::Child,
+    prefix_and_conf: [String; 4],
+}
 
-impl Drop for KillOnDrop {
+impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = Command::new("nginx").args(&self.prefix_and_conf).args(["-s", "stop"]).stderr(Stdio::null()).status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -209,12 +220,15 @@ async fn main() {
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     eprintln!("phase 3: nginx proxy_pass and static backend");
-    let nginx = Command::new("nginx")
-        .args(["-p", &dir.path().display().to_string(), "-c", &dir.path().join("nginx.conf").display().to_string(), "-g", "daemon off;"])
+    let prefix_and_conf = ["-p".to_string(), dir.path().display().to_string(), "-c".to_string(), dir.path().join("nginx.conf").display().to_string()];
+    let child = Command::new("nginx")
+        .args(&prefix_and_conf)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx on PATH");
-    let nginx = KillOnDrop(nginx);
+    let nginx = Nginx { child, prefix_and_conf };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ngx_proxy = wrk(&format!("http://127.0.0.1:{proxy}/cartella.json"), None, conns, secs);
     let ngx_static = wrk(&format!("http://127.0.0.1:{backend}/cartella.json"), None, conns, secs);
@@ -222,7 +236,7 @@ async fn main() {
     let hop = (ngx_proxy.p99_ms - ngx_static.p99_ms).max(0.0);
     let bound = 1.15 * (grpc_p99 + hop);
 
-    println!("cartella read, {conns} connections, {secs}s each, PostgreSQL store (each read commits its audit row)");
+    println!("cartella read, {conns} connections, {secs}s each, PostgreSQL store (a read returns once its audit row is committed)");
     println!("  gateway REST     {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", gw.rps, gw.p50_ms, gw.p99_ms);
     println!("  core gRPC direct {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", grpc_rps, grpc_p50, grpc_p99);
     println!("  nginx proxy_pass {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", ngx_proxy.rps, ngx_proxy.p50_ms, ngx_proxy.p99_ms);
