@@ -1,7 +1,13 @@
 //! The verified caller of every core call, and the short-lived caller token the hub signs to
 //! carry it (EdDSA JWS, josekit). The gateway mints; core only verifies, and never trusts an
 //! unsigned header.
-use std::{fmt, fs, path::Path, sync::Arc, time::{Duration, SystemTime, UNIX_EPOCH}};
+use std::{
+    collections::HashMap,
+    fmt, fs,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use josekit::{
     jws::{
@@ -17,6 +23,9 @@ pub const ISSUER: &str = "sigess-hub";
 pub const AUDIENCE: &str = "sigess-core";
 /// Longest lifetime core accepts for a token, whatever its `exp` says.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Tokens whose signature a verifier remembers; past this, tokens no longer valid are
+/// forgotten, and if that is not enough, all of them.
+const VERIFIED_TOKENS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallerKind {
@@ -109,10 +118,14 @@ pub enum TokenError {
     Key(String),
 }
 
-/// Verifies caller tokens. Cheap to clone.
+/// Verifies caller tokens. Cheap to clone; clones share what they remember.
 #[derive(Clone)]
 pub struct TokenVerifier {
     verifier: Arc<EddsaJwsVerifier>,
+    /// Payloads of valid tokens whose signature this key verified, by the whole token. The
+    /// same token presented again skips the signature check (the costly part, an Ed25519
+    /// verification), never the checks of its claims and times.
+    verified: Arc<Mutex<HashMap<String, Arc<JwtPayload>>>>,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -214,21 +227,55 @@ fn write_private(path: &Path, pem: &[u8]) -> Result<(), TokenError> {
 impl TokenVerifier {
     pub fn from_public_pem(pem: &[u8]) -> Result<Self, TokenError> {
         let v = EdDSA.verifier_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(Self { verifier: Arc::new(v) })
+        Ok(Self { verifier: Arc::new(v), verified: Arc::default() })
     }
 
     pub fn verify(&self, token: &str, request_id: &str) -> Result<Caller, TokenError> {
-        let (payload, _header) = jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|_| TokenError::Invalid)?;
+        let now = SystemTime::now();
+        let remembered = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
+        let payload = match &remembered {
+            Some(p) => p.clone(),
+            None => Arc::new(jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|_| TokenError::Invalid)?.0),
+        };
+        let caller = match Self::caller(&payload, now, request_id) {
+            Ok(c) => c,
+            Err(e) => {
+                if remembered.is_some() {
+                    self.verified.lock().ok().map(|mut m| m.remove(token));
+                }
+                return Err(e);
+            }
+        };
+        if remembered.is_none() {
+            self.remember(token, payload, now);
+        }
+        Ok(caller)
+    }
+
+    fn remember(&self, token: &str, payload: Arc<JwtPayload>, now: SystemTime) {
+        let Ok(mut m) = self.verified.lock() else { return };
+        if m.len() >= VERIFIED_TOKENS {
+            m.retain(|_, p| still_valid(p, now));
+            if m.len() >= VERIFIED_TOKENS {
+                m.clear();
+            }
+        }
+        m.insert(token.to_string(), payload);
+    }
+
+    /// The caller a payload with a verified signature describes, if its claims and times
+    /// are acceptable at `now`.
+    fn caller(payload: &JwtPayload, now: SystemTime, request_id: &str) -> Result<Caller, TokenError> {
         let mut validator = JwtPayloadValidator::new();
         validator.set_issuer(ISSUER);
         validator.set_audience(AUDIENCE);
-        validator.set_base_time(SystemTime::now());
-        validator.set_min_issued_time(SystemTime::now() - MAX_TTL);
-        validator.set_max_issued_time(SystemTime::now() + Duration::from_secs(60));
+        validator.set_base_time(now);
+        validator.set_min_issued_time(now - MAX_TTL);
+        validator.set_max_issued_time(now + Duration::from_secs(60));
         if payload.expires_at().is_none() {
             return Err(TokenError::Claim("exp"));
         }
-        validator.validate(&payload).map_err(|e| match e {
+        validator.validate(payload).map_err(|e| match e {
             josekit::JoseError::InvalidClaim(_) => TokenError::Expired,
             _ => TokenError::Invalid,
         })?;
@@ -257,6 +304,12 @@ impl TokenVerifier {
             request_id: request_id.to_string(),
         })
     }
+}
+
+/// Whether a token accepted earlier may still be accepted at `now` (it would be forgotten
+/// otherwise; what is remembered is checked again on every use anyway).
+fn still_valid(p: &JwtPayload, now: SystemTime) -> bool {
+    p.expires_at().is_some_and(|exp| exp > now) && p.issued_at().is_none_or(|iat| iat + MAX_TTL > now)
 }
 
 #[cfg(test)]
@@ -297,5 +350,31 @@ mod tests {
         parts[2] = "";
         assert!(matches!(v.verify(&parts.join("."), ""), Err(TokenError::Invalid)));
         assert!(matches!(v.verify("garbage", ""), Err(TokenError::Invalid)));
+    }
+
+    /// A token seen before skips only the signature check: its times are checked on every
+    /// use, another key's verifier does not share it, and a changed token is a new token.
+    #[test]
+    fn remembered_tokens_are_still_checked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).expect("key");
+        let v = signer.verifier().expect("verifier");
+        let t = signer.mint(&caller(), Duration::from_secs(2)).expect("mint");
+        assert_eq!(v.verify(&t, "r1").expect("valid"), Caller { request_id: "r1".into(), ..caller() });
+        assert_eq!(v.clone().verify(&t, "r2").expect("valid again").request_id, "r2");
+        assert_eq!(v.verified.lock().expect("lock").len(), 1, "the clone shares what was verified");
+
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let mut sig = parts[2].to_string();
+        let flipped = if &sig[10..11] == "A" { "B" } else { "A" };
+        sig.replace_range(10..11, flipped);
+        parts[2] = &sig;
+        assert!(matches!(v.verify(&parts.join("."), ""), Err(TokenError::Invalid)), "same payload, another signature");
+        let other = TokenSigner::load_or_create(&dir.path().join("other.pem")).expect("key").verifier().expect("verifier");
+        assert!(matches!(other.verify(&t, ""), Err(TokenError::Invalid)), "another key");
+
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(matches!(v.verify(&t, ""), Err(TokenError::Expired)), "expiry is checked on every use");
+        assert!(v.verified.lock().expect("lock").is_empty(), "an expired token is forgotten");
     }
 }
