@@ -55,6 +55,21 @@ pub struct Change {
     pub occurred_at: String,
 }
 
+/// ` AND kind IN (…)` when `kinds` is not empty.
+fn push_kinds(q: &mut Q, kinds: &[Kind]) {
+    if kinds.is_empty() {
+        return;
+    }
+    q.push(" AND kind IN (");
+    for (i, k) in kinds.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind_text(k.name());
+    }
+    q.push(")");
+}
+
 impl Store {
     /// Up to `limit` changes after `cursor` that the caller may see.
     pub async fn changes_after(&self, caller: &Caller, cursor: Cursor, kinds: &[Kind], limit: u32) -> Result<Vec<Change>> {
@@ -72,16 +87,7 @@ impl Store {
         }
         q.push(" AND ");
         push_scope(&mut q, caller, ScopeClass::Cartella, Mode::Read, &today_s);
-        if !kinds.is_empty() {
-            q.push(" AND kind IN (");
-            for (i, k) in kinds.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.bind_text(k.name());
-            }
-            q.push(")");
-        }
+        push_kinds(&mut q, kinds);
         q.push(" ORDER BY txid, seq LIMIT ").bind_int(i64::from(limit.max(1)));
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
@@ -112,16 +118,7 @@ impl Store {
         let mut q = Q::new("SELECT COUNT(*) AS n FROM outbox WHERE (txid > ");
         q.bind_int(cursor.txid).push(" OR (txid = ").bind_int(cursor.txid).push(" AND seq > ").bind_int(cursor.seq).push("))");
         q.push(" AND ente = ").bind_text(ente);
-        if !kinds.is_empty() {
-            q.push(" AND kind IN (");
-            for (i, k) in kinds.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.bind_text(k.name());
-            }
-            q.push(")");
-        }
+        push_kinds(&mut q, kinds);
         let n: i64 = q.fetch_optional(&self.pool).await?.map_or(Ok(0), |r| r.try_get("n"))?;
         Ok(n > 0)
     }
