@@ -148,10 +148,6 @@ struct Out<W> {
     writer: W,
 }
 
-/// One output file, opened at the first record it gets.
-struct Lazy<W> {
-    out: Option<Out<W>>,
-}
 
 fn open_part(dir: &Path, id: &FlowId) -> Result<(PathBuf, PathBuf, BufWriter<File>), ExportError> {
     let path = dir.join(id.nome_file());
@@ -178,8 +174,10 @@ struct Exporter<'a> {
     store: &'a Store,
     cfg: &'a ExportConfig,
     giorno: Data,
-    ps: Lazy<FlussoPsWriter<BufWriter<File>>>,
-    sinba: Lazy<FlussoSinbaWriter<BufWriter<File>>>,
+    /// The PS file, opened at the first beneficiary written.
+    ps: Option<Out<FlussoPsWriter<BufWriter<File>>>>,
+    /// The SINBA file, opened at the first record written.
+    sinba: Option<Out<FlussoSinbaWriter<BufWriter<File>>>>,
     sum: ExportSummary,
 }
 
@@ -200,19 +198,19 @@ impl Exporter<'_> {
 
     async fn flush(&mut self, g: Gruppo) -> Result<(), ExportError> {
         if let Some(b) = g.ps {
-            if self.ps.out.is_none() {
-                self.ps.out = Some(self.open(TipoFlusso::Ps).await?);
+            if self.ps.is_none() {
+                self.ps = Some(self.open(TipoFlusso::Ps).await?);
             }
-            if let Some(o) = self.ps.out.as_mut() {
+            if let Some(o) = self.ps.as_mut() {
                 let r = o.writer.write(&b);
                 self.tally(r, b.prestazioni(), |s| s.beneficiari_ps += 1)?;
             }
         }
         if let Some(s) = g.sinba {
-            if self.sinba.out.is_none() {
-                self.sinba.out = Some(self.open(TipoFlusso::Sinba).await?);
+            if self.sinba.is_none() {
+                self.sinba = Some(self.open(TipoFlusso::Sinba).await?);
             }
-            if let Some(o) = self.sinba.out.as_mut() {
+            if let Some(o) = self.sinba.as_mut() {
                 let r = o.writer.write(&s);
                 self.tally(r, s.prestazioni(), |s| s.record_sinba += 1)?;
             }
@@ -317,7 +315,7 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut ex = Exporter { store, cfg, giorno, ps: Lazy { out: None }, sinba: Lazy { out: None }, sum: ExportSummary::default() };
+    let mut ex = Exporter { store, cfg, giorno, ps: None, sinba: None, sum: ExportSummary::default() };
     // The next page is read (on the runtime's workers and the store's own thread) while this
     // one is mapped and written: one page in flight, so memory stays bounded.
     let fetch = |key: ExportKey| {
@@ -352,7 +350,7 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
     ex.flush(g).await?;
     bar.finish_and_clear();
     let mut sum = ex.sum;
-    for file in [close(ex.ps.out)?, close(ex.sinba.out)?].into_iter().flatten() {
+    for file in [close(ex.ps)?, close(ex.sinba)?].into_iter().flatten() {
         sum.files.push(file);
     }
     Ok(sum)
