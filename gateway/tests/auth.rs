@@ -182,6 +182,20 @@ async fn register_pdnd_client(e: &Env) -> String {
     c.client_id
 }
 
+/// A hub caller token for an ente-wide system caller with role consultazione.
+fn system_hub_token(e: &Env, subject: &str) -> String {
+    let caller = Caller {
+        kind: CallerKind::Sistema,
+        subject: subject.into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Consultazione],
+        purpose: "alimentazione SIUSS".into(),
+        request_id: String::new(),
+    };
+    e.hub.mint(&caller, Duration::from_secs(60)).unwrap()
+}
+
 /// Sends a request to the app; returns status, headers and JSON body.
 async fn send(
     app: &Router,
@@ -641,16 +655,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     assert_refused(&res, "modi_no_client_keys");
 
     // A hub caller token is no registered client: no keys, refused the same way.
-    let caller = Caller {
-        kind: CallerKind::Sistema,
-        subject: "script".into(),
-        ente: "H501".into(),
-        ufficio: None,
-        roles: vec![Role::Consultazione],
-        purpose: "x".into(),
-        request_id: String::new(),
-    };
-    let hub_token = e.hub.mint(&caller, Duration::from_secs(60)).unwrap();
+    let hub_token = system_hub_token(&e, "script");
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
     assert_refused(
         &signed_post(&e, &hub_token, &sig, &digest, body).await,
@@ -1316,16 +1321,7 @@ async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // The same ente-wide reader, but with a hub token: refused, the voucher is required.
-    let inps = Caller {
-        kind: CallerKind::Sistema,
-        subject: "inps".into(),
-        ente: "H501".into(),
-        ufficio: None,
-        roles: vec![Role::Consultazione],
-        purpose: "alimentazione SIUSS".into(),
-        request_id: String::new(),
-    };
-    let t = e.hub.mint(&inps, Duration::from_secs(60)).unwrap();
+    let t = system_hub_token(&e, "inps");
     let (status, headers, body) = get(vec![("authorization", format!("Bearer {t}"))]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
