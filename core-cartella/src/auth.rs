@@ -35,6 +35,16 @@ pub enum CallerKind {
     Sistema,
 }
 
+impl CallerKind {
+    /// The name used in caller tokens (`knd`) and in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operatore => "operatore",
+            Self::Sistema => "sistema",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Reads and writes cartelle in scope.
@@ -193,10 +203,7 @@ impl TokenSigner {
         p.set_subject(&caller.subject);
         set(&mut p, "iat", Value::from(now))?;
         set(&mut p, "exp", Value::from(now + ttl.as_secs()))?;
-        set(&mut p, "knd", Value::from(match caller.kind {
-            CallerKind::Operatore => "operatore",
-            CallerKind::Sistema => "sistema",
-        }))?;
+        set(&mut p, "knd", Value::from(caller.kind.as_str()))?;
         set(&mut p, "ente", Value::from(caller.ente.clone()))?;
         if let Some(u) = &caller.ufficio {
             set(&mut p, "uff", Value::from(u.clone()))?;

@@ -47,10 +47,7 @@ pub(crate) struct AuditRow {
 /// `purpose` falls back to the purpose the caller declared for the session.
 pub(crate) fn rows(caller: &Caller, at: &str, action: &str, kind: Kind, ids: &[&str], purpose: &str) -> Vec<AuditRow> {
     let purpose = if purpose.is_empty() { caller.purpose.as_str() } else { purpose };
-    let actor_kind = match caller.kind {
-        CallerKind::Operatore => "operatore",
-        CallerKind::Sistema => "sistema",
-    };
+    let actor_kind = caller.kind.as_str();
     ids.iter()
         .map(|id| AuditRow {
             at: at.to_string(),

@@ -439,13 +439,23 @@ fn fonte(r: &AnyRow) -> Result<Fonte> {
     })
 }
 
+/// Columns `sina_body` and `sinba_body`: the latest SINA and SINBA valutazione of the
+/// cartella `c`.
+macro_rules! ultime_valutazioni {
+    () => {
+        "(SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sina_body, \
+         (SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sinba_body"
+    };
+}
+
 /// The joined read of prestazioni with their person, cartella and latest assessments.
 fn fonte_select() -> Q {
     Q::new(
-        "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, c.body AS c_body, pe.body AS pe_body, \
-         (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sina_body, \
-         (SELECT v.body FROM valutazione v WHERE v.cartella_id = pr.cartella_id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sinba_body \
-         FROM prestazione pr JOIN cartella c ON c.id = pr.cartella_id JOIN persona pe ON pe.id = pr.persona_id WHERE ",
+        concat!(
+            "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, c.body AS c_body, pe.body AS pe_body, ",
+            ultime_valutazioni!(),
+            " FROM prestazione pr JOIN cartella c ON c.id = pr.cartella_id JOIN persona pe ON pe.id = pr.persona_id WHERE ",
+        ),
     )
 }
 
@@ -522,12 +532,11 @@ impl Store {
             let p: cartella_proto::v1::Persona = decode(&r, "body")?.unwrap_or_default();
             persone.insert(r.try_get::<String, _>("id")?, Arc::new(p));
         }
-        let mut q = Q::new(
-            "SELECT c.id, c.body, \
-             (SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sina' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sina_body, \
-             (SELECT v.body FROM valutazione v WHERE v.cartella_id = c.id AND v.tipo = 'sinba' ORDER BY v.data DESC, v.id DESC LIMIT 1) AS sinba_body \
-             FROM cartella c WHERE c.id IN (SELECT r.cartella_id FROM prestazione r WHERE r.ente = ",
-        );
+        let mut q = Q::new(concat!(
+            "SELECT c.id, c.body, ",
+            ultime_valutazioni!(),
+            " FROM cartella c WHERE c.id IN (SELECT r.cartella_id FROM prestazione r WHERE r.ente = ",
+        ));
         range(&mut q);
         q.push(")");
         let mut cartelle = std::collections::HashMap::new();
@@ -552,12 +561,8 @@ impl Store {
         // One audit row per person whose records the page read (anagrafica, cartella,
         // valutazioni and prestazioni go out together in the person's Beneficiario), written
         // from the page's key range: a constant number of parameters however long the page.
-        let actor_kind = match caller.kind {
-            crate::auth::CallerKind::Operatore => "operatore",
-            crate::auth::CallerKind::Sistema => "sistema",
-        };
         let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
-        q.bind_text(&at).push(", ").bind_text(actor_kind).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
+        q.bind_text(&at).push(", ").bind_text(caller.kind.as_str()).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
         q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text("esportazione SIUSS per il portale INPS");
         q.push(", ").bind_text(&caller.request_id).push(" FROM (SELECT DISTINCT r.persona_id FROM prestazione r WHERE r.ente = ");
         range(&mut q);
