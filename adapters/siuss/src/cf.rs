@@ -92,7 +92,10 @@ pub fn verifica(cf: &str) -> Result<(), CfError> {
     if b.len() != 16 {
         return Err(CfError::Lunghezza);
     }
-    let up: Vec<u8> = b.iter().map(u8::to_ascii_uppercase).collect();
+    let mut up = [0u8; 16];
+    for (u, c) in up.iter_mut().zip(b) {
+        *u = c.to_ascii_uppercase();
+    }
     for (i, &c) in up.iter().enumerate() {
         let ok = if OMOCODIA_POSITIONS.contains(&i) {
             omocodia_digit(c).is_some()

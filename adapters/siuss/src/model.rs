@@ -71,20 +71,21 @@ impl Data {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let bad = || ValueError::Data(format!("formato atteso AAAA-MM-GG, trovato {s:?}"));
         let b = s.as_bytes();
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-            return Err(bad());
-        }
-        let anno = s[0..4].parse::<u16>().map_err(|_| bad())?;
-        let mese = s[5..7].parse::<u8>().map_err(|_| bad())?;
-        let giorno = s[8..10].parse::<u8>().map_err(|_| bad())?;
-        if !s
-            .bytes()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        if b.len() != 10
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !b
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
         {
             return Err(bad());
         }
-        Self::new(anno, mese, giorno)
+        // Ten bytes, dashes at 4 and 7, ASCII digits elsewhere.
+        let d = |i: usize| b[i] - b'0';
+        let anno =
+            u16::from(d(0)) * 1000 + u16::from(d(1)) * 100 + u16::from(d(2)) * 10 + u16::from(d(3));
+        Self::new(anno, d(5) * 10 + d(6), d(8) * 10 + d(9))
     }
 
     /// Parses the compact `AAAAMMGG` form used inside flow ids.
@@ -812,6 +813,56 @@ mod tests {
         assert!(Data::parse("2025-3-07").is_err());
         assert!(Data::parse("2025/03/07").is_err());
         assert!(Data::parse("2025-+3-07").is_err());
+    }
+
+    /// `Data::parse` as first written, with `str::parse` on the three parts.
+    fn parse_slow(s: &str) -> Result<Data, ValueError> {
+        let bad = || ValueError::Data(format!("formato atteso AAAA-MM-GG, trovato {s:?}"));
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        let anno = s[0..4].parse::<u16>().map_err(|_| bad())?;
+        let mese = s[5..7].parse::<u8>().map_err(|_| bad())?;
+        let giorno = s[8..10].parse::<u8>().map_err(|_| bad())?;
+        if !s
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        Data::new(anno, mese, giorno)
+    }
+
+    #[test]
+    fn data_parse_matches_the_slow_parse() {
+        for s in [
+            "2025-03-07",
+            "2024-02-29",
+            "2023-02-29",
+            "0999-01-01",
+            "1000-01-01",
+            "9999-12-31",
+            "2025-00-10",
+            "2025-13-10",
+            "2025-01-00",
+            "2025-01-32",
+            "+025-03-07",
+            "2025-+3-07",
+            "2025-03-+7",
+            "2025-03-0 ",
+            " 2025-03-0",
+            "2025/03/07",
+            "2025-3-7",
+            "20250307",
+            "",
+            "2é25-03-07",
+            "2025-03-07T",
+            "abcd-ef-gh",
+        ] {
+            assert_eq!(Data::parse(s), parse_slow(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -170,7 +170,19 @@ impl Checker {
 
     /// XSD `minLength`/`maxLength` count characters, not bytes.
     fn text(&mut self, path: impl fmt::Display, value: &str, min: usize, max: usize) {
-        let n = value.chars().count();
+        let (n, xml_ok) = if value.bytes().all(|b| (0x20..0x80).contains(&b)) {
+            // Printable ASCII (and DEL): one byte per character, all allowed in XML.
+            (value.len(), true)
+        } else if value.is_ascii() {
+            // Below 0x80 only the C0 controls other than tab and line ends fall outside
+            // `xml_char_ok`.
+            let ok = value
+                .bytes()
+                .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+            (value.len(), ok)
+        } else {
+            (value.chars().count(), value.chars().all(xml_char_ok))
+        };
         if n < min || n > max {
             self.push(
                 &path,
@@ -178,7 +190,7 @@ impl Checker {
                 format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"),
             );
         }
-        if !value.chars().all(xml_char_ok) {
+        if !xml_ok {
             self.push(
                 &path,
                 Rule::CaratteriNonAmmessi,
@@ -751,5 +763,57 @@ fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
             Rule::ResidenzaItaliaIncompleta,
             "codice regione di residenza obbligatorio se la nazione è Italia (380)",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Checker::text` as first written: count and check the characters one by one.
+    fn text_slow(value: &str, min: usize, max: usize) -> Vec<Violation> {
+        let mut c = Checker::default();
+        let n = value.chars().count();
+        if n < min || n > max {
+            c.push(
+                "p",
+                Rule::Lunghezza,
+                format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"),
+            );
+        }
+        if !value.chars().all(xml_char_ok) {
+            c.push(
+                "p",
+                Rule::CaratteriNonAmmessi,
+                "contiene caratteri di controllo non ammessi in XML",
+            );
+        }
+        c.out
+    }
+
+    #[test]
+    fn text_checks_match_the_char_by_char_ones() {
+        for s in [
+            "",
+            "ROSSI",
+            "D'ARCO",
+            "NICOLÒ",
+            "tab\there",
+            "line\r\nend",
+            "bell\u{7}",
+            "del\u{7f}",
+            "nul\0",
+            "\u{fffe}",
+            "\u{ffff}x",
+            "emoji 😀",
+            "àèìòù àèìòù",
+            "0123456789",
+        ] {
+            for (min, max) in [(1, 5), (0, 30), (10, 200)] {
+                let mut c = Checker::default();
+                c.text("p", s, min, max);
+                assert_eq!(c.out, text_slow(s, min, max), "{s:?} {min}..{max}");
+            }
+        }
     }
 }
