@@ -18,6 +18,7 @@ pub mod cf;
 pub mod flow_id;
 pub mod from_core;
 pub mod model;
+mod num;
 pub mod rules;
 pub mod writer;
 

@@ -140,7 +140,7 @@ impl fmt::Display for Violation {
 /// `parent.name`, formatted only when a violation is reported: valid records, the common
 /// case, cost no path strings.
 #[derive(Clone, Copy)]
-struct Dot<'a>(&'a dyn fmt::Display, &'a str);
+pub(crate) struct Dot<'a>(pub(crate) &'a dyn fmt::Display, pub(crate) &'a str);
 
 impl fmt::Display for Dot<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

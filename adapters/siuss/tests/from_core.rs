@@ -499,3 +499,13 @@ fn misconfigured_ente_is_reported() {
     assert!(bad.check().iter().any(|v| v.path.ends_with("cf_operatore")));
     assert!(ente().check().is_empty());
 }
+
+#[test]
+fn id_beneficiario_sinba_keeps_the_last_20_ascii_alphanumerics() {
+    assert_eq!(
+        id_beneficiario_sinba("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+        "7E5F8A9B0C1D2E3F4A5B"
+    );
+    assert_eq!(id_beneficiario_sinba("àb-ç1é"), "B1");
+    assert_eq!(id_beneficiario_sinba("--"), "");
+}
