@@ -27,6 +27,7 @@ use crate::rules::{
     Dot, Rule, Schema, Violation, validate_beneficiario, validate_identificazione,
     validate_sinba_record,
 };
+use crate::validato::Validato;
 
 /// The ente sending the flows, as INPS knows it (`EnteType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +108,32 @@ impl Record {
     }
 }
 
+/// A mapped record together with the proof that it passed the rules: what [`map_validato`]
+/// returns, written by [`crate::FlussoWriter::write_validato`] without checking it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordValidato {
+    Ps(Validato<Beneficiario>),
+    Sinba(Validato<Sinba>),
+}
+
+impl RecordValidato {
+    pub fn tipo(&self) -> TipoFlusso {
+        match self {
+            RecordValidato::Ps(_) => TipoFlusso::Ps,
+            RecordValidato::Sinba(_) => TipoFlusso::Sinba,
+        }
+    }
+}
+
+impl From<RecordValidato> for Record {
+    fn from(r: RecordValidato) -> Self {
+        match r {
+            RecordValidato::Ps(b) => Record::Ps(b.into_inner()),
+            RecordValidato::Sinba(s) => Record::Sinba(s.into_inner()),
+        }
+    }
+}
+
 /// Which flow a prestazione goes in: SINBA for a person under 18 on `riferimento` whose
 /// cartella holds a SINBA assessment, PS otherwise.
 pub fn tipo_flusso(src: &Sorgente<'_>, oggi: Data) -> TipoFlusso {
@@ -140,9 +167,20 @@ fn eta(persona: &pb::Persona, il: Data) -> Option<u16> {
 /// Maps one prestazione. `op` is `C` to cancel what an earlier flow inserted (SINBA has no
 /// operation type: a SINBA record always states the minor's current situation).
 pub fn map(src: &Sorgente<'_>, op: TipoOperazione, oggi: Data) -> Result<Record, Vec<Violation>> {
+    map_validato(src, op, oggi).map(Record::from)
+}
+
+/// [`map`], keeping the proof that the record passed the rules, so that a batch writer
+/// need not check it again ([`crate::FlussoWriter::write_validato`]) and the prestazioni of
+/// one person can be merged safely ([`Validato::unisci`]).
+pub fn map_validato(
+    src: &Sorgente<'_>,
+    op: TipoOperazione,
+    oggi: Data,
+) -> Result<RecordValidato, Vec<Violation>> {
     match tipo_flusso(src, oggi) {
-        TipoFlusso::Sinba => map_sinba(src, oggi).map(Record::Sinba),
-        _ => map_ps(src, op).map(Record::Ps),
+        TipoFlusso::Sinba => map_sinba(src, oggi).map(RecordValidato::Sinba),
+        _ => map_ps(src, op).map(RecordValidato::Ps),
     }
 }
 
@@ -262,7 +300,10 @@ fn anno_nascita(g: &mut Gaps, path: impl Display, persona: &pb::Persona) -> u16 
     }
 }
 
-fn map_ps(src: &Sorgente<'_>, op: TipoOperazione) -> Result<Beneficiario, Vec<Violation>> {
+fn map_ps(
+    src: &Sorgente<'_>,
+    op: TipoOperazione,
+) -> Result<Validato<Beneficiario>, Vec<Violation>> {
     let mut g = Gaps::default();
     let p = src.persona;
     let b = "beneficiario";
@@ -338,7 +379,12 @@ fn map_ps(src: &Sorgente<'_>, op: TipoOperazione) -> Result<Beneficiario, Vec<Vi
         let gaps = all_paths(&all);
         all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
     }
-    if all.is_empty() { Ok(out) } else { Err(all) }
+    // No gap and no broken rule: the record passed every rule.
+    if all.is_empty() {
+        Ok(Validato::gia_validato(out))
+    } else {
+        Err(all)
+    }
 }
 
 /// Paths already explained by a gap of the mapping: the rules' own finding there (an empty
@@ -624,7 +670,7 @@ fn fascia_eta(anni: u16) -> FasciaEtaBeneficiario {
     }
 }
 
-fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Sinba, Vec<Violation>> {
+fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Violation>> {
     let mut g = Gaps::default();
     let p = "sinba";
     let f = |name: &'static str| Dot(&p, name);
@@ -914,7 +960,12 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Sinba, Vec<Violation>> {
         let gaps = all_paths(&all);
         all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
     }
-    if all.is_empty() { Ok(out) } else { Err(all) }
+    // No gap and no broken rule: the record passed every rule.
+    if all.is_empty() {
+        Ok(Validato::gia_validato(out))
+    } else {
+        Err(all)
+    }
 }
 
 /// The complete cooperation flow (one beneficiary, one prestazione) of a mapped record,

@@ -10,7 +10,9 @@
 //! - [`writer`]: validating streaming writers (whole flow, or one record at a time);
 //! - [`flow_id`]: `{ente}.{TIPO}.{AAAAMMGG}.{NNNNNNN}` identifiers;
 //! - [`cf`]: codice fiscale checks, including omocodic codes the XSD pattern refuses;
-//! - [`from_core`]: the cartella's records (`cartella.v1`) mapped to flow records.
+//! - [`from_core`]: the cartella's records (`cartella.v1`) mapped to flow records;
+//! - [`validato`]: records proven valid by the rules, written and merged without checking
+//!   them again.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -20,6 +22,7 @@ pub mod from_core;
 pub mod model;
 mod num;
 pub mod rules;
+pub mod validato;
 pub mod writer;
 
 mod sealed {
@@ -30,6 +33,8 @@ mod sealed {
 
 pub use flow_id::{FlowId, FlowIdError, TipoFlusso};
 pub use rules::{Canale, Rule, Schema, Violation, validate_ps, validate_sinba};
+pub use validato::Validato;
 pub use writer::{
-    FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, VoceFlusso, WriteError, write_flusso_ps, write_flusso_sinba,
+    FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, VoceFlusso, WriteError, write_flusso_ps,
+    write_flusso_sinba,
 };

@@ -148,6 +148,16 @@ impl fmt::Display for Dot<'_> {
     }
 }
 
+/// `list[index]`, formatted only when a violation is reported.
+#[derive(Clone, Copy)]
+pub(crate) struct Indice<'a>(pub(crate) &'a str, pub(crate) u64);
+
+impl fmt::Display for Indice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 #[derive(Default)]
 struct Checker {
     out: Vec<Violation>,
@@ -366,7 +376,7 @@ pub fn validate_ps(flusso: &FlussoPs, canale: Canale) -> Result<(), Vec<Violatio
         );
     }
     for (i, b) in flusso.beneficiari.iter().enumerate() {
-        let p = format!("beneficiari[{i}]");
+        let p = Indice("beneficiari", i as u64);
         check_beneficiario(&mut c, b, &p);
         if canale == Canale::Cooperazione && b.prestazioni_sociali.len() > 1 {
             c.push(
@@ -381,11 +391,24 @@ pub fn validate_ps(flusso: &FlussoPs, canale: Canale) -> Result<(), Vec<Violatio
 
 /// Checks one beneficiary; `path` prefixes every violation path (e.g. `beneficiari[41]`).
 pub fn validate_beneficiario(b: &Beneficiario, path: &str) -> Result<(), Vec<Violation>> {
+    validate_beneficiario_at(b, &path)
+}
+
+/// [`validate_beneficiario`] with a path formatted only if a violation is found.
+pub(crate) fn validate_beneficiario_at(
+    b: &Beneficiario,
+    path: &dyn fmt::Display,
+) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
-    check_beneficiario(&mut c, b, &path);
+    check_beneficiario(&mut c, b, path);
     c.finish()
 }
 
+/// Every rule checked here concerns the beneficiary's own fields (codice fiscale,
+/// anagrafica, indirizzi) or one prestazione at a time; across prestazioni there is only
+/// "at least one". [`crate::validato::Validato::unisci`] relies on this to merge two valid
+/// beneficiaries without checking them again: a rule that looks at several prestazioni
+/// together (a maximum, duplicates) must be checked there too.
 fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
     c.codice_fiscale(format_args!("{p}.codice_fiscale"), &b.codice_fiscale);
 
@@ -668,7 +691,7 @@ pub fn validate_sinba(flusso: &FlussoSinba, canale: Canale) -> Result<(), Vec<Vi
         );
     }
     for (i, s) in flusso.sinba.iter().enumerate() {
-        let p = format!("sinba[{i}]");
+        let p = Indice("sinba", i as u64);
         check_sinba(&mut c, s, &p);
         if canale == Canale::Cooperazione && s.prestazioni.len() > 1 {
             c.push(
@@ -683,11 +706,18 @@ pub fn validate_sinba(flusso: &FlussoSinba, canale: Canale) -> Result<(), Vec<Vi
 
 /// Checks one SINBA record; `path` prefixes every violation path.
 pub fn validate_sinba_record(s: &Sinba, path: &str) -> Result<(), Vec<Violation>> {
+    validate_sinba_at(s, &path)
+}
+
+/// [`validate_sinba_record`] with a path formatted only if a violation is found.
+pub(crate) fn validate_sinba_at(s: &Sinba, path: &dyn fmt::Display) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
-    check_sinba(&mut c, s, &path);
+    check_sinba(&mut c, s, path);
     c.finish()
 }
 
+/// As for [`check_beneficiario`], the codici prestazione are checked one at a time plus
+/// "at least one"; [`crate::validato::Validato::unisci`] relies on it.
 fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
     let f = |name: &'static str| Dot(p, name);
     c.text(f("id_beneficiario"), &s.id_beneficiario, 1, 20);

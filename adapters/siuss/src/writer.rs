@@ -19,9 +19,10 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use crate::model::*;
 use crate::rules::{
-    self, Canale, Schema, Violation, validate_beneficiario, validate_identificazione,
-    validate_sinba_record,
+    self, Canale, Indice, Schema, Violation, validate_beneficiario, validate_beneficiario_at,
+    validate_identificazione, validate_sinba_at, validate_sinba_record,
 };
+use crate::validato::Validato;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -462,6 +463,9 @@ pub trait VoceFlusso: crate::sealed::Sealed {
     fn validate(&self, path: &str) -> Result<(), Vec<Violation>>;
     /// Number of prestazioni the record carries.
     fn prestazioni(&self) -> usize;
+    /// [`validate`](Self::validate) with a path formatted only if a violation is found.
+    #[doc(hidden)]
+    fn validate_at(&self, path: &dyn Display) -> Result<(), Vec<Violation>>;
     #[doc(hidden)]
     fn write_to<W: Write>(&self, doc: &mut Doc<W>) -> Result<(), WriteError>;
 }
@@ -471,6 +475,9 @@ impl VoceFlusso for Beneficiario {
     const LISTA: &'static str = "beneficiari";
     fn validate(&self, path: &str) -> Result<(), Vec<Violation>> {
         validate_beneficiario(self, path)
+    }
+    fn validate_at(&self, path: &dyn Display) -> Result<(), Vec<Violation>> {
+        validate_beneficiario_at(self, path)
     }
     fn prestazioni(&self) -> usize {
         self.prestazioni_sociali.len()
@@ -486,6 +493,9 @@ impl VoceFlusso for Sinba {
     fn validate(&self, path: &str) -> Result<(), Vec<Violation>> {
         validate_sinba_record(self, path)
     }
+    fn validate_at(&self, path: &dyn Display) -> Result<(), Vec<Violation>> {
+        validate_sinba_at(self, path)
+    }
     fn prestazioni(&self) -> usize {
         self.prestazioni.len()
     }
@@ -494,11 +504,11 @@ impl VoceFlusso for Sinba {
     }
 }
 
-/// Writes a portal batch one record at a time: `begin`, [`write`](Self::write) per
-/// record, `finish`.
+/// Writes a portal batch one record at a time: `begin`, [`write`](Self::write) (or
+/// [`write_validato`](Self::write_validato)) per record, `finish`.
 ///
-/// Violation paths use the position of the record among all calls to `write`, rejected
-/// ones included, so they match the caller's input order.
+/// Violation paths use the position of the record among all calls to `write` and
+/// `write_validato`, rejected ones included, so they match the caller's input order.
 pub struct FlussoWriter<W: Write, V: VoceFlusso> {
     doc: Doc<W>,
     offerti: u64,
@@ -535,10 +545,20 @@ impl<W: Write, V: VoceFlusso> FlussoWriter<W, V> {
 
     /// Writes one record, or returns its violations and writes nothing.
     pub fn write(&mut self, v: &V) -> Result<(), WriteError> {
-        let path = format!("{}[{}]", V::LISTA, self.offerti);
+        let path = Indice(V::LISTA, self.offerti);
         self.offerti += 1;
-        v.validate(&path).map_err(WriteError::Invalid)?;
+        v.validate_at(&path).map_err(WriteError::Invalid)?;
         v.write_to(&mut self.doc)?;
+        self.scritti += 1;
+        Ok(())
+    }
+
+    /// Writes one record already checked by the rules, without checking it again; counts
+    /// as a call to [`write`](Self::write) for the positions in violation paths. Fails only
+    /// on I/O errors.
+    pub fn write_validato(&mut self, v: &Validato<V>) -> Result<(), WriteError> {
+        self.offerti += 1;
+        v.get().write_to(&mut self.doc)?;
         self.scritti += 1;
         Ok(())
     }

@@ -7,7 +7,8 @@ mod common;
 use cartella_proto::v1 as pb;
 use common::{fake_cf, omocodic};
 use siuss::from_core::{
-    EnteSiuss, Record, Sorgente, area_inps, id_beneficiario_sinba, impronta, map, xml_cooperazione,
+    EnteSiuss, Record, RecordValidato, Sorgente, area_inps, id_beneficiario_sinba, impronta, map,
+    map_validato, xml_cooperazione,
 };
 use siuss::model::*;
 use siuss::{FlowId, Rule, TipoFlusso};
@@ -498,6 +499,59 @@ fn misconfigured_ente_is_reported() {
     };
     assert!(bad.check().iter().any(|v| v.path.ends_with("cf_operatore")));
     assert!(ente().check().is_empty());
+}
+
+#[test]
+fn map_validato_agrees_with_map() {
+    let minore = pb::Persona {
+        codice_fiscale: String::new(),
+        data_nascita: "2016-05-02".into(),
+        ..persona()
+    };
+    let senza_nome = pb::Persona {
+        nome: " ".into(),
+        ..persona()
+    };
+    let (c, x, s, v) = (
+        cartella(pb::AreaUtenza::DisabilitaNonAutosufficienza),
+        periodica(),
+        sina(),
+        sinba_completa(),
+    );
+    let cases = [
+        (persona(), Some(&s), None),
+        (minore.clone(), None, Some(&v)),
+        (minore, None, None),
+        (senza_nome, Some(&s), None),
+    ];
+    for (p, sina, sinba) in &cases {
+        let src = Sorgente {
+            persona: p,
+            cartella: &c,
+            prestazione: &x,
+            sina: *sina,
+            sinba: *sinba,
+        };
+        for op in [TipoOperazione::Inserimento, TipoOperazione::Cancellazione] {
+            let a = map(&src, op, oggi());
+            let b = map_validato(&src, op, oggi());
+            if let Ok(r) = &b {
+                assert_eq!(r.tipo(), a.as_ref().unwrap().tipo());
+            }
+            assert_eq!(a, b.map(Record::from));
+        }
+    }
+    let src = Sorgente {
+        persona: &cases[1].0,
+        cartella: &c,
+        prestazione: &x,
+        sina: None,
+        sinba: Some(&v),
+    };
+    assert!(matches!(
+        map_validato(&src, TipoOperazione::Inserimento, oggi()),
+        Ok(RecordValidato::Sinba(_))
+    ));
 }
 
 #[test]

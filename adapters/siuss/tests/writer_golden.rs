@@ -1,5 +1,6 @@
 //! The writer's exact output, pinned byte for byte: `tests/golden/*.xml` hold what it wrote
-//! for the records of `tests/golden/records.rs`, and it must keep producing those bytes.
+//! for the records of `tests/golden/records.rs`; both ways of writing a batch record
+//! (`write`, which checks it, and `write_validato`) must keep producing those bytes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +9,7 @@ mod common;
 mod records;
 
 use common::identificazione;
-use siuss::{FlussoPsWriter, FlussoSinbaWriter};
+use siuss::{FlussoPsWriter, FlussoSinbaWriter, Validato};
 
 const PS: &str = include_str!("golden/portale_ps.xml");
 const SINBA: &str = include_str!("golden/portale_sinba.xml");
@@ -32,6 +33,24 @@ fn write_keeps_the_pinned_bytes() {
     let mut w = FlussoSinbaWriter::begin(Vec::new(), &sinba_id()).unwrap();
     for s in records::sinba() {
         w.write(&s).unwrap();
+    }
+    assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), SINBA);
+}
+
+#[test]
+fn write_validato_keeps_the_pinned_bytes() {
+    let mut w = FlussoPsWriter::begin(Vec::new(), &ps_id()).unwrap();
+    for b in records::beneficiari() {
+        w.write_validato(&Validato::valida(b, "beneficiario").unwrap())
+            .unwrap();
+    }
+    assert_eq!(w.scritti(), 2);
+    assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), PS);
+
+    let mut w = FlussoSinbaWriter::begin(Vec::new(), &sinba_id()).unwrap();
+    for s in records::sinba() {
+        w.write_validato(&Validato::valida(s, "sinba").unwrap())
+            .unwrap();
     }
     assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), SINBA);
 }
