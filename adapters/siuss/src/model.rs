@@ -276,6 +276,11 @@ impl fmt::Display for OreServizio {
     }
 }
 
+/// The code lists of this module, for the writer: each value is written as its code.
+pub(crate) trait Codice: Copy {
+    fn codice_xml(self) -> &'static str;
+}
+
 macro_rules! codelist {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $code:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -298,6 +303,12 @@ macro_rules! codelist {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.codice())
+            }
+        }
+
+        impl Codice for $name {
+            fn codice_xml(self) -> &'static str {
+                self.codice()
             }
         }
     };

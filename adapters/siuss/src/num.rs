@@ -1,5 +1,6 @@
-//! Decimal formatting of integers without allocating, for the code lookups of the mapping.
-//! Output is the same as `to_string()`.
+//! Decimal formatting of integers without allocating, for the hot paths of the mapping (code
+//! lookups) and of the writer (numeric attributes). Output is the same as `to_string()` and
+//! `format!("{v:0width$}")` for the values written here.
 
 /// The decimal digits of an integer, kept on the stack.
 struct Cifre {
@@ -13,7 +14,6 @@ impl Cifre {
         let mut start = buf.len();
         loop {
             start -= 1;
-            // `v % 10` is below 10, so the cast keeps it whole.
             buf[start] = b'0' + (v % 10) as u8;
             v /= 10;
             if v == 0 {
@@ -31,6 +31,52 @@ impl Cifre {
     fn digits(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+
+    /// Appends the digits, after `zeros` zeros.
+    fn push_to(&self, out: &mut String, zeros: usize) {
+        let d = self.digits();
+        out.reserve(zeros + d.len());
+        for _ in 0..zeros {
+            out.push('0');
+        }
+        for &b in d {
+            out.push(char::from(b));
+        }
+    }
+}
+
+/// Appends `v` in decimal.
+pub(crate) fn push_u64(out: &mut String, v: u64) {
+    Cifre::new(v).push_to(out, 0);
+}
+
+/// The last decimal digit of `v`.
+fn cifra(v: u64) -> char {
+    // `v % 10` is below 10, so the cast keeps it whole.
+    char::from(b'0' + (v % 10) as u8)
+}
+
+/// Appends `v` in decimal, zero-padded on the left to at least `width` digits (`{v:0width$}`).
+pub(crate) fn push_pad(out: &mut String, v: u64, width: usize) {
+    // Months, days, cents and years: the common widths, written directly.
+    match (width, v) {
+        (2, 0..100) => {
+            out.push(cifra(v / 10));
+            out.push(cifra(v));
+            return;
+        }
+        (4, 0..10_000) => {
+            out.push(cifra(v / 1000));
+            out.push(cifra(v / 100));
+            out.push(cifra(v / 10));
+            out.push(cifra(v));
+            return;
+        }
+        _ => {}
+    }
+    let c = Cifre::new(v);
+    let zeros = width.saturating_sub(c.digits().len());
+    c.push_to(out, zeros);
 }
 
 /// `0` to `99` written out, for the codes of the code lists.
@@ -66,7 +112,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_as_to_string() {
+    fn same_as_std_formatting() {
+        for v in (0..1100).chain([2025, 9999, 10_000, 65_535, 1_700_000, u64::MAX]) {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+            for w in [0, 1, 2, 3, 4, 6] {
+                let mut s = String::new();
+                push_pad(&mut s, v, w);
+                assert_eq!(s, format!("{v:0w$}"));
+            }
+        }
         for v in (-150..150).chain([123_456, -123_456, i32::MAX, i32::MIN]) {
             assert_eq!(with_i32(v, str::to_string), v.to_string());
         }

@@ -4,7 +4,8 @@
 //! a document produced here is schema-valid and meets the spec tables; an invalid record is
 //! returned to the caller with its violations and the document stays well-formed, so a
 //! portal batch can skip it and go on. Memory use does not depend on the number of records:
-//! the writers hold only the output sink (wrap files in a `BufWriter`).
+//! the writers hold only the output sink (wrap files in a `BufWriter`) and one reused buffer
+//! for the start tag being built.
 //!
 //! - [`write_flusso_ps`] / [`write_flusso_sinba`]: a whole in-memory flow, e.g. the
 //!   single-beneficiary, single-prestazione flow served by `GET /flussi`.
@@ -18,6 +19,7 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use crate::model::*;
+use crate::num::{push_pad, push_u64};
 use crate::rules::{
     self, Canale, Indice, Schema, Violation, validate_beneficiario, validate_beneficiario_at,
     validate_identificazione, validate_sinba_at, validate_sinba_record,
@@ -44,17 +46,106 @@ impl WriteError {
     }
 }
 
-fn attr(el: &mut BytesStart<'_>, name: &str, value: &str) {
-    el.push_attribute((name, value));
+/// Bit `b` set for the bytes quick-xml escapes in attribute values, all below 64.
+const DA_ESCAPARE: u64 = 1 << b'<' | 1 << b'>' | 1 << b'&' | 1 << b'\'' | 1 << b'"';
+
+fn da_escapare(b: u8) -> bool {
+    b < 64 && DA_ESCAPARE >> b & 1 == 1
 }
 
-fn attr_d(el: &mut BytesStart<'_>, name: &str, value: impl Display) {
-    el.push_attribute((name, value.to_string().as_str()));
+/// Appends `value` escaped as quick-xml escapes attribute values (`quick_xml::escape::
+/// escape`: `<`, `>`, `&`, `'`, `"`), without building an intermediate string.
+fn push_escaped(out: &mut String, value: &str) {
+    let mut rest = value;
+    // The five characters are ASCII, so a byte search finds them and never splits a
+    // character.
+    while let Some(i) = rest.bytes().position(da_escapare) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' => "&apos;",
+            b'&' => "&amp;",
+            _ => "&quot;",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
-fn attr_opt<T: Display>(el: &mut BytesStart<'_>, name: &str, value: Option<T>) {
-    if let Some(v) = value {
-        attr_d(el, name, v);
+/// A value written as an attribute: as its `Display` would write it (escaped, for text).
+trait Valore {
+    fn scrivi(self, out: &mut String);
+}
+
+impl Valore for &str {
+    fn scrivi(self, out: &mut String) {
+        push_escaped(out, self);
+    }
+}
+
+impl Valore for &String {
+    fn scrivi(self, out: &mut String) {
+        push_escaped(out, self);
+    }
+}
+
+impl<C: Codice> Valore for C {
+    fn scrivi(self, out: &mut String) {
+        out.push_str(self.codice_xml());
+    }
+}
+
+impl Valore for u8 {
+    fn scrivi(self, out: &mut String) {
+        push_u64(out, u64::from(self));
+    }
+}
+
+/// A year written with four digits (`{:04}`).
+struct Anno(u16);
+
+impl Valore for Anno {
+    fn scrivi(self, out: &mut String) {
+        push_pad(out, u64::from(self.0), 4);
+    }
+}
+
+impl Valore for Data {
+    fn scrivi(self, out: &mut String) {
+        push_pad(out, u64::from(self.anno()), 4);
+        out.push('-');
+        push_pad(out, u64::from(self.mese()), 2);
+        out.push('-');
+        push_pad(out, u64::from(self.giorno()), 2);
+    }
+}
+
+impl Valore for MeseAnno {
+    fn scrivi(self, out: &mut String) {
+        push_pad(out, u64::from(self.mese()), 2);
+        out.push('/');
+        push_pad(out, u64::from(self.anno()), 4);
+    }
+}
+
+impl Valore for Importo {
+    fn scrivi(self, out: &mut String) {
+        if self.0 < 0 {
+            out.push('-');
+        }
+        let abs = self.0.unsigned_abs();
+        push_u64(out, abs / 100);
+        out.push('.');
+        push_pad(out, abs % 100, 2);
+    }
+}
+
+impl Valore for OreServizio {
+    fn scrivi(self, out: &mut String) {
+        push_u64(out, u64::from(self.ore));
+        out.push('.');
+        push_pad(out, u64::from(self.minuti), 2);
     }
 }
 
@@ -63,6 +154,10 @@ fn attr_opt<T: Display>(el: &mut BytesStart<'_>, name: &str, value: Option<T>) {
 #[doc(hidden)]
 pub struct Doc<W: Write> {
     xml: Writer<W>,
+    /// Name and attributes of the start tag being built, reused from tag to tag so that
+    /// writing a record allocates nothing once the buffer has grown.
+    tag: String,
+    name_len: usize,
 }
 
 impl<W: Write> std::fmt::Debug for Doc<W> {
@@ -76,22 +171,64 @@ impl<W: Write> Doc<W> {
         // Newlines without indentation: readable in a pager, no padding bytes in large files.
         let mut xml = Writer::new_with_indent(w, b' ', 0);
         xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        let mut root = BytesStart::new("Flusso");
-        attr(&mut root, "xmlns", NAMESPACE);
-        xml.write_event(Event::Start(root))?;
+        let mut doc = Self {
+            xml,
+            tag: String::with_capacity(1024),
+            name_len: 0,
+        };
+        doc.tag("Flusso");
+        doc.attr("xmlns", NAMESPACE);
+        doc.start()?;
 
-        let mut idf = BytesStart::new("IdentificazioneFlusso");
-        attr(&mut idf, "Nome", &id.nome);
-        xml.write_event(Event::Start(idf))?;
+        doc.tag("IdentificazioneFlusso");
+        doc.attr("Nome", &id.nome);
+        doc.start()?;
         let e = &id.ente;
-        let mut ente = BytesStart::new("Ente");
-        attr(&mut ente, "Codice", &e.codice);
-        attr_opt(&mut ente, "Denominazione", e.denominazione.as_deref());
-        attr(&mut ente, "Indirizzo", &e.indirizzo);
-        attr(&mut ente, "CFOperatore", &e.cf_operatore);
-        xml.write_event(Event::Empty(ente))?;
-        xml.write_event(Event::End(BytesEnd::new("IdentificazioneFlusso")))?;
-        Ok(Self { xml })
+        doc.tag("Ente");
+        doc.attr("Codice", &e.codice);
+        doc.attr_opt("Denominazione", e.denominazione.as_deref());
+        doc.attr("Indirizzo", &e.indirizzo);
+        doc.attr("CFOperatore", &e.cf_operatore);
+        doc.empty()?;
+        doc.xml
+            .write_event(Event::End(BytesEnd::new("IdentificazioneFlusso")))?;
+        Ok(doc)
+    }
+
+    /// Starts building the start tag of element `name`.
+    fn tag(&mut self, name: &str) {
+        self.tag.clear();
+        self.tag.push_str(name);
+        self.name_len = name.len();
+    }
+
+    /// Adds an attribute to the tag being built, as `BytesStart::push_attribute` would.
+    fn attr(&mut self, name: &str, value: impl Valore) {
+        self.tag.push(' ');
+        self.tag.push_str(name);
+        self.tag.push_str("=\"");
+        value.scrivi(&mut self.tag);
+        self.tag.push('"');
+    }
+
+    fn attr_opt(&mut self, name: &str, value: Option<impl Valore>) {
+        if let Some(v) = value {
+            self.attr(name, v);
+        }
+    }
+
+    /// Writes the tag built as an empty element.
+    fn empty(&mut self) -> Result<(), WriteError> {
+        let el = BytesStart::from_content(self.tag.as_str(), self.name_len);
+        self.xml.write_event(Event::Empty(el))?;
+        Ok(())
+    }
+
+    /// Writes the tag built as a start tag.
+    fn start(&mut self) -> Result<(), WriteError> {
+        let el = BytesStart::from_content(self.tag.as_str(), self.name_len);
+        self.xml.write_event(Event::Start(el))?;
+        Ok(())
     }
 
     fn close(mut self) -> Result<W, WriteError> {
@@ -109,35 +246,30 @@ impl<W: Write> Doc<W> {
     }
 
     fn beneficiario(&mut self, b: &Beneficiario) -> Result<(), WriteError> {
-        let mut el = BytesStart::new("Beneficiario");
-        attr(&mut el, "CodiceFiscale", &b.codice_fiscale);
-        self.xml.write_event(Event::Start(el))?;
+        self.tag("Beneficiario");
+        self.attr("CodiceFiscale", &b.codice_fiscale);
+        self.start()?;
 
         let a = &b.anagrafica;
-        let mut an = BytesStart::new("Anagrafica");
-        attr(&mut an, "Cognome", &a.cognome);
-        attr(&mut an, "Nome", &a.nome);
-        attr_d(
-            &mut an,
-            "AnnoNascita",
-            format_args!("{:04}", a.anno_nascita),
-        );
-        attr(&mut an, "LuogoNascita", &a.luogo_nascita);
-        attr(&mut an, "Genere", a.genere.codice());
-        attr(&mut an, "CodiceCittadinanza", &a.codice_cittadinanza);
-        attr_opt(
-            &mut an,
+        self.tag("Anagrafica");
+        self.attr("Cognome", &a.cognome);
+        self.attr("Nome", &a.nome);
+        self.attr("AnnoNascita", Anno(a.anno_nascita));
+        self.attr("LuogoNascita", &a.luogo_nascita);
+        self.attr("Genere", a.genere);
+        self.attr("CodiceCittadinanza", &a.codice_cittadinanza);
+        self.attr_opt(
             "CodiceSecondaCittadinanza",
             a.codice_seconda_cittadinanza.as_deref(),
         );
-        self.xml.write_event(Event::Empty(an))?;
+        self.empty()?;
 
         for ind in &b.indirizzi {
-            let mut el = BytesStart::new("Indirizzo");
-            attr_opt(&mut el, "CodiceRegione", ind.codice_regione.as_deref());
-            attr_opt(&mut el, "CodiceComune", ind.codice_comune.as_deref());
-            attr(&mut el, "CodiceNazione", &ind.codice_nazione);
-            self.xml.write_event(Event::Empty(el))?;
+            self.tag("Indirizzo");
+            self.attr_opt("CodiceRegione", ind.codice_regione.as_deref());
+            self.attr_opt("CodiceComune", ind.codice_comune.as_deref());
+            self.attr("CodiceNazione", &ind.codice_nazione);
+            self.empty()?;
         }
         for ps in &b.prestazioni_sociali {
             self.prestazione(ps)?;
@@ -148,56 +280,36 @@ impl<W: Write> Doc<W> {
     }
 
     fn prestazione(&mut self, ps: &PrestazioneSociale) -> Result<(), WriteError> {
-        let mut el = BytesStart::new("PrestazioniSociali");
-        attr(&mut el, "TipoOperazione", ps.tipo_operazione.codice());
-        attr(
-            &mut el,
-            "PresenzaProvaMezzi",
-            ps.presenza_prova_mezzi.codice(),
-        );
-        attr_opt(&mut el, "CaratterePrestazione", ps.carattere_prestazione);
-        attr_opt(
-            &mut el,
-            "NumeroProtocolloDSU",
-            ps.numero_protocollo_dsu.as_deref(),
-        );
-        attr_opt(
-            &mut el,
-            "AnnoProtocolloDSU",
-            ps.anno_protocollo_dsu.map(|a| format!("{a:04}")),
-        );
-        attr_opt(&mut el, "DataDSU", ps.data_dsu);
-        attr(&mut el, "CodicePrestazione", &ps.codice_prestazione);
-        attr(
-            &mut el,
-            "DenominazionePrestazione",
-            &ps.denominazione_prestazione,
-        );
-        attr(&mut el, "ProtocolloDomanda", &ps.protocollo_domanda);
-        attr_opt(&mut el, "DataEvento", ps.data_evento);
-        attr_opt(&mut el, "DataInizioPrestazione", ps.data_inizio_prestazione);
-        attr_opt(&mut el, "DataFinePrestazione", ps.data_fine_prestazione);
-        attr_opt(
-            &mut el,
-            "DataErogazionePrestazione",
-            ps.data_erogazione_prestazione,
-        );
-        attr_opt(&mut el, "ImportoPrestazione", ps.importo_prestazione);
-        attr_opt(&mut el, "PeriodoErogazione", ps.periodo_erogazione);
-        attr_opt(&mut el, "ImportoMensile", ps.importo_mensile);
-        attr_opt(&mut el, "ImportoQuotaEnte", ps.importo_quota_ente);
-        attr_opt(&mut el, "ImportoQuotaUtente", ps.importo_quota_utente);
-        attr_opt(&mut el, "ImportoQuotaSSN", ps.importo_quota_ssn);
-        attr_opt(&mut el, "ImportoQuotaRichiesta", ps.importo_quota_richiesta);
-        attr_opt(&mut el, "ImportoSogliaISEE", ps.importo_soglia_isee);
-        attr_opt(&mut el, "OreServizioMensile", ps.ore_servizio_mensile);
-        attr(&mut el, "PresaCarico", ps.presa_carico.codice());
-        attr_opt(&mut el, "AreaUtenza", ps.area_utenza);
+        self.tag("PrestazioniSociali");
+        self.attr("TipoOperazione", ps.tipo_operazione);
+        self.attr("PresenzaProvaMezzi", ps.presenza_prova_mezzi);
+        self.attr_opt("CaratterePrestazione", ps.carattere_prestazione);
+        self.attr_opt("NumeroProtocolloDSU", ps.numero_protocollo_dsu.as_deref());
+        self.attr_opt("AnnoProtocolloDSU", ps.anno_protocollo_dsu.map(Anno));
+        self.attr_opt("DataDSU", ps.data_dsu);
+        self.attr("CodicePrestazione", &ps.codice_prestazione);
+        self.attr("DenominazionePrestazione", &ps.denominazione_prestazione);
+        self.attr("ProtocolloDomanda", &ps.protocollo_domanda);
+        self.attr_opt("DataEvento", ps.data_evento);
+        self.attr_opt("DataInizioPrestazione", ps.data_inizio_prestazione);
+        self.attr_opt("DataFinePrestazione", ps.data_fine_prestazione);
+        self.attr_opt("DataErogazionePrestazione", ps.data_erogazione_prestazione);
+        self.attr_opt("ImportoPrestazione", ps.importo_prestazione);
+        self.attr_opt("PeriodoErogazione", ps.periodo_erogazione);
+        self.attr_opt("ImportoMensile", ps.importo_mensile);
+        self.attr_opt("ImportoQuotaEnte", ps.importo_quota_ente);
+        self.attr_opt("ImportoQuotaUtente", ps.importo_quota_utente);
+        self.attr_opt("ImportoQuotaSSN", ps.importo_quota_ssn);
+        self.attr_opt("ImportoQuotaRichiesta", ps.importo_quota_richiesta);
+        self.attr_opt("ImportoSogliaISEE", ps.importo_soglia_isee);
+        self.attr_opt("OreServizioMensile", ps.ore_servizio_mensile);
+        self.attr("PresaCarico", ps.presa_carico);
+        self.attr_opt("AreaUtenza", ps.area_utenza);
 
         match &ps.sina {
-            None => self.xml.write_event(Event::Empty(el))?,
+            None => self.empty()?,
             Some(s) => {
-                self.xml.write_event(Event::Start(el))?;
+                self.start()?;
                 self.sina(s)?;
                 self.xml
                     .write_event(Event::End(BytesEnd::new("PrestazioniSociali")))?;
@@ -207,47 +319,26 @@ impl<W: Write> Doc<W> {
     }
 
     fn sina(&mut self, s: &Sina) -> Result<(), WriteError> {
-        let mut el = BytesStart::new("SINA");
-        attr(&mut el, "Mobilita", s.mobilita.codice());
-        attr(
-            &mut el,
-            "AttivitaVitaQuotidiana",
-            s.attivita_vita_quotidiana.codice(),
-        );
-        attr_opt(&mut el, "DisturbiAreaCognitiva", s.disturbi_area_cognitiva);
-        attr(
-            &mut el,
-            "DisturbiComportamentali",
-            s.disturbi_comportamentali.codice(),
-        );
-        attr_opt(
-            &mut el,
-            "NecessitaCureSanitarie",
-            s.necessita_cure_sanitarie,
-        );
-        attr(&mut el, "AreaReddituale", s.area_reddituale.codice());
-        attr(&mut el, "AreaSupporto", s.area_supporto.codice());
-        attr(
-            &mut el,
+        self.tag("SINA");
+        self.attr("Mobilita", s.mobilita);
+        self.attr("AttivitaVitaQuotidiana", s.attivita_vita_quotidiana);
+        self.attr_opt("DisturbiAreaCognitiva", s.disturbi_area_cognitiva);
+        self.attr("DisturbiComportamentali", s.disturbi_comportamentali);
+        self.attr_opt("NecessitaCureSanitarie", s.necessita_cure_sanitarie);
+        self.attr("AreaReddituale", s.area_reddituale);
+        self.attr("AreaSupporto", s.area_supporto);
+        self.attr(
             "FonteDerivazioneValutazione",
-            s.fonte_derivazione_valutazione.codice(),
+            s.fonte_derivazione_valutazione,
         );
-        attr(
-            &mut el,
-            "StrumentoValutazione",
-            s.strumento_valutazione.codice(),
-        );
-        attr_opt(
-            &mut el,
-            "FonteDerivazioneInvalidita",
-            s.fonte_derivazione_invalidita,
-        );
+        self.attr("StrumentoValutazione", s.strumento_valutazione);
+        self.attr_opt("FonteDerivazioneInvalidita", s.fonte_derivazione_invalidita);
 
         if s.necessita_interventi_sociali.is_empty() && s.invalidita_civile.is_empty() {
-            self.xml.write_event(Event::Empty(el))?;
+            self.empty()?;
             return Ok(());
         }
-        self.xml.write_event(Event::Start(el))?;
+        self.start()?;
         if !s.necessita_interventi_sociali.is_empty() {
             self.xml
                 .write_event(Event::Start(BytesStart::new("NecessitaInterventiSociali")))?;
@@ -271,142 +362,87 @@ impl<W: Write> Doc<W> {
     }
 
     fn sinba(&mut self, s: &Sinba) -> Result<(), WriteError> {
-        let mut el = BytesStart::new("SINBA");
-        attr(&mut el, "IDBeneficiario", &s.id_beneficiario);
-        attr(
-            &mut el,
-            "MinoreStranieroNoAcc",
-            s.minore_straniero_no_acc.codice(),
-        );
-        attr(&mut el, "CondizioneMinore", s.condizione_minore.codice());
-        attr(&mut el, "LuogoVita", s.luogo_vita.codice());
-        attr(&mut el, "ScuolaFrequentata", s.scuola_frequentata.codice());
-        attr(&mut el, "CondizioneLavoro", s.condizione_lavoro.codice());
-        attr(&mut el, "Disabilita", s.disabilita.codice());
-        attr_opt(&mut el, "TipoDisabilita", s.tipo_disabilita);
-        attr_opt(&mut el, "InvCivCertificazioni", s.inv_civ_certificazioni);
-        attr_opt(
-            &mut el,
+        self.tag("SINBA");
+        self.attr("IDBeneficiario", &s.id_beneficiario);
+        self.attr("MinoreStranieroNoAcc", s.minore_straniero_no_acc);
+        self.attr("CondizioneMinore", s.condizione_minore);
+        self.attr("LuogoVita", s.luogo_vita);
+        self.attr("ScuolaFrequentata", s.scuola_frequentata);
+        self.attr("CondizioneLavoro", s.condizione_lavoro);
+        self.attr("Disabilita", s.disabilita);
+        self.attr_opt("TipoDisabilita", s.tipo_disabilita);
+        self.attr_opt("InvCivCertificazioni", s.inv_civ_certificazioni);
+        self.attr_opt(
             "CodiceCittadinanzaPadre",
             s.codice_cittadinanza_padre.as_deref(),
         );
-        attr_opt(
-            &mut el,
+        self.attr_opt(
             "CodiceCittadinanzaMadre",
             s.codice_cittadinanza_madre.as_deref(),
         );
-        attr_opt(
-            &mut el,
+        self.attr_opt(
             "CodiceRegioneResidenzaPadre",
             s.codice_regione_residenza_padre.as_deref(),
         );
-        attr_opt(
-            &mut el,
+        self.attr_opt(
             "CodiceRegioneResidenzaMadre",
             s.codice_regione_residenza_madre.as_deref(),
         );
-        attr_opt(&mut el, "TitoloStudioPadre", s.titolo_studio_padre);
-        attr_opt(&mut el, "TitoloStudioMadre", s.titolo_studio_madre);
-        attr_opt(&mut el, "OccupazionePadre", s.occupazione_padre);
-        attr_opt(&mut el, "OccupazioneMadre", s.occupazione_madre);
-        attr_d(&mut el, "DataPrimaSegnalazione", s.data_prima_segnalazione);
-        attr(&mut el, "FonteSegnalazione", s.fonte_segnalazione.codice());
-        attr(&mut el, "ValutazioneMinore", s.valutazione_minore.codice());
-        attr(
-            &mut el,
-            "ValutazioneFamigliaMinore",
-            s.valutazione_famiglia_minore.codice(),
-        );
-        attr(
-            &mut el,
+        self.attr_opt("TitoloStudioPadre", s.titolo_studio_padre);
+        self.attr_opt("TitoloStudioMadre", s.titolo_studio_madre);
+        self.attr_opt("OccupazionePadre", s.occupazione_padre);
+        self.attr_opt("OccupazioneMadre", s.occupazione_madre);
+        self.attr("DataPrimaSegnalazione", s.data_prima_segnalazione);
+        self.attr("FonteSegnalazione", s.fonte_segnalazione);
+        self.attr("ValutazioneMinore", s.valutazione_minore);
+        self.attr("ValutazioneFamigliaMinore", s.valutazione_famiglia_minore);
+        self.attr(
             "SegnalazioneAutoritaGiudiziaria",
-            s.segnalazione_autorita_giudiziaria.codice(),
+            s.segnalazione_autorita_giudiziaria,
         );
-        attr_opt(&mut el, "DataSegnalazione", s.data_segnalazione);
-        attr(
-            &mut el,
-            "ProvvedimentoGiudiziario",
-            s.provvedimento_giudiziario.codice(),
-        );
-        attr_opt(
-            &mut el,
+        self.attr_opt("DataSegnalazione", s.data_segnalazione);
+        self.attr("ProvvedimentoGiudiziario", s.provvedimento_giudiziario);
+        self.attr_opt(
             "DataProvvedimentoGiudiziario",
             s.data_provvedimento_giudiziario,
         );
-        attr_opt(&mut el, "AutoritaProvvedimento", s.autorita_provvedimento);
-        attr_opt(&mut el, "PotestaTutela", s.potesta_tutela);
-        attr_opt(
-            &mut el,
+        self.attr_opt("AutoritaProvvedimento", s.autorita_provvedimento);
+        self.attr_opt("PotestaTutela", s.potesta_tutela);
+        self.attr_opt(
             "TipoProvvedimentoGiudiziario",
             s.tipo_provvedimento_giudiziario,
         );
-        attr_opt(&mut el, "FormaInterventoAffido", s.forma_intervento_affido);
-        attr_opt(&mut el, "TipoInterventoAffido", s.tipo_intervento_affido);
-        attr_opt(&mut el, "DurataAffido", s.durata_affido);
-        attr_opt(&mut el, "CarattereAffido", s.carattere_affido);
-        attr_opt(&mut el, "EsitoAffido", s.esito_affido);
-        attr_opt(
-            &mut el,
+        self.attr_opt("FormaInterventoAffido", s.forma_intervento_affido);
+        self.attr_opt("TipoInterventoAffido", s.tipo_intervento_affido);
+        self.attr_opt("DurataAffido", s.durata_affido);
+        self.attr_opt("CarattereAffido", s.carattere_affido);
+        self.attr_opt("EsitoAffido", s.esito_affido);
+        self.attr_opt(
             "CarattereInserimentoResidenziale",
             s.carattere_inserimento_residenziale,
         );
-        attr_opt(
-            &mut el,
+        self.attr_opt(
             "FormaInserimentoResidenziale",
             s.forma_inserimento_residenziale,
         );
-        attr_opt(
-            &mut el,
+        self.attr_opt(
             "TipoInserimentoResidenziale",
             s.tipo_inserimento_residenziale,
         );
-        attr_opt(
-            &mut el,
-            "EsitoInserimentoStruttura",
-            s.esito_inserimento_struttura,
-        );
-        attr_opt(
-            &mut el,
-            "MotivazioneChiusuraCarico",
-            s.motivazione_chiusura_carico,
-        );
-        attr_opt(
-            &mut el,
-            "SituazioneChiusuraCarico",
-            s.situazione_chiusura_carico,
-        );
-        attr_opt(
-            &mut el,
-            "CollaborazioniInterventi",
-            s.collaborazioni_interventi,
-        );
-        attr_opt(&mut el, "NumeroComponentiISEE", s.numero_componenti_isee);
-        attr(
-            &mut el,
-            "FasciaEtaBeneficiario",
-            s.fascia_eta_beneficiario.codice(),
-        );
-        attr_opt(
-            &mut el,
-            "FasciaISEEBeneficiario",
-            s.fascia_isee_beneficiario,
-        );
-        attr_d(
-            &mut el,
-            "AnnoNascita",
-            format_args!("{:04}", s.anno_nascita),
-        );
-        attr_opt(
-            &mut el,
+        self.attr_opt("EsitoInserimentoStruttura", s.esito_inserimento_struttura);
+        self.attr_opt("MotivazioneChiusuraCarico", s.motivazione_chiusura_carico);
+        self.attr_opt("SituazioneChiusuraCarico", s.situazione_chiusura_carico);
+        self.attr_opt("CollaborazioniInterventi", s.collaborazioni_interventi);
+        self.attr_opt("NumeroComponentiISEE", s.numero_componenti_isee);
+        self.attr("FasciaEtaBeneficiario", s.fascia_eta_beneficiario);
+        self.attr_opt("FasciaISEEBeneficiario", s.fascia_isee_beneficiario);
+        self.attr("AnnoNascita", Anno(s.anno_nascita));
+        self.attr_opt(
             "CodiceRegioneResidenza",
             s.codice_regione_residenza.as_deref(),
         );
-        attr(
-            &mut el,
-            "CodiceNazioneResidenza",
-            &s.codice_nazione_residenza,
-        );
-        self.xml.write_event(Event::Start(el))?;
+        self.attr("CodiceNazioneResidenza", &s.codice_nazione_residenza);
+        self.start()?;
 
         self.xml
             .write_event(Event::Start(BytesStart::new("Prestazioni")))?;
@@ -575,5 +611,61 @@ impl<W: Write, V: VoceFlusso> FlussoWriter<W, V> {
             return Err(WriteError::Vuoto);
         }
         self.doc.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scritto(v: impl Valore) -> String {
+        let mut s = String::new();
+        v.scrivi(&mut s);
+        s
+    }
+
+    #[test]
+    fn escaping_is_quick_xml_s() {
+        for s in [
+            "",
+            "plain",
+            "D'ARCO",
+            "a&b<c>d\"e'f",
+            "&&&",
+            "<",
+            "NICOLÒ & Cà",
+            "tab\there\nnewline",
+        ] {
+            assert_eq!(scritto(s), quick_xml::escape::escape(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_written_as_displayed() {
+        for (a, m, g) in [(1000, 1, 1), (2025, 3, 7), (9999, 12, 31)] {
+            let d = Data::new(a, m, g).unwrap();
+            assert_eq!(scritto(d), d.to_string());
+            assert_eq!(scritto(Anno(a)), format!("{a:04}"));
+        }
+        for a in [0, 5, 999] {
+            assert_eq!(scritto(Anno(a)), format!("{a:04}"));
+        }
+        for (m, a) in [(1, 1900), (12, 2099)] {
+            let d = MeseAnno::new(m, a).unwrap();
+            assert_eq!(scritto(d), d.to_string());
+        }
+        for c in [0, 5, -5, 99, 100, 10_123, -10_123, i64::MAX, i64::MIN] {
+            assert_eq!(scritto(Importo(c)), Importo(c).to_string());
+        }
+        for (o, m) in [(0, 0), (2, 5), (12, 59), (u32::MAX, 99)] {
+            let v = OreServizio::new(o, m);
+            assert_eq!(scritto(v), v.to_string());
+        }
+        for n in [0u8, 9, 12, 255] {
+            assert_eq!(scritto(n), n.to_string());
+        }
+        for c in FonteSegnalazione::ALL {
+            assert_eq!(scritto(*c), c.to_string());
+        }
     }
 }
