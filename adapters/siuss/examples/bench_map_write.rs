@@ -1,7 +1,15 @@
 //! Timing of a portal export: maps fake cartella records to SIUSS records, merges the
 //! consecutive prestazioni of one person and writes the PS and SINBA batches to a sink.
 //!
-//! `cargo run --release -p siuss --example bench_map_write [prestazioni]` (default 200000).
+//! `cargo run --release -p siuss --example bench_map_write [prestazioni [phase...]]`
+//! (default 200000 prestazioni, every phase). Phases:
+//!
+//! - `map`: `map` alone;
+//! - `write`: `FlussoWriter::write` (which checks) of records mapped and merged beforehand;
+//! - `export`: `map`, merge as the gateway export does, `write`;
+//! - `validato`: `map_validato`, `Validato::unisci`, `write_validato`;
+//! - `file:PREFIX`: as `validato`, once, into `PREFIX.ps.xml` and `PREFIX.sinba.xml`.
+//!
 //! Prints the best of five runs per phase and a digest of the XML and of the violations,
 //! so two builds can be checked to produce the same bytes.
 
@@ -13,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use cartella_proto::v1 as pb;
 use siuss::cf::carattere_controllo;
-use siuss::from_core::{Record, Sorgente, map};
+use siuss::from_core::{Record, RecordValidato, Sorgente, map, map_validato};
 use siuss::model::*;
-use siuss::{FlussoPsWriter, FlussoSinbaWriter, Violation, WriteError};
+use siuss::{FlussoPsWriter, FlussoSinbaWriter, Validato, Violation, WriteError};
 
 const MONTHS: &[u8] = b"ABCDEHLMPRST";
 
@@ -371,6 +379,68 @@ fn run_export<W: Write>(persone: &[Persona], ps: W, sb: W) -> (Conti, W, W) {
     (c, wps.finish().unwrap(), wsb.finish().unwrap())
 }
 
+/// [`run_export`] with each record checked once: `map_validato`, `Validato::unisci`,
+/// `FlussoWriter::write_validato`.
+fn run_export_validato<W: Write>(persone: &[Persona], ps: W, sb: W) -> (Conti, W, W) {
+    let mut c = Conti::default();
+    let mut wps = FlussoPsWriter::begin(ps, &id("H501.PS.20251231.0000001")).unwrap();
+    let mut wsb = FlussoSinbaWriter::begin(sb, &id("H501.SINBA.20251231.0000002")).unwrap();
+    let mut cur: Option<usize> = None;
+    let mut gps: Option<Validato<Beneficiario>> = None;
+    let mut gsb: Option<Validato<Sinba>> = None;
+    for (i, src) in sorgenti(persone) {
+        if cur != Some(i) {
+            if let Some(b) = gps.take() {
+                wps.write_validato(&b).unwrap();
+                c.beneficiari += 1;
+            }
+            if let Some(s) = gsb.take() {
+                wsb.write_validato(&s).unwrap();
+                c.sinba += 1;
+            }
+            cur = Some(i);
+        }
+        match map_validato(&src, TipoOperazione::Inserimento, oggi()) {
+            Err(_) => c.errori += 1,
+            Ok(RecordValidato::Ps(b)) => {
+                c.ok += 1;
+                match &mut gps {
+                    None => gps = Some(b),
+                    Some(g) => {
+                        if let Err(b) = g.unisci(b) {
+                            wps.write_validato(g).unwrap();
+                            c.beneficiari += 1;
+                            *g = b;
+                        }
+                    }
+                }
+            }
+            Ok(RecordValidato::Sinba(s)) => {
+                c.ok += 1;
+                match &mut gsb {
+                    None => gsb = Some(s),
+                    Some(g) => {
+                        if let Err(s) = g.unisci(s) {
+                            wsb.write_validato(g).unwrap();
+                            c.sinba += 1;
+                            *g = s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(b) = gps.take() {
+        wps.write_validato(&b).unwrap();
+        c.beneficiari += 1;
+    }
+    if let Some(s) = gsb.take() {
+        wsb.write_validato(&s).unwrap();
+        c.sinba += 1;
+    }
+    (c, wps.finish().unwrap(), wsb.finish().unwrap())
+}
+
 /// The merged records of [`run_export`], built once.
 fn gruppi(persone: &[Persona]) -> (Vec<Beneficiario>, Vec<Sinba>) {
     let (mut ps, mut sb) = (Vec::new(), Vec::new());
@@ -445,10 +515,11 @@ fn report(name: &str, n: usize, d: Duration) {
 }
 
 fn main() {
-    let target: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().unwrap())
-        .unwrap_or(200_000);
+    let mut args = std::env::args().skip(1);
+    let target: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(200_000);
+    // Further arguments pick phases (`map`, `write`, `export`, `validato`); none runs all.
+    let fasi: Vec<String> = args.collect();
+    let fase = |f: &str| fasi.is_empty() || fasi.iter().any(|x| x == f);
     let mut persone = Vec::new();
     let mut n = 0;
     while n < target {
@@ -458,24 +529,63 @@ fn main() {
     }
     println!("{} persone, {n} prestazioni", persone.len());
 
-    let (d, c) = best(|| run_map(&persone, &mut DefaultHasher::new()));
-    report("map", n, d);
-    let mut hv = DefaultHasher::new();
-    assert_eq!(run_map(&persone, &mut hv), c);
-    println!("  {c:?} violazioni digest {:016x}", hv.finish());
+    if fase("map") {
+        let (d, c) = best(|| run_map(&persone, &mut DefaultHasher::new()));
+        report("map", n, d);
+        let mut hv = DefaultHasher::new();
+        assert_eq!(run_map(&persone, &mut hv), c);
+        println!("  {c:?} violazioni digest {:016x}", hv.finish());
+    }
 
-    let (gps, gsb) = gruppi(&persone);
-    let (d, _) = best(|| run_write(&gps, &gsb));
-    report("write only (validating)", n, d);
+    if fase("write") {
+        let (gps, gsb) = gruppi(&persone);
+        let (d, _) = best(|| run_write(&gps, &gsb));
+        report("write only (validating)", n, d);
+    }
 
-    let (d, (c, ..)) = best(|| run_export(&persone, io::sink(), io::sink()));
-    report("map + merge + write (sink)", n, d);
-    let (_, ps, sb) = run_export(&persone, HashSink::default(), HashSink::default());
-    println!(
-        "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
-        ps.1,
-        ps.0.finish(),
-        sb.1,
-        sb.0.finish()
-    );
+    if fase("export") {
+        let (d, (c, ..)) = best(|| run_export(&persone, io::sink(), io::sink()));
+        report("map + merge + write (sink)", n, d);
+        let (_, ps, sb) = run_export(&persone, HashSink::default(), HashSink::default());
+        println!(
+            "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
+            ps.1,
+            ps.0.finish(),
+            sb.1,
+            sb.0.finish()
+        );
+    }
+
+    // `file:PREFIX` writes the two flows to PREFIX.ps.xml and PREFIX.sinba.xml, once.
+    for prefix in fasi.iter().filter_map(|f| f.strip_prefix("file:")) {
+        let crea = |ext: &str| {
+            io::BufWriter::with_capacity(
+                1 << 16,
+                std::fs::File::create(format!("{prefix}.{ext}.xml")).unwrap(),
+            )
+        };
+        let t = Instant::now();
+        let (c, ps, sb) = run_export_validato(&persone, crea("ps"), crea("sinba"));
+        ps.into_inner().unwrap().sync_all().unwrap();
+        sb.into_inner().unwrap().sync_all().unwrap();
+        report(
+            "map_validato + unisci + write_validato (file)",
+            n,
+            t.elapsed(),
+        );
+        println!("  {c:?}");
+    }
+
+    if fase("validato") {
+        let (d, (c, ..)) = best(|| run_export_validato(&persone, io::sink(), io::sink()));
+        report("map_validato + unisci + write_validato", n, d);
+        let (_, ps, sb) = run_export_validato(&persone, HashSink::default(), HashSink::default());
+        println!(
+            "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
+            ps.1,
+            ps.0.finish(),
+            sb.1,
+            sb.0.finish()
+        );
+    }
 }
