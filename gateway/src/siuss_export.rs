@@ -21,14 +21,12 @@ use std::{
 use cartella_proto::v1 as pb;
 use core_cartella::{
     error::CoreError,
-    store::{
-        Store,
-        flussi::{ExportKey, RigaExport},
-    },
+    store::{Store, flussi::RigaExport},
 };
 use siuss::{
     FlowId, FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, TipoFlusso, VoceFlusso, WriteError,
-    from_core::{EnteSiuss, Record, Sorgente, map},
+    Validato,
+    from_core::{EnteSiuss, RecordValidato, Sorgente, map_validato},
     model::{Beneficiario, Data, Sinba, TipoOperazione},
 };
 
@@ -125,8 +123,6 @@ pub enum ExportError {
     FlowId(#[from] siuss::FlowIdError),
     #[error("flow: {0}")]
     Write(#[from] WriteError),
-    #[error("the read of the next page stopped: {0}")]
-    Interrotta(String),
 }
 
 fn in_periodo(p: &pb::Prestazione, from: Data, to: Data) -> bool {
@@ -166,7 +162,11 @@ fn finish_file(path: &Path, part: &Path, w: BufWriter<File>) -> Result<(), Expor
 #[derive(Default)]
 struct Gruppo {
     persona_id: String,
-    ps: Option<Beneficiario>,
+    /// The person's Beneficiario, its prestazioni merged; checked once, by the mapping. A
+    /// second one only if a prestazione's mapping gave different personal data.
+    ps: Vec<Validato<Beneficiario>>,
+    /// The person's SINBA record with the codes of all its prestazioni (the first record's
+    /// other fields kept); checked by the writer.
     sinba: Option<Sinba>,
 }
 
@@ -197,12 +197,12 @@ impl Exporter<'_> {
     }
 
     async fn flush(&mut self, g: Gruppo) -> Result<(), ExportError> {
-        if let Some(b) = g.ps {
+        for b in g.ps {
             if self.ps.is_none() {
                 self.ps = Some(self.open(TipoFlusso::Ps).await?);
             }
             if let Some(o) = self.ps.as_mut() {
-                let r = o.writer.write(&b);
+                let r = o.writer.write_validato(&b);
                 self.tally(r, b.prestazioni(), |s| s.beneficiari_ps += 1)?;
             }
         }
@@ -255,24 +255,28 @@ impl Exporter<'_> {
             return;
         }
         let src = Sorgente { persona: &f.persona, cartella: &f.cartella, prestazione: &f.prestazione, sina: f.sina.as_deref(), sinba: f.sinba.as_deref() };
-        match map(&src, TipoOperazione::Inserimento, self.cfg.to) {
+        match map_validato(&src, TipoOperazione::Inserimento, self.cfg.to) {
             Err(v) => {
                 self.sum.escluse += 1;
                 self.count_rules(&v);
             }
-            Ok(Record::Ps(b)) => match &mut g.ps {
-                Some(cur) => cur.prestazioni_sociali.extend(b.prestazioni_sociali),
-                None => g.ps = Some(b),
-            },
-            Ok(Record::Sinba(s)) => match &mut g.sinba {
+            Ok(RecordValidato::Ps(b)) => match g.ps.last_mut() {
                 Some(cur) => {
-                    for c in s.prestazioni {
+                    if let Err(altro) = cur.unisci(b) {
+                        g.ps.push(altro);
+                    }
+                }
+                None => g.ps.push(b),
+            },
+            Ok(RecordValidato::Sinba(s)) => match &mut g.sinba {
+                Some(cur) => {
+                    for c in s.into_inner().prestazioni {
                         if !cur.prestazioni.contains(&c) {
                             cur.prestazioni.push(c);
                         }
                     }
                 }
-                None => g.sinba = Some(s),
+                None => g.sinba = Some(s.into_inner()),
             },
         }
     }
@@ -316,23 +320,11 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
         indicatif::ProgressBar::hidden()
     };
     let mut ex = Exporter { store, cfg, giorno, ps: None, sinba: None, sum: ExportSummary::default() };
-    // The next page is read (on the runtime's workers and the store's own thread) while this
-    // one is mapped and written: one page in flight, so memory stays bounded.
-    let fetch = |key: ExportKey| {
-        let (store, caller) = (store.clone(), caller.clone());
-        tokio::spawn(async move { store.siuss_export_page(&caller, &key, PAGE).await })
-    };
-    let mut next = fetch(ExportKey::default());
+    // Pages are read (and their audit rows committed) ahead of this loop, which maps and
+    // writes them: a bounded number of pages in flight, so memory stays bounded.
+    let mut pagine = store.siuss_export_stream(&caller, PAGE)?;
     let mut g = Gruppo::default();
-    loop {
-        let (page, last) = (&mut next).await.map_err(|e| ExportError::Interrotta(e.to_string()))??;
-        let more = match &last {
-            Some(k) if page.len() as u32 == PAGE => Some(k.clone()),
-            _ => None,
-        };
-        if let Some(k) = more.clone() {
-            next = fetch(k);
-        }
+    while let Some(page) = pagine.next().await? {
         for f in &page {
             let pid = f.persona.meta.as_ref().map(|m| m.id.as_str()).unwrap_or_default();
             if pid != g.persona_id {
@@ -343,9 +335,6 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
         }
         bar.inc(page.len() as u64);
         bar.set_message(format!("{} scritte, {} escluse", ex.sum.prestazioni_scritte, ex.sum.escluse));
-        if more.is_none() {
-            break;
-        }
     }
     ex.flush(g).await?;
     bar.finish_and_clear();

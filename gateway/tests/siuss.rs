@@ -329,6 +329,137 @@ async fn ledger_postgres() {
     ledger(true).await;
 }
 
+/// The export's page stream on both engines (SQLite: its own reader thread and read-only
+/// connection, a read transaction spanning several pages; PostgreSQL: the page loop over
+/// sqlx): every prestazione once, in (persona, prestazione) order, with its own person and
+/// cartella, pages of the size asked, each person audited for every page that read them,
+/// writes of the hub going on meanwhile, and a stream dropped halfway leaving the store
+/// usable.
+async fn export_stream(pg: bool) {
+    let Some(db) = database(pg).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let mut attese = Vec::new();
+    for cognome in [
+        "Rossi", "Bianchi", "Verdi", "Neri", "Gialli", "Marroni", "Viola",
+    ] {
+        let cid = cartella(&store, cognome, pb::AreaUtenza::PovertaEsclusioneSociale).await;
+        let persona_id = store
+            .get::<pb::Cartella>(&operatore(), &cid, "")
+            .await
+            .unwrap()
+            .persona_id;
+        for k in 0..3 {
+            let pr = store
+                .create(&operatore(), prestazione(&cid, 10_000 + k))
+                .await
+                .unwrap();
+            attese.push((persona_id.clone(), id(&pr.meta), cid.clone()));
+        }
+    }
+    attese.sort();
+    let caller = siuss_worker::system_caller("H501");
+    assert!(
+        store.siuss_export_stream(&operatore(), 2).is_err(),
+        "an office-bound operator cannot export the ente"
+    );
+
+    // One prestazione per page: more pages than one SQLite read transaction spans.
+    let mut pagine = store.siuss_export_stream(&caller, 1).unwrap();
+    let mut lette = Vec::new();
+    let mut n_pagine = 0;
+    while let Some(page) = pagine.next().await.unwrap() {
+        n_pagine += 1;
+        assert_eq!(page.len(), 1);
+        if n_pagine == 10 {
+            // A write of the hub while the export reads: not part of this export's earlier
+            // pages, and it does not stop the read.
+            let cid = cartella(
+                &store,
+                "Concorrente",
+                pb::AreaUtenza::PovertaEsclusioneSociale,
+            )
+            .await;
+            store
+                .create(&operatore(), prestazione(&cid, 1))
+                .await
+                .unwrap();
+        }
+        for r in page {
+            let persona_id = r.persona.meta.as_ref().unwrap().id.clone();
+            assert_eq!(
+                r.prestazione.cartella_id,
+                r.cartella.meta.as_ref().unwrap().id
+            );
+            assert_eq!(r.cartella.persona_id, persona_id);
+            lette.push((
+                persona_id,
+                id(&r.prestazione.meta),
+                r.prestazione.cartella_id.clone(),
+            ));
+        }
+    }
+    let concorrente: Vec<_> = lette
+        .iter()
+        .filter(|x| !attese.contains(x))
+        .cloned()
+        .collect();
+    assert!(
+        concorrente.len() <= 1,
+        "only the prestazione written during the read may be extra"
+    );
+    let mut ordinate = lette.clone();
+    ordinate.sort();
+    assert_eq!(
+        lette, ordinate,
+        "pages come in (persona, prestazione) order"
+    );
+    lette.retain(|x| attese.contains(x));
+    assert_eq!(lette, attese, "every prestazione once");
+    for (persona_id, ..) in attese.iter().step_by(3) {
+        // Three prestazioni of one person on three pages: three audited reads.
+        let n = store
+            .audit_count(core_cartella::record::Kind::Persona, persona_id, "read")
+            .await
+            .unwrap();
+        assert_eq!(n, 3, "one audit row per page that read the person");
+    }
+
+    // Pages of two; the same rows.
+    let mut pagine = store.siuss_export_stream(&caller, 2).unwrap();
+    let mut tutte = Vec::new();
+    while let Some(page) = pagine.next().await.unwrap() {
+        assert!(!page.is_empty() && page.len() <= 2);
+        tutte.extend(page.into_iter().map(|r| id(&r.prestazione.meta)));
+    }
+    assert_eq!(
+        tutte.len(),
+        attese.len() + 1,
+        "the prestazione written during the first read is read now"
+    );
+
+    // A stream dropped after its first page stops its reader; the store goes on.
+    let mut pagine = store.siuss_export_stream(&caller, 1).unwrap();
+    assert!(pagine.next().await.unwrap().is_some());
+    drop(pagine);
+    let cid = cartella(&store, "Dopo", pb::AreaUtenza::PovertaEsclusioneSociale).await;
+    store
+        .create(&operatore(), prestazione(&cid, 2))
+        .await
+        .unwrap();
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn export_stream_sqlite() {
+    export_stream(false).await;
+}
+
+#[tokio::test]
+async fn export_stream_postgres() {
+    export_stream(true).await;
+}
+
 struct Web {
     base: String,
     signer: TokenSigner,

@@ -15,9 +15,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::sql::Q;
 use crate::{
-    auth::{Caller, CallerKind},
+    auth::Caller,
     error::{CoreError, Result},
-    record::{Kind, Val},
+    record::Kind,
 };
 
 /// Most rows one INSERT carries: 10 bound parameters each, so at most 5,000 parameters, well
@@ -72,10 +72,21 @@ pub(crate) fn insert(rows: &[AuditRow]) -> Q {
         if i > 0 {
             q.push(", ");
         }
-        q.push("(").bind_text(&r.at).push(", ").bind_text(r.actor_kind).push(", ").bind_text(&r.actor);
-        q.push(", ").bind_text(&r.ente).push(", ").bind(Val::Text(r.ufficio.clone()));
-        q.push(", ").bind_text(&r.action).push(", ").bind_text(r.kind).push(", ").bind_text(&r.record_id);
-        q.push(", ").bind_text(&r.purpose).push(", ").bind_text(&r.request_id).push(")");
+        // Values repeated across rows (the same caller, time, purpose) are bound once.
+        let shared = |q: &mut Q, v: &str| {
+            q.push(", ").bind_shared(Some(v));
+        };
+        q.push("(").bind_shared(Some(&r.at));
+        shared(&mut q, r.actor_kind);
+        shared(&mut q, &r.actor);
+        shared(&mut q, &r.ente);
+        q.push(", ").bind_shared(r.ufficio.as_deref());
+        shared(&mut q, &r.action);
+        shared(&mut q, r.kind);
+        q.push(", ").bind_text(&r.record_id);
+        shared(&mut q, &r.purpose);
+        shared(&mut q, &r.request_id);
+        q.push(")");
     }
     q
 }
@@ -286,6 +297,7 @@ impl DatabaseError for SharedDbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::CallerKind;
     use crate::store::{Store, StoreOptions};
 
     fn caller() -> Caller {

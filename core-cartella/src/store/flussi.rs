@@ -448,6 +448,9 @@ macro_rules! ultime_valutazioni {
     };
 }
 
+/// The same two subqueries, for readers outside sqlx.
+pub(super) const ULTIME_VALUTAZIONI: &str = ultime_valutazioni!();
+
 /// The joined read of prestazioni with their person, cartella and latest assessments.
 fn fonte_select() -> Q {
     Q::new(

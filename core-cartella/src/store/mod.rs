@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod clients;
+pub mod esporta;
 mod feed;
 pub mod flussi;
 mod records;
@@ -19,7 +20,7 @@ mod sessions;
 pub mod sql;
 mod stats;
 
-use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -87,6 +88,9 @@ pub struct Store {
     changed: Arc<watch::Sender<u64>>,
     /// Group commit of read audits.
     reads: Arc<audit_log::ReadAudits>,
+    /// The database file, for readers that open their own connection (the SIUSS export);
+    /// None for PostgreSQL and in-memory SQLite.
+    sqlite_file: Option<PathBuf>,
 }
 
 /// Read-audit batches committed at once on PostgreSQL, each on its own connection. SQLite
@@ -105,9 +109,7 @@ impl Store {
         install_default_drivers();
         let backend: Backend = opts.url.parse()?;
         let mut url = opts.url.clone();
-        if backend == Backend::Sqlite {
-            prepare_sqlite_path(&mut url)?;
-        }
+        let sqlite_file = if backend == Backend::Sqlite { prepare_sqlite_path(&mut url)? } else { None };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 1 } else { opts.max_connections.max(1) })
             .acquire_timeout(Duration::from_secs(10))
@@ -132,7 +134,7 @@ impl Store {
         let (tx, _) = watch::channel(0);
         let in_flight = if backend == Backend::Sqlite { 1 } else { READ_AUDIT_BATCHES_PG };
         let reads = Arc::new(audit_log::ReadAudits::start(pool.clone(), in_flight));
-        Ok(Self { pool, backend, changed: Arc::new(tx), reads })
+        Ok(Self { pool, backend, changed: Arc::new(tx), reads, sqlite_file })
     }
 
     pub fn backend(&self) -> Backend {
@@ -178,21 +180,21 @@ impl Store {
 }
 
 /// Turns `sqlite://path` / `sqlite:path` into a URL that creates the file, and creates its
-/// folder. `sqlite::memory:` is left alone.
-fn prepare_sqlite_path(url: &mut String) -> Result<()> {
-    if url.contains(":memory:") {
-        return Ok(());
+/// folder; returns the file's path. `sqlite::memory:` is left alone.
+fn prepare_sqlite_path(url: &mut String) -> Result<Option<PathBuf>> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
     }
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = rest.split('?').next().unwrap_or_default();
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    let file = PathBuf::from(rest.split('?').next().unwrap_or_default());
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
     }
     if !url.contains("mode=") {
         url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
     }
-    Ok(())
+    Ok(Some(file))
 }
 
 /// Writes the audit rows of an action on records, in the transaction (or autocommit) of `e`.

@@ -1,6 +1,8 @@
 //! A small builder for SQL whose text is assembled from static fragments (table and column
 //! names the code owns) and whose values are always bound as `$n` parameters, a placeholder
 //! syntax both SQLite and PostgreSQL accept.
+use std::collections::HashMap;
+
 use sqlx::{Any, AssertSqlSafe, Executor, any::AnyRow};
 
 use crate::record::Val;
@@ -9,11 +11,13 @@ use crate::record::Val;
 pub struct Q {
     sql: String,
     args: Vec<Val>,
+    /// Text values bound with [`Q::bind_shared`], and their placeholder numbers.
+    shared: HashMap<Option<String>, usize>,
 }
 
 impl Q {
     pub fn new(sql: &str) -> Self {
-        Self { sql: sql.to_string(), args: Vec::new() }
+        Self { sql: sql.to_string(), ..Self::default() }
     }
 
     /// Appends static SQL text. Never pass a caller-supplied string here.
@@ -31,6 +35,25 @@ impl Q {
         self
     }
 
+    /// Appends a placeholder for a text value (or NULL) that is bound once however many
+    /// times it is used: multi-row INSERTs repeat the same values on many rows, and SQLite
+    /// looks a numbered parameter's name up in a list when binding, so binding costs grow
+    /// with the square of the parameter count.
+    pub fn bind_shared(&mut self, s: Option<&str>) -> &mut Self {
+        let key = s.map(str::to_string);
+        match self.shared.get(&key) {
+            Some(n) => {
+                self.sql.push('$');
+                self.sql.push_str(&n.to_string());
+            }
+            None => {
+                self.bind(Val::Text(key.clone()));
+                self.shared.insert(key, self.args.len());
+            }
+        }
+        self
+    }
+
     pub fn bind_text(&mut self, s: &str) -> &mut Self {
         self.bind(Val::text(s))
     }
@@ -45,7 +68,7 @@ impl Q {
 
     fn build(&mut self) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
         // The text holds only static fragments and `$n` placeholders (see `push`).
-        let Q { sql, args } = std::mem::take(self);
+        let Q { sql, args, .. } = std::mem::take(self);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for v in args {
             q = match v {
