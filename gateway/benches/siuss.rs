@@ -3,6 +3,11 @@
 //! - `seed DB N`: writes N fake prestazioni (four per person, one cartella each) straight
 //!   into a fresh SQLite store in bulk transactions, bypassing the audited write path, so
 //!   that `sigess siuss export` can then be measured on a large ente.
+//! - `export SEED_DB SIGESS RUNS`: the portal export of the seeded store against
+//!   `xmllint --stream --schema` validating the file it wrote, alternating, RUNS times. Each
+//!   run exports from a fresh copy of SEED_DB (so audit rows of earlier runs do not pile up)
+//!   with the `sigess` binary at SIGESS, both under GNU `time` for wall time and peak RSS,
+//!   and prints the ratio xmllint time / export time per run and their median.
 //! - `flussi N`: seeds N prestazioni through the normal write path, lets the worker produce
 //!   their flows, then pages through `GET /waas/v1/flussi?limit=100` over HTTP and prints
 //!   flows per second, against reading the same rows straight from the store.
@@ -184,12 +189,61 @@ async fn flussi(n: u64) {
     );
 }
 
+/// Runs `cmd` under GNU time; returns (wall seconds, peak RSS in KiB).
+fn timed(mut cmd: std::process::Command) -> (f64, u64) {
+    let mut t = std::process::Command::new("/usr/bin/time");
+    t.arg("-f").arg("TIMED %e %M").arg(cmd.get_program()).args(cmd.get_args());
+    cmd = t;
+    let out = cmd.stdout(std::process::Stdio::null()).output().expect("GNU time at /usr/bin/time (Debian package time)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err.lines().rev().find(|l| l.starts_with("TIMED ")).expect("time's report");
+    let mut f = line.split_whitespace().skip(1);
+    (f.next().unwrap().parse().unwrap(), f.next().unwrap().parse().unwrap())
+}
+
+fn export(seed: &str, sigess: &str, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let out = dir.path().join("out");
+    let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/siuss/PS_PSA_SINA201812.xsd");
+    let cf = compose("Operatore", "Prova", 1980, 1, 1, false, "H501");
+    let mut ratios = Vec::new();
+    for run in 1..=runs {
+        for f in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{f}", db.display()));
+        }
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::copy(seed, &db).unwrap();
+        let mut e = std::process::Command::new(sigess);
+        e.args(["siuss", "export", "--ente", "H501", "--from", "2025-01-01", "--to", "2025-12-31", "--no-progress", "--cf-operatore", &cf]);
+        e.arg("--database-url").arg(format!("sqlite://{}", db.display())).arg("--out").arg(&out);
+        let (export_s, export_kib) = timed(e);
+        let files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|f| f.unwrap().path()).collect();
+        let mut x = std::process::Command::new("xmllint");
+        x.args(["--stream", "--noout", "--schema"]).arg(&xsd).args(&files);
+        let (xmllint_s, xmllint_kib) = timed(x);
+        let size: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
+        let ratio = xmllint_s / export_s;
+        ratios.push(ratio);
+        println!(
+            "run {run}: export {export_s:.2} s, peak RSS {:.1} MiB; xmllint --stream {xmllint_s:.2} s, peak RSS {:.1} MiB; {:.0} MB; ratio {ratio:.2}x",
+            export_kib as f64 / 1024.0,
+            xmllint_kib as f64 / 1024.0,
+            size as f64 / 1e6
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("median ratio xmllint time / export time: {:.2}x (target >= 1.0)", ratios[ratios.len() / 2]);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match args.first().map(String::as_str) {
         Some("seed") => rt.block_on(seed(&args[1], args.get(2).map_or(1_000_000, |s| s.parse().unwrap()))),
+        Some("export") => export(&args[1], args.get(2).map_or("target/release/sigess", String::as_str), args.get(3).map_or(3, |s| s.parse().unwrap())),
         Some("flussi") => rt.block_on(flussi(args.get(1).map_or(5_000, |s| s.parse().unwrap()))),
-        _ => eprintln!("usage: siuss seed DB N | siuss flussi N"),
+        _ => eprintln!("usage: siuss seed DB N | siuss export SEED_DB [SIGESS [RUNS]] | siuss flussi N"),
     }
 }
