@@ -100,7 +100,16 @@ pub async fn serve(
     verifier: TokenVerifier,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let routes = routes(store, verifier).await?;
+    serve_routes(listener, routes(store, verifier).await?, shutdown).await
+}
+
+/// Serves routes built by [`routes`] on `listener` (when the same routes are also called in
+/// the process, as `sigess up` does for its gateway).
+pub async fn serve_routes(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)

@@ -1,13 +1,17 @@
-//! The gateway's link to core: a gRPC channel and the key that mints caller tokens.
+//! The gateway's link to core: gRPC channels and the key that mints caller tokens.
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
 use core_cartella::auth::{Caller, CallerKind, TokenError, TokenSigner};
-use tonic::transport::Channel;
+use tonic::{service::Routes, transport::Channel};
+use tower::{ServiceExt, util::BoxCloneSyncService};
 
 /// Lifetime of the caller tokens the gateway mints for core: long enough for one call
 /// (a feed stream is authenticated once, when it opens), short enough to be useless if leaked.
@@ -37,9 +41,24 @@ fn key(c: &Caller) -> CallerKey {
     )
 }
 
+/// How the gateway reaches core: HTTP/2 connections to a core process, or core's gRPC
+/// routes in the same process (`sigess up`). Either way a request is a gRPC request, with
+/// the caller token core verifies.
+pub type CoreChannel = BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, tonic::transport::Error>;
+
+/// HTTP/2 connections the gateway keeps to core. Requests are spread over them in turn: on
+/// one connection every request and response passes through that connection's single task
+/// on each side, which caps the gateway at what one core can frame.
+pub const CORE_CONNECTIONS: usize = 4;
+
+fn boxed(channel: Channel) -> CoreChannel {
+    BoxCloneSyncService::new(channel)
+}
+
 #[derive(Clone)]
 pub struct CoreLink {
-    channel: Channel,
+    channels: Arc<[CoreChannel]>,
+    next: Arc<AtomicUsize>,
     signer: TokenSigner,
     /// `authorization` values minted for each caller, and when.
     minted: Arc<Mutex<HashMap<CallerKey, (SystemTime, String)>>>,
@@ -47,26 +66,38 @@ pub struct CoreLink {
 
 impl fmt::Debug for CoreLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CoreLink").field("channel", &self.channel).finish_non_exhaustive()
+        f.debug_struct("CoreLink").field("connections", &self.channels.len()).finish_non_exhaustive()
     }
 }
 
 impl CoreLink {
     pub fn new(channel: Channel, signer: TokenSigner) -> Self {
-        Self { channel, signer, minted: Arc::default() }
+        Self::over(vec![boxed(channel)], signer)
+    }
+
+    /// Core's routes called in this process: no connection, no HTTP/2 framing, the same
+    /// gRPC requests and responses.
+    pub fn in_process(routes: Routes, signer: TokenSigner) -> Self {
+        let routes = ServiceExt::<http::Request<tonic::body::Body>>::map_err(routes.prepare(), |e: std::convert::Infallible| -> tonic::transport::Error {
+            match e {}
+        });
+        Self::over(vec![BoxCloneSyncService::new(routes)], signer)
+    }
+
+    /// A link whose requests take the given channels (at least one) in turn.
+    fn over(channels: Vec<CoreChannel>, signer: TokenSigner) -> Self {
+        Self { channels: channels.into(), next: Arc::default(), signer, minted: Arc::default() }
     }
 
     /// Lazily connecting channel to core at `url` (e.g. `http://127.0.0.1:50051`).
     pub fn connect_lazy(url: &str, signer: TokenSigner) -> Result<Self, http::uri::InvalidUri> {
-        let channel = Channel::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self::new(channel, signer))
+        let endpoint = Channel::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true);
+        Ok(Self::over((0..CORE_CONNECTIONS).map(|_| boxed(endpoint.connect_lazy())).collect(), signer))
     }
 
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
+    pub fn channel(&self) -> CoreChannel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
     }
 
     pub fn signer(&self) -> &TokenSigner {

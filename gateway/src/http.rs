@@ -10,14 +10,13 @@ use axum::{
     routing::get,
 };
 use core_cartella::store::Store;
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::problem::problem;
 
 #[derive(Clone, Debug)]
 pub struct Readiness {
-    pub core: Channel,
+    pub core: crate::core_link::CoreChannel,
     pub store: Option<Store>,
 }
 

@@ -120,12 +120,15 @@ pub async fn up(cfg: UpConfig) -> Result<()> {
     let (stop, on_stop) = stopper();
     let siuss_task = gateway::siuss_worker::spawn(store.clone(), cfg.siuss.clone(), on_stop());
     let verifier = cfg.signer.verifier()?;
-    let grpc_store = store.clone();
+    let routes = core_cartella::server::routes(&store, verifier).await.map_err(|e| anyhow!("gRPC routes: {e}"))?;
+    let grpc_routes = routes.clone();
     let grpc_stop = on_stop();
     let grpc_task = tokio::spawn(async move {
-        core_cartella::server::serve(grpc, &grpc_store, verifier, grpc_stop).await.map_err(|e| anyhow!("gRPC server: {e}"))
+        core_cartella::server::serve_routes(grpc, grpc_routes, grpc_stop).await.map_err(|e| anyhow!("gRPC server: {e}"))
     });
-    let link = CoreLink::connect_lazy(&format!("http://{grpc_addr}"), cfg.signer.clone())?;
+    // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
+    // audit, without a loopback connection.
+    let link = CoreLink::in_process(routes, cfg.signer.clone());
     let (auth, token_endpoint) = cfg.auth.build(&store, &cfg.signer, &cfg.signing_key_path).await?;
     let auth = match cfg.spid {
         Some(rp) => {

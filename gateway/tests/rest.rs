@@ -29,6 +29,12 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(false).await
+}
+
+/// The gateway in front of core served over gRPC on 127.0.0.1:0, or (`in_process`) calling
+/// core's routes in the same process as `sigess up` does.
+async fn start_with(in_process: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/sigess.db", dir.path().display());
     let store = Store::open(&StoreOptions::new(&url)).await.unwrap();
@@ -45,7 +51,11 @@ async fn start() -> Env {
         .await
         .unwrap();
     });
-    let link = CoreLink::connect_lazy(&format!("http://{grpc_addr}"), signer.clone()).unwrap();
+    let link = if in_process {
+        CoreLink::in_process(core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap(), signer.clone())
+    } else {
+        CoreLink::connect_lazy(&format!("http://{grpc_addr}"), signer.clone()).unwrap()
+    };
     let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()));
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web_addr = web.local_addr().unwrap();
@@ -189,7 +199,16 @@ async fn update(env: &Env, tpl: &str, path: &str, token: &str, change: impl FnOn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_end_to_end() {
-    let env = start().await;
+    every_route(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_end_to_end_core_in_process() {
+    every_route(true).await;
+}
+
+async fn every_route(in_process: bool) {
+    let env = start_with(in_process).await;
     let t = env.op("M01");
 
     // Persone: create (201, Location, ETag), get, update, list with paging, search.

@@ -27,6 +27,12 @@ struct Running {
 }
 
 async fn start(cfg: AppConfig) -> Running {
+    start_with(cfg, false).await
+}
+
+/// The gateway in front of core served over gRPC, or (`in_process`) calling core's routes in
+/// its own process as `sigess up` does.
+async fn start_with(cfg: AppConfig, in_process: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/hub.db", dir.path().display()))).await.unwrap();
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
@@ -41,7 +47,11 @@ async fn start(cfg: AppConfig) -> Running {
         .await
         .unwrap();
     });
-    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap();
+    let link = if in_process {
+        CoreLink::in_process(core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap(), signer.clone())
+    } else {
+        CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap()
+    };
     let auth = Authenticator::new(signer.verifier().unwrap());
     let app = app::build(Parts { link, auth, store: None }, &cfg).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -96,7 +106,16 @@ fn persona(day: u8) -> pb::Persona {
 
 #[tokio::test]
 async fn grpc_ingress_forwards_unary_and_streaming_calls() {
-    let hub = start(AppConfig::default()).await;
+    grpc_ingress_forwards(false).await;
+}
+
+#[tokio::test]
+async fn grpc_ingress_forwards_to_core_in_process() {
+    grpc_ingress_forwards(true).await;
+}
+
+async fn grpc_ingress_forwards(in_process: bool) {
+    let hub = start_with(AppConfig::default(), in_process).await;
     let token = hub.token("app-municipio-1");
     let mut c = CartellaServiceClient::new(hub.channel().await);
     let p = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(1)) }, &token)).await.unwrap().into_inner();

@@ -7,8 +7,9 @@ use tonic::{
     Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     metadata::MetadataMap,
-    transport::Channel,
 };
+
+use crate::core_link::CoreChannel;
 
 /// Encodes any `DynamicMessage`, decodes the messages of one descriptor.
 #[derive(Clone, Debug)]
@@ -67,7 +68,7 @@ pub fn grpc_path(method: &MethodDescriptor) -> String {
 }
 
 /// Calls `method` on core with `request` and `metadata`.
-pub async fn unary(channel: Channel, method: &MethodDescriptor, request: DynamicMessage, metadata: MetadataMap) -> Result<DynamicMessage, Status> {
+pub async fn unary(channel: CoreChannel, method: &MethodDescriptor, request: DynamicMessage, metadata: MetadataMap) -> Result<DynamicMessage, Status> {
     let path = http::uri::PathAndQuery::try_from(grpc_path(method)).map_err(|_| Status::internal("invalid gRPC method path"))?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|_| Status::unavailable("core is not reachable"))?;
