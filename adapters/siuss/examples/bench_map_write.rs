@@ -506,6 +506,17 @@ fn best<T>(mut f: impl FnMut() -> T) -> (Duration, T) {
     (min, out.unwrap())
 }
 
+/// Prints the counts and the digests of the two flows written into hashing sinks.
+fn digest(c: &Conti, (_, ps, sb): (Conti, HashSink, HashSink)) {
+    println!(
+        "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
+        ps.1,
+        ps.0.finish(),
+        sb.1,
+        sb.0.finish()
+    );
+}
+
 fn report(name: &str, n: usize, d: Duration) {
     println!(
         "{name:<40} {:>8.1} ms  {:>7.0} ns/prestazione",
@@ -546,14 +557,7 @@ fn main() {
     if fase("export") {
         let (d, (c, ..)) = best(|| run_export(&persone, io::sink(), io::sink()));
         report("map + merge + write (sink)", n, d);
-        let (_, ps, sb) = run_export(&persone, HashSink::default(), HashSink::default());
-        println!(
-            "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
-            ps.1,
-            ps.0.finish(),
-            sb.1,
-            sb.0.finish()
-        );
+        digest(&c, run_export(&persone, HashSink::default(), HashSink::default()));
     }
 
     // `file:PREFIX` writes the two flows to PREFIX.ps.xml and PREFIX.sinba.xml, once.
@@ -579,13 +583,6 @@ fn main() {
     if fase("validato") {
         let (d, (c, ..)) = best(|| run_export_validato(&persone, io::sink(), io::sink()));
         report("map_validato + unisci + write_validato", n, d);
-        let (_, ps, sb) = run_export_validato(&persone, HashSink::default(), HashSink::default());
-        println!(
-            "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
-            ps.1,
-            ps.0.finish(),
-            sb.1,
-            sb.0.finish()
-        );
+        digest(&c, run_export_validato(&persone, HashSink::default(), HashSink::default()));
     }
 }
