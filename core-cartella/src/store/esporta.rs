@@ -239,8 +239,8 @@ type CartellaLetta = (
     Option<Arc<cartella_proto::v1::Valutazione>>,
 );
 
-/// Reads every page, each in its own read transaction, and sends them; returns when done,
-/// on an error, or when the receiver is gone.
+/// Reads every page, [`PAGINE_PER_LETTURA`] pages per read transaction, and sends them;
+/// returns when done, on an error, or when the receiver is gone.
 fn leggi_sqlite(
     path: &PathBuf,
     ente: &str,
