@@ -217,7 +217,8 @@ fn blob<'r>(r: &'r Row<'_>, i: usize) -> Result<Option<&'r [u8]>> {
         .map_err(|e| CoreError::Internal(format!("export read: column {i}: {e}")))
 }
 
-fn decodifica<M: Message + Default>(b: Option<&[u8]>, col: &str) -> Result<Option<M>> {
+/// Decodes a record's protobuf body (or NULL); shared with the sqlx reads of `flussi`.
+pub(super) fn decodifica<M: Message + Default>(b: Option<&[u8]>, col: &str) -> Result<Option<M>> {
     match b {
         Some(b) => M::decode(b)
             .map(Some)

@@ -423,10 +423,7 @@ pub struct ExportKey {
 }
 
 fn decode<M: prost::Message + Default>(r: &AnyRow, col: &str) -> Result<Option<M>> {
-    match r.try_get::<Option<Vec<u8>>, _>(col)? {
-        Some(b) => M::decode(b.as_slice()).map(Some).map_err(|_| CoreError::Internal(format!("undecodable {col}"))),
-        None => Ok(None),
-    }
+    super::esporta::decodifica(r.try_get::<Option<Vec<u8>>, _>(col)?.as_deref(), col)
 }
 
 fn fonte(r: &AnyRow) -> Result<Fonte> {
@@ -566,7 +563,7 @@ impl Store {
         // from the page's key range: a constant number of parameters however long the page.
         let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
         q.bind_text(&at).push(", ").bind_text(caller.kind.as_str()).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
-        q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text("esportazione SIUSS per il portale INPS");
+        q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text(super::esporta::SCOPO_EXPORT);
         q.push(", ").bind_text(&caller.request_id).push(" FROM (SELECT DISTINCT r.persona_id FROM prestazione r WHERE r.ente = ");
         range(&mut q);
         q.push(") p");
