@@ -11,7 +11,10 @@
 
 use std::{
     process::Command,
-    sync::{Arc, atomic::{AtomicU64, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -33,7 +36,8 @@ async fn admin_exec(sql: String) {
 }
 
 fn pgbench(db: &str, clients: u32, secs: u64) -> f64 {
-    let init = Command::new("pgbench").args(["-h", "127.0.0.1", "-U", "postgres", "-i", "-q", "-s", "16", db]).output().expect("pgbench on PATH");
+    let init =
+        Command::new("pgbench").args(["-h", "127.0.0.1", "-U", "postgres", "-i", "-q", "-s", "16", db]).output().expect("pgbench on PATH");
     assert!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
     let run = Command::new("pgbench")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-c", &clients.to_string(), "-j", "2", "-T", &secs.to_string(), db])
@@ -94,7 +98,15 @@ async fn main() {
         let p = c
             .create_persona(pb::CreatePersonaRequest {
                 persona: Some(pb::Persona {
-                    codice_fiscale: compose("Bench", "Mario", 1950 + (i / 28) as i32, 1 + (i % 12) as u8, 1 + (i % 28) as u8, false, "H501"),
+                    codice_fiscale: compose(
+                        "Bench",
+                        "Mario",
+                        1950 + (i / 28) as i32,
+                        1 + (i % 12) as u8,
+                        1 + (i % 28) as u8,
+                        false,
+                        "H501",
+                    ),
                     cognome: "Bench".into(),
                     nome: "Mario".into(),
                     sesso: pb::Sesso::Maschio as i32,
@@ -187,7 +199,11 @@ async fn main() {
     println!("  pgbench  {pg_tps:>10.1} tps (TPC-B, scale 16, same server, same run)");
     println!("  ratio    {:>10.2}x  (target >= 0.50)", hub_tps / pg_tps);
     println!("read path (GetCartella + audit row), 64 clients, {secs}s");
-    println!("  {reads:.1} reads/s, p50 {:.2} ms, p99 {:.2} ms", percentile(&lat, 0.50).as_secs_f64() * 1e3, percentile(&lat, 0.99).as_secs_f64() * 1e3);
+    println!(
+        "  {reads:.1} reads/s, p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
 
     store.close().await;
     admin_exec(format!("DROP DATABASE IF EXISTS {hub_db} WITH (FORCE)")).await;

@@ -10,11 +10,11 @@ use std::{
 };
 
 use josekit::{
+    jwk::alg::ed::EdCurve,
     jws::{
         EdDSA, JwsHeader,
         alg::eddsa::{EddsaJwsSigner, EddsaJwsVerifier},
     },
-    jwk::alg::ed::EdCurve,
     jwt::{self, JwtPayload, JwtPayloadValidator},
 };
 use serde_json::Value;

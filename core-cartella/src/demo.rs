@@ -3,9 +3,9 @@
 //! Italian names, codici fiscali are computed from the fake data; nothing is a real person.
 //! Seeding goes through the store's normal write path, so it is validated and audited.
 use cartella_proto::v1::{
-    self as pb, Accesso, AreaUtenza, CanaleAccesso, CaratterePrestazione, Cartella, Contatti, DiarioEntry, EsitoAccesso,
-    Indirizzo, MembroNucleo, Meta, Nucleo, ObiettivoPai, Pai, Parentela, Persona, Prestazione, ProvaMezzi, Sesso, Sina,
-    StatoCartella, StatoPai, StatoPrestazione, TipoDiario, Valutazione, valutazione::Scheda,
+    self as pb, Accesso, AreaUtenza, CanaleAccesso, CaratterePrestazione, Cartella, Contatti, DiarioEntry, EsitoAccesso, Indirizzo,
+    MembroNucleo, Meta, Nucleo, ObiettivoPai, Pai, Parentela, Persona, Prestazione, ProvaMezzi, Sesso, Sina, StatoCartella, StatoPai,
+    StatoPrestazione, TipoDiario, Valutazione, valutazione::Scheda,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sqlx::Row;
@@ -25,14 +25,25 @@ pub fn municipio(n: u32) -> String {
 }
 
 const COGNOMI: &[&str] = &[
-    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno",
-    "Gallo", "Conti", "De Luca", "Costa", "Giordano", "Mancini", "Rizzo", "Lombardi", "Moretti", "Barbieri", "Fontana",
-    "Santoro", "Mariani", "Rinaldi", "Caruso", "Ferrara", "Galli", "Martini", "Leone",
+    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo", "Conti",
+    "De Luca", "Costa", "Giordano", "Mancini", "Rizzo", "Lombardi", "Moretti", "Barbieri", "Fontana", "Santoro", "Mariani", "Rinaldi",
+    "Caruso", "Ferrara", "Galli", "Martini", "Leone",
 ];
-const NOMI_M: &[&str] = &["Marco", "Luca", "Giuseppe", "Francesco", "Alessandro", "Andrea", "Matteo", "Lorenzo", "Davide", "Paolo", "Stefano", "Giorgio"];
-const NOMI_F: &[&str] = &["Giulia", "Francesca", "Sara", "Chiara", "Anna", "Maria", "Elena", "Laura", "Martina", "Alessia", "Paola", "Silvia"];
+const NOMI_M: &[&str] =
+    &["Marco", "Luca", "Giuseppe", "Francesco", "Alessandro", "Andrea", "Matteo", "Lorenzo", "Davide", "Paolo", "Stefano", "Giorgio"];
+const NOMI_F: &[&str] =
+    &["Giulia", "Francesca", "Sara", "Chiara", "Anna", "Maria", "Elena", "Laura", "Martina", "Alessia", "Paola", "Silvia"];
 /// (Belfiore of birth, cittadinanza ISO numeric): Roma, Milano, Napoli, Albania, Romania, Marocco.
-const NASCITE: &[(&str, &str)] = &[("H501", "380"), ("H501", "380"), ("H501", "380"), ("F205", "380"), ("F839", "380"), ("Z100", "008"), ("Z129", "642"), ("Z330", "504")];
+const NASCITE: &[(&str, &str)] = &[
+    ("H501", "380"),
+    ("H501", "380"),
+    ("H501", "380"),
+    ("F205", "380"),
+    ("F839", "380"),
+    ("Z100", "008"),
+    ("Z129", "642"),
+    ("Z330", "504"),
+];
 /// Plausible codes and names for demo prestazioni (carattere, prova dei mezzi).
 const PRESTAZIONI: &[(&str, &str, CaratterePrestazione)] = &[
     ("A1.01", "Assistenza domiciliare socio-assistenziale", CaratterePrestazione::Periodica),
@@ -127,10 +138,7 @@ pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSu
                 let n = Nucleo {
                     meta: in_ufficio(&ufficio),
                     persona_riferimento_id: pid.clone(),
-                    membri: others
-                        .into_iter()
-                        .map(|o| MembroNucleo { persona_id: o, parentela: Parentela::Convivente as i32 })
-                        .collect(),
+                    membri: others.into_iter().map(|o| MembroNucleo { persona_id: o, parentela: Parentela::Convivente as i32 }).collect(),
                     note: String::new(),
                 };
                 store.create(&caller, n).await?;
@@ -145,7 +153,9 @@ pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSu
                 meta: in_ufficio(&ufficio),
                 persona_id: pid.clone(),
                 data: date(anno_accesso, rng.random_range(1..=10), rng.random_range(1..=28)),
-                canale: *[CanaleAccesso::Sportello, CanaleAccesso::Telefono, CanaleAccesso::Segnalazione].choose(&mut rng).unwrap_or(&CanaleAccesso::Sportello) as i32,
+                canale: *[CanaleAccesso::Sportello, CanaleAccesso::Telefono, CanaleAccesso::Segnalazione]
+                    .choose(&mut rng)
+                    .unwrap_or(&CanaleAccesso::Sportello) as i32,
                 segnalante: "Servizio sociale".into(),
                 motivo: "Richiesta di sostegno".into(),
                 esito: if presa { EsitoAccesso::PresaInCarico } else { EsitoAccesso::Informazioni } as i32,
@@ -177,53 +187,67 @@ pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSu
             out.cartelle += 1;
             let cid = c.meta.as_ref().map(|x| x.id.clone()).unwrap_or_default();
             store
-                .create(&caller, DiarioEntry {
-                    meta: None,
-                    cartella_id: cid.clone(),
-                    data: c.data_apertura.clone(),
-                    tipo: TipoDiario::Colloquio as i32,
-                    autore: c.operatore_responsabile.clone(),
-                    testo: "Primo colloquio: raccolta della situazione familiare e dei bisogni (testo dimostrativo).".into(),
-                })
-                .await?;
-            if matches!(area, AreaUtenza::Anziani | AreaUtenza::DisabilitaNonAutosufficienza) {
-                store
-                    .create(&caller, Valutazione {
+                .create(
+                    &caller,
+                    DiarioEntry {
                         meta: None,
                         cartella_id: cid.clone(),
                         data: c.data_apertura.clone(),
-                        valutatore: "UVM distretto".into(),
-                        note: String::new(),
-                        scheda: Some(Scheda::Sina(Sina {
-                            mobilita: rng.random_range(1..=3),
-                            attivita_vita_quotidiana: rng.random_range(1..=3),
-                            disturbi_area_cognitiva: rng.random_range(0..=3),
-                            disturbi_comportamentali: rng.random_range(1..=2),
-                            necessita_cure_sanitarie: rng.random_range(0..=3),
-                            area_reddituale: rng.random_range(1..=3),
-                            area_supporto: rng.random_range(1..=3),
-                            fonte_derivazione_valutazione: 1,
-                            strumento_valutazione: 1,
-                            fonte_derivazione_invalidita: 0,
-                            necessita_interventi_sociali: vec!["A1.01".into()],
-                            invalidita_civile: Vec::new(),
-                        })),
-                    })
+                        tipo: TipoDiario::Colloquio as i32,
+                        autore: c.operatore_responsabile.clone(),
+                        testo: "Primo colloquio: raccolta della situazione familiare e dei bisogni (testo dimostrativo).".into(),
+                    },
+                )
+                .await?;
+            if matches!(area, AreaUtenza::Anziani | AreaUtenza::DisabilitaNonAutosufficienza) {
+                store
+                    .create(
+                        &caller,
+                        Valutazione {
+                            meta: None,
+                            cartella_id: cid.clone(),
+                            data: c.data_apertura.clone(),
+                            valutatore: "UVM distretto".into(),
+                            note: String::new(),
+                            scheda: Some(Scheda::Sina(Sina {
+                                mobilita: rng.random_range(1..=3),
+                                attivita_vita_quotidiana: rng.random_range(1..=3),
+                                disturbi_area_cognitiva: rng.random_range(0..=3),
+                                disturbi_comportamentali: rng.random_range(1..=2),
+                                necessita_cure_sanitarie: rng.random_range(0..=3),
+                                area_reddituale: rng.random_range(1..=3),
+                                area_supporto: rng.random_range(1..=3),
+                                fonte_derivazione_valutazione: 1,
+                                strumento_valutazione: 1,
+                                fonte_derivazione_invalidita: 0,
+                                necessita_interventi_sociali: vec!["A1.01".into()],
+                                invalidita_civile: Vec::new(),
+                            })),
+                        },
+                    )
                     .await?;
             }
             let anno = anno_accesso.max(2024);
             if rng.random_bool(0.3) {
                 store
-                    .create(&caller, Pai {
-                        meta: None,
-                        cartella_id: cid.clone(),
-                        data_inizio: date(anno, 11, 1),
-                        data_fine: date(anno + 1, 10, 31),
-                        stato: StatoPai::Attivo as i32,
-                        obiettivi: vec![ObiettivoPai { descrizione: "Mantenere l'autonomia a domicilio".into(), ..Default::default() }],
-                        interventi: vec![pb::InterventoPianificato { codice_prestazione: "A1.01".into(), descrizione: "Assistenza domiciliare".into(), frequenza: "settimanale".into(), ..Default::default() }],
-                        verifiche: Vec::new(),
-                    })
+                    .create(
+                        &caller,
+                        Pai {
+                            meta: None,
+                            cartella_id: cid.clone(),
+                            data_inizio: date(anno, 11, 1),
+                            data_fine: date(anno + 1, 10, 31),
+                            stato: StatoPai::Attivo as i32,
+                            obiettivi: vec![ObiettivoPai { descrizione: "Mantenere l'autonomia a domicilio".into(), ..Default::default() }],
+                            interventi: vec![pb::InterventoPianificato {
+                                codice_prestazione: "A1.01".into(),
+                                descrizione: "Assistenza domiciliare".into(),
+                                frequenza: "settimanale".into(),
+                                ..Default::default()
+                            }],
+                            verifiche: Vec::new(),
+                        },
+                    )
                     .await?;
             }
             for _ in 0..rng.random_range(1..=3) {

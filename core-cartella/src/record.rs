@@ -1,8 +1,8 @@
 //! The record kinds of the cartella and what the store needs to know about each: its table,
 //! how its owner is decided, its indexed columns. One generic store path serves them all.
 use cartella_proto::v1::{
-    Accesso, CaratterePrestazione, Cartella, Condivisione, DiarioEntry, Meta, Nucleo, Pai, Persona, Prestazione,
-    Valutazione, valutazione::Scheda,
+    Accesso, CaratterePrestazione, Cartella, Condivisione, DiarioEntry, Meta, Nucleo, Pai, Persona, Prestazione, Valutazione,
+    valutazione::Scheda,
 };
 use time::Date;
 

@@ -8,7 +8,11 @@ use cartella_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Status, service::{Interceptor, Routes}, transport::Server};
+use tonic::{
+    Request, Status,
+    service::{Interceptor, Routes},
+    transport::Server,
+};
 use tonic_health::ServingStatus;
 
 use crate::{

@@ -36,10 +36,7 @@ fn id_of(meta: &Option<pb::Meta>) -> String {
 }
 
 fn violations(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
+    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default()
 }
 
 async fn count(db_store: &core_cartella::store::Store, table: &str) -> i64 {
@@ -85,7 +82,11 @@ fn prestazione(cartella_id: &str) -> pb::Prestazione {
         importo_mensile: Some(40_000),
         quota_ente: Some(36_000),
         quota_utente: Some(4_000),
-        dsu: Some(pb::Dsu { numero_protocollo: "INPS-ISEE-2026-00000001-A".into(), anno_protocollo: "2026".into(), data: "2026-01-15".into() }),
+        dsu: Some(pb::Dsu {
+            numero_protocollo: "INPS-ISEE-2026-00000001-A".into(),
+            anno_protocollo: "2026".into(),
+            data: "2026-01-15".into(),
+        }),
         stato: pb::StatoPrestazione::Attiva as i32,
         ..Default::default()
     }
@@ -108,10 +109,21 @@ async fn crud_every_kind(db: &Db) {
     assert_eq!(updated.meta.as_ref().unwrap().version, 2);
     assert_eq!(updated.contatti.as_ref().unwrap().telefono, "06 000000");
     let other = c.create_persona(pb::CreatePersonaRequest { persona: Some(persona("Bianchi", "Mario", 4)) }).await.unwrap().into_inner();
-    let list = c.list_persone(pb::ListPersoneRequest { page: Some(pb::Page { page_size: 1, page_token: String::new() }), ufficio: String::new() }).await.unwrap().into_inner();
+    let list = c
+        .list_persone(pb::ListPersoneRequest { page: Some(pb::Page { page_size: 1, page_token: String::new() }), ufficio: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list.persone.len(), 1);
     assert!(!list.next_page_token.is_empty());
-    let list2 = c.list_persone(pb::ListPersoneRequest { page: Some(pb::Page { page_size: 1, page_token: list.next_page_token }), ufficio: String::new() }).await.unwrap().into_inner();
+    let list2 = c
+        .list_persone(pb::ListPersoneRequest {
+            page: Some(pb::Page { page_size: 1, page_token: list.next_page_token }),
+            ufficio: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list2.persone.len(), 1);
     assert!(list2.next_page_token.is_empty());
     let seen: HashSet<String> = list.persone.iter().chain(list2.persone.iter()).map(|x| id_of(&x.meta)).collect();
@@ -165,12 +177,21 @@ async fn crud_every_kind(db: &Db) {
     a2.motivo = "richiesta di assistenza domiciliare".into();
     c.update_accesso(pb::UpdateAccessoRequest { accesso: Some(a2) }).await.unwrap();
     let accessi = c
-        .list_accessi(pb::ListAccessiRequest { persona_id: pid.clone(), dal: "2026-01-01".into(), al: "2026-01-31".into(), ..Default::default() })
+        .list_accessi(pb::ListAccessiRequest {
+            persona_id: pid.clone(),
+            dal: "2026-01-01".into(),
+            al: "2026-01-31".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(accessi.accessi.len(), 1);
-    let none = c.list_accessi(pb::ListAccessiRequest { persona_id: pid.clone(), dal: "2026-02-01".into(), ..Default::default() }).await.unwrap().into_inner();
+    let none = c
+        .list_accessi(pb::ListAccessiRequest { persona_id: pid.clone(), dal: "2026-02-01".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(none.accessi.is_empty());
 
     // Cartella.
@@ -222,7 +243,15 @@ async fn crud_every_kind(db: &Db) {
     let mut d2 = c.get_diario_entry(pb::GetRequest { id: id_of(&d.meta), ..Default::default() }).await.unwrap().into_inner();
     d2.testo.push_str(" Seguira relazione.");
     c.update_diario_entry(pb::UpdateDiarioEntryRequest { entry: Some(d2) }).await.unwrap();
-    assert_eq!(c.list_diario(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner().entries.len(), 1);
+    assert_eq!(
+        c.list_diario(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .len(),
+        1
+    );
 
     // Valutazione (SINA).
     let v = c
@@ -253,7 +282,15 @@ async fn crud_every_kind(db: &Db) {
     let mut v2 = c.get_valutazione(pb::GetRequest { id: id_of(&v.meta), ..Default::default() }).await.unwrap().into_inner();
     v2.note = "rivalutare tra sei mesi".into();
     c.update_valutazione(pb::UpdateValutazioneRequest { valutazione: Some(v2) }).await.unwrap();
-    assert_eq!(c.list_valutazioni(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner().valutazioni.len(), 1);
+    assert_eq!(
+        c.list_valutazioni(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .valutazioni
+            .len(),
+        1
+    );
 
     // PAI.
     let pai = c
@@ -272,7 +309,10 @@ async fn crud_every_kind(db: &Db) {
     let mut pai2 = c.get_pai(pb::GetRequest { id: id_of(&pai.meta), ..Default::default() }).await.unwrap().into_inner();
     pai2.verifiche.push(pb::VerificaPai { data: "2026-03-01".into(), esito: "obiettivo in corso".into(), autore: "op-17".into() });
     c.update_pai(pb::UpdatePaiRequest { pai: Some(pai2) }).await.unwrap();
-    assert_eq!(c.list_pai(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner().pai.len(), 1);
+    assert_eq!(
+        c.list_pai(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner().pai.len(),
+        1
+    );
 
     // Prestazione.
     let pr = c.create_prestazione(pb::CreatePrestazioneRequest { prestazione: Some(prestazione(&cid)) }).await.unwrap().into_inner();
@@ -280,7 +320,11 @@ async fn crud_every_kind(db: &Db) {
     pr2.stato = pb::StatoPrestazione::Conclusa as i32;
     let pr3 = c.update_prestazione(pb::UpdatePrestazioneRequest { prestazione: Some(pr2) }).await.unwrap().into_inner();
     assert_eq!(pr3.meta.as_ref().unwrap().version, 2);
-    let prs = c.list_prestazioni(pb::ListPrestazioniRequest { codice_prestazione: "a1.01".into(), ..Default::default() }).await.unwrap().into_inner();
+    let prs = c
+        .list_prestazioni(pb::ListPrestazioniRequest { codice_prestazione: "a1.01".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(prs.prestazioni.len(), 1);
     assert_eq!(prs.prestazioni[0].stato, pb::StatoPrestazione::Conclusa as i32);
 
@@ -333,7 +377,14 @@ async fn tenancy(db: &Db) {
     denied(m2.update_cartella(pb::UpdateCartellaRequest { cartella: Some(attempt.clone()) }).await);
     assert_eq!(m2.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap_err().code(), Code::PermissionDenied);
     let child = m2.create_diario_entry(pb::CreateDiarioEntryRequest {
-        entry: Some(pb::DiarioEntry { cartella_id: cid.clone(), data: "2026-02-01".into(), tipo: 1, autore: "x".into(), testo: "y".into(), ..Default::default() }),
+        entry: Some(pb::DiarioEntry {
+            cartella_id: cid.clone(),
+            data: "2026-02-01".into(),
+            tipo: 1,
+            autore: "x".into(),
+            testo: "y".into(),
+            ..Default::default()
+        }),
     });
     assert_eq!(child.await.unwrap_err().code(), Code::PermissionDenied);
     assert!(m2.list_cartelle(pb::ListCartelleRequest::default()).await.unwrap().into_inner().cartelle.is_empty());
@@ -387,7 +438,10 @@ async fn tenancy(db: &Db) {
 
     // No token, a token of another key, a garbage token.
     let mut anon = hub.cartella("").await;
-    assert_eq!(anon.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        anon.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
     let dir = tempfile::tempdir().unwrap();
     let forger = core_cartella::auth::TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
     let forged = forger
@@ -497,7 +551,13 @@ async fn malformed_input(db: &Db) {
         .await
         .unwrap_err();
     assert_eq!(violations(&err), ["prestazione.cartella_id"]);
-    let err = c.list_persone(pb::ListPersoneRequest { page: Some(pb::Page { page_size: 10, page_token: "'; DROP TABLE persona; --".into() }), ..Default::default() }).await.unwrap_err();
+    let err = c
+        .list_persone(pb::ListPersoneRequest {
+            page: Some(pb::Page { page_size: 10, page_token: "'; DROP TABLE persona; --".into() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = c.get_cartella(pb::GetRequest { id: "does-not-exist".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -545,7 +605,8 @@ async fn watch_changes_resumes(db: &Db) {
     p0.nome = "Mariano".into();
     c.update_persona(pb::UpdatePersonaRequest { persona: Some(p0) }).await.unwrap();
 
-    let mut stream = feed.watch_changes(pb::WatchChangesRequest { cursor: first[2].cursor.clone(), kinds: vec![] }).await.unwrap().into_inner();
+    let mut stream =
+        feed.watch_changes(pb::WatchChangesRequest { cursor: first[2].cursor.clone(), kinds: vec![] }).await.unwrap().into_inner();
     let rest = next_events(&mut stream, 6).await;
     // Live: a change made while the stream is open arrives too.
     let live = c.create_persona(pb::CreatePersonaRequest { persona: Some(persona("Feed", "Mario", 9)) }).await.unwrap().into_inner();
@@ -560,7 +621,8 @@ async fn watch_changes_resumes(db: &Db) {
     assert_eq!(all[8].version, 2);
     assert!(all.iter().all(|e| e.ufficio == "M08"));
     // Filtering by kind.
-    let mut only = feed.watch_changes(pb::WatchChangesRequest { cursor: String::new(), kinds: vec!["cartella".into()] }).await.unwrap().into_inner();
+    let mut only =
+        feed.watch_changes(pb::WatchChangesRequest { cursor: String::new(), kinds: vec!["cartella".into()] }).await.unwrap().into_inner();
     let got = tokio::time::timeout(std::time::Duration::from_millis(1500), only.message()).await;
     assert!(got.is_err(), "no cartella changes in M08");
     hub.stop().await;
@@ -581,7 +643,11 @@ async fn feed_under_concurrency(db: &Db) {
             let mut ids = Vec::new();
             for day in 1..=per {
                 let cognome = ["Abate", "Bruni", "Conti", "Dini", "Elmi", "Fabbri", "Galli", "Leoni"][w];
-                let p = c.create_persona(pb::CreatePersonaRequest { persona: Some(persona(&cognome, "Mario", day)) }).await.unwrap().into_inner();
+                let p = c
+                    .create_persona(pb::CreatePersonaRequest { persona: Some(persona(&cognome, "Mario", day)) })
+                    .await
+                    .unwrap()
+                    .into_inner();
                 ids.push(id_of(&p.meta));
             }
             ids

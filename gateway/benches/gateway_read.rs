@@ -68,12 +68,14 @@ fn wrk(url: &str, token: Option<&str>, conns: u32, secs: u64) -> Wrk {
     let out = cmd.arg(url).output().expect("wrk on PATH");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!text.contains("Non-2xx"), "wrk saw errors against {url}:\n{text}");
-    let field = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(|l| l[prefix.len()..].trim().to_string()).unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
-    Wrk {
-        rps: field("Requests/sec:").parse().unwrap(),
-        p50_ms: parse_ms(&field("50%")),
-        p99_ms: parse_ms(&field("99%")),
-    }
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    Wrk { rps: field("Requests/sec:").parse().unwrap(), p50_ms: parse_ms(&field("50%")), p99_ms: parse_ms(&field("99%")) }
 }
 
 /// Stops nginx, master and workers, whatever happens to the benchmark: killing the master
@@ -150,25 +152,37 @@ async fn main() {
         r
     }
     let p = c
-        .create_persona(with(pb::CreatePersonaRequest {
-            persona: Some(pb::Persona {
-                codice_fiscale: compose("Banco", "Prova", 1960, 1, 1, false, "H501"),
-                cognome: "Banco".into(),
-                nome: "Prova".into(),
-                sesso: 1,
-                data_nascita: "1960-01-01".into(),
-                luogo_nascita: "H501".into(),
-                cittadinanza: "380".into(),
-                ..Default::default()
-            }),
-        }, &auth))
+        .create_persona(with(
+            pb::CreatePersonaRequest {
+                persona: Some(pb::Persona {
+                    codice_fiscale: compose("Banco", "Prova", 1960, 1, 1, false, "H501"),
+                    cognome: "Banco".into(),
+                    nome: "Prova".into(),
+                    sesso: 1,
+                    data_nascita: "1960-01-01".into(),
+                    luogo_nascita: "H501".into(),
+                    cittadinanza: "380".into(),
+                    ..Default::default()
+                }),
+            },
+            &auth,
+        ))
         .await
         .unwrap()
         .into_inner();
     let cart = c
-        .create_cartella(with(pb::CreateCartellaRequest {
-            cartella: Some(pb::Cartella { persona_id: p.meta.unwrap().id, area_utenza: 2, stato: 1, data_apertura: "2026-01-01".into(), ..Default::default() }),
-        }, &auth))
+        .create_cartella(with(
+            pb::CreateCartellaRequest {
+                cartella: Some(pb::Cartella {
+                    persona_id: p.meta.unwrap().id,
+                    area_utenza: 2,
+                    stato: 1,
+                    data_apertura: "2026-01-01".into(),
+                    ..Default::default()
+                }),
+            },
+            &auth,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -241,7 +255,8 @@ async fn main() {
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     eprintln!("phase 3: nginx proxy_pass and static backend");
-    let prefix_and_conf = ["-p".to_string(), dir.path().display().to_string(), "-c".to_string(), dir.path().join("nginx.conf").display().to_string()];
+    let prefix_and_conf =
+        ["-p".to_string(), dir.path().display().to_string(), "-c".to_string(), dir.path().join("nginx.conf").display().to_string()];
     let child = Command::new("nginx")
         .args(&prefix_and_conf)
         .args(["-g", "daemon off;"])
@@ -261,8 +276,14 @@ async fn main() {
     println!("  gateway REST, core over gRPC   {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", gw.rps, gw.p50_ms, gw.p99_ms);
     println!("  gateway REST, core in process  {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", up.rps, up.p50_ms, up.p99_ms);
     println!("  core gRPC direct               {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", grpc_rps, grpc_p50, grpc_p99);
-    println!("  nginx proxy_pass               {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", ngx_proxy.rps, ngx_proxy.p50_ms, ngx_proxy.p99_ms);
-    println!("  nginx static                   {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", ngx_static.rps, ngx_static.p50_ms, ngx_static.p99_ms);
+    println!(
+        "  nginx proxy_pass               {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        ngx_proxy.rps, ngx_proxy.p50_ms, ngx_proxy.p99_ms
+    );
+    println!(
+        "  nginx static                   {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        ngx_static.rps, ngx_static.p50_ms, ngx_static.p99_ms
+    );
     for (name, g) in [("core over gRPC", &gw), ("core in process", &up)] {
         println!("  gateway, {name}:");
         println!("    rps ratio gateway / nginx proxy = {:.2}x (target >= 0.80)", g.rps / ngx_proxy.rps);

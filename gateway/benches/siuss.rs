@@ -13,7 +13,10 @@
 //!   flows per second, against reading the same rows straight from the store.
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, time::{Duration, Instant}};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use cartella_proto::v1 as pb;
 use core_cartella::{
@@ -42,7 +45,12 @@ fn persona(i: u64) -> pb::Persona {
         data_nascita: format!("{year:04}-{m:02}-{d:02}"),
         luogo_nascita: "H501".into(),
         cittadinanza: "380".into(),
-        residenza: Some(pb::Indirizzo { codice_nazione: "380".into(), codice_regione: "12".into(), codice_comune: "058091".into(), ..Default::default() }),
+        residenza: Some(pb::Indirizzo {
+            codice_nazione: "380".into(),
+            codice_regione: "12".into(),
+            codice_comune: "058091".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -102,7 +110,14 @@ async fn seed(db: &str, n: u64) {
             sqlx::query("INSERT INTO persona (id, version, ente, ufficio, persona_id, cartella_id, created_at, updated_at, updated_by, body, codice_fiscale, cognome_norm, nome_norm, data_nascita) VALUES ($1, 1, 'H501', $2, NULL, NULL, 'x', 'x', 'bench', $3, $4, $5, $6, $7)")
                 .bind(&pid).bind(&uff).bind(p.encode_to_vec()).bind(&p.codice_fiscale).bind(p.cognome.to_uppercase()).bind(p.nome.to_uppercase()).bind(&p.data_nascita)
                 .execute(&mut *tx).await.unwrap();
-            let c = pb::Cartella { meta: meta(&cid, &uff), persona_id: pid.clone(), area_utenza: pb::AreaUtenza::PovertaEsclusioneSociale as i32, stato: pb::StatoCartella::Aperta as i32, data_apertura: "2025-01-10".into(), ..Default::default() };
+            let c = pb::Cartella {
+                meta: meta(&cid, &uff),
+                persona_id: pid.clone(),
+                area_utenza: pb::AreaUtenza::PovertaEsclusioneSociale as i32,
+                stato: pb::StatoCartella::Aperta as i32,
+                data_apertura: "2025-01-10".into(),
+                ..Default::default()
+            };
             sqlx::query("INSERT INTO cartella (id, version, ente, ufficio, persona_id, cartella_id, created_at, updated_at, updated_by, body, area_utenza, stato) VALUES ($1, 1, 'H501', $2, $3, $1, 'x', 'x', 'bench', $4, 3, 1)")
                 .bind(&cid).bind(&uff).bind(&pid).bind(c.encode_to_vec())
                 .execute(&mut *tx).await.unwrap();
@@ -126,7 +141,15 @@ async fn seed(db: &str, n: u64) {
 }
 
 fn operatore() -> Caller {
-    Caller { kind: CallerKind::Operatore, subject: "bench".into(), ente: "H501".into(), ufficio: Some("M01".into()), roles: vec![Role::Operatore], purpose: "bench".into(), request_id: "b".into() }
+    Caller {
+        kind: CallerKind::Operatore,
+        subject: "bench".into(),
+        ente: "H501".into(),
+        ufficio: Some("M01".into()),
+        roles: vec![Role::Operatore],
+        purpose: "bench".into(),
+        request_id: "b".into(),
+    }
 }
 
 async fn flussi(n: u64) {
@@ -137,10 +160,21 @@ async fn flussi(n: u64) {
         p.codice_fiscale = unique_cf(&p.codice_fiscale, i);
         let p = store.create(&operatore(), p).await.unwrap();
         let pid = p.meta.unwrap().id;
-        let c = store.create(&operatore(), pb::Cartella { persona_id: pid, area_utenza: 3, stato: 1, data_apertura: "2025-01-10".into(), ..Default::default() }).await.unwrap();
+        let c = store
+            .create(
+                &operatore(),
+                pb::Cartella { persona_id: pid, area_utenza: 3, stato: 1, data_apertura: "2025-01-10".into(), ..Default::default() },
+            )
+            .await
+            .unwrap();
         store.create(&operatore(), prestazione(&c.meta.unwrap().id, i)).await.unwrap();
     }
-    let ente = siuss::from_core::EnteSiuss { codice: "H501".into(), denominazione: "Roma Capitale".into(), indirizzo: "H501".into(), cf_operatore: compose("Operatore", "Bench", 1980, 1, 1, false, "H501") };
+    let ente = siuss::from_core::EnteSiuss {
+        codice: "H501".into(),
+        denominazione: "Roma Capitale".into(),
+        indirizzo: "H501".into(),
+        cf_operatore: compose("Operatore", "Bench", 1980, 1, 1, false, "H501"),
+    };
     let t = Instant::now();
     siuss_worker::drain(&store, &ente).await.unwrap();
     println!("worker produced {n} flows in {:.2}s ({:.0} flows/s)", t.elapsed().as_secs_f64(), n as f64 / t.elapsed().as_secs_f64());
@@ -148,17 +182,37 @@ async fn flussi(n: u64) {
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
     let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
     let rate = gateway::stack::limit::RateConfig { per_minute: 10_000_000, burst: 1_000_000 };
-    let built = app::build(app::Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()) }, &app::AppConfig { rate, ..Default::default() }).unwrap();
+    let built = app::build(
+        app::Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()) },
+        &app::AppConfig { rate, ..Default::default() },
+    )
+    .unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, built.router).await.unwrap() });
-    let inps = Caller { kind: CallerKind::Sistema, subject: "inps".into(), ente: "H501".into(), ufficio: None, roles: vec![Role::Consultazione], purpose: "bench".into(), request_id: "b".into() };
+    let inps = Caller {
+        kind: CallerKind::Sistema,
+        subject: "inps".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Consultazione],
+        purpose: "bench".into(),
+        request_id: "b".into(),
+    };
     let tok = signer.mint(&inps, Duration::from_secs(3600)).unwrap();
     let http = reqwest::Client::new();
     let t = Instant::now();
     let (mut since, mut got, mut bytes) = (0i64, 0u64, 0usize);
     loop {
-        let body = http.get(format!("http://{addr}/waas/v1/flussi?since={since}&limit=100")).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap();
+        let body = http
+            .get(format!("http://{addr}/waas/v1/flussi?since={since}&limit=100"))
+            .bearer_auth(&tok)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         bytes += body.len();
         let v: Value = serde_json::from_slice(&body).unwrap();
         let page = v["elenco_flussi"].as_array().unwrap();
@@ -167,7 +221,8 @@ async fn flussi(n: u64) {
         }
         got += page.len() as u64;
         let last = page.last().unwrap()["ts_flusso"].as_str().unwrap();
-        since = time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339).unwrap().unix_timestamp_nanos() as i64 / 1_000_000;
+        since = time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339).unwrap().unix_timestamp_nanos() as i64
+            / 1_000_000;
     }
     let http_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -242,7 +297,9 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match args.first().map(String::as_str) {
         Some("seed") => rt.block_on(seed(&args[1], args.get(2).map_or(1_000_000, |s| s.parse().unwrap()))),
-        Some("export") => export(&args[1], args.get(2).map_or("target/release/sigess", String::as_str), args.get(3).map_or(3, |s| s.parse().unwrap())),
+        Some("export") => {
+            export(&args[1], args.get(2).map_or("target/release/sigess", String::as_str), args.get(3).map_or(3, |s| s.parse().unwrap()))
+        }
         Some("flussi") => rt.block_on(flussi(args.get(1).map_or(5_000, |s| s.parse().unwrap()))),
         _ => eprintln!("usage: siuss seed DB N | siuss export SEED_DB [SIGESS [RUNS]] | siuss flussi N"),
     }

@@ -9,7 +9,11 @@ use crate::{
     grpc_ingress::{self, Ingress},
     http::{self, Readiness},
     problem::problem,
-    stack::{self, StackConfig, limit::{Limiter, RateConfig}, metrics::{self, Metrics}},
+    stack::{
+        self, StackConfig,
+        limit::{Limiter, RateConfig},
+        metrics::{self, Metrics},
+    },
 };
 
 #[derive(Clone, Debug)]

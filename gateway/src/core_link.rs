@@ -78,9 +78,10 @@ impl CoreLink {
     /// Core's routes called in this process: no connection, no HTTP/2 framing, the same
     /// gRPC requests and responses.
     pub fn in_process(routes: Routes, signer: TokenSigner) -> Self {
-        let routes = ServiceExt::<http::Request<tonic::body::Body>>::map_err(routes.prepare(), |e: std::convert::Infallible| -> tonic::transport::Error {
-            match e {}
-        });
+        let routes = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
+            routes.prepare(),
+            |e: std::convert::Infallible| -> tonic::transport::Error { match e {} },
+        );
         Self::over(vec![BoxCloneSyncService::new(routes)], signer)
     }
 

@@ -14,7 +14,10 @@ use tower::ServiceExt;
 use crate::{
     auth::{Authenticator, ClientCert, Presented},
     core_link::CoreLink,
-    stack::{limit::{Decision, Limiter}, metrics::Metrics},
+    stack::{
+        limit::{Decision, Limiter},
+        metrics::Metrics,
+    },
 };
 
 #[derive(Clone, Debug)]

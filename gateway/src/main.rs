@@ -477,7 +477,9 @@ async fn client(c: ClientCmd) -> Result<()> {
                 roles.push(Role::parse(r.trim()).with_context(|| format!("unknown role {r:?}: use operatore, consultazione, statistica"))?);
             }
             let cert_sha256 = match &a.cert {
-                Some(p) => Some(gateway::auth::clients::cert_fingerprint_pem(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)?),
+                Some(p) => Some(gateway::auth::clients::cert_fingerprint_pem(
+                    &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+                )?),
                 None => None,
             };
             let modi_jwks = a.modi_jwks.as_deref().map(read_modi_jwks).transpose()?;
@@ -498,8 +500,11 @@ async fn client(c: ClientCmd) -> Result<()> {
                 .await?;
             println!("client_id: {}", rec.client_id);
             if let Some(s) = secret {
-                println!("client_secret: {}
-(shown once: only its hash is stored)", s.expose());
+                println!(
+                    "client_secret: {}
+(shown once: only its hash is stored)",
+                    s.expose()
+                );
             }
         }
         ClientCmd::List(a) => {
@@ -524,8 +529,11 @@ async fn client(c: ClientCmd) -> Result<()> {
         ClientCmd::Enable(a) => registry(&a.store).await?.set_disabled(&a.client_id, false).await?,
         ClientCmd::RotateSecret(a) => {
             let s = registry(&a.store).await?.rotate_secret(&a.client_id).await?;
-            println!("client_secret: {}
-(shown once: only its hash is stored)", s.expose());
+            println!(
+                "client_secret: {}
+(shown once: only its hash is stored)",
+                s.expose()
+            );
         }
         ClientCmd::SetModiJwks(a) => {
             let jwks = read_modi_jwks(&a.modi_jwks)?;

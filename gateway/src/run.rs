@@ -91,7 +91,14 @@ pub async fn up(cfg: UpConfig) -> Result<()> {
         if s.already_seeded {
             tracing::info!("demo data: the store already holds people, nothing seeded");
         } else {
-            tracing::info!(persone = s.persone, nuclei = s.nuclei, accessi = s.accessi, cartelle = s.cartelle, prestazioni = s.prestazioni, "demo data seeded");
+            tracing::info!(
+                persone = s.persone,
+                nuclei = s.nuclei,
+                accessi = s.accessi,
+                cartelle = s.cartelle,
+                prestazioni = s.prestazioni,
+                "demo data seeded"
+            );
         }
     }
     let grpc = TcpListener::bind(cfg.grpc_addr).await.with_context(|| format!("binding gRPC on {}", cfg.grpc_addr))?;
@@ -99,7 +106,9 @@ pub async fn up(cfg: UpConfig) -> Result<()> {
     let grpc_addr = grpc.local_addr()?;
     let http_addr = web.local_addr()?;
     tracing::info!(%grpc_addr, %http_addr, "SIGeSS hub listening");
-    println!("SIGeSS hub: core gRPC on {grpc_addr}; gateway on http://{http_addr} (REST /api/v1, gRPC ingress, /metrics, /healthz, /readyz)");
+    println!(
+        "SIGeSS hub: core gRPC on {grpc_addr}; gateway on http://{http_addr} (REST /api/v1, gRPC ingress, /metrics, /healthz, /readyz)"
+    );
     if cfg.demo.is_some() {
         let demo_caller = Caller {
             kind: CallerKind::Operatore,

@@ -77,16 +77,21 @@ impl AuthArgs {
     }
 
     /// The authenticator with every configured credential kind, and the token endpoint.
-    pub async fn build(&self, store: &Store, signer: &TokenSigner, signing_key: &std::path::Path) -> Result<(Authenticator, Router), SetupError> {
+    pub async fn build(
+        &self,
+        store: &Store,
+        signer: &TokenSigner,
+        signing_key: &std::path::Path,
+    ) -> Result<(Authenticator, Router), SetupError> {
         let cfg = |e: &dyn std::fmt::Display| SetupError::Config(e.to_string());
         let registry = ClientRegistry::new(store.clone());
         let key = self.access_token_key.as_deref().unwrap_or(signing_key);
         let tokens = AccessTokens::load(key, Duration::from_secs(self.access_token_ttl.max(60))).map_err(|e| cfg(&e))?;
-        let mut auth = Authenticator::new(signer.verifier().map_err(|e| cfg(&e))?)
-            .with_clients(registry.clone())
-            .with_access_tokens(tokens.clone());
+        let mut auth =
+            Authenticator::new(signer.verifier().map_err(|e| cfg(&e))?).with_clients(registry.clone()).with_access_tokens(tokens.clone());
         if let Some(jwks) = &self.pdnd_jwks {
-            let audience = self.pdnd_audience.clone().ok_or_else(|| SetupError::Config("--pdnd-audience is required with --pdnd-jwks".into()))?;
+            let audience =
+                self.pdnd_audience.clone().ok_or_else(|| SetupError::Config("--pdnd-audience is required with --pdnd-jwks".into()))?;
             let mut c = PdndConfig::new(jwks.parse().map_err(|e| cfg(&e))?, audience);
             c.issuer = self.pdnd_issuer.clone();
             c.modi_audience = self.modi_audience.clone();

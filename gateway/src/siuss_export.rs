@@ -24,8 +24,7 @@ use core_cartella::{
     store::{Store, flussi::RigaExport},
 };
 use siuss::{
-    FlowId, FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, TipoFlusso, VoceFlusso, WriteError,
-    Validato,
+    FlowId, FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, TipoFlusso, Validato, VoceFlusso, WriteError,
     from_core::{EnteSiuss, RecordValidato, Sorgente, map_validato},
     model::{Beneficiario, Data, Sinba, TipoOperazione},
 };
@@ -144,7 +143,6 @@ struct Out<W> {
     writer: W,
 }
 
-
 fn open_part(dir: &Path, id: &FlowId) -> Result<(PathBuf, PathBuf, BufWriter<File>), ExportError> {
     let path = dir.join(id.nome_file());
     let part = dir.join(format!("{}.part", id.nome_file()));
@@ -227,7 +225,12 @@ impl Exporter<'_> {
     }
 
     /// Counts a record written, or left out with the rules it breaks.
-    fn tally(&mut self, r: Result<(), WriteError>, prestazioni: usize, scritto: impl FnOnce(&mut ExportSummary)) -> Result<(), ExportError> {
+    fn tally(
+        &mut self,
+        r: Result<(), WriteError>,
+        prestazioni: usize,
+        scritto: impl FnOnce(&mut ExportSummary),
+    ) -> Result<(), ExportError> {
         let n = prestazioni as u64;
         match r {
             Ok(()) => {
@@ -254,7 +257,13 @@ impl Exporter<'_> {
             self.sum.fuori_periodo += 1;
             return;
         }
-        let src = Sorgente { persona: &f.persona, cartella: &f.cartella, prestazione: &f.prestazione, sina: f.sina.as_deref(), sinba: f.sinba.as_deref() };
+        let src = Sorgente {
+            persona: &f.persona,
+            cartella: &f.cartella,
+            prestazione: &f.prestazione,
+            sina: f.sina.as_deref(),
+            sinba: f.sinba.as_deref(),
+        };
         match map_validato(&src, TipoOperazione::Inserimento, self.cfg.to) {
             Err(v) => {
                 self.sum.escluse += 1;
@@ -348,7 +357,11 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
 impl std::fmt::Display for ExportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "prestazioni lette: {}", self.lette)?;
-        writeln!(f, "  scritte: {} ({} beneficiari PS, {} record SINBA)", self.prestazioni_scritte, self.beneficiari_ps, self.record_sinba)?;
+        writeln!(
+            f,
+            "  scritte: {} ({} beneficiari PS, {} record SINBA)",
+            self.prestazioni_scritte, self.beneficiari_ps, self.record_sinba
+        )?;
         writeln!(f, "  fuori periodo: {}", self.fuori_periodo)?;
         writeln!(f, "  revocate: {}", self.revocate)?;
         writeln!(f, "  escluse perché incomplete o non conformi: {}", self.escluse)?;

@@ -168,7 +168,13 @@ fn emissione(ente: &EnteSiuss, rec: Record, impronta: String, snapshot: Vec<u8>,
 }
 
 /// Decides one prestazione and records the decision. Returns the ids of the flows produced.
-pub async fn process(store: &Store, ente: &EnteSiuss, caller: &Caller, prestazione_id: &str, oggi: Data) -> Result<Vec<String>, WorkerError> {
+pub async fn process(
+    store: &Store,
+    ente: &EnteSiuss,
+    caller: &Caller,
+    prestazione_id: &str,
+    oggi: Data,
+) -> Result<Vec<String>, WorkerError> {
     let Some(fonte) = store.siuss_fonte(caller, prestazione_id).await? else { return Ok(Vec::new()) };
     let meta = fonte.prestazione.meta.clone().unwrap_or_default();
     let standing = store.siuss_standing(prestazione_id).await?;

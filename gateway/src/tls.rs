@@ -52,12 +52,7 @@ pub struct TlsConfig {
 
 impl TlsConfig {
     pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        Self {
-            cert: cert.into(),
-            key: key.into(),
-            client_ca: None,
-            client_cert_required: false,
-        }
+        Self { cert: cert.into(), key: key.into(), client_ca: None, client_cert_required: false }
     }
 
     /// Reads the files and builds the rustls configuration (ALPN `h2`, `http/1.1`).
@@ -68,13 +63,9 @@ impl TlsConfig {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError::file(&self.cert, e))?;
         if certs.is_empty() {
-            return Err(TlsError::Config(format!(
-                "{}: no certificate",
-                self.cert.display()
-            )));
+            return Err(TlsError::Config(format!("{}: no certificate", self.cert.display())));
         }
-        let key =
-            PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::file(&self.key, e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::file(&self.key, e))?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -83,33 +74,17 @@ impl TlsConfig {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
                 for c in CertificateDer::pem_file_iter(ca).map_err(|e| TlsError::file(ca, e))? {
-                    roots
-                        .add(c.map_err(|e| TlsError::file(ca, e))?)
-                        .map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
+                    roots.add(c.map_err(|e| TlsError::file(ca, e))?).map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
                 }
                 if roots.is_empty() {
-                    return Err(TlsError::Config(format!(
-                        "{}: no CA certificate",
-                        ca.display()
-                    )));
+                    return Err(TlsError::Config(format!("{}: no CA certificate", ca.display())));
                 }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                let verifier = if self.client_cert_required {
-                    verifier
-                } else {
-                    verifier.allow_unauthenticated()
-                };
-                builder.with_client_cert_verifier(
-                    verifier
-                        .build()
-                        .map_err(|e| TlsError::Config(e.to_string()))?,
-                )
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if self.client_cert_required { verifier } else { verifier.allow_unauthenticated() };
+                builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
             }
         };
-        let mut cfg = builder
-            .with_single_cert(certs, key)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let mut cfg = builder.with_single_cert(certs, key).map_err(|e| TlsError::Config(e.to_string()))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
@@ -188,12 +163,7 @@ pub async fn serve_tls_with(
                     return;
                 }
             };
-            let cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| ClientCert(c.as_ref().to_vec()));
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| ClientCert(c.as_ref().to_vec()));
             let svc = tower::service_fn(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 if let Some(c) = &cert {
@@ -202,18 +172,14 @@ pub async fn serve_tls_with(
                 router.clone().oneshot(req)
             });
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())

@@ -24,7 +24,7 @@ use core_cartella::{
     auth::Caller,
     store::{
         Store,
-        flussi::{Esito, EsitiError},
+        flussi::{EsitiError, Esito},
     },
 };
 use serde_json::{Value, json};
@@ -114,7 +114,9 @@ async fn admit(State(w): State<Waas>, req: axum::extract::Request, next: Next) -
     }
     let d = w.limiter.check(&format!("waas:{}:{}", caller.ente, caller.subject));
     let mut r = match d {
-        Decision::Limited { .. } => problem(StatusCode::TOO_MANY_REQUESTS, "quota di richieste esaurita: riprovare dopo i secondi indicati in Retry-After"),
+        Decision::Limited { .. } => {
+            problem(StatusCode::TOO_MANY_REQUESTS, "quota di richieste esaurita: riprovare dopo i secondi indicati in Retry-After")
+        }
         Decision::Allowed { .. } => next.run(req).await,
     };
     w.limiter.headers(&d, r.headers_mut());

@@ -23,8 +23,8 @@ use core_cartella::{
     store::{Store, StoreOptions},
 };
 use gateway::auth::{
-    AccessTokens, Authenticator, ClientRegistry, JwksSource, NewClient, PdndConfig, PdndVerifier,
-    Presented, cert_fingerprint, modi::digest_header_value, oauth_router, require_caller,
+    AccessTokens, Authenticator, ClientRegistry, JwksSource, NewClient, PdndConfig, PdndVerifier, Presented, cert_fingerprint,
+    modi::digest_header_value, oauth_router, require_caller,
 };
 use josekit::{
     jwk::{Jwk, JwkSet},
@@ -42,10 +42,7 @@ const PDND_CLIENT: &str = "6a1f3c2e-pdnd-client";
 const INPS_KID: &str = "inps-modi-key-1";
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// An RSA key pair as (private JWK, public JWK) with `kid`.
@@ -109,12 +106,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreOptions::new(&format!(
-        "sqlite://{}",
-        dir.path().join("hub.db").display()
-    )))
-    .await
-    .unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}", dir.path().join("hub.db").display()))).await.unwrap();
     let registry = ClientRegistry::new(store.clone());
     let key_path = dir.path().join("hub-signing-key.pem");
     let hub = TokenSigner::load_or_create(&key_path).unwrap();
@@ -126,25 +118,12 @@ async fn env() -> Env {
     let mut cfg = PdndConfig::new(JwksSource::File(jwks), AUD);
     cfg.issuer = Some(ISS.into());
     let pdnd = PdndVerifier::from_config(cfg).await.unwrap();
-    let auth = Authenticator::new(hub.verifier().unwrap())
-        .with_clients(registry.clone())
-        .with_access_tokens(tokens.clone())
-        .with_pdnd(pdnd);
-    let protected = Router::new()
-        .route("/whoami", get(whoami).post(whoami))
-        .route_layer(middleware::from_fn_with_state(auth.clone(), require_caller));
+    let auth =
+        Authenticator::new(hub.verifier().unwrap()).with_clients(registry.clone()).with_access_tokens(tokens.clone()).with_pdnd(pdnd);
+    let protected =
+        Router::new().route("/whoami", get(whoami).post(whoami)).route_layer(middleware::from_fn_with_state(auth.clone(), require_caller));
     let app = protected.merge(oauth_router(registry.clone(), tokens));
-    Env {
-        _dir: dir,
-        store,
-        registry,
-        hub,
-        auth,
-        app,
-        pdnd_private,
-        inps_private,
-        inps_public,
-    }
+    Env { _dir: dir, store, registry, hub, auth, app, pdnd_private, inps_private, inps_public }
 }
 
 /// A JWK set (JSON) of these public keys, as `--modi-jwks` takes it.
@@ -197,50 +176,24 @@ fn system_hub_token(e: &Env, subject: &str) -> String {
 }
 
 /// Sends a request to the app; returns status, headers and JSON body.
-async fn send(
-    app: &Router,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (StatusCode, HeaderMap, Value) {
+async fn send(app: &Router, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, HeaderMap, Value) {
     let mut req = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_vec())).unwrap())
-        .await
-        .unwrap();
+    let res = app.clone().oneshot(req.body(Body::from(body.to_vec())).unwrap()).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 async fn with_bearer(e: &Env, token: &str) -> (StatusCode, HeaderMap, Value) {
-    send(
-        &e.app,
-        "GET",
-        "/whoami",
-        &[("authorization", format!("Bearer {token}"))],
-        b"",
-    )
-    .await
+    send(&e.app, "GET", "/whoami", &[("authorization", format!("Bearer {token}"))], b"").await
 }
 
 fn assert_refused(res: &(StatusCode, HeaderMap, Value), reason: &str) {
-    assert_eq!(
-        res.0,
-        StatusCode::UNAUTHORIZED,
-        "expected {reason}, got {:?}",
-        res.2
-    );
+    assert_eq!(res.0, StatusCode::UNAUTHORIZED, "expected {reason}, got {:?}", res.2);
     assert_eq!(res.1["content-type"], "application/problem+json");
     assert_eq!(res.2["reason"], reason, "{:?}", res.2);
 }
@@ -262,11 +215,7 @@ async fn valid_voucher_is_accepted_reused_and_mapped_to_the_registered_client() 
         assert_eq!(body["sistema"], true);
     }
     // `sub` stands in for a missing `client_id`.
-    let v = sign(
-        &signer,
-        KID,
-        with(voucher_claims(), "client_id", Value::Null),
-    );
+    let v = sign(&signer, KID, with(voucher_claims(), "client_id", Value::Null));
     assert_eq!(with_bearer(&e, &v).await.0, StatusCode::OK);
 }
 
@@ -285,102 +234,48 @@ async fn every_bad_voucher_is_refused_with_its_reason() {
     assert_refused(&with_bearer(&e, &none).await, "alg_not_allowed");
 
     // HS256 keyed with the RSA public modulus: the classic key-confusion forgery.
-    let n = e
-        .pdnd_private
-        .parameter("n")
-        .and_then(Value::as_str)
-        .unwrap()
-        .to_string();
+    let n = e.pdnd_private.parameter("n").and_then(Value::as_str).unwrap().to_string();
     let hs = HS256.signer_from_bytes(n.as_bytes()).unwrap();
-    assert_refused(
-        &with_bearer(&e, &sign(&hs, KID, voucher_claims())).await,
-        "alg_not_allowed",
-    );
+    assert_refused(&with_bearer(&e, &sign(&hs, KID, voucher_claims())).await, "alg_not_allowed");
 
     let (rogue, _) = rsa_key("rogue");
     let rogue_signer = RS256.signer_from_jwk(&rogue).unwrap();
-    assert_refused(
-        &with_bearer(&e, &sign(&rogue_signer, "rogue", voucher_claims())).await,
-        "unknown_kid",
-    );
+    assert_refused(&with_bearer(&e, &sign(&rogue_signer, "rogue", voucher_claims())).await, "unknown_kid");
     // The right kid, the wrong key (josekit writes the signer's own kid into the header).
     let (impostor, _) = rsa_key(KID);
     let impostor = RS256.signer_from_jwk(&impostor).unwrap();
-    assert_refused(
-        &with_bearer(&e, &sign(&impostor, KID, voucher_claims())).await,
-        "bad_signature",
-    );
+    assert_refused(&with_bearer(&e, &sign(&impostor, KID, voucher_claims())).await, "bad_signature");
 
     let cases = [
-        (
-            with(voucher_claims(), "aud", json!("https://other.example/api")),
-            "wrong_audience",
-        ),
-        (
-            with(voucher_claims(), "iss", json!("someone-else")),
-            "wrong_issuer",
-        ),
-        (
-            with(
-                with(voucher_claims(), "exp", json!(t - 3600)),
-                "iat",
-                json!(t - 4000),
-            ),
-            "expired",
-        ),
-        (
-            with(voucher_claims(), "nbf", json!(t + 3600)),
-            "not_yet_valid",
-        ),
+        (with(voucher_claims(), "aud", json!("https://other.example/api")), "wrong_audience"),
+        (with(voucher_claims(), "iss", json!("someone-else")), "wrong_issuer"),
+        (with(with(voucher_claims(), "exp", json!(t - 3600)), "iat", json!(t - 4000)), "expired"),
+        (with(voucher_claims(), "nbf", json!(t + 3600)), "not_yet_valid"),
         (with(voucher_claims(), "exp", Value::Null), "missing_claim"),
-        (
-            with(voucher_claims(), "purposeId", Value::Null),
-            "missing_claim",
-        ),
-        (
-            with(
-                with(voucher_claims(), "client_id", json!("unknown-client")),
-                "sub",
-                json!("unknown-client"),
-            ),
-            "unknown_client",
-        ),
+        (with(voucher_claims(), "purposeId", Value::Null), "missing_claim"),
+        (with(with(voucher_claims(), "client_id", json!("unknown-client")), "sub", json!("unknown-client")), "unknown_client"),
     ];
     for (claims, reason) in cases {
         assert_refused(&with_bearer(&e, &sign(&signer, KID, claims)).await, reason);
     }
     // Within the leeway an expiry just past is still accepted.
     let fresh = with(voucher_claims(), "exp", json!(t - 20));
-    assert_eq!(
-        with_bearer(&e, &sign(&signer, KID, fresh)).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(with_bearer(&e, &sign(&signer, KID, fresh)).await.0, StatusCode::OK);
 
     // Tampered payload under a valid signature.
     let good = sign(&signer, KID, voucher_claims());
     let parts: Vec<&str> = good.split('.').collect();
-    let forged_payload =
-        URL_SAFE_NO_PAD.encode(with(voucher_claims(), "client_id", json!("someone")).to_string());
-    assert_refused(
-        &with_bearer(&e, &format!("{}.{forged_payload}.{}", parts[0], parts[2])).await,
-        "bad_signature",
-    );
+    let forged_payload = URL_SAFE_NO_PAD.encode(with(voucher_claims(), "client_id", json!("someone")).to_string());
+    assert_refused(&with_bearer(&e, &format!("{}.{forged_payload}.{}", parts[0], parts[2])).await, "bad_signature");
 
     for malformed in ["abc", "a.b.c", "….….…", "eyJhbGciOiJSUzI1NiJ9.!!.x"] {
         assert_refused(&with_bearer(&e, malformed).await, "malformed_token");
     }
-    assert_refused(
-        &send(&e.app, "GET", "/whoami", &[], b"").await,
-        "missing_credentials",
-    );
+    assert_refused(&send(&e.app, "GET", "/whoami", &[], b"").await, "missing_credentials");
 }
 
 /// An `Agid-JWT-Signature` for `body`, signing `digest` (the body's by default).
-fn modi_signature(
-    signer: &dyn JwsSigner,
-    body: &[u8],
-    overrides: &[(&str, Value)],
-) -> (String, String) {
+fn modi_signature(signer: &dyn JwsSigner, body: &[u8], overrides: &[(&str, Value)]) -> (String, String) {
     let digest = digest_header_value(body);
     let t = now();
     let mut claims = json!({
@@ -395,19 +290,10 @@ fn modi_signature(
     header.set_key_id(signer.key_id().unwrap_or(INPS_KID));
     header.set_token_type("JWT");
     let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
-    (
-        jwt::encode_with_signer(&payload, &header, signer).unwrap(),
-        digest,
-    )
+    (jwt::encode_with_signer(&payload, &header, signer).unwrap(), digest)
 }
 
-async fn signed_post(
-    e: &Env,
-    voucher: &str,
-    sig: &str,
-    digest: &str,
-    body: &[u8],
-) -> (StatusCode, HeaderMap, Value) {
+async fn signed_post(e: &Env, voucher: &str, sig: &str, digest: &str, body: &[u8]) -> (StatusCode, HeaderMap, Value) {
     let headers = [
         ("authorization", format!("Bearer {voucher}")),
         ("agid-jwt-signature", sig.to_string()),
@@ -430,140 +316,59 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
     let (sig, digest) = modi_signature(&signer, body, &[]);
     let first = signed_post(&e, &voucher, &sig, &digest, body).await;
     assert_eq!(first.0, StatusCode::OK, "{:?}", first.2);
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_replay",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_replay");
 
     // The signature and Digest agree, but the body is not the one they describe.
     let (sig, digest) = modi_signature(&signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, br#"{"esiti":[]}"#).await,
-        "modi_digest_mismatch",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, br#"{"esiti":[]}"#).await, "modi_digest_mismatch");
     // Digest header recomputed for the new body, signature still over the old digest.
     let (sig, _) = modi_signature(&signer, body, &[]);
     let other = br#"{"esiti":[]}"#;
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest_header_value(other), other).await,
-        "modi_signed_headers_mismatch",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest_header_value(other), other).await, "modi_signed_headers_mismatch");
     // A signed header whose value differs from the request's.
     let (sig, digest) = modi_signature(
         &signer,
         body,
-        &[(
-            "signed_headers",
-            json!([{ "digest": digest_header_value(body) }, { "content-type": "text/plain" }]),
-        )],
+        &[("signed_headers", json!([{ "digest": digest_header_value(body) }, { "content-type": "text/plain" }]))],
     );
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_signed_headers_mismatch",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_signed_headers_mismatch");
 
-    let (sig, digest) = modi_signature(
-        &signer,
-        body,
-        &[("aud", json!("https://elsewhere.example"))],
-    );
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_wrong_audience",
-    );
-    let (sig, digest) = modi_signature(
-        &signer,
-        body,
-        &[("exp", json!(now() - 3600)), ("iat", json!(now() - 4000))],
-    );
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_expired",
-    );
+    let (sig, digest) = modi_signature(&signer, body, &[("aud", json!("https://elsewhere.example"))]);
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_wrong_audience");
+    let (sig, digest) = modi_signature(&signer, body, &[("exp", json!(now() - 3600)), ("iat", json!(now() - 4000))]);
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_expired");
     let (sig, digest) = modi_signature(&signer, body, &[("jti", Value::Null)]);
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_missing_claim",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_missing_claim");
     // INPS's kid, another key.
     let (impostor, _) = rsa_key(INPS_KID);
     let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&impostor).unwrap(), body, &[]);
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_bad_signature",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_bad_signature");
     let (rogue, _) = rsa_key("rogue");
     let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&rogue).unwrap(), body, &[]);
-    assert_refused(
-        &signed_post(&e, &voucher, &sig, &digest, body).await,
-        "modi_unknown_kid",
-    );
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_unknown_kid");
     // PDND's own key signs vouchers, not ModI requests: it is not one of INPS's keys.
     let (sig, digest) = modi_signature(&pdnd_signer, body, &[]);
     let res = signed_post(&e, &voucher, &sig, &digest, body).await;
     assert_refused(&res, "modi_unknown_kid");
-    assert!(
-        res.2["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not one registered for the calling client"),
-        "{:?}",
-        res.2
-    );
+    assert!(res.2["detail"].as_str().unwrap().contains("not one registered for the calling client"), "{:?}", res.2);
 
     let (sig, _) = modi_signature(&signer, body, &[]);
-    let headers = [
-        ("authorization", format!("Bearer {voucher}")),
-        ("agid-jwt-signature", sig),
-        ("content-type", "application/json".into()),
-    ];
-    assert_refused(
-        &send(&e.app, "POST", "/whoami", &headers, body).await,
-        "modi_missing_digest",
-    );
+    let headers =
+        [("authorization", format!("Bearer {voucher}")), ("agid-jwt-signature", sig), ("content-type", "application/json".into())];
+    assert_refused(&send(&e.app, "POST", "/whoami", &headers, body).await, "modi_missing_digest");
 
     // The ledger is shared through the store and purged once expired.
     let n = |s: &Store| {
         let pool = s.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM modi_jti")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
+        async move { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM modi_jti").fetch_one(&pool).await.unwrap() }
     };
     assert_eq!(n(&e.store).await, 1);
-    assert!(
-        e.store
-            .remember_jti("x", "old", now() - 10, now())
-            .await
-            .unwrap()
-    );
-    assert!(
-        e.store
-            .remember_jti("x", "live", now() + 100, now())
-            .await
-            .unwrap()
-    );
-    assert!(
-        !e.store
-            .remember_jti("x", "live", now() + 100, now())
-            .await
-            .unwrap()
-    );
+    assert!(e.store.remember_jti("x", "old", now() - 10, now()).await.unwrap());
+    assert!(e.store.remember_jti("x", "live", now() + 100, now()).await.unwrap());
+    assert!(!e.store.remember_jti("x", "live", now() + 100, now()).await.unwrap());
     // An id whose earlier use has expired may be recorded again.
-    assert!(
-        e.store
-            .remember_jti("x", "old", now() + 100, now())
-            .await
-            .unwrap()
-    );
-    assert!(
-        e.store
-            .remember_jti("x", "gone", now() - 10, now())
-            .await
-            .unwrap()
-    );
+    assert!(e.store.remember_jti("x", "old", now() + 100, now()).await.unwrap());
+    assert!(e.store.remember_jti("x", "gone", now() - 10, now()).await.unwrap());
     assert_eq!(e.store.purge_jtis(now()).await.unwrap(), 1);
     assert_eq!(n(&e.store).await, 3);
 }
@@ -595,28 +400,15 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
         .await
         .unwrap();
     let other_signer = RS256.signer_from_jwk(&other_private).unwrap();
-    let other_voucher = sign(
-        &pdnd_signer,
-        KID,
-        with(
-            with(voucher_claims(), "client_id", json!("regione-pdnd")),
-            "sub",
-            json!("regione-pdnd"),
-        ),
-    );
+    let other_voucher =
+        sign(&pdnd_signer, KID, with(with(voucher_claims(), "client_id", json!("regione-pdnd")), "sub", json!("regione-pdnd")));
     // Its signature on INPS's voucher: refused, though the key is registered (to the other).
     let (sig, digest) = modi_signature(&other_signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &inps_voucher, &sig, &digest, body).await,
-        "modi_unknown_kid",
-    );
+    assert_refused(&signed_post(&e, &inps_voucher, &sig, &digest, body).await, "modi_unknown_kid");
     // INPS's signature on the other client's voucher: refused too.
     let inps_signer = RS256.signer_from_jwk(&e.inps_private).unwrap();
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &other_voucher, &sig, &digest, body).await,
-        "modi_unknown_kid",
-    );
+    assert_refused(&signed_post(&e, &other_voucher, &sig, &digest, body).await, "modi_unknown_kid");
     // Each with its own: accepted (the jti ledger is per client, so the same jti from two
     // clients does not collide).
     let jti = json!(uuid::Uuid::new_v4().to_string());
@@ -640,15 +432,8 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
         })
         .await
         .unwrap();
-    let nokeys_voucher = sign(
-        &pdnd_signer,
-        KID,
-        with(
-            with(voucher_claims(), "client_id", json!("nokeys-pdnd")),
-            "sub",
-            json!("nokeys-pdnd"),
-        ),
-    );
+    let nokeys_voucher =
+        sign(&pdnd_signer, KID, with(with(voucher_claims(), "client_id", json!("nokeys-pdnd")), "sub", json!("nokeys-pdnd")));
     assert_eq!(with_bearer(&e, &nokeys_voucher).await.0, StatusCode::OK);
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
     let res = signed_post(&e, &nokeys_voucher, &sig, &digest, body).await;
@@ -657,10 +442,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     // A hub caller token is no registered client: no keys, refused the same way.
     let hub_token = system_hub_token(&e, "script");
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &hub_token, &sig, &digest, body).await,
-        "modi_no_client_keys",
-    );
+    assert_refused(&signed_post(&e, &hub_token, &sig, &digest, body).await, "modi_no_client_keys");
 
     // An OAuth client with ModI keys: its access token and its own signature pass, another's
     // key does not, and a replay is refused.
@@ -679,12 +461,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
         })
         .await
         .unwrap();
-    let (status, _, tok) = token_request(
-        &e,
-        Some(basic(&app.client_id, secret.unwrap().expose())),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, tok) = token_request(&e, Some(basic(&app.client_id, secret.unwrap().expose())), "grant_type=client_credentials").await;
     assert_eq!(status, StatusCode::OK, "{tok}");
     let access = tok["access_token"].as_str().unwrap().to_string();
     let app_signer = RS256.signer_from_jwk(&app_private).unwrap();
@@ -692,15 +469,9 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     let (status, _, who) = signed_post(&e, &access, &sig, &digest, body).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(who["subject"], app.client_id);
-    assert_refused(
-        &signed_post(&e, &access, &sig, &digest, body).await,
-        "modi_replay",
-    );
+    assert_refused(&signed_post(&e, &access, &sig, &digest, body).await, "modi_replay");
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &access, &sig, &digest, body).await,
-        "modi_unknown_kid",
-    );
+    assert_refused(&signed_post(&e, &access, &sig, &digest, body).await, "modi_unknown_kid");
 
     // An mTLS client: its certificate picks the keys.
     let der = b"the certificate of an mTLS client".to_vec();
@@ -727,51 +498,22 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     let tls_signer = RS256.signer_from_jwk(&tls_private).unwrap();
     let (sig, digest) = modi_signature(&tls_signer, body, &[]);
     let h = presented(sig, digest);
-    let p = Presented {
-        headers: &h,
-        method: "POST",
-        path: "/x",
-        body,
-        client_cert: Some(&der),
-    };
+    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
     assert!(e.auth.authenticate(&p).await.is_ok());
     let (sig, digest) = modi_signature(&app_signer, body, &[]);
     let h = presented(sig, digest);
-    let p = Presented {
-        headers: &h,
-        method: "POST",
-        path: "/x",
-        body,
-        client_cert: Some(&der),
-    };
-    assert_eq!(
-        e.auth.authenticate(&p).await.unwrap_err().reason(),
-        "modi_unknown_kid"
-    );
+    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    assert_eq!(e.auth.authenticate(&p).await.unwrap_err().reason(), "modi_unknown_kid");
 
     // Rotation: INPS's new key replaces the old one.
     let (new_private, new_public) = rsa_key("inps-modi-key-2");
     let inps = e.registry.by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
-    e.registry
-        .set_modi_jwks(&inps.client_id, Some(&new_public.to_string()))
-        .await
-        .unwrap();
+    e.registry.set_modi_jwks(&inps.client_id, Some(&new_public.to_string())).await.unwrap();
     let (sig, digest) = modi_signature(&inps_signer, body, &[]);
-    assert_refused(
-        &signed_post(&e, &inps_voucher, &sig, &digest, body).await,
-        "modi_unknown_kid",
-    );
+    assert_refused(&signed_post(&e, &inps_voucher, &sig, &digest, body).await, "modi_unknown_kid");
     let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&new_private).unwrap(), body, &[]);
-    assert_eq!(
-        signed_post(&e, &inps_voucher, &sig, &digest, body).await.0,
-        StatusCode::OK
-    );
-    assert!(
-        e.registry
-            .set_modi_jwks(&inps.client_id, Some(&new_private.to_string()))
-            .await
-            .is_err()
-    );
+    assert_eq!(signed_post(&e, &inps_voucher, &sig, &digest, body).await.0, StatusCode::OK);
+    assert!(e.registry.set_modi_jwks(&inps.client_id, Some(&new_private.to_string())).await.is_err());
 }
 
 /// Registration refuses ModI key sets that are not RSA public keys with a kid, through the
@@ -791,10 +533,7 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     for (jwks, says) in [
         (e.inps_private.to_string(), "private key"),
         (jwks_json(&[&e.inps_public, &e.inps_private]), "private key"),
-        (
-            r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(),
-            "no kid",
-        ),
+        (r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(), "no kid"),
         ("{not json".to_string(), "not JSON"),
     ] {
         match e.registry.create(new(jwks)).await {
@@ -808,20 +547,8 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let db = format!("sqlite://{}", dir.path().join("cli.db").display());
     let add = |file: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sigess"))
-            .args([
-                "client",
-                "add",
-                "--database-url",
-                &db,
-                "--name",
-                "INPS SIUSS",
-            ])
-            .args([
-                "--roles",
-                "consultazione",
-                "--purpose",
-                "alimentazione SIUSS",
-            ])
+            .args(["client", "add", "--database-url", &db, "--name", "INPS SIUSS"])
+            .args(["--roles", "consultazione", "--purpose", "alimentazione SIUSS"])
             .args(["--pdnd-client-id", PDND_CLIENT, "--modi-jwks"])
             .arg(file)
             .output()
@@ -832,18 +559,11 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let out = add(&private);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("private key") && err.contains("private.json"),
-        "{err}"
-    );
+    assert!(err.contains("private key") && err.contains("private.json"), "{err}");
     let public = dir.path().join("public.json");
     std::fs::write(&public, jwks_json(&[&e.inps_public])).unwrap();
     let out = add(&public);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let store = Store::open(&StoreOptions::new(&db)).await.unwrap();
     let c = store.client_by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
     let keys = JwkSet::from_bytes(c.modi_jwks.unwrap().as_bytes()).unwrap();
@@ -854,15 +574,8 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
-async fn token_request(
-    e: &Env,
-    auth: Option<String>,
-    form: &str,
-) -> (StatusCode, HeaderMap, Value) {
-    let mut headers = vec![(
-        "content-type",
-        "application/x-www-form-urlencoded".to_string(),
-    )];
+async fn token_request(e: &Env, auth: Option<String>, form: &str) -> (StatusCode, HeaderMap, Value) {
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded".to_string())];
     if let Some(a) = auth {
         headers.push(("authorization", a));
     }
@@ -889,22 +602,16 @@ async fn client_credentials_issue_tokens_the_gateway_accepts() {
     let secret = secret.expose();
 
     // Only an Argon2id PHC string is stored.
-    let stored: String =
-        sqlx::query_scalar("SELECT secret_hash FROM hub_client WHERE client_id = $1")
-            .bind(&client.client_id)
-            .fetch_one(e.store.pool())
-            .await
-            .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM hub_client WHERE client_id = $1")
+        .bind(&client.client_id)
+        .fetch_one(e.store.pool())
+        .await
+        .unwrap();
     assert!(stored.starts_with("$argon2id$v=19$"), "{stored}");
     assert!(!stored.contains(secret));
     assert!(!format!("{client:?}").contains(&stored));
 
-    let (status, headers, body) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, headers, body) = token_request(&e, Some(basic(&client.client_id, secret)), "grant_type=client_credentials").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(body["token_type"], "Bearer");
@@ -914,95 +621,32 @@ async fn client_credentials_issue_tokens_the_gateway_accepts() {
     let (status, _, who) = with_bearer(&e, &token).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(who["subject"], client.client_id);
-    assert_eq!(
-        (who["ente"].as_str(), who["ufficio"].as_str()),
-        (Some("H501"), Some("M03"))
-    );
+    assert_eq!((who["ente"].as_str(), who["ufficio"].as_str()), (Some("H501"), Some("M03")));
 
     // Client id and secret as form fields, with a narrower scope.
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={secret}&scope=consultazione",
-        client.client_id
-    );
+    let form = format!("grant_type=client_credentials&client_id={}&client_secret={secret}&scope=consultazione", client.client_id);
     let (status, _, body) = token_request(&e, None, &form).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, _, who) = with_bearer(&e, body["access_token"].as_str().unwrap()).await;
     assert_eq!(who["roles"], json!(["consultazione"]));
 
-    let (status, headers, body) = token_request(
-        &e,
-        Some(basic(&client.client_id, "wrong-secret")),
-        "grant_type=client_credentials",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
-    assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
-    );
+    let (status, headers, body) = token_request(&e, Some(basic(&client.client_id, "wrong-secret")), "grant_type=client_credentials").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
     assert!(body["error_description"].is_string());
-    let (status, _, body) = token_request(
-        &e,
-        Some(basic("no-such-client", secret)),
-        "grant_type=client_credentials",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
+    let (status, _, body) = token_request(&e, Some(basic("no-such-client", secret)), "grant_type=client_credentials").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
     let (status, _, body) = token_request(&e, None, "grant_type=client_credentials").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
-    let (status, _, body) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "grant_type=password",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
-    );
-    let (status, _, body) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "scope=operatore",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request"))
-    );
-    let (status, _, body) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "grant_type=client_credentials&scope=statistica",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
-    );
-    let (status, _, body) = send(
-        &e.app,
-        "POST",
-        "/oauth/token",
-        &[("content-type", "application/json".into())],
-        b"{}",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request"))
-    );
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let (status, _, body) = token_request(&e, Some(basic(&client.client_id, secret)), "grant_type=password").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+    let (status, _, body) = token_request(&e, Some(basic(&client.client_id, secret)), "scope=operatore").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    let (status, _, body) =
+        token_request(&e, Some(basic(&client.client_id, secret)), "grant_type=client_credentials&scope=statistica").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+    let (status, _, body) = send(&e.app, "POST", "/oauth/token", &[("content-type", "application/json".into())], b"{}").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
 
     // The access token is for the gateway only: core's verifier refuses it.
     assert!(e.hub.verifier().unwrap().verify(&token, "").is_err());
@@ -1011,38 +655,17 @@ async fn client_credentials_issue_tokens_the_gateway_accepts() {
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
     assert_refused(&with_bearer(&e, &forged).await, "bad_signature");
-    e.registry
-        .set_disabled(&client.client_id, true)
-        .await
-        .unwrap();
+    e.registry.set_disabled(&client.client_id, true).await.unwrap();
     assert_refused(&with_bearer(&e, &token).await, "client_disabled");
-    let (status, _, _) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = token_request(&e, Some(basic(&client.client_id, secret)), "grant_type=client_credentials").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Rotation: the old secret stops working, the new one works.
-    e.registry
-        .set_disabled(&client.client_id, false)
-        .await
-        .unwrap();
+    e.registry.set_disabled(&client.client_id, false).await.unwrap();
     let fresh = e.registry.rotate_secret(&client.client_id).await.unwrap();
-    let (status, _, _) = token_request(
-        &e,
-        Some(basic(&client.client_id, secret)),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = token_request(&e, Some(basic(&client.client_id, secret)), "grant_type=client_credentials").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = token_request(
-        &e,
-        Some(basic(&client.client_id, fresh.expose())),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = token_request(&e, Some(basic(&client.client_id, fresh.expose())), "grant_type=client_credentials").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -1061,10 +684,7 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
     let t = e.hub.mint(&caller, Duration::from_secs(60)).unwrap();
     let (status, _, who) = with_bearer(&e, &t).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        (who["subject"].as_str(), who["sistema"].as_bool()),
-        (Some("op-7"), Some(false))
-    );
+    assert_eq!((who["subject"].as_str(), who["sistema"].as_bool()), (Some("op-7"), Some(false)));
 
     let der = b"a DER certificate as the TLS layer hands it over".to_vec();
     let (client, _) = e
@@ -1080,31 +700,13 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
         .await
         .unwrap();
     let headers = HeaderMap::new();
-    let presented = Presented {
-        headers: &headers,
-        method: "GET",
-        path: "/x",
-        body: b"",
-        client_cert: Some(&der),
-    };
+    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: b"", client_cert: Some(&der) };
     let c = e.auth.authenticate(&presented).await.unwrap();
-    assert_eq!(
-        (c.subject.as_str(), c.roles.as_slice()),
-        (client.client_id.as_str(), &[Role::Statistica][..])
-    );
+    assert_eq!((c.subject.as_str(), c.roles.as_slice()), (client.client_id.as_str(), &[Role::Statistica][..]));
     // An unregistered certificate falls through to the bearer token, here missing.
     let other = b"another certificate".to_vec();
-    let presented = Presented {
-        headers: &headers,
-        method: "GET",
-        path: "/x",
-        body: b"",
-        client_cert: Some(&other),
-    };
-    assert_eq!(
-        e.auth.authenticate(&presented).await.unwrap_err().reason(),
-        "missing_credentials"
-    );
+    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: b"", client_cert: Some(&other) };
+    assert_eq!(e.auth.authenticate(&presented).await.unwrap_err().reason(), "missing_credentials");
 
     // Registering the same certificate twice is refused.
     let dup = e
@@ -1119,30 +721,16 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
         .await;
     assert!(dup.is_err());
     let mut h = HeaderMap::new();
-    h.insert(
-        "authorization",
-        HeaderValue::from_static("Basic Zm9vOmJhcg=="),
-    );
-    let presented = Presented {
-        headers: &h,
-        method: "GET",
-        path: "/x",
-        body: b"",
-        client_cert: None,
-    };
-    assert_eq!(
-        e.auth.authenticate(&presented).await.unwrap_err().reason(),
-        "malformed_token"
-    );
+    h.insert("authorization", HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+    let presented = Presented { headers: &h, method: "GET", path: "/x", body: b"", client_cert: None };
+    assert_eq!(e.auth.authenticate(&presented).await.unwrap_err().reason(), "malformed_token");
 }
 
 #[tokio::test]
 async fn key_set_over_http_is_reloaded_for_a_new_kid() {
     let (k1, p1) = rsa_key("k1");
     let (k2, p2) = rsa_key("k2");
-    let served = std::sync::Arc::new(std::sync::Mutex::new(
-        json!({ "keys": [serde_json::to_value(p1.as_ref()).unwrap()] }),
-    ));
+    let served = std::sync::Arc::new(std::sync::Mutex::new(json!({ "keys": [serde_json::to_value(p1.as_ref()).unwrap()] })));
     let s = served.clone();
     let app = Router::new().route(
         "/jwks",
@@ -1161,16 +749,10 @@ async fn key_set_over_http_is_reloaded_for_a_new_kid() {
     cfg.issuer = Some(ISS.into());
     let pdnd = PdndVerifier::from_config(cfg).await.unwrap();
     let t1 = sign(&RS256.signer_from_jwk(&k1).unwrap(), "k1", voucher_claims());
-    assert_eq!(
-        pdnd.verify_voucher(&t1).await.unwrap().purpose_id,
-        "purpose-42"
-    );
+    assert_eq!(pdnd.verify_voucher(&t1).await.unwrap().purpose_id, "purpose-42");
 
     // PDND rotates: the new key is published and a voucher names it.
-    served.lock().unwrap()["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::to_value(p2.as_ref()).unwrap());
+    served.lock().unwrap()["keys"].as_array_mut().unwrap().push(serde_json::to_value(p2.as_ref()).unwrap());
     let t2 = sign(&RS256.signer_from_jwk(&k2).unwrap(), "k2", voucher_claims());
     let v = pdnd.verify_voucher(&t2).await.unwrap();
     assert_eq!(v.client_id, PDND_CLIENT);
@@ -1180,24 +762,10 @@ async fn key_set_over_http_is_reloaded_for_a_new_kid() {
 async fn refusals_through_post_are_never_server_errors() {
     let e = env().await;
     for token in ["", "Bearer", "Bearer .", "Bearer a.b", "Token abc"] {
-        let res = send(
-            &e.app,
-            "POST",
-            "/whoami",
-            &[("authorization", token.to_string())],
-            b"x",
-        )
-        .await;
+        let res = send(&e.app, "POST", "/whoami", &[("authorization", token.to_string())], b"x").await;
         assert_eq!(res.0, StatusCode::UNAUTHORIZED, "{token:?}");
     }
-    let res = send(
-        &e.app,
-        "POST",
-        "/oauth/token",
-        &[("content-type", "application/x-www-form-urlencoded".into())],
-        b"%%%",
-    )
-    .await;
+    let res = send(&e.app, "POST", "/oauth/token", &[("content-type", "application/x-www-form-urlencoded".into())], b"%%%").await;
     assert!(res.0.is_client_error());
 }
 
@@ -1210,27 +778,14 @@ async fn registry_and_jti_ledger_on_postgres() {
     let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
         Ok(p) => p,
         Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "PostgreSQL at {PG_ADMIN} is required under CI=true: {e}"
-            );
-            eprintln!(
-                "SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e}); set CI=true to make this a failure"
-            );
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
+            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e}); set CI=true to make this a failure");
             return;
         }
     };
     let name = format!("sigess_auth_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let store = Store::open(&StoreOptions::new(&format!(
-        "postgres://postgres@127.0.0.1:5432/{name}"
-    )))
-    .await
-    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"))).await.unwrap();
     let registry = ClientRegistry::new(store.clone());
     let (c, secret) = registry
         .create(NewClient {
@@ -1249,42 +804,16 @@ async fn registry_and_jti_ledger_on_postgres() {
     let keys = JwkSet::from_bytes(found.modi_jwks.as_deref().unwrap().as_bytes()).unwrap();
     assert_eq!(keys.get(INPS_KID).len(), 1);
     let (_, rotated) = rsa_key("inps-modi-key-2");
-    registry
-        .set_modi_jwks(&c.client_id, Some(&rotated.to_string()))
-        .await
-        .unwrap();
+    registry.set_modi_jwks(&c.client_id, Some(&rotated.to_string())).await.unwrap();
     let found = registry.find(&c.client_id).await.unwrap().unwrap();
     let keys = JwkSet::from_bytes(found.modi_jwks.as_deref().unwrap().as_bytes()).unwrap();
-    assert_eq!(
-        (keys.get(INPS_KID).len(), keys.get("inps-modi-key-2").len()),
-        (0, 1)
-    );
-    assert_eq!(
-        (found.client_id.as_str(), found.roles.len()),
-        (c.client_id.as_str(), 2)
-    );
-    assert!(
-        registry
-            .authenticate_secret(&c.client_id, secret.unwrap().expose())
-            .await
-            .is_ok()
-    );
-    assert!(
-        registry
-            .authenticate_secret(&c.client_id, "nope")
-            .await
-            .is_err()
-    );
-    let dup = NewClient {
-        ente: "H501".into(),
-        roles: vec![Role::Statistica],
-        pdnd_client_id: Some(PDND_CLIENT.into()),
-        ..NewClient::default()
-    };
-    assert!(matches!(
-        registry.create(dup).await,
-        Err(gateway::auth::RegistryError::Invalid(_))
-    ));
+    assert_eq!((keys.get(INPS_KID).len(), keys.get("inps-modi-key-2").len()), (0, 1));
+    assert_eq!((found.client_id.as_str(), found.roles.len()), (c.client_id.as_str(), 2));
+    assert!(registry.authenticate_secret(&c.client_id, secret.unwrap().expose()).await.is_ok());
+    assert!(registry.authenticate_secret(&c.client_id, "nope").await.is_err());
+    let dup =
+        NewClient { ente: "H501".into(), roles: vec![Role::Statistica], pdnd_client_id: Some(PDND_CLIENT.into()), ..NewClient::default() };
+    assert!(matches!(registry.create(dup).await, Err(gateway::auth::RegistryError::Invalid(_))));
 
     let t = now();
     assert!(store.remember_jti("iss", "j1", t + 100, t).await.unwrap());
@@ -1294,11 +823,7 @@ async fn registry_and_jti_ledger_on_postgres() {
     assert!(store.remember_jti("iss", "j3", t - 5, t).await.unwrap());
     assert_eq!(store.purge_jtis(t).await.unwrap(), 1);
     store.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
     admin.close().await;
 }
 
@@ -1325,10 +850,7 @@ async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
     let (status, headers, body) = get(vec![("authorization", format!("Bearer {t}"))]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert!(
-        body["detail"].as_str().unwrap().contains("voucher PDND"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains("voucher PDND"), "{body}");
 
     let (status, _, _) = get(vec![]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

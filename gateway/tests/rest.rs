@@ -92,7 +92,10 @@ impl Reply {
 
     /// Names in the problem's invalid_params.
     fn invalid(&self) -> Vec<String> {
-        self.body["invalid_params"].as_array().map(|a| a.iter().map(|p| p["name"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+        self.body["invalid_params"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p["name"].as_str().unwrap_or("").to_string()).collect())
+            .unwrap_or_default()
     }
 
     fn problem(&self, status: u16) -> &Self {
@@ -122,7 +125,15 @@ impl Env {
     }
 
     /// Sends a request; `template` is the route it exercises, recorded when it succeeds.
-    async fn send(&self, method: Method, template: &str, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    async fn send(
+        &self,
+        method: Method,
+        template: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut rb = self.http.request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
@@ -247,7 +258,11 @@ async fn every_route(in_process: bool) {
 
     // Nuclei.
     let n = env
-        .post("/api/v1/nuclei", &t, json!({ "persona_riferimento_id": pid, "membri": [{ "persona_id": oid, "parentela": "PARENTELA_FRATELLO" }] }))
+        .post(
+            "/api/v1/nuclei",
+            &t,
+            json!({ "persona_riferimento_id": pid, "membri": [{ "persona_id": oid, "parentela": "PARENTELA_FRATELLO" }] }),
+        )
         .await;
     assert_eq!(n.status, StatusCode::CREATED, "{}", n.body);
     let nid = n.id();
@@ -282,7 +297,8 @@ async fn every_route(in_process: bool) {
     let cid = c.id();
     assert_eq!(c.headers["location"], format!("/api/v1/cartelle/{cid}").as_str());
     update(&env, "/api/v1/cartelle/{id}", &format!("/api/v1/cartelle/{cid}"), &t, |r| r["operatore_responsabile"] = json!("op-18")).await;
-    let cartelle = env.get("/api/v1/cartelle", "/api/v1/cartelle?area_utenza=AREA_UTENZA_ANZIANI&stato=STATO_CARTELLA_APERTA&ufficio=M01", &t).await;
+    let cartelle =
+        env.get("/api/v1/cartelle", "/api/v1/cartelle?area_utenza=AREA_UTENZA_ANZIANI&stato=STATO_CARTELLA_APERTA&ufficio=M01", &t).await;
     assert_eq!(cartelle.status, StatusCode::OK, "{}", cartelle.body);
     assert_eq!(cartelle.body["cartelle"][0]["operatore_responsabile"], "op-18");
     let by_ufficio = env.get("/api/v1/persone", "/api/v1/persone?ufficio=M01", &t).await;
@@ -298,7 +314,10 @@ async fn every_route(in_process: bool) {
         .await;
     assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
     let did = d.id();
-    update(&env, "/api/v1/diario/{id}", &format!("/api/v1/diario/{did}"), &t, |r| r["testo"] = json!("Visita domiciliare. Seguira relazione.")).await;
+    update(&env, "/api/v1/diario/{id}", &format!("/api/v1/diario/{did}"), &t, |r| {
+        r["testo"] = json!("Visita domiciliare. Seguira relazione.")
+    })
+    .await;
     let diario = env.get("/api/v1/cartelle/{cartella_id}/diario", &format!("/api/v1/cartelle/{cid}/diario"), &t).await;
     assert_eq!(diario.body["entries"].as_array().unwrap().len(), 1, "{}", diario.body);
 
@@ -315,7 +334,10 @@ async fn every_route(in_process: bool) {
         .await;
     assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
     let vid = v.id();
-    let v2 = update(&env, "/api/v1/valutazioni/{id}", &format!("/api/v1/valutazioni/{vid}"), &t, |r| r["note"] = json!("rivalutare tra sei mesi")).await;
+    let v2 = update(&env, "/api/v1/valutazioni/{id}", &format!("/api/v1/valutazioni/{vid}"), &t, |r| {
+        r["note"] = json!("rivalutare tra sei mesi")
+    })
+    .await;
     assert_eq!(v2["sina"]["invalidita_civile"], json!([2]));
     assert!(v2.get("sinba").is_none(), "the unset arm of a oneof is absent");
     let vals = env.get("/api/v1/cartelle/{cartella_id}/valutazioni", &format!("/api/v1/cartelle/{cid}/valutazioni"), &t).await;
@@ -354,7 +376,10 @@ async fn every_route(in_process: bool) {
     assert_eq!(pr.body["importo_mensile"], json!(40000));
     assert!(pr.body.get("importo").is_none(), "an unset optional stays absent");
     let prid = pr.id();
-    update(&env, "/api/v1/prestazioni/{id}", &format!("/api/v1/prestazioni/{prid}"), &t, |r| r["stato"] = json!("STATO_PRESTAZIONE_CONCLUSA")).await;
+    update(&env, "/api/v1/prestazioni/{id}", &format!("/api/v1/prestazioni/{prid}"), &t, |r| {
+        r["stato"] = json!("STATO_PRESTAZIONE_CONCLUSA")
+    })
+    .await;
     // Its SIUSS state: no worker runs here, so it is not evaluated yet and has no flows.
     let r = env.get("/api/v1/prestazioni/{id}/siuss", &format!("/api/v1/prestazioni/{prid}/siuss"), &t).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -367,7 +392,11 @@ async fn every_route(in_process: bool) {
     let denied = env.get("/api/v1/cartelle/{id}", &format!("/api/v1/cartelle/{cid}"), &t2).await;
     denied.problem(403);
     let sh = env
-        .post("/api/v1/condivisioni", &t, json!({ "cartella_id": cid, "ufficio_destinatario": "M02", "base_giuridica": "trasferimento di residenza" }))
+        .post(
+            "/api/v1/condivisioni",
+            &t,
+            json!({ "cartella_id": cid, "ufficio_destinatario": "M02", "base_giuridica": "trasferimento di residenza" }),
+        )
         .await;
     assert_eq!(sh.status, StatusCode::CREATED, "{}", sh.body);
     assert!(sh.headers.get("location").is_none(), "a condivisione has no URL of its own");
@@ -404,11 +433,17 @@ async fn errors_are_problem_documents() {
     let ppath = format!("/api/v1/persone/{pid}");
 
     // Malformed JSON.
-    let res = env
-        .send(Method::POST, "/api/v1/persone", "/api/v1/persone", Some(&t), None, &[("content-type", "application/json")])
-        .await;
+    let res = env.send(Method::POST, "/api/v1/persone", "/api/v1/persone", Some(&t), None, &[("content-type", "application/json")]).await;
     assert_eq!(res.problem(400).invalid(), ["body"]);
-    let raw = env.http.post(format!("{}/api/v1/persone", env.base)).bearer_auth(&t).header("content-type", "application/json").body("{\"cognome\": ").send().await.unwrap();
+    let raw = env
+        .http
+        .post(format!("{}/api/v1/persone", env.base))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{\"cognome\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["invalid_params"][0]["name"], "body");
@@ -446,7 +481,15 @@ async fn errors_are_problem_documents() {
     let res = env.put(tpl, &ppath, &t, rec, &[]).await;
     assert_eq!(res.problem(400).invalid(), ["persona.meta.id"]);
     // Wrong content type.
-    let res = env.http.post(format!("{}/api/v1/persone", env.base)).bearer_auth(&t).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let res = env
+        .http
+        .post(format!("{}/api/v1/persone", env.base))
+        .bearer_auth(&t)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // 401: no token, garbage token, token signed by another key.
@@ -456,7 +499,18 @@ async fn errors_are_problem_documents() {
     env.send(Method::GET, tpl, &ppath, Some("abc.def.ghi"), None, &[]).await.problem(401);
     let stranger = TokenSigner::load_or_create(&env._dir.path().join("other.pem")).unwrap();
     let forged = stranger
-        .mint(&Caller { kind: CallerKind::Operatore, subject: "x".into(), ente: "H501".into(), ufficio: Some("M01".into()), roles: vec![Role::Operatore], purpose: "x".into(), request_id: String::new() }, Duration::from_secs(60))
+        .mint(
+            &Caller {
+                kind: CallerKind::Operatore,
+                subject: "x".into(),
+                ente: "H501".into(),
+                ufficio: Some("M01".into()),
+                roles: vec![Role::Operatore],
+                purpose: "x".into(),
+                request_id: String::new(),
+            },
+            Duration::from_secs(60),
+        )
         .unwrap();
     env.send(Method::GET, tpl, &ppath, Some(&forged), None, &[]).await.problem(401);
 

@@ -115,28 +115,39 @@ async fn cartella(store: &Store, cognome: &str, area: pb::AreaUtenza) -> String 
 
 async fn cartella_cf(store: &Store, cognome: &str, area: pb::AreaUtenza, cf: bool) -> String {
     let p = store
-        .create(&operatore(), pb::Persona {
-            codice_fiscale: if cf { compose(cognome, "Prova", 1960, 4, 9, true, "H501") } else { String::new() },
-            cognome: cognome.into(),
-            nome: "Prova".into(),
-            sesso: pb::Sesso::Femmina as i32,
-            data_nascita: "1960-04-09".into(),
-            luogo_nascita: "H501".into(),
-            cittadinanza: "380".into(),
-            residenza: Some(pb::Indirizzo { codice_nazione: "380".into(), codice_regione: "12".into(), codice_comune: "058091".into(), ..Default::default() }),
-            ..Default::default()
-        })
+        .create(
+            &operatore(),
+            pb::Persona {
+                codice_fiscale: if cf { compose(cognome, "Prova", 1960, 4, 9, true, "H501") } else { String::new() },
+                cognome: cognome.into(),
+                nome: "Prova".into(),
+                sesso: pb::Sesso::Femmina as i32,
+                data_nascita: "1960-04-09".into(),
+                luogo_nascita: "H501".into(),
+                cittadinanza: "380".into(),
+                residenza: Some(pb::Indirizzo {
+                    codice_nazione: "380".into(),
+                    codice_regione: "12".into(),
+                    codice_comune: "058091".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let c = store
-        .create(&operatore(), pb::Cartella {
-            persona_id: id(&p.meta),
-            area_utenza: area as i32,
-            stato: pb::StatoCartella::Aperta as i32,
-            data_apertura: "2025-01-10".into(),
-            operatore_responsabile: "op-1".into(),
-            ..Default::default()
-        })
+        .create(
+            &operatore(),
+            pb::Cartella {
+                persona_id: id(&p.meta),
+                area_utenza: area as i32,
+                stato: pb::StatoCartella::Aperta as i32,
+                data_apertura: "2025-01-10".into(),
+                operatore_responsabile: "op-1".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     id(&c.meta)
@@ -222,7 +233,10 @@ async fn ledger(pg: bool) {
     let after = store.siuss_flusso(&first).await.unwrap().unwrap();
     assert_eq!(after.stato, StatoFlusso::Acknowledged);
     assert_eq!(after.id_acquisizione_siuss, "22738");
-    assert_eq!((before.stato, before.codice_esito.clone(), before.id_acquisizione_siuss.clone()), (after.stato, after.codice_esito, after.id_acquisizione_siuss));
+    assert_eq!(
+        (before.stato, before.codice_esito.clone(), before.id_acquisizione_siuss.clone()),
+        (after.stato, after.codice_esito, after.id_acquisizione_siuss)
+    );
 
     // A changed prestazione: cancellation of what was sent, then the new insertion.
     let mut p1 = store.get::<pb::Prestazione>(&operatore(), &p1_id, "").await.unwrap();
@@ -240,7 +254,13 @@ async fn ledger(pg: bool) {
     assert!(canc.ts_flusso < nuovo.ts_flusso && canc.seq < nuovo.seq);
 
     // Esito KO on the new insertion is stored as rejected.
-    let ko = Esito { id_flusso: nuovo.id_flusso.clone(), codice_esito: "RICHIESTA_INVALIDA".into(), descrizione_esito: "prova".into(), id_acquisizione_siuss: String::new(), ts_acquisizione: "2026-11-23T11:04:56.852Z".into() };
+    let ko = Esito {
+        id_flusso: nuovo.id_flusso.clone(),
+        codice_esito: "RICHIESTA_INVALIDA".into(),
+        descrizione_esito: "prova".into(),
+        id_acquisizione_siuss: String::new(),
+        ts_acquisizione: "2026-11-23T11:04:56.852Z".into(),
+    };
     store.siuss_esiti(&inps(), &[ko]).await.unwrap();
     let r = store.siuss_flusso(&nuovo.id_flusso).await.unwrap().unwrap();
     assert_eq!((r.stato, r.codice_esito.as_str()), (StatoFlusso::Rejected, "RICHIESTA_INVALIDA"));
@@ -339,29 +359,17 @@ async fn export_stream(pg: bool) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let mut attese = Vec::new();
-    for cognome in [
-        "Rossi", "Bianchi", "Verdi", "Neri", "Gialli", "Marroni", "Viola",
-    ] {
+    for cognome in ["Rossi", "Bianchi", "Verdi", "Neri", "Gialli", "Marroni", "Viola"] {
         let cid = cartella(&store, cognome, pb::AreaUtenza::PovertaEsclusioneSociale).await;
-        let persona_id = store
-            .get::<pb::Cartella>(&operatore(), &cid, "")
-            .await
-            .unwrap()
-            .persona_id;
+        let persona_id = store.get::<pb::Cartella>(&operatore(), &cid, "").await.unwrap().persona_id;
         for k in 0..3 {
-            let pr = store
-                .create(&operatore(), prestazione(&cid, 10_000 + k))
-                .await
-                .unwrap();
+            let pr = store.create(&operatore(), prestazione(&cid, 10_000 + k)).await.unwrap();
             attese.push((persona_id.clone(), id(&pr.meta), cid.clone()));
         }
     }
     attese.sort();
     let caller = siuss_worker::system_caller("H501");
-    assert!(
-        store.siuss_export_stream(&operatore(), 2).is_err(),
-        "an office-bound operator cannot export the ente"
-    );
+    assert!(store.siuss_export_stream(&operatore(), 2).is_err(), "an office-bound operator cannot export the ente");
 
     // One prestazione per page: more pages than one SQLite read transaction spans.
     let mut pagine = store.siuss_export_stream(&caller, 1).unwrap();
@@ -373,54 +381,26 @@ async fn export_stream(pg: bool) {
         if n_pagine == 10 {
             // A write of the hub while the export reads: not part of this export's earlier
             // pages, and it does not stop the read.
-            let cid = cartella(
-                &store,
-                "Concorrente",
-                pb::AreaUtenza::PovertaEsclusioneSociale,
-            )
-            .await;
-            store
-                .create(&operatore(), prestazione(&cid, 1))
-                .await
-                .unwrap();
+            let cid = cartella(&store, "Concorrente", pb::AreaUtenza::PovertaEsclusioneSociale).await;
+            store.create(&operatore(), prestazione(&cid, 1)).await.unwrap();
         }
         for r in page {
             let persona_id = r.persona.meta.as_ref().unwrap().id.clone();
-            assert_eq!(
-                r.prestazione.cartella_id,
-                r.cartella.meta.as_ref().unwrap().id
-            );
+            assert_eq!(r.prestazione.cartella_id, r.cartella.meta.as_ref().unwrap().id);
             assert_eq!(r.cartella.persona_id, persona_id);
-            lette.push((
-                persona_id,
-                id(&r.prestazione.meta),
-                r.prestazione.cartella_id.clone(),
-            ));
+            lette.push((persona_id, id(&r.prestazione.meta), r.prestazione.cartella_id.clone()));
         }
     }
-    let concorrente: Vec<_> = lette
-        .iter()
-        .filter(|x| !attese.contains(x))
-        .cloned()
-        .collect();
-    assert!(
-        concorrente.len() <= 1,
-        "only the prestazione written during the read may be extra"
-    );
+    let concorrente: Vec<_> = lette.iter().filter(|x| !attese.contains(x)).cloned().collect();
+    assert!(concorrente.len() <= 1, "only the prestazione written during the read may be extra");
     let mut ordinate = lette.clone();
     ordinate.sort();
-    assert_eq!(
-        lette, ordinate,
-        "pages come in (persona, prestazione) order"
-    );
+    assert_eq!(lette, ordinate, "pages come in (persona, prestazione) order");
     lette.retain(|x| attese.contains(x));
     assert_eq!(lette, attese, "every prestazione once");
     for (persona_id, ..) in attese.iter().step_by(3) {
         // Three prestazioni of one person on three pages: three audited reads.
-        let n = store
-            .audit_count(core_cartella::record::Kind::Persona, persona_id, "read")
-            .await
-            .unwrap();
+        let n = store.audit_count(core_cartella::record::Kind::Persona, persona_id, "read").await.unwrap();
         assert_eq!(n, 3, "one audit row per page that read the person");
     }
 
@@ -431,21 +411,14 @@ async fn export_stream(pg: bool) {
         assert!(!page.is_empty() && page.len() <= 2);
         tutte.extend(page.into_iter().map(|r| id(&r.prestazione.meta)));
     }
-    assert_eq!(
-        tutte.len(),
-        attese.len() + 1,
-        "the prestazione written during the first read is read now"
-    );
+    assert_eq!(tutte.len(), attese.len() + 1, "the prestazione written during the first read is read now");
 
     // A stream dropped after its first page stops its reader; the store goes on.
     let mut pagine = store.siuss_export_stream(&caller, 1).unwrap();
     assert!(pagine.next().await.unwrap().is_some());
     drop(pagine);
     let cid = cartella(&store, "Dopo", pb::AreaUtenza::PovertaEsclusioneSociale).await;
-    store
-        .create(&operatore(), prestazione(&cid, 2))
-        .await
-        .unwrap();
+    store.create(&operatore(), prestazione(&cid, 2)).await.unwrap();
     store.close().await;
     db.drop_pg().await;
 }
@@ -479,7 +452,13 @@ async fn web(rate: RateConfig) -> Web {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, built.router).await.unwrap() });
-    Web { base: format!("http://{addr}/waas/v1"), signer, store, http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(), _dir: dir }
+    Web {
+        base: format!("http://{addr}/waas/v1"),
+        signer,
+        store,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        _dir: dir,
+    }
 }
 
 impl Web {
@@ -559,7 +538,15 @@ async fn waas_http() {
     let detail = r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("elenco_esiti[1].codice_esito") && detail.contains("elenco_esiti[1].ts_flusso"), "{detail}");
     assert_eq!(w.store.siuss_flusso(&id_flusso).await.unwrap().unwrap().codice_esito, "");
-    let r = w.http.post(format!("{}/esiti", w.base)).bearer_auth(&tok).body("{").header("content-type", "application/json").send().await.unwrap();
+    let r = w
+        .http
+        .post(format!("{}/esiti", w.base))
+        .bearer_auth(&tok)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // A good esito: 204, stored; the same again: 204, unchanged.

@@ -147,7 +147,15 @@ async fn grpc_ingress_refuses_without_valid_credentials() {
     let other = TokenSigner::load_or_create(&hub._dir.path().join("other.pem")).unwrap();
     let forged = other
         .mint(
-            &Caller { kind: CallerKind::Sistema, subject: "x".into(), ente: "H501".into(), ufficio: None, roles: vec![Role::Operatore], purpose: String::new(), request_id: String::new() },
+            &Caller {
+                kind: CallerKind::Sistema,
+                subject: "x".into(),
+                ente: "H501".into(),
+                ufficio: None,
+                roles: vec![Role::Operatore],
+                purpose: String::new(),
+                request_id: String::new(),
+            },
             Duration::from_secs(60),
         )
         .unwrap();
@@ -195,12 +203,18 @@ async fn rest_rate_limit_after_the_burst() {
 
 #[tokio::test]
 async fn sheds_load_beyond_capacity_and_limits_bodies() {
-    use axum::{Router, routing::{get, post}};
+    use axum::{
+        Router,
+        routing::{get, post},
+    };
     let cfg = StackConfig { max_concurrency: 1, max_body: 64, ..Default::default() };
-    let slow = Router::new().route("/slow", get(|| async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        "done"
-    }));
+    let slow = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            "done"
+        }),
+    );
     let echo = gateway::stack::rest(Router::new().route("/echo", post(|body: String| async move { body })), &cfg);
     let app = gateway::stack::outer(slow.merge(echo), &cfg, gateway::stack::metrics::Metrics::new().unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

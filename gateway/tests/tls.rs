@@ -15,8 +15,7 @@ use gateway::{
     tls::{TlsConfig, serve_tls},
 };
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -30,32 +29,18 @@ fn ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    Ca {
-        cert,
-        issuer: Issuer::new(params, key),
-    }
+    Ca { cert, issuer: Issuer::new(params, key) }
 }
 
 /// A leaf signed by `ca`: (certificate, key).
 fn leaf(ca: &Ca, name: &str, server: bool) -> (Certificate, KeyPair) {
-    let mut params = CertificateParams::new(if server {
-        vec!["localhost".to_string()]
-    } else {
-        Vec::new()
-    })
-    .unwrap();
+    let mut params = CertificateParams::new(if server { vec!["localhost".to_string()] } else { Vec::new() }).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     if server {
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     } else {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -87,19 +72,11 @@ async fn start(ca: &Ca, client: &Certificate, required: bool) -> (Server, String
         p
     };
     let (server_cert, server_key) = leaf(ca, "gateway", true);
-    let mut cfg = TlsConfig::new(
-        write("server.pem", &server_cert.pem()),
-        write("server-key.pem", &server_key.serialize_pem()),
-    );
+    let mut cfg = TlsConfig::new(write("server.pem", &server_cert.pem()), write("server-key.pem", &server_key.serialize_pem()));
     cfg.client_ca = Some(write("clients-ca.pem", &ca.cert.pem()));
     cfg.client_cert_required = required;
 
-    let store = Store::open(&StoreOptions::new(&format!(
-        "sqlite://{}",
-        dir.path().join("hub.db").display()
-    )))
-    .await
-    .unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}", dir.path().join("hub.db").display()))).await.unwrap();
     let registry = ClientRegistry::new(store);
     let (registered, _) = registry
         .create(NewClient {
@@ -130,23 +107,10 @@ async fn start(ca: &Ca, client: &Certificate, required: bool) -> (Server, String
         .await
         .unwrap();
     });
-    (
-        Server {
-            addr,
-            stop: Some(tx),
-            done,
-            ca_pem: ca.cert.pem(),
-            _dir: dir,
-        },
-        registered.client_id,
-    )
+    (Server { addr, stop: Some(tx), done, ca_pem: ca.cert.pem(), _dir: dir }, registered.client_id)
 }
 
-fn client(
-    server: &Server,
-    identity: Option<(&Certificate, &KeyPair)>,
-    http1: bool,
-) -> reqwest::Client {
+fn client(server: &Server, identity: Option<(&Certificate, &KeyPair)>, http1: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -164,10 +128,7 @@ fn client(
 
 async fn stop(mut s: Server) {
     let _ = s.stop.take().unwrap().send(());
-    tokio::time::timeout(Duration::from_secs(35), s.done)
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(35), s.done).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -178,67 +139,31 @@ async fn http1_and_http2_over_tls_and_client_certificates_mapped_to_clients() {
     let base = format!("https://localhost:{}", server.addr.port());
 
     // Without a client certificate (optional mode): open routes work on both protocols.
-    let res = client(&server, None, true)
-        .get(format!("{base}/open"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (res.status().as_u16(), res.version()),
-        (200, reqwest::Version::HTTP_11)
-    );
-    let res = client(&server, None, false)
-        .get(format!("{base}/open"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (res.status().as_u16(), res.version()),
-        (200, reqwest::Version::HTTP_2)
-    );
-    let res = client(&server, None, false)
-        .get(format!("{base}/whoami"))
-        .send()
-        .await
-        .unwrap();
+    let res = client(&server, None, true).get(format!("{base}/open")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.version()), (200, reqwest::Version::HTTP_11));
+    let res = client(&server, None, false).get(format!("{base}/open")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.version()), (200, reqwest::Version::HTTP_2));
+    let res = client(&server, None, false).get(format!("{base}/whoami")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
 
     // The registered client certificate authenticates, with no bearer token, on both protocols.
     for http1 in [true, false] {
-        let res = client(&server, Some((&client_cert, &client_key)), http1)
-            .get(format!("{base}/whoami"))
-            .send()
-            .await
-            .unwrap();
+        let res = client(&server, Some((&client_cert, &client_key)), http1).get(format!("{base}/whoami")).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         let body: Value = res.json().await.unwrap();
-        assert_eq!(
-            body,
-            json!({ "subject": client_id, "ente": "H501", "ufficio": "M05" })
-        );
+        assert_eq!(body, json!({ "subject": client_id, "ente": "H501", "ufficio": "M05" }));
     }
 
     // A certificate from another CA is refused by the handshake: no response at all.
     let other_ca = ca("Somebody else's CA");
     let (foreign_cert, foreign_key) = leaf(&other_ca, "intruder", false);
     for http1 in [true, false] {
-        let res = client(&server, Some((&foreign_cert, &foreign_key)), http1)
-            .get(format!("{base}/open"))
-            .send()
-            .await;
-        assert!(
-            res.is_err(),
-            "a foreign client certificate got an answer: {:?}",
-            res.map(|r| r.status())
-        );
+        let res = client(&server, Some((&foreign_cert, &foreign_key)), http1).get(format!("{base}/open")).send().await;
+        assert!(res.is_err(), "a foreign client certificate got an answer: {:?}", res.map(|r| r.status()));
     }
     // A certificate from the CA that is not registered gets through TLS but authenticates nobody.
     let (stranger_cert, stranger_key) = leaf(&test_ca, "unregistered", false);
-    let res = client(&server, Some((&stranger_cert, &stranger_key)), false)
-        .get(format!("{base}/whoami"))
-        .send()
-        .await
-        .unwrap();
+    let res = client(&server, Some((&stranger_cert, &stranger_key)), false).get(format!("{base}/whoami")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
 
     stop(server).await;
@@ -250,18 +175,8 @@ async fn required_client_certificate_refuses_anonymous_connections() {
     let (client_cert, client_key) = leaf(&test_ca, "app", false);
     let (server, _) = start(&test_ca, &client_cert, true).await;
     let base = format!("https://localhost:{}", server.addr.port());
-    assert!(
-        client(&server, None, false)
-            .get(format!("{base}/open"))
-            .send()
-            .await
-            .is_err()
-    );
-    let res = client(&server, Some((&client_cert, &client_key)), false)
-        .get(format!("{base}/open"))
-        .send()
-        .await
-        .unwrap();
+    assert!(client(&server, None, false).get(format!("{base}/open")).send().await.is_err());
+    let res = client(&server, Some((&client_cert, &client_key)), false).get(format!("{base}/open")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
     stop(server).await;
 }

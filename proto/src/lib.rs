@@ -6,6 +6,5 @@ pub mod v1 {
     tonic::include_proto!("cartella.v1");
 
     /// Encoded `FileDescriptorSet` of the contract, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/cartella_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cartella_descriptor.bin"));
 }

@@ -46,41 +46,18 @@ struct Persona {
 fn persona(i: usize) -> Persona {
     let minore = i % 10 == 3;
     let female = i.is_multiple_of(2);
-    let year = if minore {
-        2012 + (i % 10) as u16
-    } else {
-        1930 + (i % 70) as u16
-    };
+    let year = if minore { 2012 + (i % 10) as u16 } else { 1930 + (i % 70) as u16 };
     let month = (i % 12) as u8 + 1;
     let day = (i % 28) as u8 + 1;
     let letters = ["SMPNNA", "PRVLCU", "FTTMRT", "DMEPLA", "CMPGLI", "TSTNCL"][i % 6];
     // One in a thousand people lacks a datum, so the error path is exercised too.
-    let cf = if i % 1000 == 7 {
-        String::new()
-    } else {
-        fake_cf(letters, year, month, day, female)
-    };
+    let cf = if i % 1000 == 7 { String::new() } else { fake_cf(letters, year, month, day, female) };
     let persona = pb::Persona {
-        meta: Some(pb::Meta {
-            id: format!("0193a1b2-c3d4-7e5f-8a9b-{i:012x}"),
-            ..Default::default()
-        }),
+        meta: Some(pb::Meta { id: format!("0193a1b2-c3d4-7e5f-8a9b-{i:012x}"), ..Default::default() }),
         codice_fiscale: cf,
-        cognome: [
-            "Esempio",
-            "Prova",
-            "Fittizio",
-            "Demo",
-            "Campione",
-            "Test d'Arco",
-        ][i % 6]
-            .into(),
+        cognome: ["Esempio", "Prova", "Fittizio", "Demo", "Campione", "Test d'Arco"][i % 6].into(),
         nome: ["Anna", "Luca", "Marta", "Paolo", "Giulia", "Nicolò"][i % 6].into(),
-        sesso: if female {
-            pb::Sesso::Femmina
-        } else {
-            pb::Sesso::Maschio
-        } as i32,
+        sesso: if female { pb::Sesso::Femmina } else { pb::Sesso::Maschio } as i32,
         data_nascita: format!("{year:04}-{month:02}-{day:02}"),
         luogo_nascita: "H501".into(),
         cittadinanza: "380".into(),
@@ -115,11 +92,7 @@ fn persona(i: usize) -> Persona {
     } else {
         pb::AreaUtenza::PovertaEsclusioneSociale
     };
-    let cartella = pb::Cartella {
-        area_utenza: area as i32,
-        stato: pb::StatoCartella::Aperta as i32,
-        ..Default::default()
-    };
+    let cartella = pb::Cartella { area_utenza: area as i32, stato: pb::StatoCartella::Aperta as i32, ..Default::default() };
     let sina = (!minore && i.is_multiple_of(3)).then(|| pb::Valutazione {
         scheda: Some(pb::valutazione::Scheda::Sina(pb::Sina {
             mobilita: 2,
@@ -156,11 +129,7 @@ fn persona(i: usize) -> Persona {
         ..Default::default()
     });
     let mut sinba = sinba;
-    if let Some(pb::Valutazione {
-        scheda: Some(pb::valutazione::Scheda::Sinba(s)),
-        ..
-    }) = &mut sinba
-    {
+    if let Some(pb::Valutazione { scheda: Some(pb::valutazione::Scheda::Sinba(s)), .. }) = &mut sinba {
         match i % 1000 {
             53 => s.luogo_vita = 99,
             63 => s.composizione_famiglia.clear(),
@@ -218,28 +187,13 @@ fn persona(i: usize) -> Persona {
         43 => prestazioni[0].data_inizio = "01/02/2025".into(),
         _ => {}
     }
-    Persona {
-        persona,
-        cartella,
-        sina,
-        sinba,
-        prestazioni,
-    }
+    Persona { persona, cartella, sina, sinba, prestazioni }
 }
 
 fn sorgenti(persone: &[Persona]) -> impl Iterator<Item = (usize, Sorgente<'_>)> {
     persone.iter().enumerate().flat_map(|(i, p)| {
         p.prestazioni.iter().map(move |x| {
-            (
-                i,
-                Sorgente {
-                    persona: &p.persona,
-                    cartella: &p.cartella,
-                    prestazione: x,
-                    sina: p.sina.as_ref(),
-                    sinba: p.sinba.as_ref(),
-                },
-            )
+            (i, Sorgente { persona: &p.persona, cartella: &p.cartella, prestazione: x, sina: p.sina.as_ref(), sinba: p.sinba.as_ref() })
         })
     })
 }
@@ -258,10 +212,7 @@ fn ente() -> Ente {
 }
 
 fn id(nome: &str) -> IdentificazioneFlusso {
-    IdentificazioneFlusso {
-        nome: nome.into(),
-        ente: ente(),
-    }
+    IdentificazioneFlusso { nome: nome.into(), ente: ente() }
 }
 
 /// Hashes whatever is written to it.
@@ -447,13 +398,8 @@ fn gruppi(persone: &[Persona]) -> (Vec<Beneficiario>, Vec<Sinba>) {
     for p in persone {
         let (mut gps, mut gsb): (Option<Beneficiario>, Option<Sinba>) = (None, None);
         for x in &p.prestazioni {
-            let src = Sorgente {
-                persona: &p.persona,
-                cartella: &p.cartella,
-                prestazione: x,
-                sina: p.sina.as_ref(),
-                sinba: p.sinba.as_ref(),
-            };
+            let src =
+                Sorgente { persona: &p.persona, cartella: &p.cartella, prestazione: x, sina: p.sina.as_ref(), sinba: p.sinba.as_ref() };
             match map(&src, TipoOperazione::Inserimento, oggi()) {
                 Err(_) => {}
                 Ok(Record::Ps(b)) => match &mut gps {
@@ -508,21 +454,11 @@ fn best<T>(mut f: impl FnMut() -> T) -> (Duration, T) {
 
 /// Prints the counts and the digests of the two flows written into hashing sinks.
 fn digest(c: &Conti, (_, ps, sb): (Conti, HashSink, HashSink)) {
-    println!(
-        "  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}",
-        ps.1,
-        ps.0.finish(),
-        sb.1,
-        sb.0.finish()
-    );
+    println!("  {c:?}\n  PS {} bytes digest {:016x}, SINBA {} bytes digest {:016x}", ps.1, ps.0.finish(), sb.1, sb.0.finish());
 }
 
 fn report(name: &str, n: usize, d: Duration) {
-    println!(
-        "{name:<40} {:>8.1} ms  {:>7.0} ns/prestazione",
-        d.as_secs_f64() * 1e3,
-        d.as_nanos() as f64 / n as f64
-    );
+    println!("{name:<40} {:>8.1} ms  {:>7.0} ns/prestazione", d.as_secs_f64() * 1e3, d.as_nanos() as f64 / n as f64);
 }
 
 fn main() {
@@ -562,21 +498,12 @@ fn main() {
 
     // `file:PREFIX` writes the two flows to PREFIX.ps.xml and PREFIX.sinba.xml, once.
     for prefix in fasi.iter().filter_map(|f| f.strip_prefix("file:")) {
-        let crea = |ext: &str| {
-            io::BufWriter::with_capacity(
-                1 << 16,
-                std::fs::File::create(format!("{prefix}.{ext}.xml")).unwrap(),
-            )
-        };
+        let crea = |ext: &str| io::BufWriter::with_capacity(1 << 16, std::fs::File::create(format!("{prefix}.{ext}.xml")).unwrap());
         let t = Instant::now();
         let (c, ps, sb) = run_export_validato(&persone, crea("ps"), crea("sinba"));
         ps.into_inner().unwrap().sync_all().unwrap();
         sb.into_inner().unwrap().sync_all().unwrap();
-        report(
-            "map_validato + unisci + write_validato (file)",
-            n,
-            t.elapsed(),
-        );
+        report("map_validato + unisci + write_validato (file)", n, t.elapsed());
         println!("  {c:?}");
     }
 

@@ -39,9 +39,7 @@ const OMOCODIA_POSITIONS: [usize; 7] = [6, 7, 9, 10, 12, 13, 14];
 /// Of those, the ones the XSD pattern requires to be digits (`\d{2}` year, `\d{2}` day).
 const XSD_DIGIT_POSITIONS: [usize; 4] = [6, 7, 9, 10];
 
-const ODD_VALUES: [u32; 26] = [
-    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
-];
+const ODD_VALUES: [u32; 26] = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
 
 fn char_value(c: u8, odd: bool) -> Option<u32> {
     let idx = match c {
@@ -49,11 +47,7 @@ fn char_value(c: u8, odd: bool) -> Option<u32> {
         b'A'..=b'Z' => u32::from(c - b'A'),
         _ => return None,
     };
-    if odd {
-        ODD_VALUES.get(idx as usize).copied()
-    } else {
-        Some(idx)
-    }
+    if odd { ODD_VALUES.get(idx as usize).copied() } else { Some(idx) }
 }
 
 /// Check character for the first 15 characters of an alphanumeric codice fiscale
@@ -72,11 +66,7 @@ pub fn carattere_controllo(primi15: &str) -> Option<char> {
 }
 
 fn omocodia_digit(c: u8) -> Option<u8> {
-    if c.is_ascii_digit() {
-        Some(c - b'0')
-    } else {
-        OMOCODIA.iter().position(|&l| l == c).map(|p| p as u8)
-    }
+    if c.is_ascii_digit() { Some(c - b'0') } else { OMOCODIA.iter().position(|&l| l == c).map(|p| p as u8) }
 }
 
 /// Checks an alphanumeric (16) or numeric (11 digits, optionally padded with up to five
@@ -97,11 +87,7 @@ pub fn verifica(cf: &str) -> Result<(), CfError> {
         *u = c.to_ascii_uppercase();
     }
     for (i, &c) in up.iter().enumerate() {
-        let ok = if OMOCODIA_POSITIONS.contains(&i) {
-            omocodia_digit(c).is_some()
-        } else {
-            c.is_ascii_uppercase()
-        };
+        let ok = if OMOCODIA_POSITIONS.contains(&i) { omocodia_digit(c).is_some() } else { c.is_ascii_uppercase() };
         if !ok {
             return Err(CfError::Struttura);
         }
@@ -138,11 +124,7 @@ fn verifica_numerico(d: &[u8]) -> Result<(), CfError> {
         };
     }
     let check = (10 - sum % 10) % 10;
-    if check == u32::from(d[10] - b'0') {
-        Ok(())
-    } else {
-        Err(CfError::Controllo)
-    }
+    if check == u32::from(d[10] - b'0') { Ok(()) } else { Err(CfError::Controllo) }
 }
 
 /// Returns true when the string has the shape of a codice fiscale, valid or not; used to
@@ -156,11 +138,7 @@ pub fn sembra_codice_fiscale(s: &str) -> bool {
     b.len() == 16
         && b.iter().enumerate().all(|(i, c)| {
             let c = c.to_ascii_uppercase();
-            if OMOCODIA_POSITIONS.contains(&i) {
-                omocodia_digit(c).is_some()
-            } else {
-                c.is_ascii_uppercase()
-            }
+            if OMOCODIA_POSITIONS.contains(&i) { omocodia_digit(c).is_some() } else { c.is_ascii_uppercase() }
         })
 }
 
@@ -196,18 +174,9 @@ mod tests {
         assert_eq!(verifica("RSSMRA85T10A56"), Err(CfError::Lunghezza));
         assert_eq!(verifica("RSS1RA85T10A562S"), Err(CfError::Struttura));
         assert_eq!(verifica(&with_check("RSSMRA85F10A562")), Err(CfError::Mese));
-        assert_eq!(
-            verifica(&with_check("RSSMRA85T35A562")),
-            Err(CfError::Giorno)
-        );
-        assert_eq!(
-            verifica(&with_check("RSSMRA85T00A562")),
-            Err(CfError::Giorno)
-        );
-        assert_eq!(
-            verifica(&with_check("RSSMRA85T72A562")),
-            Err(CfError::Giorno)
-        );
+        assert_eq!(verifica(&with_check("RSSMRA85T35A562")), Err(CfError::Giorno));
+        assert_eq!(verifica(&with_check("RSSMRA85T00A562")), Err(CfError::Giorno));
+        assert_eq!(verifica(&with_check("RSSMRA85T72A562")), Err(CfError::Giorno));
     }
 
     #[test]
@@ -220,14 +189,8 @@ mod tests {
     #[test]
     fn omocodia_in_day_or_year_is_reported() {
         // Day 10 -> "1L" and year 85 -> "UR": valid codes the XSD pattern refuses.
-        assert_eq!(
-            verifica(&with_check("RSSMRA85T1LARSN")),
-            Err(CfError::OmocodiaNonRappresentabile)
-        );
-        assert_eq!(
-            verifica(&with_check("RSSMRAURTMLARSN")),
-            Err(CfError::OmocodiaNonRappresentabile)
-        );
+        assert_eq!(verifica(&with_check("RSSMRA85T1LARSN")), Err(CfError::OmocodiaNonRappresentabile));
+        assert_eq!(verifica(&with_check("RSSMRAURTMLARSN")), Err(CfError::OmocodiaNonRappresentabile));
     }
 
     #[test]

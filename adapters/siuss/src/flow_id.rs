@@ -98,12 +98,7 @@ fn ente_ok(ente: &str) -> bool {
 }
 
 impl FlowId {
-    pub fn new(
-        ente: impl Into<String>,
-        tipo: TipoFlusso,
-        data: Data,
-        progressivo: u32,
-    ) -> Result<Self, FlowIdError> {
+    pub fn new(ente: impl Into<String>, tipo: TipoFlusso, data: Data, progressivo: u32) -> Result<Self, FlowIdError> {
         let ente = ente.into();
         if !ente_ok(&ente) {
             return Err(FlowIdError::Ente);
@@ -111,12 +106,7 @@ impl FlowId {
         if progressivo > MAX_PROGRESSIVO {
             return Err(FlowIdError::Progressivo);
         }
-        let id = Self {
-            ente,
-            tipo,
-            data,
-            progressivo,
-        };
+        let id = Self { ente, tipo, data, progressivo };
         if id.to_string().len() > MAX_ID_FLUSSO {
             return Err(FlowIdError::Lunghezza);
         }
@@ -150,14 +140,7 @@ impl FlowId {
 
 impl fmt::Display for FlowId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}.{}.{:07}",
-            self.ente,
-            self.tipo,
-            self.data.compact(),
-            self.progressivo
-        )
+        write!(f, "{}.{}.{}.{:07}", self.ente, self.tipo, self.data.compact(), self.progressivo)
     }
 }
 
@@ -184,12 +167,7 @@ impl FromStr for FlowId {
             return Err(FlowIdError::Progressivo);
         }
         let progressivo = prog.parse().map_err(|_| FlowIdError::Progressivo)?;
-        Ok(Self {
-            ente: (*ente).to_owned(),
-            tipo,
-            data,
-            progressivo,
-        })
+        Ok(Self { ente: (*ente).to_owned(), tipo, data, progressivo })
     }
 }
 
@@ -212,11 +190,7 @@ mod tests {
 
     #[test]
     fn parses_round_trip() {
-        for s in [
-            "H501.PS.20210520.0000002",
-            "H501.SINBA.20240229.9999999",
-            "H501.SINA.20250101.0000000",
-        ] {
+        for s in ["H501.PS.20210520.0000002", "H501.SINBA.20240229.9999999", "H501.SINA.20250101.0000000"] {
             assert_eq!(s.parse::<FlowId>().unwrap().to_string(), s);
         }
     }
@@ -224,39 +198,18 @@ mod tests {
     #[test]
     fn rejects_inps_example_ids() {
         // Both appear in INPS's own OpenAPI examples.
-        assert_eq!(
-            "H501.SINBA.20210520.00000004".parse::<FlowId>(),
-            Err(FlowIdError::Progressivo)
-        );
-        assert_eq!(
-            "H501.PS.INPS.20160423.115235".parse::<FlowId>(),
-            Err(FlowIdError::Parti(5))
-        );
+        assert_eq!("H501.SINBA.20210520.00000004".parse::<FlowId>(), Err(FlowIdError::Progressivo));
+        assert_eq!("H501.PS.INPS.20160423.115235".parse::<FlowId>(), Err(FlowIdError::Parti(5)));
     }
 
     #[test]
     fn rejects_malformed() {
         assert_eq!("".parse::<FlowId>(), Err(FlowIdError::Vuoto));
-        assert_eq!(
-            "H501.XX.20210520.0000002".parse::<FlowId>(),
-            Err(FlowIdError::Tipo)
-        );
-        assert_eq!(
-            "H501.PS.20210230.0000002".parse::<FlowId>(),
-            Err(FlowIdError::Data)
-        );
-        assert_eq!(
-            "H-501.PS.20210520.0000002".parse::<FlowId>(),
-            Err(FlowIdError::Ente)
-        );
-        assert_eq!(
-            "H501.PS.20210520.000002".parse::<FlowId>(),
-            Err(FlowIdError::Progressivo)
-        );
-        assert_eq!(
-            FlowId::new("H501", TipoFlusso::Ps, d(2021, 5, 20), 10_000_000),
-            Err(FlowIdError::Progressivo)
-        );
+        assert_eq!("H501.XX.20210520.0000002".parse::<FlowId>(), Err(FlowIdError::Tipo));
+        assert_eq!("H501.PS.20210230.0000002".parse::<FlowId>(), Err(FlowIdError::Data));
+        assert_eq!("H-501.PS.20210520.0000002".parse::<FlowId>(), Err(FlowIdError::Ente));
+        assert_eq!("H501.PS.20210520.000002".parse::<FlowId>(), Err(FlowIdError::Progressivo));
+        assert_eq!(FlowId::new("H501", TipoFlusso::Ps, d(2021, 5, 20), 10_000_000), Err(FlowIdError::Progressivo));
     }
 
     #[test]

@@ -23,10 +23,7 @@ use pb::valutazione::Scheda;
 
 use crate::flow_id::{FlowId, TipoFlusso};
 use crate::model::*;
-use crate::rules::{
-    Dot, Rule, Schema, Violation, validate_beneficiario, validate_identificazione,
-    validate_sinba_record,
-};
+use crate::rules::{Dot, Rule, Schema, Violation, validate_beneficiario, validate_identificazione, validate_sinba_record};
 use crate::validato::Validato;
 
 /// The ente sending the flows, as INPS knows it (`EnteType`).
@@ -53,25 +50,15 @@ impl EnteSiuss {
 
     /// Header of a flow with the given id.
     pub fn identificazione(&self, id: &FlowId) -> IdentificazioneFlusso {
-        IdentificazioneFlusso {
-            nome: id.to_string(),
-            ente: self.ente(),
-        }
+        IdentificazioneFlusso { nome: id.to_string(), ente: self.ente() }
     }
 
     /// Problems of the ente configuration itself, checked as INPS would check the header.
     pub fn check(&self) -> Vec<Violation> {
-        let nome = epoch()
-            .and_then(|d| FlowId::new(self.codice.clone(), TipoFlusso::Ps, d, 1).ok())
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        let header = IdentificazioneFlusso {
-            nome,
-            ente: self.ente(),
-        };
-        validate_identificazione(&header, Schema::PsPsaSina)
-            .err()
-            .unwrap_or_default()
+        let nome =
+            epoch().and_then(|d| FlowId::new(self.codice.clone(), TipoFlusso::Ps, d, 1).ok()).map(|i| i.to_string()).unwrap_or_default();
+        let header = IdentificazioneFlusso { nome, ente: self.ente() };
+        validate_identificazione(&header, Schema::PsPsaSina).err().unwrap_or_default()
     }
 }
 
@@ -138,9 +125,7 @@ impl From<RecordValidato> for Record {
 /// cartella holds a SINBA assessment, PS otherwise.
 pub fn tipo_flusso(src: &Sorgente<'_>, oggi: Data) -> TipoFlusso {
     // The age matters only when there is a SINBA assessment.
-    if src.sinba.is_some()
-        && eta(src.persona, data_riferimento(src.prestazione, oggi)).is_some_and(|e| e < 18)
-    {
+    if src.sinba.is_some() && eta(src.persona, data_riferimento(src.prestazione, oggi)).is_some_and(|e| e < 18) {
         TipoFlusso::Sinba
     } else {
         TipoFlusso::Ps
@@ -150,9 +135,7 @@ pub fn tipo_flusso(src: &Sorgente<'_>, oggi: Data) -> TipoFlusso {
 /// The date a prestazione refers to: erogazione (occasional), else inizio (periodic), else
 /// `oggi`.
 pub fn data_riferimento(p: &pb::Prestazione, oggi: Data) -> Data {
-    Data::parse(&p.data_erogazione)
-        .or_else(|_| Data::parse(&p.data_inizio))
-        .unwrap_or(oggi)
+    Data::parse(&p.data_erogazione).or_else(|_| Data::parse(&p.data_inizio)).unwrap_or(oggi)
 }
 
 fn eta(persona: &pb::Persona, il: Data) -> Option<u16> {
@@ -173,11 +156,7 @@ pub fn map(src: &Sorgente<'_>, op: TipoOperazione, oggi: Data) -> Result<Record,
 /// [`map`], keeping the proof that the record passed the rules, so that a batch writer
 /// need not check it again ([`crate::FlussoWriter::write_validato`]) and the prestazioni of
 /// one person can be merged safely ([`Validato::unisci`]).
-pub fn map_validato(
-    src: &Sorgente<'_>,
-    op: TipoOperazione,
-    oggi: Data,
-) -> Result<RecordValidato, Vec<Violation>> {
+pub fn map_validato(src: &Sorgente<'_>, op: TipoOperazione, oggi: Data) -> Result<RecordValidato, Vec<Violation>> {
     match tipo_flusso(src, oggi) {
         TipoFlusso::Sinba => map_sinba(src, oggi).map(RecordValidato::Sinba),
         _ => map_ps(src, op).map(RecordValidato::Ps),
@@ -193,19 +172,11 @@ struct Gaps {
 
 impl Gaps {
     fn push(&mut self, path: impl Display, rule: Rule, message: &str) {
-        self.out.push(Violation {
-            path: path.to_string(),
-            rule,
-            message: message.to_string(),
-        });
+        self.out.push(Violation { path: path.to_string(), rule, message: message.to_string() });
     }
 
     fn missing(&mut self, path: impl Display, what: &str) {
-        self.push(
-            path,
-            Rule::DatoMancante,
-            &format!("{what}: dato mancante nella cartella"),
-        );
+        self.push(path, Rule::DatoMancante, &format!("{what}: dato mancante nella cartella"));
     }
 
     /// A required text, trimmed; the empty string is reported here and left to the length
@@ -243,11 +214,7 @@ impl Gaps {
         match MeseAnno::parse(v) {
             Ok(d) => Some(d),
             Err(_) => {
-                self.push(
-                    path,
-                    Rule::Formato,
-                    "data non valida: attesa MM/AAAA tra 1900 e 2099",
-                );
+                self.push(path, Rule::Formato, "data non valida: attesa MM/AAAA tra 1900 e 2099");
                 None
             }
         }
@@ -260,24 +227,13 @@ impl Gaps {
         }
         let c = crate::num::with_i32(v, from);
         if c.is_none() {
-            self.push(
-                path,
-                Rule::CodiceNonAmmesso,
-                "codice non previsto dallo schema INPS",
-            );
+            self.push(path, Rule::CodiceNonAmmesso, "codice non previsto dallo schema INPS");
         }
         c
     }
 
     /// A required INPS code: absent is a gap; the placeholder only lets the rules go on.
-    fn req<T: Copy>(
-        &mut self,
-        path: impl Display,
-        what: &str,
-        v: i32,
-        from: fn(&str) -> Option<T>,
-        all: &[T],
-    ) -> T {
+    fn req<T: Copy>(&mut self, path: impl Display, what: &str, v: i32, from: fn(&str) -> Option<T>, all: &[T]) -> T {
         if v == 0 {
             self.missing(&path, what);
         }
@@ -300,10 +256,7 @@ fn anno_nascita(g: &mut Gaps, path: impl Display, persona: &pb::Persona) -> u16 
     }
 }
 
-fn map_ps(
-    src: &Sorgente<'_>,
-    op: TipoOperazione,
-) -> Result<Validato<Beneficiario>, Vec<Violation>> {
+fn map_ps(src: &Sorgente<'_>, op: TipoOperazione) -> Result<Validato<Beneficiario>, Vec<Violation>> {
     let mut g = Gaps::default();
     let p = src.persona;
     let b = "beneficiario";
@@ -328,23 +281,9 @@ fn map_ps(
         cognome: maiuscole(g.text(f("anagrafica.cognome"), "cognome", &p.cognome)),
         nome: maiuscole(g.text(f("anagrafica.nome"), "nome", &p.nome)),
         anno_nascita: anno_nascita(&mut g, f("anagrafica.anno_nascita"), p),
-        luogo_nascita: or_placeholder(
-            g.text(
-                f("anagrafica.luogo_nascita"),
-                "luogo di nascita",
-                &p.luogo_nascita,
-            ),
-            "Z000",
-        ),
+        luogo_nascita: or_placeholder(g.text(f("anagrafica.luogo_nascita"), "luogo di nascita", &p.luogo_nascita), "Z000"),
         genere,
-        codice_cittadinanza: or_placeholder(
-            g.text(
-                f("anagrafica.codice_cittadinanza"),
-                "cittadinanza",
-                &p.cittadinanza,
-            ),
-            "990",
-        ),
+        codice_cittadinanza: or_placeholder(g.text(f("anagrafica.codice_cittadinanza"), "cittadinanza", &p.cittadinanza), "990"),
         codice_seconda_cittadinanza: Gaps::opt_text(&p.seconda_cittadinanza),
     };
     let mut indirizzi = Vec::new();
@@ -352,11 +291,7 @@ fn map_ps(
         Some(r) if !trim(&r.codice_nazione).is_empty() => indirizzi.push(indirizzo(r)),
         _ => {
             g.missing(f("indirizzi[0]"), "residenza (almeno il codice nazione)");
-            indirizzi.push(Indirizzo {
-                codice_regione: None,
-                codice_comune: None,
-                codice_nazione: "990".into(),
-            });
+            indirizzi.push(Indirizzo { codice_regione: None, codice_comune: None, codice_nazione: "990".into() });
         }
     }
     if let Some(d) = &p.domicilio
@@ -368,23 +303,14 @@ fn map_ps(
         }
     }
     let ps = prestazione_sociale(&mut g, src, op, &f("prestazioni_sociali[0]"));
-    let out = Beneficiario {
-        codice_fiscale,
-        anagrafica,
-        indirizzi,
-        prestazioni_sociali: vec![ps],
-    };
+    let out = Beneficiario { codice_fiscale, anagrafica, indirizzi, prestazioni_sociali: vec![ps] };
     let mut all = g.out;
     if let Err(v) = validate_beneficiario(&out, b) {
         let gaps = all_paths(&all);
         all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
     }
     // No gap and no broken rule: the record passed every rule.
-    if all.is_empty() {
-        Ok(Validato::gia_validato(out))
-    } else {
-        Err(all)
-    }
+    if all.is_empty() { Ok(Validato::gia_validato(out)) } else { Err(all) }
 }
 
 /// Paths already explained by a gap of the mapping: the rules' own finding there (an empty
@@ -413,11 +339,7 @@ fn trim(s: &str) -> &str {
 
 /// `str::to_uppercase`, without its Unicode tables for the common all-ASCII name.
 fn maiuscole(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_ascii_uppercase()
-    } else {
-        s.to_uppercase()
-    }
+    if s.is_ascii() { s.to_ascii_uppercase() } else { s.to_uppercase() }
 }
 
 fn indirizzo(r: &pb::Indirizzo) -> Indirizzo {
@@ -432,21 +354,14 @@ fn indirizzo(r: &pb::Indirizzo) -> Indirizzo {
 pub fn area_inps(area: i32, con_sina: bool) -> Option<AreaUtenza> {
     match pb::AreaUtenza::try_from(area).ok()? {
         pb::AreaUtenza::FamigliaMinori => Some(AreaUtenza::FamigliaMinori),
-        pb::AreaUtenza::DisabilitaNonAutosufficienza => {
-            Some(AreaUtenza::DisabilitaNonAutosufficienza)
-        }
+        pb::AreaUtenza::DisabilitaNonAutosufficienza => Some(AreaUtenza::DisabilitaNonAutosufficienza),
         pb::AreaUtenza::PovertaEsclusioneSociale => Some(AreaUtenza::PovertaEsclusioneSociale),
         pb::AreaUtenza::Anziani if con_sina => Some(AreaUtenza::DisabilitaNonAutosufficienza),
         _ => None,
     }
 }
 
-fn prestazione_sociale(
-    g: &mut Gaps,
-    src: &Sorgente<'_>,
-    op: TipoOperazione,
-    p: &dyn Display,
-) -> PrestazioneSociale {
+fn prestazione_sociale(g: &mut Gaps, src: &Sorgente<'_>, op: TipoOperazione, p: &dyn Display) -> PrestazioneSociale {
     let x = src.prestazione;
     let f = |name: &'static str| Dot(p, name);
     let presenza_prova_mezzi = match pb::ProvaMezzi::try_from(x.prova_mezzi) {
@@ -472,32 +387,20 @@ fn prestazione_sociale(
         a => match a.parse::<u16>() {
             Ok(n) => Some(n),
             Err(_) => {
-                g.push(
-                    f("anno_protocollo_dsu"),
-                    Rule::Formato,
-                    "anno atteso di 4 cifre",
-                );
+                g.push(f("anno_protocollo_dsu"), Rule::Formato, "anno atteso di 4 cifre");
                 None
             }
         },
     };
     // Out of u8 becomes 0, which breaks the 1–12 rule that reports it.
-    let periodo_erogazione = x
-        .periodo_erogazione
-        .map(|m| u8::try_from(m).unwrap_or_default());
-    let ore_servizio_mensile = x
-        .minuti_servizio_mensili
-        .and_then(|m| match u32::try_from(m) {
-            Ok(m) => Some(OreServizio::da_minuti(m)),
-            Err(_) => {
-                g.push(
-                    f("ore_servizio_mensile"),
-                    Rule::Formato,
-                    "i minuti di servizio mensili non possono essere negativi",
-                );
-                None
-            }
-        });
+    let periodo_erogazione = x.periodo_erogazione.map(|m| u8::try_from(m).unwrap_or_default());
+    let ore_servizio_mensile = x.minuti_servizio_mensili.and_then(|m| match u32::try_from(m) {
+        Ok(m) => Some(OreServizio::da_minuti(m)),
+        Err(_) => {
+            g.push(f("ore_servizio_mensile"), Rule::Formato, "i minuti di servizio mensili non possono essere negativi");
+            None
+        }
+    });
     let aperta = src.cartella.stato == pb::StatoCartella::Aperta as i32;
     let presa_carico = if aperta { SiNo::Si } else { SiNo::No };
     let sina = src.sina.and_then(|v| match &v.scheda {
@@ -520,27 +423,9 @@ fn prestazione_sociale(
         numero_protocollo_dsu: Gaps::opt_text(&dsu.numero_protocollo),
         anno_protocollo_dsu,
         data_dsu: g.data(f("data_dsu"), &dsu.data),
-        codice_prestazione: g
-            .text(
-                f("codice_prestazione"),
-                "codice prestazione",
-                &x.codice_prestazione,
-            )
-            .to_string(),
-        denominazione_prestazione: g
-            .text(
-                f("denominazione_prestazione"),
-                "denominazione della prestazione",
-                &x.denominazione,
-            )
-            .to_string(),
-        protocollo_domanda: g
-            .text(
-                f("protocollo_domanda"),
-                "protocollo della domanda",
-                &x.protocollo_domanda,
-            )
-            .to_string(),
+        codice_prestazione: g.text(f("codice_prestazione"), "codice prestazione", &x.codice_prestazione).to_string(),
+        denominazione_prestazione: g.text(f("denominazione_prestazione"), "denominazione della prestazione", &x.denominazione).to_string(),
+        protocollo_domanda: g.text(f("protocollo_domanda"), "protocollo della domanda", &x.protocollo_domanda).to_string(),
         data_evento: g.data(f("data_evento"), &x.data_evento),
         data_inizio_prestazione: g.data(f("data_inizio_prestazione"), &x.data_inizio),
         data_fine_prestazione: g.data(f("data_fine_prestazione"), &x.data_fine),
@@ -564,22 +449,12 @@ fn map_sina(g: &mut Gaps, s: &pb::Sina, p: &dyn Display) -> Sina {
     let f = |name: &'static str| Dot(p, name);
     let mut invalidita_civile = Vec::new();
     for (i, c) in s.invalidita_civile.iter().enumerate() {
-        if let Some(c) = g.code(
-            format_args!("{p}.invalidita_civile[{i}]"),
-            *c,
-            InvCiv::from_codice,
-        ) {
+        if let Some(c) = g.code(format_args!("{p}.invalidita_civile[{i}]"), *c, InvCiv::from_codice) {
             invalidita_civile.push(c);
         }
     }
     Sina {
-        mobilita: g.req(
-            f("mobilita"),
-            "SINA mobilità",
-            s.mobilita,
-            Mobilita::from_codice,
-            Mobilita::ALL,
-        ),
+        mobilita: g.req(f("mobilita"), "SINA mobilità", s.mobilita, Mobilita::from_codice, Mobilita::ALL),
         attivita_vita_quotidiana: g.req(
             f("attivita_vita_quotidiana"),
             "SINA attività della vita quotidiana",
@@ -587,11 +462,7 @@ fn map_sina(g: &mut Gaps, s: &pb::Sina, p: &dyn Display) -> Sina {
             AttivitaVitaQuotidiana::from_codice,
             AttivitaVitaQuotidiana::ALL,
         ),
-        disturbi_area_cognitiva: g.code(
-            f("disturbi_area_cognitiva"),
-            s.disturbi_area_cognitiva,
-            DisturbiAreaCognitiva::from_codice,
-        ),
+        disturbi_area_cognitiva: g.code(f("disturbi_area_cognitiva"), s.disturbi_area_cognitiva, DisturbiAreaCognitiva::from_codice),
         disturbi_comportamentali: g.req(
             f("disturbi_comportamentali"),
             "SINA disturbi comportamentali",
@@ -599,11 +470,7 @@ fn map_sina(g: &mut Gaps, s: &pb::Sina, p: &dyn Display) -> Sina {
             DisturbiComportamentali::from_codice,
             DisturbiComportamentali::ALL,
         ),
-        necessita_cure_sanitarie: g.code(
-            f("necessita_cure_sanitarie"),
-            s.necessita_cure_sanitarie,
-            NecessitaCureSanitarie::from_codice,
-        ),
+        necessita_cure_sanitarie: g.code(f("necessita_cure_sanitarie"), s.necessita_cure_sanitarie, NecessitaCureSanitarie::from_codice),
         area_reddituale: g.req(
             f("area_reddituale"),
             "SINA area reddituale",
@@ -611,13 +478,7 @@ fn map_sina(g: &mut Gaps, s: &pb::Sina, p: &dyn Display) -> Sina {
             AreaReddituale::from_codice,
             AreaReddituale::ALL,
         ),
-        area_supporto: g.req(
-            f("area_supporto"),
-            "SINA area supporto",
-            s.area_supporto,
-            AreaSupporto::from_codice,
-            AreaSupporto::ALL,
-        ),
+        area_supporto: g.req(f("area_supporto"), "SINA area supporto", s.area_supporto, AreaSupporto::from_codice, AreaSupporto::ALL),
         fonte_derivazione_valutazione: g.req(
             f("fonte_derivazione_valutazione"),
             "SINA fonte della valutazione",
@@ -637,11 +498,7 @@ fn map_sina(g: &mut Gaps, s: &pb::Sina, p: &dyn Display) -> Sina {
             s.fonte_derivazione_invalidita,
             FonteDerivazioneInvalidita::from_codice,
         ),
-        necessita_interventi_sociali: s
-            .necessita_interventi_sociali
-            .iter()
-            .map(|c| trim(c).to_string())
-            .collect(),
+        necessita_interventi_sociali: s.necessita_interventi_sociali.iter().map(|c| trim(c).to_string()).collect(),
         invalidita_civile,
     }
 }
@@ -653,10 +510,7 @@ pub fn id_beneficiario_sinba(persona_id: &str) -> String {
     // byte per character.
     let alnum = || persona_id.bytes().filter(u8::is_ascii_alphanumeric);
     let skip = alnum().count().saturating_sub(20);
-    alnum()
-        .skip(skip)
-        .map(|b| char::from(b.to_ascii_uppercase()))
-        .collect()
+    alnum().skip(skip).map(|b| char::from(b.to_ascii_uppercase())).collect()
 }
 
 fn fascia_eta(anni: u16) -> FasciaEtaBeneficiario {
@@ -679,30 +533,15 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         Some(Scheda::Sinba(s)) => s,
         _ => &empty,
     };
-    let persona_id = src
-        .persona
-        .meta
-        .as_ref()
-        .map(|m| m.id.as_str())
-        .unwrap_or_default();
+    let persona_id = src.persona.meta.as_ref().map(|m| m.id.as_str()).unwrap_or_default();
     let id_beneficiario = id_beneficiario_sinba(persona_id);
     if id_beneficiario.is_empty() {
         g.missing(f("id_beneficiario"), "identificativo della persona");
     }
-    let codice = g
-        .text(
-            f("prestazioni[0]"),
-            "codice prestazione",
-            &src.prestazione.codice_prestazione,
-        )
-        .to_string();
+    let codice = g.text(f("prestazioni[0]"), "codice prestazione", &src.prestazione.codice_prestazione).to_string();
     let mut famiglia = Vec::new();
     for (i, c) in s.composizione_famiglia.iter().enumerate() {
-        if let Some(c) = g.code(
-            format_args!("{p}.famiglia[{i}]"),
-            *c,
-            ComposizioneFamiglia::from_codice,
-        ) {
+        if let Some(c) = g.code(format_args!("{p}.famiglia[{i}]"), *c, ComposizioneFamiglia::from_codice) {
             famiglia.push(c);
         }
     }
@@ -715,13 +554,7 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
             Some(a) => fascia_eta(a),
             None => FasciaEtaBeneficiario::Da0a3,
         },
-        v => g.req(
-            f("fascia_eta_beneficiario"),
-            "fascia di età",
-            v,
-            FasciaEtaBeneficiario::from_codice,
-            FasciaEtaBeneficiario::ALL,
-        ),
+        v => g.req(f("fascia_eta_beneficiario"), "fascia di età", v, FasciaEtaBeneficiario::from_codice, FasciaEtaBeneficiario::ALL),
     };
     let nessuna = pb::Indirizzo::default();
     let residenza = src.persona.residenza.as_ref().unwrap_or(&nessuna);
@@ -732,22 +565,18 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         }
         n => n.to_string(),
     };
-    let data_prima_segnalazione =
-        match g.mese_anno(f("data_prima_segnalazione"), &s.data_prima_segnalazione) {
-            Some(d) => d,
-            None => {
-                if s.data_prima_segnalazione.is_empty() {
-                    g.missing(
-                        f("data_prima_segnalazione"),
-                        "data della prima segnalazione",
-                    );
-                }
-                match MeseAnno::new(1, 2000) {
-                    Ok(m) => m,
-                    Err(_) => return Err(g.out),
-                }
+    let data_prima_segnalazione = match g.mese_anno(f("data_prima_segnalazione"), &s.data_prima_segnalazione) {
+        Some(d) => d,
+        None => {
+            if s.data_prima_segnalazione.is_empty() {
+                g.missing(f("data_prima_segnalazione"), "data della prima segnalazione");
             }
-        };
+            match MeseAnno::new(1, 2000) {
+                Ok(m) => m,
+                Err(_) => return Err(g.out),
+            }
+        }
+    };
     let numero_componenti_isee = match s.numero_componenti_isee {
         0 => None,
         n => Some(u8::try_from(n).unwrap_or(0)),
@@ -770,13 +599,7 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
             CondizioneMinore::from_codice,
             CondizioneMinore::ALL,
         ),
-        luogo_vita: g.req(
-            f("luogo_vita"),
-            "luogo di vita",
-            s.luogo_vita,
-            LuogoVita::from_codice,
-            LuogoVita::ALL,
-        ),
+        luogo_vita: g.req(f("luogo_vita"), "luogo di vita", s.luogo_vita, LuogoVita::from_codice, LuogoVita::ALL),
         scuola_frequentata: g.req(
             f("scuola_frequentata"),
             "scuola frequentata",
@@ -791,47 +614,17 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
             CondizioneLavoro::from_codice,
             CondizioneLavoro::ALL,
         ),
-        disabilita: g.req(
-            f("disabilita"),
-            "disabilità",
-            s.disabilita,
-            SiNo::from_codice,
-            SiNo::ALL,
-        ),
-        tipo_disabilita: g.code(
-            f("tipo_disabilita"),
-            s.tipo_disabilita,
-            TipoDisabilita::from_codice,
-        ),
-        inv_civ_certificazioni: g.code(
-            f("inv_civ_certificazioni"),
-            s.inv_civ_certificazioni,
-            InvCivCertificazioni::from_codice,
-        ),
+        disabilita: g.req(f("disabilita"), "disabilità", s.disabilita, SiNo::from_codice, SiNo::ALL),
+        tipo_disabilita: g.code(f("tipo_disabilita"), s.tipo_disabilita, TipoDisabilita::from_codice),
+        inv_civ_certificazioni: g.code(f("inv_civ_certificazioni"), s.inv_civ_certificazioni, InvCivCertificazioni::from_codice),
         codice_cittadinanza_padre: Gaps::opt_text(&s.codice_cittadinanza_padre),
         codice_cittadinanza_madre: Gaps::opt_text(&s.codice_cittadinanza_madre),
         codice_regione_residenza_padre: Gaps::opt_text(&s.codice_regione_residenza_padre),
         codice_regione_residenza_madre: Gaps::opt_text(&s.codice_regione_residenza_madre),
-        titolo_studio_padre: g.code(
-            f("titolo_studio_padre"),
-            s.titolo_studio_padre,
-            TitoloStudio::from_codice,
-        ),
-        titolo_studio_madre: g.code(
-            f("titolo_studio_madre"),
-            s.titolo_studio_madre,
-            TitoloStudio::from_codice,
-        ),
-        occupazione_padre: g.code(
-            f("occupazione_padre"),
-            s.occupazione_padre,
-            Occupazione::from_codice,
-        ),
-        occupazione_madre: g.code(
-            f("occupazione_madre"),
-            s.occupazione_madre,
-            Occupazione::from_codice,
-        ),
+        titolo_studio_padre: g.code(f("titolo_studio_padre"), s.titolo_studio_padre, TitoloStudio::from_codice),
+        titolo_studio_madre: g.code(f("titolo_studio_madre"), s.titolo_studio_madre, TitoloStudio::from_codice),
+        occupazione_padre: g.code(f("occupazione_padre"), s.occupazione_padre, Occupazione::from_codice),
+        occupazione_madre: g.code(f("occupazione_madre"), s.occupazione_madre, Occupazione::from_codice),
         data_prima_segnalazione,
         fonte_segnalazione: g.req(
             f("fonte_segnalazione"),
@@ -869,45 +662,18 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
             SiNo::from_codice,
             SiNo::ALL,
         ),
-        data_provvedimento_giudiziario: g.mese_anno(
-            f("data_provvedimento_giudiziario"),
-            &s.data_provvedimento_giudiziario,
-        ),
-        autorita_provvedimento: g.code(
-            f("autorita_provvedimento"),
-            s.autorita_provvedimento,
-            AutoritaProvvedimento::from_codice,
-        ),
-        potesta_tutela: g.code(
-            f("potesta_tutela"),
-            s.potesta_tutela,
-            PotestaTutela::from_codice,
-        ),
+        data_provvedimento_giudiziario: g.mese_anno(f("data_provvedimento_giudiziario"), &s.data_provvedimento_giudiziario),
+        autorita_provvedimento: g.code(f("autorita_provvedimento"), s.autorita_provvedimento, AutoritaProvvedimento::from_codice),
+        potesta_tutela: g.code(f("potesta_tutela"), s.potesta_tutela, PotestaTutela::from_codice),
         tipo_provvedimento_giudiziario: g.code(
             f("tipo_provvedimento_giudiziario"),
             s.tipo_provvedimento_giudiziario,
             TipoProvvedimentoGiudiziario::from_codice,
         ),
-        forma_intervento_affido: g.code(
-            f("forma_intervento_affido"),
-            s.forma_intervento_affido,
-            FormaIntervento::from_codice,
-        ),
-        tipo_intervento_affido: g.code(
-            f("tipo_intervento_affido"),
-            s.tipo_intervento_affido,
-            TipoInterventoAffido::from_codice,
-        ),
-        durata_affido: g.code(
-            f("durata_affido"),
-            s.durata_affido,
-            DurataAffido::from_codice,
-        ),
-        carattere_affido: g.code(
-            f("carattere_affido"),
-            s.carattere_affido,
-            CarattereAffido::from_codice,
-        ),
+        forma_intervento_affido: g.code(f("forma_intervento_affido"), s.forma_intervento_affido, FormaIntervento::from_codice),
+        tipo_intervento_affido: g.code(f("tipo_intervento_affido"), s.tipo_intervento_affido, TipoInterventoAffido::from_codice),
+        durata_affido: g.code(f("durata_affido"), s.durata_affido, DurataAffido::from_codice),
+        carattere_affido: g.code(f("carattere_affido"), s.carattere_affido, CarattereAffido::from_codice),
         esito_affido: g.code(f("esito_affido"), s.esito_affido, EsitoAffido::from_codice),
         carattere_inserimento_residenziale: g.code(
             f("carattere_inserimento_residenziale"),
@@ -946,11 +712,7 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         ),
         numero_componenti_isee,
         fascia_eta_beneficiario,
-        fascia_isee_beneficiario: g.code(
-            f("fascia_isee_beneficiario"),
-            s.fascia_isee_beneficiario,
-            FasciaIseeBeneficiario::from_codice,
-        ),
+        fascia_isee_beneficiario: g.code(f("fascia_isee_beneficiario"), s.fascia_isee_beneficiario, FasciaIseeBeneficiario::from_codice),
         anno_nascita,
         codice_regione_residenza: Gaps::opt_text(&residenza.codice_regione),
         codice_nazione_residenza,
@@ -961,46 +723,28 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
     }
     // No gap and no broken rule: the record passed every rule.
-    if all.is_empty() {
-        Ok(Validato::gia_validato(out))
-    } else {
-        Err(all)
-    }
+    if all.is_empty() { Ok(Validato::gia_validato(out)) } else { Err(all) }
 }
 
 /// The complete cooperation flow (one beneficiary, one prestazione) of a mapped record,
 /// written as XML. Checks the header too, so a misconfigured ente is reported, not sent.
-pub fn xml_cooperazione(
-    ente: &EnteSiuss,
-    id: &FlowId,
-    rec: &Record,
-) -> Result<Vec<u8>, Vec<Violation>> {
+pub fn xml_cooperazione(ente: &EnteSiuss, id: &FlowId, rec: &Record) -> Result<Vec<u8>, Vec<Violation>> {
     let idf = ente.identificazione(id);
     let res = match rec {
         Record::Ps(b) => crate::writer::write_flusso_ps(
             Vec::new(),
-            &FlussoPs {
-                identificazione_flusso: idf,
-                beneficiari: vec![b.clone()],
-            },
+            &FlussoPs { identificazione_flusso: idf, beneficiari: vec![b.clone()] },
             crate::rules::Canale::Cooperazione,
         ),
         Record::Sinba(s) => crate::writer::write_flusso_sinba(
             Vec::new(),
-            &FlussoSinba {
-                identificazione_flusso: idf,
-                sinba: vec![s.clone()],
-            },
+            &FlussoSinba { identificazione_flusso: idf, sinba: vec![s.clone()] },
             crate::rules::Canale::Cooperazione,
         ),
     };
     res.map_err(|e| match e {
         crate::writer::WriteError::Invalid(v) => v,
-        other => vec![Violation {
-            path: "flusso".into(),
-            rule: Rule::Formato,
-            message: other.to_string(),
-        }],
+        other => vec![Violation { path: "flusso".into(), rule: Rule::Formato, message: other.to_string() }],
     })
 }
 
@@ -1008,15 +752,9 @@ pub fn xml_cooperazione(
 /// 64-bit FNV-1a over the record's XML, stable across builds and Rust versions (the ledger
 /// compares it to decide whether a prestazione already sent has changed).
 pub fn impronta(rec: &Record) -> Result<String, Vec<Violation>> {
-    let ente = EnteSiuss {
-        codice: "X000".into(),
-        denominazione: String::new(),
-        indirizzo: "X000".into(),
-        cf_operatore: "00000000000".into(),
-    };
-    let id = epoch()
-        .and_then(|d| FlowId::new("X000", rec.tipo(), d, 0).ok())
-        .ok_or_else(Vec::new)?;
+    let ente =
+        EnteSiuss { codice: "X000".into(), denominazione: String::new(), indirizzo: "X000".into(), cf_operatore: "00000000000".into() };
+    let id = epoch().and_then(|d| FlowId::new("X000", rec.tipo(), d, 0).ok()).ok_or_else(Vec::new)?;
     let xml = xml_cooperazione(&ente, &id, rec)?;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in xml {

@@ -34,7 +34,4 @@ mod sealed {
 pub use flow_id::{FlowId, FlowIdError, TipoFlusso};
 pub use rules::{Canale, Rule, Schema, Violation, validate_ps, validate_sinba};
 pub use validato::Validato;
-pub use writer::{
-    FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, VoceFlusso, WriteError, write_flusso_ps,
-    write_flusso_sinba,
-};
+pub use writer::{FlussoPsWriter, FlussoSinbaWriter, FlussoWriter, VoceFlusso, WriteError, write_flusso_ps, write_flusso_sinba};

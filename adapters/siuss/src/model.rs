@@ -60,9 +60,7 @@ impl Data {
             return Err(ValueError::Data(format!("mese {mese} fuori intervallo")));
         }
         if giorno == 0 || giorno > days_in_month(anno, mese) {
-            return Err(ValueError::Data(format!(
-                "giorno {giorno} non esiste in {anno}-{mese:02}"
-            )));
+            return Err(ValueError::Data(format!("giorno {giorno} non esiste in {anno}-{mese:02}")));
         }
         Ok(Self { anno, mese, giorno })
     }
@@ -71,39 +69,23 @@ impl Data {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let bad = || ValueError::Data(format!("formato atteso AAAA-MM-GG, trovato {s:?}"));
         let b = s.as_bytes();
-        if b.len() != 10
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || !b
-                .iter()
-                .enumerate()
-                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        {
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()) {
             return Err(bad());
         }
         // Ten bytes, dashes at 4 and 7, ASCII digits elsewhere.
         let d = |i: usize| b[i] - b'0';
-        let anno =
-            u16::from(d(0)) * 1000 + u16::from(d(1)) * 100 + u16::from(d(2)) * 10 + u16::from(d(3));
+        let anno = u16::from(d(0)) * 1000 + u16::from(d(1)) * 100 + u16::from(d(2)) * 10 + u16::from(d(3));
         Self::new(anno, d(5) * 10 + d(6), d(8) * 10 + d(9))
     }
 
     /// Parses the compact `AAAAMMGG` form used inside flow ids.
     pub fn parse_compact(s: &str) -> Result<Self, ValueError> {
         if s.len() != 8 || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(ValueError::Data(format!(
-                "formato atteso AAAAMMGG, trovato {s:?}"
-            )));
+            return Err(ValueError::Data(format!("formato atteso AAAAMMGG, trovato {s:?}")));
         }
-        let anno = s[0..4]
-            .parse::<u16>()
-            .map_err(|e| ValueError::Data(e.to_string()))?;
-        let mese = s[4..6]
-            .parse::<u8>()
-            .map_err(|e| ValueError::Data(e.to_string()))?;
-        let giorno = s[6..8]
-            .parse::<u8>()
-            .map_err(|e| ValueError::Data(e.to_string()))?;
+        let anno = s[0..4].parse::<u16>().map_err(|e| ValueError::Data(e.to_string()))?;
+        let mese = s[4..6].parse::<u8>().map_err(|e| ValueError::Data(e.to_string()))?;
+        let giorno = s[6..8].parse::<u8>().map_err(|e| ValueError::Data(e.to_string()))?;
         Self::new(anno, mese, giorno)
     }
 
@@ -192,10 +174,7 @@ impl Importo {
             Some((i, f)) => (i, f),
             None => (body, ""),
         };
-        if int.is_empty()
-            || frac.len() > 2
-            || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
-        {
+        if int.is_empty() || frac.len() > 2 || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
         let euro: i64 = int.parse().map_err(|_| bad())?;
@@ -204,10 +183,7 @@ impl Importo {
             1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
             _ => frac.parse().map_err(|_| bad())?,
         };
-        let v = euro
-            .checked_mul(100)
-            .and_then(|e| e.checked_add(cent))
-            .ok_or_else(bad)?;
+        let v = euro.checked_mul(100).and_then(|e| e.checked_add(cent)).ok_or_else(bad)?;
         Ok(Importo(if neg { -v } else { v }))
     }
 }
@@ -237,10 +213,7 @@ impl OreServizio {
     }
 
     pub fn da_minuti(totale: u32) -> Self {
-        Self {
-            ore: totale / 60,
-            minuti: (totale % 60) as u8,
-        }
+        Self { ore: totale / 60, minuti: (totale % 60) as u8 }
     }
 
     pub fn minuti_totali(self) -> u64 {
@@ -261,9 +234,7 @@ impl OreServizio {
         let ore = h.parse().map_err(|_| bad())?;
         let minuti = match m {
             None => 0,
-            Some(m) if m.len() == 2 && m.bytes().all(|c| c.is_ascii_digit()) => {
-                m.parse().map_err(|_| bad())?
-            }
+            Some(m) if m.len() == 2 && m.bytes().all(|c| c.is_ascii_digit()) => m.parse().map_err(|_| bad())?,
             Some(_) => return Err(bad()),
         };
         Ok(Self { ore, minuti })
@@ -836,11 +807,7 @@ mod tests {
         let anno = s[0..4].parse::<u16>().map_err(|_| bad())?;
         let mese = s[5..7].parse::<u8>().map_err(|_| bad())?;
         let giorno = s[8..10].parse::<u8>().map_err(|_| bad())?;
-        if !s
-            .bytes()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        {
+        if !s.bytes().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()) {
             return Err(bad());
         }
         Data::new(anno, mese, giorno)

@@ -171,11 +171,7 @@ fn xml_char_ok(c: char) -> bool {
 
 impl Checker {
     fn push(&mut self, path: impl fmt::Display, rule: Rule, message: impl Into<String>) {
-        self.out.push(Violation {
-            path: path.to_string(),
-            rule,
-            message: message.into(),
-        });
+        self.out.push(Violation { path: path.to_string(), rule, message: message.into() });
     }
 
     /// XSD `minLength`/`maxLength` count characters, not bytes.
@@ -186,26 +182,16 @@ impl Checker {
         } else if value.is_ascii() {
             // Below 0x80 only the C0 controls other than tab and line ends fall outside
             // `xml_char_ok`.
-            let ok = value
-                .bytes()
-                .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+            let ok = value.bytes().all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
             (value.len(), ok)
         } else {
             (value.chars().count(), value.chars().all(xml_char_ok))
         };
         if n < min || n > max {
-            self.push(
-                &path,
-                Rule::Lunghezza,
-                format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"),
-            );
+            self.push(&path, Rule::Lunghezza, format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"));
         }
         if !xml_ok {
-            self.push(
-                &path,
-                Rule::CaratteriNonAmmessi,
-                "contiene caratteri di controllo non ammessi in XML",
-            );
+            self.push(&path, Rule::CaratteriNonAmmessi, "contiene caratteri di controllo non ammessi in XML");
         }
     }
 
@@ -226,11 +212,7 @@ impl Checker {
         let b = value.as_bytes();
         let ok = b.len() == 4 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit);
         if !ok {
-            self.push(
-                path,
-                Rule::Formato,
-                "codice catastale (Belfiore) atteso: una lettera maiuscola e tre cifre",
-            );
+            self.push(path, Rule::Formato, "codice catastale (Belfiore) atteso: una lettera maiuscola e tre cifre");
         }
     }
 
@@ -254,11 +236,7 @@ impl Checker {
         if let Some(v) = v
             && v.0 <= 0
         {
-            self.push(
-                path,
-                Rule::ImportoNonPositivo,
-                "l'importo deve essere maggiore di 0",
-            );
+            self.push(path, Rule::ImportoNonPositivo, "l'importo deve essere maggiore di 0");
         }
     }
 
@@ -266,20 +244,12 @@ impl Checker {
         if let Some(v) = v
             && v.0 < 0
         {
-            self.push(
-                path,
-                Rule::ImportoNegativo,
-                "l'importo non può essere negativo",
-            );
+            self.push(path, Rule::ImportoNegativo, "l'importo non può essere negativo");
         }
     }
 
     fn finish(self) -> Result<(), Vec<Violation>> {
-        if self.out.is_empty() {
-            Ok(())
-        } else {
-            Err(self.out)
-        }
+        if self.out.is_empty() { Ok(()) } else { Err(self.out) }
     }
 }
 
@@ -294,28 +264,16 @@ fn check_identificazione(c: &mut Checker, id: &IdentificazioneFlusso, schema: Sc
     let p = "identificazione_flusso";
     let nome = &id.nome;
     if nome.trim().is_empty() {
-        c.push(
-            format!("{p}.nome"),
-            Rule::NomeFlussoVuoto,
-            "il nome del flusso è obbligatorio",
-        );
+        c.push(format!("{p}.nome"), Rule::NomeFlussoVuoto, "il nome del flusso è obbligatorio");
     } else {
         if nome.chars().count() > MAX_NOME_FLUSSO {
-            c.push(
-                format!("{p}.nome"),
-                Rule::NomeFlussoLunghezza,
-                format!("il nome del flusso supera {MAX_NOME_FLUSSO} caratteri"),
-            );
+            c.push(format!("{p}.nome"), Rule::NomeFlussoLunghezza, format!("il nome del flusso supera {MAX_NOME_FLUSSO} caratteri"));
         }
         match nome.parse::<FlowId>() {
             Err(e) => c.push(format!("{p}.nome"), Rule::NomeFlussoFormato, e.to_string()),
             Ok(fid) => {
                 if fid.ente() != id.ente.codice {
-                    c.push(
-                        format!("{p}.nome"),
-                        Rule::NomeFlussoEnte,
-                        "il codice ente nel nome del flusso differisce da Ente/@Codice",
-                    );
+                    c.push(format!("{p}.nome"), Rule::NomeFlussoEnte, "il codice ente nel nome del flusso differisce da Ente/@Codice");
                 }
                 let ok = match schema {
                     Schema::PsPsaSina => fid.tipo().is_ps(),
@@ -326,9 +284,7 @@ fn check_identificazione(c: &mut Checker, id: &IdentificazioneFlusso, schema: Sc
                         format!("{p}.nome"),
                         Rule::NomeFlussoTipo,
                         match schema {
-                            Schema::PsPsaSina => {
-                                "un flusso PS_PSA_SINA deve avere tipo PS, PSA o SINA nel nome"
-                            }
+                            Schema::PsPsaSina => "un flusso PS_PSA_SINA deve avere tipo PS, PSA o SINA nel nome",
                             Schema::Sinba => "un flusso SINBA deve avere tipo SINBA nel nome",
                         },
                     );
@@ -347,10 +303,7 @@ fn check_identificazione(c: &mut Checker, id: &IdentificazioneFlusso, schema: Sc
 }
 
 /// Checks a flow header on its own (used by the streaming writer before anything is written).
-pub fn validate_identificazione(
-    id: &IdentificazioneFlusso,
-    schema: Schema,
-) -> Result<(), Vec<Violation>> {
+pub fn validate_identificazione(id: &IdentificazioneFlusso, schema: Schema) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
     check_identificazione(&mut c, id, schema);
     c.finish()
@@ -362,18 +315,10 @@ pub fn validate_ps(flusso: &FlussoPs, canale: Canale) -> Result<(), Vec<Violatio
     check_identificazione(&mut c, &flusso.identificazione_flusso, Schema::PsPsaSina);
     let n = flusso.beneficiari.len();
     if n == 0 {
-        c.push(
-            "beneficiari",
-            Rule::Cardinalita,
-            "il flusso deve contenere almeno un beneficiario",
-        );
+        c.push("beneficiari", Rule::Cardinalita, "il flusso deve contenere almeno un beneficiario");
     }
     if canale == Canale::Cooperazione && n > 1 {
-        c.push(
-            "beneficiari",
-            Rule::CooperazioneUnicoBeneficiario,
-            "in cooperazione applicativa un flusso contiene un solo beneficiario",
-        );
+        c.push("beneficiari", Rule::CooperazioneUnicoBeneficiario, "in cooperazione applicativa un flusso contiene un solo beneficiario");
     }
     for (i, b) in flusso.beneficiari.iter().enumerate() {
         let p = Indice("beneficiari", i as u64);
@@ -395,10 +340,7 @@ pub fn validate_beneficiario(b: &Beneficiario, path: &str) -> Result<(), Vec<Vio
 }
 
 /// [`validate_beneficiario`] with a path formatted only if a violation is found.
-pub(crate) fn validate_beneficiario_at(
-    b: &Beneficiario,
-    path: &dyn fmt::Display,
-) -> Result<(), Vec<Violation>> {
+pub(crate) fn validate_beneficiario_at(b: &Beneficiario, path: &dyn fmt::Display) -> Result<(), Vec<Violation>> {
     let mut c = Checker::default();
     check_beneficiario(&mut c, b, path);
     c.finish()
@@ -418,34 +360,18 @@ fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
     c.text(format_args!("{pa}.nome"), &a.nome, 1, 36);
     c.anno(format_args!("{pa}.anno_nascita"), a.anno_nascita);
     c.belfiore(format_args!("{pa}.luogo_nascita"), &a.luogo_nascita);
-    c.digits(
-        format_args!("{pa}.codice_cittadinanza"),
-        &a.codice_cittadinanza,
-        3,
-    );
-    c.opt_digits(
-        format_args!("{pa}.codice_seconda_cittadinanza"),
-        a.codice_seconda_cittadinanza.as_deref(),
-        3,
-    );
+    c.digits(format_args!("{pa}.codice_cittadinanza"), &a.codice_cittadinanza, 3);
+    c.opt_digits(format_args!("{pa}.codice_seconda_cittadinanza"), a.codice_seconda_cittadinanza.as_deref(), 3);
 
     if b.indirizzi.is_empty() || b.indirizzi.len() > 5 {
-        c.push(
-            format!("{p}.indirizzi"),
-            Rule::Cardinalita,
-            "da 1 a 5 indirizzi per beneficiario",
-        );
+        c.push(format!("{p}.indirizzi"), Rule::Cardinalita, "da 1 a 5 indirizzi per beneficiario");
     }
     for (i, ind) in b.indirizzi.iter().enumerate() {
         check_indirizzo(c, ind, &format_args!("{p}.indirizzi[{i}]"));
     }
 
     if b.prestazioni_sociali.is_empty() {
-        c.push(
-            format!("{p}.prestazioni_sociali"),
-            Rule::Cardinalita,
-            "almeno una prestazione per beneficiario",
-        );
+        c.push(format!("{p}.prestazioni_sociali"), Rule::Cardinalita, "almeno una prestazione per beneficiario");
     }
     for (i, ps) in b.prestazioni_sociali.iter().enumerate() {
         check_prestazione(c, ps, &format_args!("{p}.prestazioni_sociali[{i}]"));
@@ -454,16 +380,8 @@ fn check_beneficiario(c: &mut Checker, b: &Beneficiario, p: &dyn fmt::Display) {
 
 fn check_indirizzo(c: &mut Checker, ind: &Indirizzo, p: &dyn fmt::Display) {
     c.digits(format_args!("{p}.codice_nazione"), &ind.codice_nazione, 3);
-    c.opt_digits(
-        format_args!("{p}.codice_regione"),
-        ind.codice_regione.as_deref(),
-        2,
-    );
-    c.opt_digits(
-        format_args!("{p}.codice_comune"),
-        ind.codice_comune.as_deref(),
-        6,
-    );
+    c.opt_digits(format_args!("{p}.codice_regione"), ind.codice_regione.as_deref(), 2);
+    c.opt_digits(format_args!("{p}.codice_comune"), ind.codice_comune.as_deref(), 6);
     if ind.codice_nazione == NAZIONE_ITALIA {
         if ind.codice_regione.is_none() {
             c.push(
@@ -486,12 +404,7 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
     let f = |name: &'static str| Dot(p, name);
 
     c.text(f("codice_prestazione"), &ps.codice_prestazione, 5, 10);
-    c.text(
-        f("denominazione_prestazione"),
-        &ps.denominazione_prestazione,
-        10,
-        200,
-    );
+    c.text(f("denominazione_prestazione"), &ps.denominazione_prestazione, 10, 200);
     c.text(f("protocollo_domanda"), &ps.protocollo_domanda, 1, 32);
 
     match ps.carattere_prestazione {
@@ -536,15 +449,8 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
 
     // An empty NumeroProtocolloDSU is schema-valid (minLength 0) but says nothing, so it
     // counts as absent for the all-or-nothing rule.
-    let numero = ps
-        .numero_protocollo_dsu
-        .as_deref()
-        .filter(|s| !s.trim().is_empty());
-    let present = [
-        numero.is_some(),
-        ps.anno_protocollo_dsu.is_some(),
-        ps.data_dsu.is_some(),
-    ];
+    let numero = ps.numero_protocollo_dsu.as_deref().filter(|s| !s.trim().is_empty());
+    let present = [numero.is_some(), ps.anno_protocollo_dsu.is_some(), ps.data_dsu.is_some()];
     if present.iter().any(|&x| x) && !present.iter().all(|&x| x) {
         let names = ["numero_protocollo_dsu", "anno_protocollo_dsu", "data_dsu"];
         for (name, here) in names.iter().zip(present) {
@@ -566,11 +472,7 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
 
     if let Some(fine) = ps.data_fine_prestazione {
         match ps.data_inizio_prestazione {
-            None => c.push(
-                f("data_fine_prestazione"),
-                Rule::DataFineSenzaDataInizio,
-                "DataFinePrestazione richiede DataInizioPrestazione",
-            ),
+            None => c.push(f("data_fine_prestazione"), Rule::DataFineSenzaDataInizio, "DataFinePrestazione richiede DataInizioPrestazione"),
             Some(inizio) => {
                 if fine.anno() != inizio.anno() {
                     c.push(
@@ -580,11 +482,7 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
                     );
                 }
                 if fine < inizio {
-                    c.push(
-                        f("data_fine_prestazione"),
-                        Rule::DataFinePrecedente,
-                        "DataFinePrestazione precede DataInizioPrestazione",
-                    );
+                    c.push(f("data_fine_prestazione"), Rule::DataFinePrecedente, "DataFinePrestazione precede DataInizioPrestazione");
                 }
             }
         }
@@ -600,19 +498,11 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
     c.non_negative(f("importo_quota_richiesta"), ps.importo_quota_richiesta);
     c.non_negative(f("importo_soglia_isee"), ps.importo_soglia_isee);
 
-    let quote = [
-        ps.importo_quota_ente,
-        ps.importo_quota_utente,
-        ps.importo_quota_ssn,
-    ];
+    let quote = [ps.importo_quota_ente, ps.importo_quota_utente, ps.importo_quota_ssn];
     if quote.iter().any(Option::is_some) {
         let riferimento = match ps.carattere_prestazione {
-            Some(CaratterePrestazione::Periodica) => {
-                ps.importo_mensile.map(|i| (i, "ImportoMensile"))
-            }
-            Some(CaratterePrestazione::Occasionale) => {
-                ps.importo_prestazione.map(|i| (i, "ImportoPrestazione"))
-            }
+            Some(CaratterePrestazione::Periodica) => ps.importo_mensile.map(|i| (i, "ImportoMensile")),
+            Some(CaratterePrestazione::Occasionale) => ps.importo_prestazione.map(|i| (i, "ImportoPrestazione")),
             None => None,
         };
         // Without the reference amount the missing field is already reported above.
@@ -631,38 +521,21 @@ fn check_prestazione(c: &mut Checker, ps: &PrestazioneSociale, p: &dyn fmt::Disp
     if let Some(m) = ps.periodo_erogazione
         && !(1..=12).contains(&m)
     {
-        c.push(
-            f("periodo_erogazione"),
-            Rule::PeriodoErogazione,
-            "PeriodoErogazione va da 1 a 12",
-        );
+        c.push(f("periodo_erogazione"), Rule::PeriodoErogazione, "PeriodoErogazione va da 1 a 12");
     }
     if let Some(o) = ps.ore_servizio_mensile
         && o.minuti > 59
     {
-        c.push(
-            f("ore_servizio_mensile"),
-            Rule::OreServizioMinuti,
-            "OreServizioMensile è in formato HH,MM: i minuti vanno da 00 a 59",
-        );
+        c.push(f("ore_servizio_mensile"), Rule::OreServizioMinuti, "OreServizioMensile è in formato HH,MM: i minuti vanno da 00 a 59");
     }
 
     if ps.presa_carico == SiNo::Si && ps.area_utenza.is_none() {
-        c.push(
-            f("area_utenza"),
-            Rule::AreaUtenzaObbligatoria,
-            "AreaUtenza obbligatoria quando PresaCarico = 1",
-        );
+        c.push(f("area_utenza"), Rule::AreaUtenzaObbligatoria, "AreaUtenza obbligatoria quando PresaCarico = 1");
     }
 
     if let Some(s) = &ps.sina {
         for (i, codice) in s.necessita_interventi_sociali.iter().enumerate() {
-            c.text(
-                format_args!("{p}.sina.necessita_interventi_sociali[{i}]"),
-                codice,
-                5,
-                10,
-            );
+            c.text(format_args!("{p}.sina.necessita_interventi_sociali[{i}]"), codice, 5, 10);
         }
     }
 }
@@ -677,18 +550,10 @@ pub fn validate_sinba(flusso: &FlussoSinba, canale: Canale) -> Result<(), Vec<Vi
     check_identificazione(&mut c, &flusso.identificazione_flusso, Schema::Sinba);
     let n = flusso.sinba.len();
     if n == 0 {
-        c.push(
-            "sinba",
-            Rule::Cardinalita,
-            "il flusso deve contenere almeno un elemento SINBA",
-        );
+        c.push("sinba", Rule::Cardinalita, "il flusso deve contenere almeno un elemento SINBA");
     }
     if canale == Canale::Cooperazione && n > 1 {
-        c.push(
-            "sinba",
-            Rule::CooperazioneUnicoBeneficiario,
-            "in cooperazione applicativa un flusso contiene un solo beneficiario",
-        );
+        c.push("sinba", Rule::CooperazioneUnicoBeneficiario, "in cooperazione applicativa un flusso contiene un solo beneficiario");
     }
     for (i, s) in flusso.sinba.iter().enumerate() {
         let p = Indice("sinba", i as u64);
@@ -731,62 +596,26 @@ fn check_sinba(c: &mut Checker, s: &Sinba, p: &dyn fmt::Display) {
         );
     }
     if s.prestazioni.is_empty() {
-        c.push(
-            f("prestazioni"),
-            Rule::Cardinalita,
-            "almeno un CodicePrestazione",
-        );
+        c.push(f("prestazioni"), Rule::Cardinalita, "almeno un CodicePrestazione");
     }
     for (i, codice) in s.prestazioni.iter().enumerate() {
         c.text(format_args!("{p}.prestazioni[{i}]"), codice, 5, 10);
     }
     if s.famiglia.is_empty() {
-        c.push(
-            f("famiglia"),
-            Rule::Cardinalita,
-            "almeno una ComposizioneFamiglia",
-        );
+        c.push(f("famiglia"), Rule::Cardinalita, "almeno una ComposizioneFamiglia");
     }
-    c.opt_digits(
-        f("codice_cittadinanza_padre"),
-        s.codice_cittadinanza_padre.as_deref(),
-        3,
-    );
-    c.opt_digits(
-        f("codice_cittadinanza_madre"),
-        s.codice_cittadinanza_madre.as_deref(),
-        3,
-    );
-    c.opt_digits(
-        f("codice_regione_residenza_padre"),
-        s.codice_regione_residenza_padre.as_deref(),
-        2,
-    );
-    c.opt_digits(
-        f("codice_regione_residenza_madre"),
-        s.codice_regione_residenza_madre.as_deref(),
-        2,
-    );
+    c.opt_digits(f("codice_cittadinanza_padre"), s.codice_cittadinanza_padre.as_deref(), 3);
+    c.opt_digits(f("codice_cittadinanza_madre"), s.codice_cittadinanza_madre.as_deref(), 3);
+    c.opt_digits(f("codice_regione_residenza_padre"), s.codice_regione_residenza_padre.as_deref(), 2);
+    c.opt_digits(f("codice_regione_residenza_madre"), s.codice_regione_residenza_madre.as_deref(), 2);
     if let Some(n) = s.numero_componenti_isee
         && !(1..=9).contains(&n)
     {
-        c.push(
-            f("numero_componenti_isee"),
-            Rule::NumeroComponentiIsee,
-            "NumeroComponentiISEE va da 1 a 9",
-        );
+        c.push(f("numero_componenti_isee"), Rule::NumeroComponentiIsee, "NumeroComponentiISEE va da 1 a 9");
     }
     c.anno(f("anno_nascita"), s.anno_nascita);
-    c.digits(
-        f("codice_nazione_residenza"),
-        &s.codice_nazione_residenza,
-        3,
-    );
-    c.opt_digits(
-        f("codice_regione_residenza"),
-        s.codice_regione_residenza.as_deref(),
-        2,
-    );
+    c.digits(f("codice_nazione_residenza"), &s.codice_nazione_residenza, 3);
+    c.opt_digits(f("codice_regione_residenza"), s.codice_regione_residenza.as_deref(), 2);
     if s.codice_nazione_residenza == NAZIONE_ITALIA && s.codice_regione_residenza.is_none() {
         c.push(
             f("codice_regione_residenza"),
@@ -805,18 +634,10 @@ mod tests {
         let mut c = Checker::default();
         let n = value.chars().count();
         if n < min || n > max {
-            c.push(
-                "p",
-                Rule::Lunghezza,
-                format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"),
-            );
+            c.push("p", Rule::Lunghezza, format!("lunghezza {n} fuori dall'intervallo ammesso {min}..{max} caratteri"));
         }
         if !value.chars().all(xml_char_ok) {
-            c.push(
-                "p",
-                Rule::CaratteriNonAmmessi,
-                "contiene caratteri di controllo non ammessi in XML",
-            );
+            c.push("p", Rule::CaratteriNonAmmessi, "contiene caratteri di controllo non ammessi in XML");
         }
         c.out
     }

@@ -21,8 +21,8 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use crate::model::*;
 use crate::num::{push_pad, push_u64};
 use crate::rules::{
-    self, Canale, Indice, Schema, Violation, validate_beneficiario, validate_beneficiario_at,
-    validate_identificazione, validate_sinba_at, validate_sinba_record,
+    self, Canale, Indice, Schema, Violation, validate_beneficiario, validate_beneficiario_at, validate_identificazione, validate_sinba_at,
+    validate_sinba_record,
 };
 use crate::validato::Validato;
 
@@ -171,11 +171,7 @@ impl<W: Write> Doc<W> {
         // Newlines without indentation: readable in a pager, no padding bytes in large files.
         let mut xml = Writer::new_with_indent(w, b' ', 0);
         xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        let mut doc = Self {
-            xml,
-            tag: String::with_capacity(1024),
-            name_len: 0,
-        };
+        let mut doc = Self { xml, tag: String::with_capacity(1024), name_len: 0 };
         doc.tag("Flusso");
         doc.attr("xmlns", NAMESPACE);
         doc.start()?;
@@ -190,8 +186,7 @@ impl<W: Write> Doc<W> {
         doc.attr("Indirizzo", &e.indirizzo);
         doc.attr("CFOperatore", &e.cf_operatore);
         doc.empty()?;
-        doc.xml
-            .write_event(Event::End(BytesEnd::new("IdentificazioneFlusso")))?;
+        doc.xml.write_event(Event::End(BytesEnd::new("IdentificazioneFlusso")))?;
         Ok(doc)
     }
 
@@ -258,10 +253,7 @@ impl<W: Write> Doc<W> {
         self.attr("LuogoNascita", &a.luogo_nascita);
         self.attr("Genere", a.genere);
         self.attr("CodiceCittadinanza", &a.codice_cittadinanza);
-        self.attr_opt(
-            "CodiceSecondaCittadinanza",
-            a.codice_seconda_cittadinanza.as_deref(),
-        );
+        self.attr_opt("CodiceSecondaCittadinanza", a.codice_seconda_cittadinanza.as_deref());
         self.empty()?;
 
         for ind in &b.indirizzi {
@@ -274,8 +266,7 @@ impl<W: Write> Doc<W> {
         for ps in &b.prestazioni_sociali {
             self.prestazione(ps)?;
         }
-        self.xml
-            .write_event(Event::End(BytesEnd::new("Beneficiario")))?;
+        self.xml.write_event(Event::End(BytesEnd::new("Beneficiario")))?;
         Ok(())
     }
 
@@ -311,8 +302,7 @@ impl<W: Write> Doc<W> {
             Some(s) => {
                 self.start()?;
                 self.sina(s)?;
-                self.xml
-                    .write_event(Event::End(BytesEnd::new("PrestazioniSociali")))?;
+                self.xml.write_event(Event::End(BytesEnd::new("PrestazioniSociali")))?;
             }
         }
         Ok(())
@@ -327,10 +317,7 @@ impl<W: Write> Doc<W> {
         self.attr_opt("NecessitaCureSanitarie", s.necessita_cure_sanitarie);
         self.attr("AreaReddituale", s.area_reddituale);
         self.attr("AreaSupporto", s.area_supporto);
-        self.attr(
-            "FonteDerivazioneValutazione",
-            s.fonte_derivazione_valutazione,
-        );
+        self.attr("FonteDerivazioneValutazione", s.fonte_derivazione_valutazione);
         self.attr("StrumentoValutazione", s.strumento_valutazione);
         self.attr_opt("FonteDerivazioneInvalidita", s.fonte_derivazione_invalidita);
 
@@ -340,22 +327,18 @@ impl<W: Write> Doc<W> {
         }
         self.start()?;
         if !s.necessita_interventi_sociali.is_empty() {
-            self.xml
-                .write_event(Event::Start(BytesStart::new("NecessitaInterventiSociali")))?;
+            self.xml.write_event(Event::Start(BytesStart::new("NecessitaInterventiSociali")))?;
             for c in &s.necessita_interventi_sociali {
                 self.text_element("CodicePrestazione", c)?;
             }
-            self.xml
-                .write_event(Event::End(BytesEnd::new("NecessitaInterventiSociali")))?;
+            self.xml.write_event(Event::End(BytesEnd::new("NecessitaInterventiSociali")))?;
         }
         if !s.invalidita_civile.is_empty() {
-            self.xml
-                .write_event(Event::Start(BytesStart::new("InvaliditaCivile")))?;
+            self.xml.write_event(Event::Start(BytesStart::new("InvaliditaCivile")))?;
             for c in &s.invalidita_civile {
                 self.text_element("InvCiv", c.codice())?;
             }
-            self.xml
-                .write_event(Event::End(BytesEnd::new("InvaliditaCivile")))?;
+            self.xml.write_event(Event::End(BytesEnd::new("InvaliditaCivile")))?;
         }
         self.xml.write_event(Event::End(BytesEnd::new("SINA")))?;
         Ok(())
@@ -372,22 +355,10 @@ impl<W: Write> Doc<W> {
         self.attr("Disabilita", s.disabilita);
         self.attr_opt("TipoDisabilita", s.tipo_disabilita);
         self.attr_opt("InvCivCertificazioni", s.inv_civ_certificazioni);
-        self.attr_opt(
-            "CodiceCittadinanzaPadre",
-            s.codice_cittadinanza_padre.as_deref(),
-        );
-        self.attr_opt(
-            "CodiceCittadinanzaMadre",
-            s.codice_cittadinanza_madre.as_deref(),
-        );
-        self.attr_opt(
-            "CodiceRegioneResidenzaPadre",
-            s.codice_regione_residenza_padre.as_deref(),
-        );
-        self.attr_opt(
-            "CodiceRegioneResidenzaMadre",
-            s.codice_regione_residenza_madre.as_deref(),
-        );
+        self.attr_opt("CodiceCittadinanzaPadre", s.codice_cittadinanza_padre.as_deref());
+        self.attr_opt("CodiceCittadinanzaMadre", s.codice_cittadinanza_madre.as_deref());
+        self.attr_opt("CodiceRegioneResidenzaPadre", s.codice_regione_residenza_padre.as_deref());
+        self.attr_opt("CodiceRegioneResidenzaMadre", s.codice_regione_residenza_madre.as_deref());
         self.attr_opt("TitoloStudioPadre", s.titolo_studio_padre);
         self.attr_opt("TitoloStudioMadre", s.titolo_studio_madre);
         self.attr_opt("OccupazionePadre", s.occupazione_padre);
@@ -396,39 +367,21 @@ impl<W: Write> Doc<W> {
         self.attr("FonteSegnalazione", s.fonte_segnalazione);
         self.attr("ValutazioneMinore", s.valutazione_minore);
         self.attr("ValutazioneFamigliaMinore", s.valutazione_famiglia_minore);
-        self.attr(
-            "SegnalazioneAutoritaGiudiziaria",
-            s.segnalazione_autorita_giudiziaria,
-        );
+        self.attr("SegnalazioneAutoritaGiudiziaria", s.segnalazione_autorita_giudiziaria);
         self.attr_opt("DataSegnalazione", s.data_segnalazione);
         self.attr("ProvvedimentoGiudiziario", s.provvedimento_giudiziario);
-        self.attr_opt(
-            "DataProvvedimentoGiudiziario",
-            s.data_provvedimento_giudiziario,
-        );
+        self.attr_opt("DataProvvedimentoGiudiziario", s.data_provvedimento_giudiziario);
         self.attr_opt("AutoritaProvvedimento", s.autorita_provvedimento);
         self.attr_opt("PotestaTutela", s.potesta_tutela);
-        self.attr_opt(
-            "TipoProvvedimentoGiudiziario",
-            s.tipo_provvedimento_giudiziario,
-        );
+        self.attr_opt("TipoProvvedimentoGiudiziario", s.tipo_provvedimento_giudiziario);
         self.attr_opt("FormaInterventoAffido", s.forma_intervento_affido);
         self.attr_opt("TipoInterventoAffido", s.tipo_intervento_affido);
         self.attr_opt("DurataAffido", s.durata_affido);
         self.attr_opt("CarattereAffido", s.carattere_affido);
         self.attr_opt("EsitoAffido", s.esito_affido);
-        self.attr_opt(
-            "CarattereInserimentoResidenziale",
-            s.carattere_inserimento_residenziale,
-        );
-        self.attr_opt(
-            "FormaInserimentoResidenziale",
-            s.forma_inserimento_residenziale,
-        );
-        self.attr_opt(
-            "TipoInserimentoResidenziale",
-            s.tipo_inserimento_residenziale,
-        );
+        self.attr_opt("CarattereInserimentoResidenziale", s.carattere_inserimento_residenziale);
+        self.attr_opt("FormaInserimentoResidenziale", s.forma_inserimento_residenziale);
+        self.attr_opt("TipoInserimentoResidenziale", s.tipo_inserimento_residenziale);
         self.attr_opt("EsitoInserimentoStruttura", s.esito_inserimento_struttura);
         self.attr_opt("MotivazioneChiusuraCarico", s.motivazione_chiusura_carico);
         self.attr_opt("SituazioneChiusuraCarico", s.situazione_chiusura_carico);
@@ -437,27 +390,20 @@ impl<W: Write> Doc<W> {
         self.attr("FasciaEtaBeneficiario", s.fascia_eta_beneficiario);
         self.attr_opt("FasciaISEEBeneficiario", s.fascia_isee_beneficiario);
         self.attr("AnnoNascita", Anno(s.anno_nascita));
-        self.attr_opt(
-            "CodiceRegioneResidenza",
-            s.codice_regione_residenza.as_deref(),
-        );
+        self.attr_opt("CodiceRegioneResidenza", s.codice_regione_residenza.as_deref());
         self.attr("CodiceNazioneResidenza", &s.codice_nazione_residenza);
         self.start()?;
 
-        self.xml
-            .write_event(Event::Start(BytesStart::new("Prestazioni")))?;
+        self.xml.write_event(Event::Start(BytesStart::new("Prestazioni")))?;
         for c in &s.prestazioni {
             self.text_element("CodicePrestazione", c)?;
         }
-        self.xml
-            .write_event(Event::End(BytesEnd::new("Prestazioni")))?;
-        self.xml
-            .write_event(Event::Start(BytesStart::new("Famiglia")))?;
+        self.xml.write_event(Event::End(BytesEnd::new("Prestazioni")))?;
+        self.xml.write_event(Event::Start(BytesStart::new("Famiglia")))?;
         for c in &s.famiglia {
             self.text_element("ComposizioneFamiglia", c.codice())?;
         }
-        self.xml
-            .write_event(Event::End(BytesEnd::new("Famiglia")))?;
+        self.xml.write_event(Event::End(BytesEnd::new("Famiglia")))?;
         self.xml.write_event(Event::End(BytesEnd::new("SINBA")))?;
         Ok(())
     }
@@ -474,11 +420,7 @@ pub fn write_flusso_ps<W: Write>(w: W, flusso: &FlussoPs, canale: Canale) -> Res
 }
 
 /// Validates and writes a whole SINBA flow; returns the sink.
-pub fn write_flusso_sinba<W: Write>(
-    w: W,
-    flusso: &FlussoSinba,
-    canale: Canale,
-) -> Result<W, WriteError> {
+pub fn write_flusso_sinba<W: Write>(w: W, flusso: &FlussoSinba, canale: Canale) -> Result<W, WriteError> {
     rules::validate_sinba(flusso, canale).map_err(WriteError::Invalid)?;
     let mut doc = Doc::open(w, &flusso.identificazione_flusso)?;
     for s in &flusso.sinba {
@@ -571,12 +513,7 @@ impl<W: Write, V: VoceFlusso> FlussoWriter<W, V> {
     /// Validates the header and writes it.
     pub fn begin(w: W, id: &IdentificazioneFlusso) -> Result<Self, WriteError> {
         validate_identificazione(id, V::SCHEMA).map_err(WriteError::Invalid)?;
-        Ok(Self {
-            doc: Doc::open(w, id)?,
-            offerti: 0,
-            scritti: 0,
-            voce: std::marker::PhantomData,
-        })
+        Ok(Self { doc: Doc::open(w, id)?, offerti: 0, scritti: 0, voce: std::marker::PhantomData })
     }
 
     /// Writes one record, or returns its violations and writes nothing.
@@ -626,16 +563,7 @@ mod tests {
 
     #[test]
     fn escaping_is_quick_xml_s() {
-        for s in [
-            "",
-            "plain",
-            "D'ARCO",
-            "a&b<c>d\"e'f",
-            "&&&",
-            "<",
-            "NICOLÒ & Cà",
-            "tab\there\nnewline",
-        ] {
+        for s in ["", "plain", "D'ARCO", "a&b<c>d\"e'f", "&&&", "<", "NICOLÒ & Cà", "tab\there\nnewline"] {
             assert_eq!(scritto(s), quick_xml::escape::escape(s), "{s:?}");
         }
     }

@@ -23,18 +23,8 @@ const P: &str = "beneficiari[0].prestazioni_sociali[0]";
 
 fn ps_cases() -> Vec<PsCase> {
     vec![
-        (
-            "nome flusso vuoto",
-            |f| f.identificazione_flusso.nome.clear(),
-            Rule::NomeFlussoVuoto,
-            "identificazione_flusso.nome",
-        ),
-        (
-            "nome flusso solo spazi",
-            |f| f.identificazione_flusso.nome = "   ".into(),
-            Rule::NomeFlussoVuoto,
-            "identificazione_flusso.nome",
-        ),
+        ("nome flusso vuoto", |f| f.identificazione_flusso.nome.clear(), Rule::NomeFlussoVuoto, "identificazione_flusso.nome"),
+        ("nome flusso solo spazi", |f| f.identificazione_flusso.nome = "   ".into(), Rule::NomeFlussoVuoto, "identificazione_flusso.nome"),
         (
             "nome flusso > 50",
             |f| {
@@ -91,21 +81,11 @@ fn ps_cases() -> Vec<PsCase> {
         ),
         (
             "cf operatore errato",
-            |f| {
-                f.identificazione_flusso
-                    .ente
-                    .cf_operatore
-                    .replace_range(15..16, "0")
-            },
+            |f| f.identificazione_flusso.ente.cf_operatore.replace_range(15..16, "0"),
             Rule::CodiceFiscale,
             "identificazione_flusso.ente.cf_operatore",
         ),
-        (
-            "nessun beneficiario",
-            |f| f.beneficiari.clear(),
-            Rule::Cardinalita,
-            "beneficiari",
-        ),
+        ("nessun beneficiario", |f| f.beneficiari.clear(), Rule::Cardinalita, "beneficiari"),
         (
             "cooperazione due beneficiari",
             |f| {
@@ -149,30 +129,15 @@ fn ps_cases() -> Vec<PsCase> {
             Rule::CodiceFiscaleOmocodico,
             "beneficiari[0].codice_fiscale",
         ),
-        (
-            "cognome vuoto",
-            |f| b0(f).anagrafica.cognome.clear(),
-            Rule::Lunghezza,
-            "beneficiari[0].anagrafica.cognome",
-        ),
-        (
-            "nome > 36",
-            |f| b0(f).anagrafica.nome = "A".repeat(37),
-            Rule::Lunghezza,
-            "beneficiari[0].anagrafica.nome",
-        ),
+        ("cognome vuoto", |f| b0(f).anagrafica.cognome.clear(), Rule::Lunghezza, "beneficiari[0].anagrafica.cognome"),
+        ("nome > 36", |f| b0(f).anagrafica.nome = "A".repeat(37), Rule::Lunghezza, "beneficiari[0].anagrafica.nome"),
         (
             "nome con carattere di controllo",
             |f| b0(f).anagrafica.nome = "AN\u{1}NA".into(),
             Rule::CaratteriNonAmmessi,
             "beneficiari[0].anagrafica.nome",
         ),
-        (
-            "anno nascita 3 cifre",
-            |f| b0(f).anagrafica.anno_nascita = 999,
-            Rule::Formato,
-            "beneficiari[0].anagrafica.anno_nascita",
-        ),
+        ("anno nascita 3 cifre", |f| b0(f).anagrafica.anno_nascita = 999, Rule::Formato, "beneficiari[0].anagrafica.anno_nascita"),
         (
             "luogo nascita non Belfiore",
             |f| b0(f).anagrafica.luogo_nascita = "1234".into(),
@@ -191,18 +156,8 @@ fn ps_cases() -> Vec<PsCase> {
             Rule::Formato,
             "beneficiari[0].anagrafica.codice_seconda_cittadinanza",
         ),
-        (
-            "nessun indirizzo",
-            |f| b0(f).indirizzi.clear(),
-            Rule::Cardinalita,
-            "beneficiari[0].indirizzi",
-        ),
-        (
-            "sei indirizzi",
-            |f| b0(f).indirizzi = vec![indirizzo_roma(); 6],
-            Rule::Cardinalita,
-            "beneficiari[0].indirizzi",
-        ),
+        ("nessun indirizzo", |f| b0(f).indirizzi.clear(), Rule::Cardinalita, "beneficiari[0].indirizzi"),
+        ("sei indirizzi", |f| b0(f).indirizzi = vec![indirizzo_roma(); 6], Rule::Cardinalita, "beneficiari[0].indirizzi"),
         (
             "italia senza regione",
             |f| b0(f).indirizzi[0].codice_regione = None,
@@ -227,12 +182,7 @@ fn ps_cases() -> Vec<PsCase> {
             Rule::Formato,
             "beneficiari[0].indirizzi[0].codice_nazione",
         ),
-        (
-            "nessuna prestazione",
-            |f| b0(f).prestazioni_sociali.clear(),
-            Rule::Cardinalita,
-            "beneficiari[0].prestazioni_sociali",
-        ),
+        ("nessuna prestazione", |f| b0(f).prestazioni_sociali.clear(), Rule::Cardinalita, "beneficiari[0].prestazioni_sociali"),
         (
             "codice prestazione corto",
             |f| p0(f).codice_prestazione = "A2.1".into(),
@@ -308,12 +258,7 @@ fn ps_cases() -> Vec<PsCase> {
             Rule::DsuIncompleta,
             "beneficiari[0].prestazioni_sociali[0].anno_protocollo_dsu",
         ),
-        (
-            "dsu senza data",
-            |f| p0(f).data_dsu = None,
-            Rule::DsuIncompleta,
-            "beneficiari[0].prestazioni_sociali[0].data_dsu",
-        ),
+        ("dsu senza data", |f| p0(f).data_dsu = None, Rule::DsuIncompleta, "beneficiari[0].prestazioni_sociali[0].data_dsu"),
         (
             "dsu numero > 30",
             |f| p0(f).numero_protocollo_dsu = Some("N".repeat(31)),
@@ -491,10 +436,7 @@ fn has(v: &[Violation], rule: Rule, path: &str) -> bool {
 #[test]
 fn baseline_flows_are_valid() {
     assert_eq!(validate_ps(&flusso_coop(), Canale::Cooperazione), Ok(()));
-    assert_eq!(
-        validate_sinba(&flusso_sinba_coop(), Canale::Cooperazione),
-        Ok(())
-    );
+    assert_eq!(validate_sinba(&flusso_sinba_coop(), Canale::Cooperazione), Ok(()));
     let mut f = flusso_coop();
     *p0(&mut f) = prestazione_occasionale();
     assert_eq!(validate_ps(&f, Canale::Cooperazione), Ok(()));
@@ -508,9 +450,7 @@ fn every_ps_rule_fires() {
         mutate(&mut f);
         match validate_ps(&f, Canale::Cooperazione) {
             Ok(()) => failures.push(format!("{name}: no violation")),
-            Err(v) if !has(&v, rule, path) => {
-                failures.push(format!("{name}: expected {rule} at {path}, got {v:?}"))
-            }
+            Err(v) if !has(&v, rule, path) => failures.push(format!("{name}: expected {rule} at {path}, got {v:?}")),
             Err(_) => {}
         }
     }
@@ -519,11 +459,7 @@ fn every_ps_rule_fires() {
 
 #[test]
 fn every_rule_variant_is_covered_by_a_case() {
-    let covered: std::collections::HashSet<Rule> = ps_cases()
-        .iter()
-        .map(|c| c.2)
-        .chain(sinba_cases().iter().map(|c| c.2))
-        .collect();
+    let covered: std::collections::HashSet<Rule> = ps_cases().iter().map(|c| c.2).chain(sinba_cases().iter().map(|c| c.2)).collect();
     let all = [
         Rule::NomeFlussoVuoto,
         Rule::NomeFlussoLunghezza,
@@ -565,19 +501,12 @@ fn every_rule_variant_is_covered_by_a_case() {
 #[test]
 fn portal_allows_many_beneficiaries_and_prestazioni() {
     let mut f = flusso_coop();
-    f.beneficiari[0]
-        .prestazioni_sociali
-        .push(prestazione_occasionale());
-    f.beneficiari
-        .push(beneficiario(1, vec![prestazione_occasionale()]));
+    f.beneficiari[0].prestazioni_sociali.push(prestazione_occasionale());
+    f.beneficiari.push(beneficiario(1, vec![prestazione_occasionale()]));
     assert_eq!(validate_ps(&f, Canale::Portale), Ok(()));
     let v = validate_ps(&f, Canale::Cooperazione).unwrap_err();
     assert!(has(&v, Rule::CooperazioneUnicoBeneficiario, "beneficiari"));
-    assert!(has(
-        &v,
-        Rule::CooperazioneUnicaPrestazione,
-        "beneficiari[0].prestazioni_sociali"
-    ));
+    assert!(has(&v, Rule::CooperazioneUnicaPrestazione, "beneficiari[0].prestazioni_sociali"));
 }
 
 #[test]
@@ -591,20 +520,11 @@ fn all_violations_are_reported_at_once() {
     p.data_fine_prestazione = Some(d(2026, 1, 1));
     let v = validate_ps(&f, Canale::Cooperazione).unwrap_err();
     for (rule, path) in [
-        (
-            Rule::NomeFlussoVuoto,
-            "identificazione_flusso.nome".to_string(),
-        ),
-        (
-            Rule::PeriodicaSenzaImportoMensile,
-            format!("{P}.importo_mensile"),
-        ),
+        (Rule::NomeFlussoVuoto, "identificazione_flusso.nome".to_string()),
+        (Rule::PeriodicaSenzaImportoMensile, format!("{P}.importo_mensile")),
         (Rule::AreaUtenzaObbligatoria, format!("{P}.area_utenza")),
         (Rule::DsuIncompleta, format!("{P}.data_dsu")),
-        (
-            Rule::DataFineAnnoDiverso,
-            format!("{P}.data_fine_prestazione"),
-        ),
+        (Rule::DataFineAnnoDiverso, format!("{P}.data_fine_prestazione")),
     ] {
         assert!(has(&v, rule, &path), "missing {rule} at {path}: {v:?}");
     }
@@ -613,11 +533,7 @@ fn all_violations_are_reported_at_once() {
 #[test]
 fn foreign_address_needs_no_regione_or_comune() {
     let mut f = flusso_coop();
-    b0(&mut f).indirizzi = vec![Indirizzo {
-        codice_regione: None,
-        codice_comune: None,
-        codice_nazione: "276".into(),
-    }];
+    b0(&mut f).indirizzi = vec![Indirizzo { codice_regione: None, codice_comune: None, codice_nazione: "276".into() }];
     assert_eq!(validate_ps(&f, Canale::Cooperazione), Ok(()));
 }
 
@@ -684,17 +600,9 @@ fn inps_openapi_example_breaks_the_tables() {
     p3.data_erogazione_prestazione = Some(d(2020, 12, 1));
     f.beneficiari[0].prestazioni_sociali = vec![p1, prestazione_periodica(), p3];
     let v = validate_ps(&f, Canale::Cooperazione).unwrap_err();
-    assert!(has(
-        &v,
-        Rule::ImportoNonPositivo,
-        &format!("{P}.importo_quota_ssn")
-    ));
+    assert!(has(&v, Rule::ImportoNonPositivo, &format!("{P}.importo_quota_ssn")));
     assert!(has(&v, Rule::SommaQuote, &format!("{P}.importo_quota_*")));
-    assert!(has(
-        &v,
-        Rule::CooperazioneUnicaPrestazione,
-        "beneficiari[0].prestazioni_sociali"
-    ));
+    assert!(has(&v, Rule::CooperazioneUnicaPrestazione, "beneficiari[0].prestazioni_sociali"));
 }
 
 // ----------------------------------------------------------------------------------------
@@ -709,12 +617,7 @@ fn s0(f: &mut FlussoSinba) -> &mut Sinba {
 
 fn sinba_cases() -> Vec<SinbaCase> {
     vec![
-        (
-            "nome vuoto",
-            |f| f.identificazione_flusso.nome.clear(),
-            Rule::NomeFlussoVuoto,
-            "identificazione_flusso.nome",
-        ),
+        ("nome vuoto", |f| f.identificazione_flusso.nome.clear(), Rule::NomeFlussoVuoto, "identificazione_flusso.nome"),
         (
             "tipo PS in flusso SINBA",
             |f| f.identificazione_flusso.nome = "H501.PS.20250520.0000003".into(),
@@ -727,60 +630,25 @@ fn sinba_cases() -> Vec<SinbaCase> {
             Rule::NomeFlussoFormato,
             "identificazione_flusso.nome",
         ),
-        (
-            "nessun record",
-            |f| f.sinba.clear(),
-            Rule::Cardinalita,
-            "sinba",
-        ),
-        (
-            "cooperazione due record",
-            |f| f.sinba.push(sinba(1)),
-            Rule::CooperazioneUnicoBeneficiario,
-            "sinba",
-        ),
+        ("nessun record", |f| f.sinba.clear(), Rule::Cardinalita, "sinba"),
+        ("cooperazione due record", |f| f.sinba.push(sinba(1)), Rule::CooperazioneUnicoBeneficiario, "sinba"),
         (
             "cooperazione due prestazioni (esito INPS)",
             |f| s0(f).prestazioni.push("A2.06".into()),
             Rule::CooperazioneUnicaPrestazione,
             "sinba[0].prestazioni",
         ),
-        (
-            "id beneficiario vuoto",
-            |f| s0(f).id_beneficiario.clear(),
-            Rule::Lunghezza,
-            "sinba[0].id_beneficiario",
-        ),
-        (
-            "id beneficiario > 20",
-            |f| s0(f).id_beneficiario = "X".repeat(21),
-            Rule::Lunghezza,
-            "sinba[0].id_beneficiario",
-        ),
+        ("id beneficiario vuoto", |f| s0(f).id_beneficiario.clear(), Rule::Lunghezza, "sinba[0].id_beneficiario"),
+        ("id beneficiario > 20", |f| s0(f).id_beneficiario = "X".repeat(21), Rule::Lunghezza, "sinba[0].id_beneficiario"),
         (
             "id beneficiario e' un cf",
             |f| s0(f).id_beneficiario = fake_cf("SMPNNA", 2017, 3, 4, true, "H501"),
             Rule::IdBeneficiarioIdentificante,
             "sinba[0].id_beneficiario",
         ),
-        (
-            "nessuna prestazione",
-            |f| s0(f).prestazioni.clear(),
-            Rule::Cardinalita,
-            "sinba[0].prestazioni",
-        ),
-        (
-            "codice prestazione lungo",
-            |f| s0(f).prestazioni[0] = "A1.02.0000001".into(),
-            Rule::Lunghezza,
-            "sinba[0].prestazioni[0]",
-        ),
-        (
-            "famiglia vuota",
-            |f| s0(f).famiglia.clear(),
-            Rule::Cardinalita,
-            "sinba[0].famiglia",
-        ),
+        ("nessuna prestazione", |f| s0(f).prestazioni.clear(), Rule::Cardinalita, "sinba[0].prestazioni"),
+        ("codice prestazione lungo", |f| s0(f).prestazioni[0] = "A1.02.0000001".into(), Rule::Lunghezza, "sinba[0].prestazioni[0]"),
+        ("famiglia vuota", |f| s0(f).famiglia.clear(), Rule::Cardinalita, "sinba[0].famiglia"),
         (
             "cittadinanza padre",
             |f| s0(f).codice_cittadinanza_padre = Some("38A".into()),
@@ -805,42 +673,17 @@ fn sinba_cases() -> Vec<SinbaCase> {
             Rule::Formato,
             "sinba[0].codice_regione_residenza_madre",
         ),
-        (
-            "componenti isee 0",
-            |f| s0(f).numero_componenti_isee = Some(0),
-            Rule::NumeroComponentiIsee,
-            "sinba[0].numero_componenti_isee",
-        ),
-        (
-            "componenti isee 10",
-            |f| s0(f).numero_componenti_isee = Some(10),
-            Rule::NumeroComponentiIsee,
-            "sinba[0].numero_componenti_isee",
-        ),
-        (
-            "anno nascita",
-            |f| s0(f).anno_nascita = 17,
-            Rule::Formato,
-            "sinba[0].anno_nascita",
-        ),
-        (
-            "nazione residenza",
-            |f| s0(f).codice_nazione_residenza = "ITA".into(),
-            Rule::Formato,
-            "sinba[0].codice_nazione_residenza",
-        ),
+        ("componenti isee 0", |f| s0(f).numero_componenti_isee = Some(0), Rule::NumeroComponentiIsee, "sinba[0].numero_componenti_isee"),
+        ("componenti isee 10", |f| s0(f).numero_componenti_isee = Some(10), Rule::NumeroComponentiIsee, "sinba[0].numero_componenti_isee"),
+        ("anno nascita", |f| s0(f).anno_nascita = 17, Rule::Formato, "sinba[0].anno_nascita"),
+        ("nazione residenza", |f| s0(f).codice_nazione_residenza = "ITA".into(), Rule::Formato, "sinba[0].codice_nazione_residenza"),
         (
             "italia senza regione",
             |f| s0(f).codice_regione_residenza = None,
             Rule::ResidenzaItaliaIncompleta,
             "sinba[0].codice_regione_residenza",
         ),
-        (
-            "regione residenza",
-            |f| s0(f).codice_regione_residenza = Some("1".into()),
-            Rule::Formato,
-            "sinba[0].codice_regione_residenza",
-        ),
+        ("regione residenza", |f| s0(f).codice_regione_residenza = Some("1".into()), Rule::Formato, "sinba[0].codice_regione_residenza"),
     ]
 }
 
@@ -852,9 +695,7 @@ fn every_sinba_rule_fires() {
         mutate(&mut f);
         match validate_sinba(&f, Canale::Cooperazione) {
             Ok(()) => failures.push(format!("{name}: no violation")),
-            Err(v) if !has(&v, rule, path) => {
-                failures.push(format!("{name}: expected {rule} at {path}, got {v:?}"))
-            }
+            Err(v) if !has(&v, rule, path) => failures.push(format!("{name}: expected {rule} at {path}, got {v:?}")),
             Err(_) => {}
         }
     }

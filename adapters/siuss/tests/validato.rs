@@ -23,10 +23,7 @@ fn valida_reports_what_validate_reports() {
     let mut bad = beneficiario(0, vec![prestazione_periodica()]);
     bad.prestazioni_sociali[0].importo_mensile = Some(Importo(-500));
     let expected = validate_beneficiario(&bad, "beneficiari[7]").unwrap_err();
-    assert_eq!(
-        Validato::valida(bad.clone(), "beneficiari[7]").unwrap_err(),
-        expected
-    );
+    assert_eq!(Validato::valida(bad.clone(), "beneficiari[7]").unwrap_err(), expected);
     assert_eq!(bad.validate("beneficiari[7]").unwrap_err(), expected);
 
     let mut bad = sinba(0);
@@ -41,17 +38,11 @@ fn valida_reports_what_validate_reports() {
 #[test]
 fn prestazioni_of_one_person_merge() {
     let mut m = ps(beneficiario(3, vec![prestazione_periodica()]));
-    let b = ps(beneficiario(
-        3,
-        vec![prestazione_occasionale(), prestazione_periodica()],
-    ));
+    let b = ps(beneficiario(3, vec![prestazione_occasionale(), prestazione_periodica()]));
     m.unisci(b).unwrap();
     assert_eq!(m.prestazioni_sociali.len(), 3);
     assert_eq!(m.prestazioni(), 3);
-    assert_eq!(
-        m.prestazioni_sociali[1].codice_prestazione,
-        prestazione_occasionale().codice_prestazione
-    );
+    assert_eq!(m.prestazioni_sociali[1].codice_prestazione, prestazione_occasionale().codice_prestazione);
     assert!(validate_beneficiario(&m, "beneficiario").is_ok());
 }
 
@@ -62,11 +53,7 @@ fn different_people_or_addresses_do_not_merge() {
         beneficiario(4, vec![prestazione_occasionale()]),
         {
             let mut b = beneficiario(3, vec![prestazione_occasionale()]);
-            b.indirizzi.push(Indirizzo {
-                codice_regione: None,
-                codice_comune: None,
-                codice_nazione: "100".into(),
-            });
+            b.indirizzi.push(Indirizzo { codice_regione: None, codice_comune: None, codice_nazione: "100".into() });
             b
         },
         {
@@ -89,10 +76,7 @@ fn sinba_merge_adds_distinct_codes_only() {
     b.prestazioni = vec!["A1.02".into(), "A2.17".into()];
     let mut m = sb(sinba(0));
     m.unisci(sb(b)).unwrap();
-    assert_eq!(
-        m.prestazioni,
-        vec!["A1.02".to_string(), "A2.17".to_string()]
-    );
+    assert_eq!(m.prestazioni, vec!["A1.02".to_string(), "A2.17".to_string()]);
     assert!(validate_sinba_record(&m, "sinba").is_ok());
 
     // Any other field differing (here the age band, worked out per prestazione) keeps the
@@ -108,43 +92,30 @@ fn sinba_merge_adds_distinct_codes_only() {
 
 #[test]
 fn write_validato_counts_in_the_positions() {
-    let mut w =
-        FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000008")).unwrap();
-    w.write_validato(&ps(beneficiario(0, vec![prestazione_periodica()])))
-        .unwrap();
+    let mut w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000008")).unwrap();
+    w.write_validato(&ps(beneficiario(0, vec![prestazione_periodica()]))).unwrap();
     let mut bad = beneficiario(1, vec![prestazione_periodica()]);
     bad.prestazioni_sociali[0].importo_mensile = Some(Importo(-500));
     let err = w.write(&bad).unwrap_err();
     assert!(
         err.violations()
             .iter()
-            .any(|v| v.rule == Rule::ImportoNonPositivo
-                && v.path == "beneficiari[1].prestazioni_sociali[0].importo_mensile")
+            .any(|v| v.rule == Rule::ImportoNonPositivo && v.path == "beneficiari[1].prestazioni_sociali[0].importo_mensile")
     );
-    w.write_validato(&ps(beneficiario(2, vec![prestazione_occasionale()])))
-        .unwrap();
+    w.write_validato(&ps(beneficiario(2, vec![prestazione_occasionale()]))).unwrap();
     assert_eq!(w.scritti(), 2);
 
     // Same bytes as `write`.
-    let mut v =
-        FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000008")).unwrap();
-    v.write(&beneficiario(0, vec![prestazione_periodica()]))
-        .unwrap();
-    v.write(&beneficiario(2, vec![prestazione_occasionale()]))
-        .unwrap();
+    let mut v = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000008")).unwrap();
+    v.write(&beneficiario(0, vec![prestazione_periodica()])).unwrap();
+    v.write(&beneficiario(2, vec![prestazione_occasionale()])).unwrap();
     assert_eq!(w.finish().unwrap(), v.finish().unwrap());
 
-    let mut w =
-        FlussoSinbaWriter::begin(Vec::new(), &identificazione("H501.SINBA.20250520.0000003"))
-            .unwrap();
+    let mut w = FlussoSinbaWriter::begin(Vec::new(), &identificazione("H501.SINBA.20250520.0000003")).unwrap();
     w.write_validato(&sb(sinba(0))).unwrap();
     let mut bad = sinba(1);
     bad.famiglia.clear();
     let err = w.write(&bad).unwrap_err();
-    assert!(
-        err.violations()
-            .iter()
-            .any(|v| v.rule == Rule::Cardinalita && v.path == "sinba[1].famiglia")
-    );
+    assert!(err.violations().iter().any(|v| v.rule == Rule::Cardinalita && v.path == "sinba[1].famiglia"));
     assert_eq!(w.scritti(), 1);
 }

@@ -41,16 +41,14 @@ fn write_keeps_the_pinned_bytes() {
 fn write_validato_keeps_the_pinned_bytes() {
     let mut w = FlussoPsWriter::begin(Vec::new(), &ps_id()).unwrap();
     for b in records::beneficiari() {
-        w.write_validato(&Validato::valida(b, "beneficiario").unwrap())
-            .unwrap();
+        w.write_validato(&Validato::valida(b, "beneficiario").unwrap()).unwrap();
     }
     assert_eq!(w.scritti(), 2);
     assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), PS);
 
     let mut w = FlussoSinbaWriter::begin(Vec::new(), &sinba_id()).unwrap();
     for s in records::sinba() {
-        w.write_validato(&Validato::valida(s, "sinba").unwrap())
-            .unwrap();
+        w.write_validato(&Validato::valida(s, "sinba").unwrap()).unwrap();
     }
     assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), SINBA);
 }

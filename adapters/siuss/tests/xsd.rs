@@ -14,9 +14,7 @@ use std::process::Command;
 use common::*;
 use siuss::model::*;
 use siuss::rules::{Canale, Rule, validate_ps};
-use siuss::writer::{
-    FlussoPsWriter, FlussoSinbaWriter, WriteError, write_flusso_ps, write_flusso_sinba,
-};
+use siuss::writer::{FlussoPsWriter, FlussoSinbaWriter, WriteError, write_flusso_ps, write_flusso_sinba};
 
 fn xsd_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/siuss")
@@ -32,10 +30,7 @@ fn sinba_xsd() -> PathBuf {
 
 /// False (after printing why) when the tests must be skipped.
 fn xmllint_ready() -> bool {
-    let ok = Command::new("xmllint")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("xmllint").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("xmllint not found and CI=true: install libxml2-utils");
@@ -50,27 +45,13 @@ fn xmllint_ready() -> bool {
 
 /// Runs xmllint; returns (valid, stderr).
 fn xmllint(xsd: &Path, xml: &Path) -> (bool, String) {
-    let out = Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(xsd)
-        .arg(xml)
-        .output()
-        .expect("run xmllint");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new("xmllint").arg("--noout").arg("--schema").arg(xsd).arg(xml).output().expect("run xmllint");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn assert_valid(xsd: &Path, xml: &Path) {
     let (ok, err) = xmllint(xsd, xml);
-    assert!(
-        ok,
-        "{} not valid against {}:\n{err}",
-        xml.display(),
-        xsd.display()
-    );
+    assert!(ok, "{} not valid against {}:\n{err}", xml.display(), xsd.display());
 }
 
 fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -109,28 +90,15 @@ fn portal_ps_batch_is_schema_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("H501.PS.20250520.0000007.xml");
     let file = std::fs::File::create(&path).expect("create");
-    let mut w = FlussoPsWriter::begin(
-        BufWriter::new(file),
-        &identificazione("H501.PS.20250520.0000007"),
-    )
-    .expect("begin");
+    let mut w = FlussoPsWriter::begin(BufWriter::new(file), &identificazione("H501.PS.20250520.0000007")).expect("begin");
     for i in 0..120 {
         let mut b = beneficiario(i, vec![prestazione_periodica(), prestazione_occasionale()]);
         match i % 6 {
-            0 => b.indirizzi.push(Indirizzo {
-                codice_regione: None,
-                codice_comune: None,
-                codice_nazione: "276".into(),
-            }),
+            0 => b.indirizzi.push(Indirizzo { codice_regione: None, codice_comune: None, codice_nazione: "276".into() }),
             1 => {
                 let p = &mut b.prestazioni_sociali[0];
-                p.sina = Some(Sina {
-                    necessita_interventi_sociali: vec![],
-                    invalidita_civile: vec![],
-                    ..sina()
-                });
-                p.denominazione_prestazione =
-                    "Assistenza domiciliare <socio-assistenziale> & \"integrata\"".into();
+                p.sina = Some(Sina { necessita_interventi_sociali: vec![], invalidita_civile: vec![], ..sina() });
+                p.denominazione_prestazione = "Assistenza domiciliare <socio-assistenziale> & \"integrata\"".into();
             }
             2 => {
                 b.prestazioni_sociali[1].tipo_operazione = TipoOperazione::Cancellazione;
@@ -162,21 +130,17 @@ fn streaming_skips_invalid_records_and_stays_valid() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PSA.20250520.0000008"))
-        .expect("begin");
-    w.write(&beneficiario(0, vec![prestazione_periodica()]))
-        .expect("valid");
+    let mut w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PSA.20250520.0000008")).expect("begin");
+    w.write(&beneficiario(0, vec![prestazione_periodica()])).expect("valid");
     let mut bad = beneficiario(1, vec![prestazione_periodica()]);
     bad.prestazioni_sociali[0].importo_mensile = Some(Importo(-500));
     let err = w.write(&bad).expect_err("negative amount");
     assert!(
         err.violations()
             .iter()
-            .any(|v| v.rule == Rule::ImportoNonPositivo
-                && v.path == "beneficiari[1].prestazioni_sociali[0].importo_mensile")
+            .any(|v| v.rule == Rule::ImportoNonPositivo && v.path == "beneficiari[1].prestazioni_sociali[0].importo_mensile")
     );
-    w.write(&beneficiario(2, vec![prestazione_occasionale()]))
-        .expect("valid");
+    w.write(&beneficiario(2, vec![prestazione_occasionale()])).expect("valid");
     assert_eq!(w.scritti(), 2);
     let xml = w.finish().expect("finish");
     assert_valid(&ps_xsd(), &save(dir.path(), "skip.xml", &xml));
@@ -188,15 +152,12 @@ fn sinba_flows_are_schema_valid() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let xml =
-        write_flusso_sinba(Vec::new(), &flusso_sinba_coop(), Canale::Cooperazione).expect("write");
+    let xml = write_flusso_sinba(Vec::new(), &flusso_sinba_coop(), Canale::Cooperazione).expect("write");
     let text = String::from_utf8(xml.clone()).expect("utf-8");
     assert!(text.contains(r#"DataPrimaSegnalazione="01/2024""#));
     assert_valid(&sinba_xsd(), &save(dir.path(), "sinba-coop.xml", &xml));
 
-    let mut w =
-        FlussoSinbaWriter::begin(Vec::new(), &identificazione("H501.SINBA.20250520.0000004"))
-            .expect("begin");
+    let mut w = FlussoSinbaWriter::begin(Vec::new(), &identificazione("H501.SINBA.20250520.0000004")).expect("begin");
     for i in 0..40 {
         let mut s = sinba(i);
         if i % 3 == 0 {
@@ -275,10 +236,7 @@ fn rules_catch_what_the_xsd_lets_through() {
     assert!(rules.contains(&Rule::ImportoNonPositivo), "{v:?}");
     assert!(rules.contains(&Rule::DataFineAnnoDiverso), "{v:?}");
     assert!(rules.contains(&Rule::SommaQuote), "{v:?}");
-    assert!(matches!(
-        write_flusso_ps(Vec::new(), &f, Canale::Cooperazione),
-        Err(WriteError::Invalid(_))
-    ));
+    assert!(matches!(write_flusso_ps(Vec::new(), &f, Canale::Cooperazione), Err(WriteError::Invalid(_))));
 }
 
 /// An omocodic codice fiscale with letters in the day/year digits is valid for Agenzia
@@ -295,14 +253,8 @@ fn omocodic_cf_trap_is_reported_not_sent() {
     let omo = omocodic(&cf, &[14, 13, 12, 10, 9]);
     assert!(siuss::cf::carattere_controllo(&omo[..15]).is_some_and(|c| omo.ends_with(c)));
     let forged = String::from_utf8(good).expect("utf-8").replace(&cf, &omo);
-    let (ok, _) = xmllint(
-        &ps_xsd(),
-        &save(dir.path(), "omocodic.xml", forged.as_bytes()),
-    );
-    assert!(
-        !ok,
-        "XSD unexpectedly accepted an omocodic CF in the day positions"
-    );
+    let (ok, _) = xmllint(&ps_xsd(), &save(dir.path(), "omocodic.xml", forged.as_bytes()));
+    assert!(!ok, "XSD unexpectedly accepted an omocodic CF in the day positions");
 
     f.beneficiari[0].codice_fiscale = omo;
     let v = validate_ps(&f, Canale::Cooperazione).expect_err("must be reported");
@@ -313,8 +265,7 @@ fn omocodic_cf_trap_is_reported_not_sent() {
 
 #[test]
 fn empty_batch_is_an_error() {
-    let w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000010"))
-        .expect("begin");
+    let w = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.PS.20250520.0000010")).expect("begin");
     assert!(matches!(w.finish(), Err(WriteError::Vuoto)));
     let bad = FlussoPsWriter::begin(Vec::new(), &identificazione("H501.SINBA.20250520.0000010"));
     assert!(matches!(bad, Err(WriteError::Invalid(_))));
@@ -338,11 +289,7 @@ impl Write for CountingSink {
 #[test]
 #[ignore]
 fn one_million_prestazioni_stream() {
-    let mut w = FlussoPsWriter::begin(
-        CountingSink(0),
-        &identificazione("H501.PS.20250520.0000011"),
-    )
-    .expect("begin");
+    let mut w = FlussoPsWriter::begin(CountingSink(0), &identificazione("H501.PS.20250520.0000011")).expect("begin");
     let template = beneficiario(0, vec![prestazione_periodica(); 10]);
     for _ in 0..100_000 {
         w.write(&template).expect("valid");

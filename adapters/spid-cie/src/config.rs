@@ -133,7 +133,8 @@ impl RpConfig {
 
     /// Checks the values that would make the login unsafe or unreachable.
     pub fn validate(&self) -> Result<()> {
-        let eid = crate::http::check_url(&self.entity_id).map_err(|_| Error::Key("entity id must be https (or http on loopback)".into()))?;
+        let eid =
+            crate::http::check_url(&self.entity_id).map_err(|_| Error::Key("entity id must be https (or http on loopback)".into()))?;
         if !eid.path().ends_with(BASE_PATH) || eid.query().is_some() || eid.fragment().is_some() {
             return Err(Error::Key(format!("entity id must end with {BASE_PATH}, without query or fragment")));
         }

@@ -108,10 +108,7 @@ impl Provider {
 
     /// Display name: organisation name from the metadata, else the entity id.
     pub fn display_name(&self) -> &str {
-        self.organization_name
-            .as_deref()
-            .or_else(|| str_claim(&self.metadata, "organization_name"))
-            .unwrap_or(&self.entity_id)
+        self.organization_name.as_deref().or_else(|| str_claim(&self.metadata, "organization_name")).unwrap_or(&self.entity_id)
     }
 }
 
@@ -199,10 +196,8 @@ pub fn validate_chain(leaf: &str, entity_type: &str, docs: &ChainDocs, s: &Trust
     if str_claim(&metadata, "issuer").is_some_and(|i| i != leaf) {
         return Err(Error::Trust("metadata issuer differs from the entity id".into()));
     }
-    let organization_name = leaf_unverified
-        .metadata("federation_entity")
-        .and_then(|m| str_claim(m, "organization_name"))
-        .map(str::to_string);
+    let organization_name =
+        leaf_unverified.metadata("federation_entity").and_then(|m| str_claim(m, "organization_name")).map(str::to_string);
     Ok(Provider { entity_id: leaf.to_string(), metadata, organization_name, trust_marks, expires_at })
 }
 
@@ -298,9 +293,10 @@ impl Resolver {
         let t = now();
         if let Ok(cache) = self.cache.lock()
             && let Some((until, p)) = cache.get(id)
-                && *until > t {
-                    return Ok(p.clone());
-                }
+            && *until > t
+        {
+            return Ok(p.clone());
+        }
         let docs = self.fetch_chain(id).await?;
         let p = Arc::new(validate_chain(id, "openid_provider", &docs, &self.settings, now())?);
         let until = p.expires_at.min(t + i64::try_from(self.max_age.as_secs()).unwrap_or(3600));
@@ -325,9 +321,10 @@ impl Resolver {
         let t = now();
         if let Ok(l) = self.listing.lock()
             && let Some((until, ids)) = l.as_ref()
-                && *until > t {
-                    return Ok(ids.clone());
-                }
+            && *until > t
+        {
+            return Ok(ids.clone());
+        }
         let ta = &self.settings.trust_anchor;
         let ec_jwt = self.entity_configuration(ta).await?;
         let ec = if self.settings.anchor_keys.is_empty() {

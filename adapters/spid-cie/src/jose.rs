@@ -90,9 +90,10 @@ pub fn verify(token: &str, keys: &[Value], what: &'static str, typ: Option<&str>
         return Err(Error::Algorithm { what, alg: alg.chars().take(16).collect() });
     }
     if let Some(t) = typ
-        && header.get("typ").and_then(Value::as_str) != Some(t) {
-            return Err(Error::claim(what, "typ"));
-        }
+        && header.get("typ").and_then(Value::as_str) != Some(t)
+    {
+        return Err(Error::claim(what, "typ"));
+    }
     if header.contains_key("crit") {
         // No extension is understood here, so a token that makes one critical is refused.
         return Err(Error::claim(what, "crit"));
@@ -103,9 +104,10 @@ pub fn verify(token: &str, keys: &[Value], what: &'static str, typ: Option<&str>
     // A published key with `alg` other than the header's is not for this token; without
     // `alg` the key fits any algorithm of its type. An `enc` key never verifies.
     if let Some(a) = map.get("alg").and_then(Value::as_str)
-        && a != alg {
-            return Err(Error::Algorithm { what, alg: alg.to_string() });
-        }
+        && a != alg
+    {
+        return Err(Error::Algorithm { what, alg: alg.to_string() });
+    }
     if map.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
         return Err(Error::UnknownKid(what));
     }
@@ -133,9 +135,10 @@ pub fn check_times(claims: &Map<String, Value>, what: &'static str, now: i64) ->
         return Err(Error::Expired(what));
     }
     if let Some(nbf) = int_claim(claims, "nbf")
-        && nbf - LEEWAY > now {
-            return Err(Error::Expired(what));
-        }
+        && nbf - LEEWAY > now
+    {
+        return Err(Error::Expired(what));
+    }
     Ok(exp)
 }
 

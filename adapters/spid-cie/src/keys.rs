@@ -4,7 +4,10 @@
 //! the JWK or, for PEM, the RFC 7638 thumbprint. Several keys of one use may be loaded at
 //! once for rotation: all are published, the first one signs, and decryption picks the key
 //! named by the JWE header's `kid`.
-use std::{fmt, fs, path::{Path, PathBuf}};
+use std::{
+    fmt, fs,
+    path::{Path, PathBuf},
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use josekit::{

@@ -13,7 +13,7 @@ use crate::{
     federation::{ENTITY_STATEMENT_TYP, Provider},
     http::{Http, check_url, read_text},
     jose::{self, LEEWAY, aud_contains, int_claim, random_token, str_claim},
-    keys::{RpKeys, KeyRing},
+    keys::{KeyRing, RpKeys},
 };
 
 pub const FISCAL_NUMBER: &str = "https://attributes.eid.gov.it/fiscal_number";
@@ -209,7 +209,14 @@ fn acr_rank(acr: &str) -> Option<u8> {
 /// Checks an ID token: signature with the provider's federation-resolved keys (RS/PS/ES
 /// only), `iss`, `aud` (and `azp` when several), `exp`/`iat`, `nonce`, `acr` at least as
 /// strong as requested, and `at_hash` against the access token when present.
-pub fn validate_id_token(token: &str, provider: &Provider, client_id: &str, pending: &Pending, access_token: Option<&str>, now: i64) -> Result<IdToken> {
+pub fn validate_id_token(
+    token: &str,
+    provider: &Provider,
+    client_id: &str,
+    pending: &Pending,
+    access_token: Option<&str>,
+    now: i64,
+) -> Result<IdToken> {
     const W: &str = "ID token";
     let c = jose::verify(token, &provider.jwks(), W, None)?;
     if str_claim(&c, "iss") != Some(provider.entity_id.as_str()) {
@@ -219,9 +226,11 @@ pub fn validate_id_token(token: &str, provider: &Provider, client_id: &str, pend
         return Err(Error::claim(W, "aud"));
     }
     if let Some(Value::Array(a)) = c.get("aud")
-        && a.len() > 1 && str_claim(&c, "azp") != Some(client_id) {
-            return Err(Error::claim(W, "azp"));
-        }
+        && a.len() > 1
+        && str_claim(&c, "azp") != Some(client_id)
+    {
+        return Err(Error::claim(W, "azp"));
+    }
     let exp = jose::check_times(&c, W, now)?;
     // The OP issues ID tokens at the token request: one minted long ago is a replay.
     if int_claim(&c, "iat").is_some_and(|iat| iat + 600 + LEEWAY < now) {
@@ -292,7 +301,14 @@ pub fn open_userinfo(jwe_text: &str, enc: &KeyRing, provider: &Provider, client_
 }
 
 /// Calls userinfo with the access token and opens the answer.
-pub async fn userinfo(http: &Http, keys: &RpKeys, provider: &Provider, client_id: &str, access_token: &str, sub: &str) -> Result<Map<String, Value>> {
+pub async fn userinfo(
+    http: &Http,
+    keys: &RpKeys,
+    provider: &Provider,
+    client_id: &str,
+    access_token: &str,
+    sub: &str,
+) -> Result<Map<String, Value>> {
     let url = check_url(provider.endpoint("userinfo_endpoint")?)?;
     let r = http.client().get(url).bearer_auth(access_token).send().await.map_err(|e| http_error("userinfo", &e))?;
     let body = read_text("userinfo", r).await?;

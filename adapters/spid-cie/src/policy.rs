@@ -22,11 +22,7 @@ fn as_list(v: &Value) -> (Vec<Value>, bool) {
 }
 
 fn from_list(items: Vec<Value>, was_string: bool) -> Value {
-    if was_string {
-        Value::String(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
-    } else {
-        Value::Array(items)
-    }
+    if was_string { Value::String(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")) } else { Value::Array(items) }
 }
 
 fn policy_list(op: &Value, param: &str, name: &str) -> Result<Vec<Value>> {
@@ -66,15 +62,18 @@ pub fn apply(metadata: &mut Map<String, Value>, policy: &Map<String, Value>, cri
             metadata.insert(param.clone(), from_list(items, was_string));
         }
         if let Some(d) = ops.get("default")
-            && !metadata.contains_key(param) && !d.is_null() {
-                metadata.insert(param.clone(), d.clone());
-            }
+            && !metadata.contains_key(param)
+            && !d.is_null()
+        {
+            metadata.insert(param.clone(), d.clone());
+        }
         if let Some(one_of) = ops.get("one_of") {
             let allowed = policy_list(one_of, param, "one_of")?;
             if let Some(v) = metadata.get(param)
-                && !allowed.contains(v) {
-                    return Err(Error::Policy(format!("{param}: value not among one_of")));
-                }
+                && !allowed.contains(v)
+            {
+                return Err(Error::Policy(format!("{param}: value not among one_of")));
+            }
         }
         if let Some(subset) = ops.get("subset_of") {
             let allowed = policy_list(subset, param, "subset_of")?;

@@ -68,7 +68,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     // Pages of the login flow are never cached, and may not be framed (clickjacking).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
     r
 }
 
@@ -164,7 +167,11 @@ async fn authorization(State(rp): State<Rp>, Query(q): Query<StartQuery>) -> Res
         Ok(p) => p,
         Err(e) => {
             tracing::info!(error = %e, "provider has no valid trust chain");
-            return refuse(StatusCode::BAD_REQUEST, "untrusted_provider", "Il gestore di identità scelto non è riconosciuto dalla federazione.");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "untrusted_provider",
+                "Il gestore di identità scelto non è riconosciuto dalla federazione.",
+            );
         }
     };
     let t = now();
@@ -245,7 +252,11 @@ async fn finish_login(rp: &Rp, headers: &HeaderMap, q: CallbackQuery) -> Respons
         Ok(p) => p,
         Err(e) => {
             tracing::info!(error = %e, "provider chain no longer valid");
-            return refuse(StatusCode::BAD_GATEWAY, "untrusted_provider", "Il gestore di identità non è più riconosciuto dalla federazione.");
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                "untrusted_provider",
+                "Il gestore di identità non è più riconosciuto dalla federazione.",
+            );
         }
     };
     let pending = Pending { state, nonce: req.nonce, code_verifier: req.code_verifier, provider: req.provider, acr: req.acr };

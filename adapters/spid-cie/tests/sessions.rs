@@ -124,7 +124,11 @@ async fn logout_needs_the_csrf_token() {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (_d, rp) = rp().await;
     session(&rp, "s1", 0, 3600).await;
-    let (status, _, page) = call(&rp, Request::get("/oidc/rp/").header(header::COOKIE, format!("{}=s1", rp.session_cookie_name())).body(Body::empty()).expect("req")).await;
+    let (status, _, page) = call(
+        &rp,
+        Request::get("/oidc/rp/").header(header::COOKIE, format!("{}=s1", rp.session_cookie_name())).body(Body::empty()).expect("req"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"name="csrf_token" value="csrf-0123456789""#), "the logout form carries the token");
 
@@ -136,7 +140,9 @@ async fn logout_needs_the_csrf_token() {
     let (status, headers, _) = call(&rp, logout(&rp, "s1", "csrf_token=csrf-0123456789")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let set = headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    assert!(set.starts_with("sigess_rp_session=;") && set.contains("Max-Age=0") && set.contains("HttpOnly") && set.contains("SameSite=Lax"));
+    assert!(
+        set.starts_with("sigess_rp_session=;") && set.contains("Max-Age=0") && set.contains("HttpOnly") && set.contains("SameSite=Lax")
+    );
     assert!(rp.store().session(&digest("s1")).await.expect("q").is_none());
 }
 
@@ -190,9 +196,12 @@ async fn refusals_log_no_secrets() {
     let sid = "SESSION-9a8b7c6d5e4f";
     session(&rp, sid, 0, 3600).await;
     let cb = format!("/oidc/rp/callback?code={code}&state={state}&iss=http://127.0.0.1:18997/oidc/op/&error_description={fiscal}");
-    let (status, _, page) = call(&rp, Request::get(&cb).header(header::COOKIE, "sigess_rp_login=LOGIN-1a2b3c").body(Body::empty()).expect("req")).await;
+    let (status, _, page) =
+        call(&rp, Request::get(&cb).header(header::COOKIE, "sigess_rp_login=LOGIN-1a2b3c").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _, _) = call(&rp, Request::get(format!("/oidc/rp/authorization?provider=http://127.0.0.1:9/{fiscal}/")).body(Body::empty()).expect("req")).await;
+    let (status, _, _) =
+        call(&rp, Request::get(format!("/oidc/rp/authorization?provider=http://127.0.0.1:9/{fiscal}/")).body(Body::empty()).expect("req"))
+            .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, _) = call(&rp, logout(&rp, sid, "csrf_token=nope")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -67,9 +67,7 @@ const OMOCODIA_POSITIONS: [usize; 7] = [6, 7, 9, 10, 12, 13, 14];
 const OMOCODIA_LETTERS: &[u8; 10] = b"LMNPQRSTUV";
 /// Values of characters in odd (1-based) positions for the check character: digits 0–9 and
 /// letters A–Z share the table by their index.
-const ODD_VALUES: [u32; 26] = [
-    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
-];
+const ODD_VALUES: [u32; 26] = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
 
 fn check(cf: &str) -> Result<(), CfError> {
     let b = cf.as_bytes();
@@ -105,11 +103,7 @@ fn decoded_digits(cf: &str) -> [u8; 7] {
     let mut out = [0u8; 7];
     for (k, &i) in OMOCODIA_POSITIONS.iter().enumerate() {
         let c = b[i];
-        out[k] = if c.is_ascii_digit() {
-            c - b'0'
-        } else {
-            OMOCODIA_LETTERS.iter().position(|&l| l == c).unwrap_or(0) as u8
-        };
+        out[k] = if c.is_ascii_digit() { c - b'0' } else { OMOCODIA_LETTERS.iter().position(|&l| l == c).unwrap_or(0) as u8 };
     }
     out
 }
@@ -146,11 +140,8 @@ fn name_part(name: &str, is_nome: bool) -> String {
     let up: Vec<u8> = name.bytes().filter(u8::is_ascii_alphabetic).map(|c| c.to_ascii_uppercase()).collect();
     let cons: Vec<u8> = up.iter().copied().filter(|c| !b"AEIOU".contains(c)).collect();
     let vow: Vec<u8> = up.iter().copied().filter(|c| b"AEIOU".contains(c)).collect();
-    let mut picked: Vec<u8> = if is_nome && cons.len() >= 4 {
-        vec![cons[0], cons[2], cons[3]]
-    } else {
-        cons.iter().chain(vow.iter()).copied().take(3).collect()
-    };
+    let mut picked: Vec<u8> =
+        if is_nome && cons.len() >= 4 { vec![cons[0], cons[2], cons[3]] } else { cons.iter().chain(vow.iter()).copied().take(3).collect() };
     while picked.len() < 3 {
         picked.push(b'X');
     }
@@ -190,8 +181,7 @@ mod tests {
 
     #[test]
     fn omocodia_decodes_birth() {
-        let cf = CodiceFiscale::parse(&omocode(&compose("Verdi", "Anna", 1990, 7, 15, true, "H501"), &[6, 7, 9, 10]))
-            .expect("valid");
+        let cf = CodiceFiscale::parse(&omocode(&compose("Verdi", "Anna", 1990, 7, 15, true, "H501"), &[6, 7, 9, 10])).expect("valid");
         assert!(cf.is_omocodico());
         assert_eq!(cf.birth(), (90, 7, 15, true));
     }

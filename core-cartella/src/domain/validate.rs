@@ -1,9 +1,9 @@
 //! Validators for each record of the cartella. They also normalise what has one canonical
 //! form (codice fiscale upper-case, trimmed codes) so the store keeps one spelling.
 use cartella_proto::v1::{
-    Accesso, AreaUtenza, CanaleAccesso, CaratterePrestazione, Cartella, Condivisione, DiarioEntry, EsitoAccesso,
-    Indirizzo, Nucleo, Pai, Persona, Prestazione, ProvaMezzi, Sesso, Sina, Sinba, StatoCartella, StatoPai,
-    StatoPrestazione, TipoDiario, Valutazione, valutazione::Scheda,
+    Accesso, AreaUtenza, CanaleAccesso, CaratterePrestazione, Cartella, Condivisione, DiarioEntry, EsitoAccesso, Indirizzo, Nucleo, Pai,
+    Persona, Prestazione, ProvaMezzi, Sesso, Sina, Sinba, StatoCartella, StatoPai, StatoPrestazione, TipoDiario, Valutazione,
+    valutazione::Scheda,
 };
 use time::Date;
 
@@ -176,12 +176,7 @@ pub fn nucleo(n: &Nucleo) -> Vec<Violation> {
         if !seen.insert(m.persona_id.as_str()) || m.persona_id == n.persona_riferimento_id {
             v.add(&format!("membri[{i}].persona_id"), "appears twice in the household");
         }
-        required_enum(
-            &mut v,
-            &format!("membri[{i}].parentela"),
-            m.parentela,
-            cartella_proto::v1::Parentela::try_from(m.parentela).is_ok(),
-        );
+        required_enum(&mut v, &format!("membri[{i}].parentela"), m.parentela, cartella_proto::v1::Parentela::try_from(m.parentela).is_ok());
     }
     optional_text(&mut v, "note", &n.note, MAX_NOTE);
     v.into_vec()
@@ -389,12 +384,9 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
         v.add("stato", "is not a known value");
     }
     optional_date(&mut v, "data_evento", &p.data_evento, today, true);
-    for (field, value) in [
-        ("importo_mensile", p.importo_mensile),
-        ("importo", p.importo),
-        ("quota_ente", p.quota_ente),
-        ("quota_ssn", p.quota_ssn),
-    ] {
+    for (field, value) in
+        [("importo_mensile", p.importo_mensile), ("importo", p.importo), ("quota_ente", p.quota_ente), ("quota_ssn", p.quota_ssn)]
+    {
         positive(&mut v, field, value);
     }
     if p.quota_utente.is_some_and(|x| x < 0) {
@@ -469,9 +461,7 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
             v.add("dsu", "numero_protocollo, anno_protocollo and data must be given all together or not at all");
         }
         optional_text(&mut v, "dsu.numero_protocollo", &d.numero_protocollo, 30);
-        if !d.anno_protocollo.is_empty()
-            && !(d.anno_protocollo.len() == 4 && d.anno_protocollo.bytes().all(|c| c.is_ascii_digit()))
-        {
+        if !d.anno_protocollo.is_empty() && !(d.anno_protocollo.len() == 4 && d.anno_protocollo.bytes().all(|c| c.is_ascii_digit())) {
             v.add("dsu.anno_protocollo", "must be a 4-digit year");
         }
         optional_date(&mut v, "dsu.data", &d.data, today, true);
@@ -540,13 +530,7 @@ mod tests {
         let v = persona(&mut p, TODAY);
         assert_eq!(
             fields(&v),
-            [
-                "persona.cognome",
-                "persona.data_nascita",
-                "persona.luogo_nascita",
-                "persona.cittadinanza",
-                "persona.residenza.codice_comune"
-            ]
+            ["persona.cognome", "persona.data_nascita", "persona.luogo_nascita", "persona.cittadinanza", "persona.residenza.codice_comune"]
         );
     }
 
@@ -583,44 +567,82 @@ mod tests {
         type Case = (&'static str, fn(&mut Prestazione), &'static [&'static str]);
         let cases: &[Case] = &[
             ("periodic ok", |_| {}, &[]),
-            ("occasional ok", |p| {
-                p.carattere = CaratterePrestazione::Occasionale as i32;
-                p.data_inizio.clear();
-                p.data_fine.clear();
-                p.importo_mensile = None;
-                p.data_erogazione = "2026-02-01".into();
-                p.importo = Some(15_000);
-            }, &[]),
-            ("periodic needs start and monthly", |p| {
-                p.data_inizio.clear();
-                p.data_fine.clear();
-                p.importo_mensile = None;
-            }, &["prestazione.data_inizio", "prestazione.importo_mensile"]),
-            ("occasional needs date and amount", |p| {
-                p.carattere = CaratterePrestazione::Occasionale as i32;
-                p.data_inizio.clear();
-                p.data_fine.clear();
-                p.importo_mensile = None;
-            }, &["prestazione.data_erogazione", "prestazione.importo"]),
+            (
+                "occasional ok",
+                |p| {
+                    p.carattere = CaratterePrestazione::Occasionale as i32;
+                    p.data_inizio.clear();
+                    p.data_fine.clear();
+                    p.importo_mensile = None;
+                    p.data_erogazione = "2026-02-01".into();
+                    p.importo = Some(15_000);
+                },
+                &[],
+            ),
+            (
+                "periodic needs start and monthly",
+                |p| {
+                    p.data_inizio.clear();
+                    p.data_fine.clear();
+                    p.importo_mensile = None;
+                },
+                &["prestazione.data_inizio", "prestazione.importo_mensile"],
+            ),
+            (
+                "occasional needs date and amount",
+                |p| {
+                    p.carattere = CaratterePrestazione::Occasionale as i32;
+                    p.data_inizio.clear();
+                    p.data_fine.clear();
+                    p.importo_mensile = None;
+                },
+                &["prestazione.data_erogazione", "prestazione.importo"],
+            ),
             ("carattere required", |p| p.carattere = 0, &["prestazione.carattere"]),
             ("end in another year", |p| p.data_fine = "2027-01-31".into(), &["prestazione.data_fine"]),
             ("end before start", |p| p.data_fine = "2025-12-31".into(), &["prestazione.data_fine", "prestazione.data_fine"]),
             ("amount positive", |p| p.importo_mensile = Some(0), &["prestazione.importo_mensile"]),
-            ("quote sum", |p| {
-                p.quota_ente = Some(20_000);
-                p.quota_utente = Some(5_000);
-            }, &["prestazione.quota_ente"]),
-            ("quote ok", |p| {
-                p.quota_ente = Some(20_000);
-                p.quota_utente = Some(0);
-                p.quota_ssn = Some(10_000);
-            }, &[]),
-            ("dsu partial", |p| p.dsu = Some(Dsu { numero_protocollo: "INPS-ISEE-2026-1".into(), ..Default::default() }), &["prestazione.dsu"]),
-            ("dsu full", |p| p.dsu = Some(Dsu { numero_protocollo: "INPS-ISEE-2026-1".into(), anno_protocollo: "2026".into(), data: "2026-01-10".into() }), &[]),
-            ("short name and code", |p| {
-                p.denominazione = "ADI".into();
-                p.codice_prestazione = "A1".into();
-            }, &["prestazione.codice_prestazione", "prestazione.denominazione"]),
+            (
+                "quote sum",
+                |p| {
+                    p.quota_ente = Some(20_000);
+                    p.quota_utente = Some(5_000);
+                },
+                &["prestazione.quota_ente"],
+            ),
+            (
+                "quote ok",
+                |p| {
+                    p.quota_ente = Some(20_000);
+                    p.quota_utente = Some(0);
+                    p.quota_ssn = Some(10_000);
+                },
+                &[],
+            ),
+            (
+                "dsu partial",
+                |p| p.dsu = Some(Dsu { numero_protocollo: "INPS-ISEE-2026-1".into(), ..Default::default() }),
+                &["prestazione.dsu"],
+            ),
+            (
+                "dsu full",
+                |p| {
+                    p.dsu = Some(Dsu {
+                        numero_protocollo: "INPS-ISEE-2026-1".into(),
+                        anno_protocollo: "2026".into(),
+                        data: "2026-01-10".into(),
+                    })
+                },
+                &[],
+            ),
+            (
+                "short name and code",
+                |p| {
+                    p.denominazione = "ADI".into();
+                    p.codice_prestazione = "A1".into();
+                },
+                &["prestazione.codice_prestazione", "prestazione.denominazione"],
+            ),
             ("periodo", |p| p.periodo_erogazione = Some(13), &["prestazione.periodo_erogazione"]),
         ];
         for (name, mutate, expected) in cases {

@@ -54,11 +54,7 @@ impl CartellaService for CartellaSvc {
     async fn list_persone(&self, r: Request<pb::ListPersoneRequest>) -> Result<Response<pb::ListPersoneResponse>, Status> {
         let c = caller(&r)?;
         let r = r.into_inner();
-        let filter = if r.ufficio.is_empty() {
-            ListFilter::default()
-        } else {
-            ListFilter::default().in_ufficio_cartelle(&r.ufficio)
-        };
+        let filter = if r.ufficio.is_empty() { ListFilter::default() } else { ListFilter::default().in_ufficio_cartelle(&r.ufficio) };
         let (persone, next_page_token) = self.list(&c, filter, r.page).await?;
         Ok(Response::new(pb::ListPersoneResponse { persone, next_page_token }))
     }

@@ -60,7 +60,8 @@ impl std::fmt::Debug for ClientRecord {
     }
 }
 
-const COLUMNS: &str = "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at";
+const COLUMNS: &str =
+    "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord> {
     let roles: String = row.try_get("roles")?;
@@ -90,71 +91,37 @@ impl Store {
     /// unused; otherwise the call is refused as invalid and nothing is written.
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<ClientRecord> {
         if c.client_id.is_empty() || c.ente.is_empty() {
-            return Err(CoreError::invalid(
-                "client",
-                "client_id and ente are required",
-            ));
+            return Err(CoreError::invalid("client", "client_id and ente are required"));
         }
         let (at, _) = now();
-        let roles = c
-            .roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let roles = c.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ");
         let mut q = Q::new("INSERT INTO hub_client (");
         q.push(COLUMNS).push(") VALUES (").bind_text(&c.client_id);
         q.push(", ").bind_text(&c.name);
         q.push(", ").bind(Val::Text(c.secret_hash.clone()));
         q.push(", ").bind_text(&c.ente);
-        q.push(", ")
-            .bind(Val::Text(c.ufficio.clone().filter(|u| !u.is_empty())));
+        q.push(", ").bind(Val::Text(c.ufficio.clone().filter(|u| !u.is_empty())));
         q.push(", ").bind_text(&roles);
         q.push(", ").bind_text(&c.purpose);
-        q.push(", ").bind(Val::Text(
-            c.cert_sha256.as_deref().map(str::to_ascii_lowercase),
-        ));
-        q.push(", ").bind(Val::Text(
-            c.pdnd_client_id.clone().filter(|p| !p.is_empty()),
-        ));
-        q.push(", ").bind(Val::Text(
-            c.modi_jwks.clone().filter(|k| !k.trim().is_empty()),
-        ));
+        q.push(", ").bind(Val::Text(c.cert_sha256.as_deref().map(str::to_ascii_lowercase)));
+        q.push(", ").bind(Val::Text(c.pdnd_client_id.clone().filter(|p| !p.is_empty())));
+        q.push(", ").bind(Val::Text(c.modi_jwks.clone().filter(|k| !k.trim().is_empty())));
         q.push(", ").bind_text(&at);
-        q.push(", ")
-            .bind(Val::Text(c.disabled.then(|| at.clone())))
-            .push(")");
+        q.push(", ").bind(Val::Text(c.disabled.then(|| at.clone()))).push(")");
         match q.execute(&self.pool).await {
             Ok(_) => {}
             Err(e) if unique_violation(&e) => {
-                return Err(CoreError::invalid(
-                    "client",
-                    "a client with this id, certificate or PDND client id is already registered",
-                ));
+                return Err(CoreError::invalid("client", "a client with this id, certificate or PDND client id is already registered"));
             }
             Err(e) => return Err(e.into()),
         }
-        self.client(&c.client_id)
-            .await?
-            .ok_or(CoreError::NotFound { kind: "client" })
+        self.client(&c.client_id).await?.ok_or(CoreError::NotFound { kind: "client" })
     }
 
-    async fn client_where(
-        &self,
-        column: &'static str,
-        value: &str,
-    ) -> Result<Option<ClientRecord>> {
+    async fn client_where(&self, column: &'static str, value: &str) -> Result<Option<ClientRecord>> {
         let mut q = Q::new("SELECT ");
-        q.push(COLUMNS)
-            .push(" FROM hub_client WHERE ")
-            .push(column)
-            .push(" = ")
-            .bind_text(value);
-        q.fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(from_row)
-            .transpose()
+        q.push(COLUMNS).push(" FROM hub_client WHERE ").push(column).push(" = ").bind_text(value);
+        q.fetch_optional(&self.pool).await?.as_ref().map(from_row).transpose()
     }
 
     /// The client with this hub client id, disabled or not.
@@ -164,8 +131,7 @@ impl Store {
 
     /// The client whose mTLS certificate has this SHA-256 fingerprint (hex, any case).
     pub async fn client_by_cert_sha256(&self, fingerprint: &str) -> Result<Option<ClientRecord>> {
-        self.client_where("cert_sha256", &fingerprint.to_ascii_lowercase())
-            .await
+        self.client_where("cert_sha256", &fingerprint.to_ascii_lowercase()).await
     }
 
     /// The client PDND knows by this client id.
@@ -177,29 +143,21 @@ impl Store {
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
         let mut q = Q::new("SELECT ");
         q.push(COLUMNS).push(" FROM hub_client ORDER BY client_id");
-        q.fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(from_row)
-            .collect()
+        q.fetch_all(&self.pool).await?.iter().map(from_row).collect()
     }
 
     /// Disables or re-enables a client; false when there is no such client.
     pub async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool> {
         let (at, _) = now();
         let mut q = Q::new("UPDATE hub_client SET disabled_at = ");
-        q.bind(Val::Text(disabled.then_some(at)))
-            .push(" WHERE client_id = ")
-            .bind_text(client_id);
+        q.bind(Val::Text(disabled.then_some(at))).push(" WHERE client_id = ").bind_text(client_id);
         Ok(q.execute(&self.pool).await? == 1)
     }
 
     /// Replaces a client's secret hash (rotation); false when there is no such client.
     pub async fn set_client_secret_hash(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
         let mut q = Q::new("UPDATE hub_client SET secret_hash = ");
-        q.bind_text(secret_hash)
-            .push(" WHERE client_id = ")
-            .bind_text(client_id);
+        q.bind_text(secret_hash).push(" WHERE client_id = ").bind_text(client_id);
         Ok(q.execute(&self.pool).await? == 1)
     }
 
@@ -207,28 +165,16 @@ impl Store {
     /// no such client.
     pub async fn set_client_modi_jwks(&self, client_id: &str, jwks: Option<&str>) -> Result<bool> {
         let mut q = Q::new("UPDATE hub_client SET modi_jwks = ");
-        q.bind(Val::Text(jwks.map(str::to_string)))
-            .push(" WHERE client_id = ")
-            .bind_text(client_id);
+        q.bind(Val::Text(jwks.map(str::to_string))).push(" WHERE client_id = ").bind_text(client_id);
         Ok(q.execute(&self.pool).await? == 1)
     }
 
     /// Records a signature id seen from `issuer`, valid until `expires_at` (Unix seconds).
     /// True when it is new (or its earlier use has expired), false for a replay. One
     /// statement, so two replicas racing on the same id cannot both see it as new.
-    pub async fn remember_jti(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_at: i64,
-        now_secs: i64,
-    ) -> Result<bool> {
+    pub async fn remember_jti(&self, issuer: &str, jti: &str, expires_at: i64, now_secs: i64) -> Result<bool> {
         let mut q = Q::new("INSERT INTO modi_jti (issuer, jti, expires_at) VALUES (");
-        q.bind_text(issuer)
-            .push(", ")
-            .bind_text(jti)
-            .push(", ")
-            .bind_int(expires_at);
+        q.bind_text(issuer).push(", ").bind_text(jti).push(", ").bind_int(expires_at);
         q.push(") ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE modi_jti.expires_at < ");
         q.bind_int(now_secs);
         Ok(q.execute(&self.pool).await? == 1)

@@ -67,20 +67,14 @@ impl Letta {
         let persone = self
             .persone
             .iter()
-            .map(|(_, b)| {
-                decodifica::<cartella_proto::v1::Persona>(Some(b), "persona")
-                    .map(|p| Arc::new(p.unwrap_or_default()))
-            })
+            .map(|(_, b)| decodifica::<cartella_proto::v1::Persona>(Some(b), "persona").map(|p| Arc::new(p.unwrap_or_default())))
             .collect::<Result<Vec<_>>>()?;
         let cartelle = self
             .cartelle
             .iter()
             .map(|(c, sina, sinba)| {
                 Ok((
-                    Arc::new(
-                        decodifica::<cartella_proto::v1::Cartella>(Some(c), "cartella")?
-                            .unwrap_or_default(),
-                    ),
+                    Arc::new(decodifica::<cartella_proto::v1::Cartella>(Some(c), "cartella")?.unwrap_or_default()),
                     decodifica(sina.as_deref(), "sina_body")?.map(Arc::new),
                     decodifica(sinba.as_deref(), "sinba_body")?.map(Arc::new),
                 ))
@@ -107,9 +101,7 @@ impl Store {
     /// must be ente-wide and allowed to read.
     pub fn siuss_export_stream(&self, caller: &Caller, page: u32) -> Result<ExportStream> {
         if caller.ufficio.is_some() || !caller.can_read() {
-            return Err(CoreError::Denied(
-                "the SIUSS export needs an ente-wide caller allowed to read",
-            ));
+            return Err(CoreError::Denied("the SIUSS export needs an ente-wide caller allowed to read"));
         }
         let page = page.max(1);
         let (tx, rx) = mpsc::channel(AHEAD);
@@ -124,9 +116,7 @@ impl Store {
                             let _ = lette_tx.blocking_send(Err(e));
                         }
                     })
-                    .map_err(|e| {
-                        CoreError::Internal(format!("cannot start the export reader: {e}"))
-                    })?;
+                    .map_err(|e| CoreError::Internal(format!("cannot start the export reader: {e}")))?;
                 tokio::spawn(audita(self.clone(), caller.clone(), lette_rx, tx));
             }
             None => {
@@ -138,12 +128,7 @@ impl Store {
 }
 
 /// Commits each page's audit rows while decoding the page, then hands the page on.
-async fn audita(
-    store: Store,
-    caller: Caller,
-    mut rx: mpsc::Receiver<Result<Letta>>,
-    tx: mpsc::Sender<Result<Vec<RigaExport>>>,
-) {
+async fn audita(store: Store, caller: Caller, mut rx: mpsc::Receiver<Result<Letta>>, tx: mpsc::Sender<Result<Vec<RigaExport>>>) {
     while let Some(letta) = rx.recv().await {
         let out = match letta {
             Ok(letta) => {
@@ -156,9 +141,7 @@ async fn audita(
                 match committed.await {
                     Ok(Ok(())) => righe,
                     Ok(Err(e)) => Err(e),
-                    Err(e) => Err(CoreError::Internal(format!(
-                        "audit of the export page: {e}"
-                    ))),
+                    Err(e) => Err(CoreError::Internal(format!("audit of the export page: {e}"))),
                 }
             }
             Err(e) => Err(e),
@@ -171,12 +154,7 @@ async fn audita(
 }
 
 /// The page loop over sqlx, for PostgreSQL and in-memory SQLite.
-async fn pagine_sqlx(
-    store: Store,
-    caller: Caller,
-    page: u32,
-    tx: mpsc::Sender<Result<Vec<RigaExport>>>,
-) {
+async fn pagine_sqlx(store: Store, caller: Caller, page: u32, tx: mpsc::Sender<Result<Vec<RigaExport>>>) {
     let mut key = ExportKey::default();
     loop {
         let (righe, last) = match store.siuss_export_page(&caller, &key, page).await {
@@ -203,26 +181,18 @@ fn sqlite_err(e: rusqlite::Error) -> CoreError {
 
 /// A TEXT column without copying it.
 fn text<'r>(r: &'r Row<'_>, i: usize) -> Result<&'r str> {
-    r.get_ref(i)
-        .map_err(sqlite_err)?
-        .as_str()
-        .map_err(|e| CoreError::Internal(format!("export read: column {i}: {e}")))
+    r.get_ref(i).map_err(sqlite_err)?.as_str().map_err(|e| CoreError::Internal(format!("export read: column {i}: {e}")))
 }
 
 /// A BLOB column (or NULL) without copying it.
 fn blob<'r>(r: &'r Row<'_>, i: usize) -> Result<Option<&'r [u8]>> {
-    r.get_ref(i)
-        .map_err(sqlite_err)?
-        .as_blob_or_null()
-        .map_err(|e| CoreError::Internal(format!("export read: column {i}: {e}")))
+    r.get_ref(i).map_err(sqlite_err)?.as_blob_or_null().map_err(|e| CoreError::Internal(format!("export read: column {i}: {e}")))
 }
 
 /// Decodes a record's protobuf body (or NULL); shared with the sqlx reads of `flussi`.
 pub(super) fn decodifica<M: Message + Default>(b: Option<&[u8]>, col: &str) -> Result<Option<M>> {
     match b {
-        Some(b) => M::decode(b)
-            .map(Some)
-            .map_err(|_| CoreError::Internal(format!("undecodable {col}"))),
+        Some(b) => M::decode(b).map(Some).map_err(|_| CoreError::Internal(format!("undecodable {col}"))),
         None => Ok(None),
     }
 }
@@ -234,38 +204,21 @@ const PRESTAZIONI: &str = "SELECT id, persona_id, cartella_id, body FROM prestaz
 const PAGINE_PER_LETTURA: u32 = 16;
 
 /// A decoded cartella with its latest SINA and SINBA.
-type CartellaLetta = (
-    Arc<cartella_proto::v1::Cartella>,
-    Option<Arc<cartella_proto::v1::Valutazione>>,
-    Option<Arc<cartella_proto::v1::Valutazione>>,
-);
+type CartellaLetta =
+    (Arc<cartella_proto::v1::Cartella>, Option<Arc<cartella_proto::v1::Valutazione>>, Option<Arc<cartella_proto::v1::Valutazione>>);
 
 /// Reads every page, [`PAGINE_PER_LETTURA`] pages per read transaction, and sends them;
 /// returns when done, on an error, or when the receiver is gone.
-fn leggi_sqlite(
-    path: &PathBuf,
-    ente: &str,
-    page: u32,
-    tx: &mpsc::Sender<Result<Letta>>,
-) -> Result<()> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
+fn leggi_sqlite(path: &PathBuf, ente: &str, page: u32, tx: &mpsc::Sender<Result<Letta>>) -> Result<()> {
+    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(sqlite_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
     let mut prestazioni = conn.prepare(PRESTAZIONI).map_err(sqlite_err)?;
     // A person and a cartella are looked up by id (one seek each) as the page names them,
     // instead of walking the page's key range again for each table.
-    let mut persona_q = conn
-        .prepare("SELECT body FROM persona WHERE id = ?1")
-        .map_err(sqlite_err)?;
+    let mut persona_q = conn.prepare("SELECT body FROM persona WHERE id = ?1").map_err(sqlite_err)?;
     let mut cartella_q = conn
-        .prepare(&format!(
-            "SELECT c.body, {} FROM cartella c WHERE c.id = ?1",
-            super::flussi::ULTIME_VALUTAZIONI
-        ))
+        .prepare(&format!("SELECT c.body, {} FROM cartella c WHERE c.id = ?1", super::flussi::ULTIME_VALUTAZIONI))
         .map_err(sqlite_err)?;
     let mut after = ExportKey::default();
     let mut pagina = 0u32;
@@ -279,23 +232,12 @@ fn leggi_sqlite(
             conn.execute_batch("BEGIN").map_err(sqlite_err)?;
         }
         pagina += 1;
-        let mut letta = Letta {
-            righe: Vec::with_capacity(page as usize),
-            persone: Vec::new(),
-            cartelle: Vec::new(),
-        };
+        let mut letta = Letta { righe: Vec::with_capacity(page as usize), persone: Vec::new(), cartelle: Vec::new() };
         // Cartelle of this page by id (a person's prestazioni may belong to several).
         let mut cartelle: HashMap<String, usize> = HashMap::new();
         let mut last_id = String::new();
         {
-            let mut it = prestazioni
-                .query(params![
-                    ente,
-                    after.persona_id,
-                    after.prestazione_id,
-                    i64::from(page)
-                ])
-                .map_err(sqlite_err)?;
+            let mut it = prestazioni.query(params![ente, after.persona_id, after.prestazione_id, i64::from(page)]).map_err(sqlite_err)?;
             while let Some(r) = it.next().map_err(sqlite_err)? {
                 let persona_id = text(r, 1)?;
                 if letta.persone.last().is_none_or(|(p, _)| p != persona_id) {
@@ -303,9 +245,7 @@ fn leggi_sqlite(
                         .query_row([persona_id], |r| r.get(0))
                         .optional()
                         .map_err(sqlite_err)?
-                        .ok_or_else(|| {
-                            CoreError::Internal("prestazione without its persona".into())
-                        })?;
+                        .ok_or_else(|| CoreError::Internal("prestazione without its persona".into()))?;
                     letta.persone.push((persona_id.to_string(), body));
                 }
                 let cartella_id = text(r, 2)?;
@@ -316,9 +256,7 @@ fn leggi_sqlite(
                             .query_row([cartella_id], |c| Ok((c.get(0)?, c.get(1)?, c.get(2)?)))
                             .optional()
                             .map_err(sqlite_err)?
-                            .ok_or_else(|| {
-                                CoreError::Internal("prestazione without its cartella".into())
-                            })?;
+                            .ok_or_else(|| CoreError::Internal("prestazione without its cartella".into()))?;
                         letta.cartelle.push(c);
                         cartelle.insert(cartella_id.to_string(), letta.cartelle.len() - 1);
                         letta.cartelle.len() - 1
@@ -337,10 +275,7 @@ fn leggi_sqlite(
         let Some((persona_id, _)) = letta.persone.last() else {
             break;
         };
-        let last = ExportKey {
-            persona_id: persona_id.clone(),
-            prestazione_id: last_id,
-        };
+        let last = ExportKey { persona_id: persona_id.clone(), prestazione_id: last_id };
         if tx.blocking_send(Ok(letta)).is_err() {
             return Ok(());
         }

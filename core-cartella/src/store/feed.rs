@@ -9,7 +9,11 @@ use std::fmt;
 
 use sqlx::Row;
 
-use super::{Backend, Store, now, scope::{Mode, push_scope}, sql::Q};
+use super::{
+    Backend, Store, now,
+    scope::{Mode, push_scope},
+    sql::Q,
+};
 use crate::{
     auth::Caller,
     error::{CoreError, Result},

@@ -263,8 +263,18 @@ impl Store {
             if xml.len() > MAX_XML_BYTES {
                 return Err(CoreError::Internal("flow larger than the 10 MB the API allows".into()));
             }
-            let mut q = Q::new("INSERT INTO siuss_flusso (id_flusso, ente, denominazione_ente, ufficio, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, xml, impronta, snapshot, stato, created_at) VALUES (");
-            q.bind_text(&id).push(", ").bind_text(&d.ente).push(", ").bind_text(&d.denominazione_ente).push(", ").bind_text(&d.ufficio).push(", ").bind_text(&d.prestazione_id);
+            let mut q = Q::new(
+                "INSERT INTO siuss_flusso (id_flusso, ente, denominazione_ente, ufficio, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, xml, impronta, snapshot, stato, created_at) VALUES (",
+            );
+            q.bind_text(&id)
+                .push(", ")
+                .bind_text(&d.ente)
+                .push(", ")
+                .bind_text(&d.denominazione_ente)
+                .push(", ")
+                .bind_text(&d.ufficio)
+                .push(", ")
+                .bind_text(&d.prestazione_id);
             q.push(", ").bind_int(d.version).push(", ").bind_text(e.tipo).push(", ").bind_text(e.operazione).push(", ").bind_int(ts);
             q.push(", ").bind(Val::Bytes(xml)).push(", ").bind_text(&e.impronta).push(", ").bind(Val::Bytes(e.snapshot));
             q.push(", 'ready', ").bind_text(&at).push(")");
@@ -450,13 +460,11 @@ pub(super) const ULTIME_VALUTAZIONI: &str = ultime_valutazioni!();
 
 /// The joined read of prestazioni with their person, cartella and latest assessments.
 fn fonte_select() -> Q {
-    Q::new(
-        concat!(
-            "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, c.body AS c_body, pe.body AS pe_body, ",
-            ultime_valutazioni!(),
-            " FROM prestazione pr JOIN cartella c ON c.id = pr.cartella_id JOIN persona pe ON pe.id = pr.persona_id WHERE ",
-        ),
-    )
+    Q::new(concat!(
+        "SELECT pr.id AS pr_id, pr.persona_id AS pe_id, pr.body AS pr_body, c.body AS c_body, pe.body AS pe_body, ",
+        ultime_valutazioni!(),
+        " FROM prestazione pr JOIN cartella c ON c.id = pr.cartella_id JOIN persona pe ON pe.id = pr.persona_id WHERE ",
+    ))
 }
 
 impl Store {
@@ -548,8 +556,12 @@ impl Store {
         }
         let mut out: Vec<RigaExport> = Vec::with_capacity(rows.len());
         for r in &rows {
-            let persona = persone.get(r.try_get::<&str, _>("persona_id")?).ok_or_else(|| CoreError::Internal("prestazione without its persona".into()))?;
-            let (cartella, sina, sinba) = cartelle.get(r.try_get::<&str, _>("cartella_id")?).ok_or_else(|| CoreError::Internal("prestazione without its cartella".into()))?;
+            let persona = persone
+                .get(r.try_get::<&str, _>("persona_id")?)
+                .ok_or_else(|| CoreError::Internal("prestazione without its persona".into()))?;
+            let (cartella, sina, sinba) = cartelle
+                .get(r.try_get::<&str, _>("cartella_id")?)
+                .ok_or_else(|| CoreError::Internal("prestazione without its cartella".into()))?;
             out.push(RigaExport {
                 persona: Arc::clone(persona),
                 cartella: Arc::clone(cartella),
@@ -561,8 +573,15 @@ impl Store {
         // One audit row per person whose records the page read (anagrafica, cartella,
         // valutazioni and prestazioni go out together in the person's Beneficiario), written
         // from the page's key range: a constant number of parameters however long the page.
-        let mut q = Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
-        q.bind_text(&at).push(", ").bind_text(caller.kind.as_str()).push(", ").bind_text(&caller.subject).push(", ").bind_text(&caller.ente);
+        let mut q =
+            Q::new("INSERT INTO audit (at, actor_kind, actor, ente, ufficio, action, kind, record_id, purpose, request_id) SELECT ");
+        q.bind_text(&at)
+            .push(", ")
+            .bind_text(caller.kind.as_str())
+            .push(", ")
+            .bind_text(&caller.subject)
+            .push(", ")
+            .bind_text(&caller.ente);
         q.push(", NULL, 'read', ").bind_text(Kind::Persona.name()).push(", p.persona_id, ").bind_text(super::esporta::SCOPO_EXPORT);
         q.push(", ").bind_text(&caller.request_id).push(" FROM (SELECT DISTINCT r.persona_id FROM prestazione r WHERE r.ente = ");
         range(&mut q);

@@ -188,8 +188,7 @@ fn prepare_sqlite_path(url: &mut String) -> Result<Option<PathBuf>> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let file = PathBuf::from(rest.split('?').next().unwrap_or_default());
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
     }
     if !url.contains("mode=") {
         url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });

@@ -336,8 +336,7 @@ impl Store {
         let today_s = crate::domain::codes::format_date(today);
         let mut q = Q::new("SELECT id, body FROM persona WHERE ");
         if !s.codice_fiscale.trim().is_empty() {
-            let cf = CodiceFiscale::parse(&s.codice_fiscale)
-                .map_err(|e| CoreError::invalid("codice_fiscale", &e.to_string()))?;
+            let cf = CodiceFiscale::parse(&s.codice_fiscale).map_err(|e| CoreError::invalid("codice_fiscale", &e.to_string()))?;
             q.push("ente = ").bind_text(&caller.ente).push(" AND codice_fiscale = ").bind_text(cf.expose());
         } else {
             let cognome = normalize_name(&s.cognome);
@@ -357,7 +356,15 @@ impl Store {
         self.page_rows::<Persona>(caller, q, page, size, &at, &s.purpose).await
     }
 
-    async fn page_rows<R: Record>(&self, caller: &Caller, mut q: Q, page: &Page, size: u32, at: &str, purpose: &str) -> Result<(Vec<R>, String)> {
+    async fn page_rows<R: Record>(
+        &self,
+        caller: &Caller,
+        mut q: Q,
+        page: &Page,
+        size: u32,
+        at: &str,
+        purpose: &str,
+    ) -> Result<(Vec<R>, String)> {
         if !page.token.is_empty() {
             q.push(" AND id > ").bind_text(&page.token);
         }
@@ -376,7 +383,14 @@ impl Store {
     }
 
     /// Decides owner and links of a new record, checking the records it refers to.
-    async fn place<R: Record>(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, rec: &R, id: &str, today: &str) -> Result<Placement> {
+    async fn place<R: Record>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        rec: &R,
+        id: &str,
+        today: &str,
+    ) -> Result<Placement> {
         let kind = R::KIND;
         if kind.is_cartella_child() {
             let cartella_id = rec.cartella_ref();
@@ -486,10 +500,8 @@ impl Store {
         if rec.codice_fiscale_ref().is_empty() {
             return Ok(());
         }
-        let row = Q::new("SELECT id FROM persona WHERE codice_fiscale = ")
-            .bind_text(rec.codice_fiscale_ref())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row =
+            Q::new("SELECT id FROM persona WHERE codice_fiscale = ").bind_text(rec.codice_fiscale_ref()).fetch_optional(&mut **tx).await?;
         match row {
             Some(r) => {
                 let existing: String = r.try_get("id")?;
@@ -506,8 +518,18 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn outbox(&self, tx: &mut Transaction<'static, Any>, kind: Kind, id: &str, op: i64, version: i64, place: &Placement, at: &str) -> Result<()> {
-        let mut q = Q::new("INSERT INTO outbox (kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at) VALUES (");
+    async fn outbox(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        kind: Kind,
+        id: &str,
+        op: i64,
+        version: i64,
+        place: &Placement,
+        at: &str,
+    ) -> Result<()> {
+        let mut q =
+            Q::new("INSERT INTO outbox (kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at) VALUES (");
         q.bind_text(kind.name()).push(", ").bind_text(id).push(", ").bind_int(op).push(", ").bind_int(version);
         q.push(", ").bind_text(&place.ente).push(", ").bind_text(&place.ufficio);
         q.push(", ").bind(Val::Text(place.persona_id.clone())).push(", ").bind(Val::Text(place.cartella_id.clone()));

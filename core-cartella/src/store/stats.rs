@@ -3,7 +3,10 @@
 use sqlx::Row;
 
 use super::{Store, sql::Q};
-use crate::{auth::Caller, error::{CoreError, Result}};
+use crate::{
+    auth::Caller,
+    error::{CoreError, Result},
+};
 
 /// Smallest number of distinct people a published cell may describe.
 pub const SOGLIA_MINIMA: i64 = 3;

@@ -4,7 +4,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cartella_proto::v1::{cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient, stats_service_client::StatsServiceClient};
+use cartella_proto::v1::{
+    cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient, stats_service_client::StatsServiceClient,
+};
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     store::{Store, StoreOptions},

@@ -36,12 +36,7 @@ pub enum RegistryError {
 impl From<CoreError> for RegistryError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Invalid(v) => Self::Invalid(
-                v.iter()
-                    .map(|x| x.description.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
+            CoreError::Invalid(v) => Self::Invalid(v.iter().map(|x| x.description.clone()).collect::<Vec<_>>().join("; ")),
             CoreError::NotFound { .. } => Self::NotFound,
             other => Self::Unavailable(other),
         }
@@ -92,23 +87,18 @@ pub struct NewClient {
 
 /// A ModI key set as it is stored, or why it cannot be registered.
 fn modi_key_set(json: &str) -> Result<String, RegistryError> {
-    super::modi::parse_client_jwks(json.as_bytes())
-        .map_err(|e| RegistryError::Invalid(format!("ModI key set: {e}")))
+    super::modi::parse_client_jwks(json.as_bytes()).map_err(|e| RegistryError::Invalid(format!("ModI key set: {e}")))
 }
 
 /// Lower-case hex SHA-256 of a DER certificate: how mTLS clients are registered and found.
 pub fn cert_fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fingerprint of the first certificate in a PEM file's text (for `--cert FILE`).
 pub fn cert_fingerprint_pem(pem: &[u8]) -> Result<String, RegistryError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
-    let der = CertificateDer::from_pem_slice(pem)
-        .map_err(|_| RegistryError::Invalid("no PEM certificate found".into()))?;
+    let der = CertificateDer::from_pem_slice(pem).map_err(|_| RegistryError::Invalid("no PEM certificate found".into()))?;
     Ok(cert_fingerprint(&der))
 }
 
@@ -118,21 +108,13 @@ fn is_hex_sha256(s: &str) -> bool {
 
 /// Argon2id hash of a secret, as a PHC string (`$argon2id$v=19$…`).
 pub fn hash_secret(secret: &str) -> Result<String, RegistryError> {
-    let salt =
-        SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| RegistryError::Hash)?;
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| RegistryError::Hash)
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| RegistryError::Hash)?;
+    Argon2::default().hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(|_| RegistryError::Hash)
 }
 
 /// Whether `secret` matches the PHC `hash`; false for a hash that does not parse.
 pub fn verify_secret(hash: &str, secret: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(secret.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
 }
 
 /// A hash no secret matches, checked against when the client is unknown so that both paths
@@ -143,23 +125,14 @@ fn decoy_hash() -> &'static str {
 }
 
 /// The caller a registered client acts as.
-pub fn caller_for(
-    client: &ClientRecord,
-    roles: Vec<Role>,
-    purpose: &str,
-    request_id: &str,
-) -> Caller {
+pub fn caller_for(client: &ClientRecord, roles: Vec<Role>, purpose: &str, request_id: &str) -> Caller {
     Caller {
         kind: CallerKind::Sistema,
         subject: client.client_id.clone(),
         ente: client.ente.clone(),
         ufficio: client.ufficio.clone(),
         roles,
-        purpose: if purpose.is_empty() {
-            client.purpose.clone()
-        } else {
-            purpose.to_string()
-        },
+        purpose: if purpose.is_empty() { client.purpose.clone() } else { purpose.to_string() },
         request_id: request_id.to_string(),
     }
 }
@@ -191,54 +164,36 @@ impl ClientRegistry {
 
     /// Registers a client. Returns the stored record and, when `with_secret`, the secret in
     /// clear: the only time it can be read.
-    pub async fn create(
-        &self,
-        new: NewClient,
-    ) -> Result<(ClientRecord, Option<ClientSecret>), RegistryError> {
+    pub async fn create(&self, new: NewClient) -> Result<(ClientRecord, Option<ClientSecret>), RegistryError> {
         if new.ente.trim().is_empty() {
             return Err(RegistryError::Invalid("ente is required".into()));
         }
         if new.roles.is_empty() {
-            return Err(RegistryError::Invalid(
-                "at least one role is required".into(),
-            ));
+            return Err(RegistryError::Invalid("at least one role is required".into()));
         }
         if let Some(fp) = &new.cert_sha256
             && !is_hex_sha256(fp)
         {
-            return Err(RegistryError::Invalid(
-                "cert_sha256 must be 64 hex digits".into(),
-            ));
+            return Err(RegistryError::Invalid("cert_sha256 must be 64 hex digits".into()));
         }
         if !new.with_secret && new.cert_sha256.is_none() && new.pdnd_client_id.is_none() {
-            return Err(RegistryError::Invalid(
-                "a client needs a secret, a certificate or a PDND client id".into(),
-            ));
+            return Err(RegistryError::Invalid("a client needs a secret, a certificate or a PDND client id".into()));
         }
         let modi_jwks = new.modi_jwks.as_deref().map(modi_key_set).transpose()?;
         let secret = new.with_secret.then(ClientSecret::generate);
         let secret_hash = match &secret {
             Some(s) => {
                 let s = s.clone();
-                Some(
-                    tokio::task::spawn_blocking(move || hash_secret(s.expose()))
-                        .await
-                        .map_err(|_| RegistryError::Hash)??,
-                )
+                Some(tokio::task::spawn_blocking(move || hash_secret(s.expose())).await.map_err(|_| RegistryError::Hash)??)
             }
             None => None,
         };
         let record = ClientRecord {
-            client_id: new
-                .client_id
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            client_id: new.client_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             name: new.name,
             secret_hash,
             ente: new.ente.trim().to_string(),
-            ufficio: new
-                .ufficio
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty()),
+            ufficio: new.ufficio.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()),
             roles: new.roles,
             purpose: new.purpose,
             cert_sha256: new.cert_sha256.map(|f| f.to_ascii_lowercase()),
@@ -255,41 +210,19 @@ impl ClientRegistry {
     pub async fn rotate_secret(&self, client_id: &str) -> Result<ClientSecret, RegistryError> {
         let secret = ClientSecret::generate();
         let s = secret.clone();
-        let hash = tokio::task::spawn_blocking(move || hash_secret(s.expose()))
-            .await
-            .map_err(|_| RegistryError::Hash)??;
-        if self.store.set_client_secret_hash(client_id, &hash).await? {
-            Ok(secret)
-        } else {
-            Err(RegistryError::NotFound)
-        }
+        let hash = tokio::task::spawn_blocking(move || hash_secret(s.expose())).await.map_err(|_| RegistryError::Hash)??;
+        if self.store.set_client_secret_hash(client_id, &hash).await? { Ok(secret) } else { Err(RegistryError::NotFound) }
     }
 
     /// Replaces a client's ModI keys (a JWK or JWK set, checked as at registration), e.g.
     /// when it rotates them on PDND; None removes them.
-    pub async fn set_modi_jwks(
-        &self,
-        client_id: &str,
-        jwks: Option<&str>,
-    ) -> Result<(), RegistryError> {
+    pub async fn set_modi_jwks(&self, client_id: &str, jwks: Option<&str>) -> Result<(), RegistryError> {
         let jwks = jwks.map(modi_key_set).transpose()?;
-        if self
-            .store
-            .set_client_modi_jwks(client_id, jwks.as_deref())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(RegistryError::NotFound)
-        }
+        if self.store.set_client_modi_jwks(client_id, jwks.as_deref()).await? { Ok(()) } else { Err(RegistryError::NotFound) }
     }
 
     pub async fn set_disabled(&self, client_id: &str, disabled: bool) -> Result<(), RegistryError> {
-        if self.store.set_client_disabled(client_id, disabled).await? {
-            Ok(())
-        } else {
-            Err(RegistryError::NotFound)
-        }
+        if self.store.set_client_disabled(client_id, disabled).await? { Ok(()) } else { Err(RegistryError::NotFound) }
     }
 
     pub async fn list(&self) -> Result<Vec<ClientRecord>, RegistryError> {
@@ -302,38 +235,19 @@ impl ClientRegistry {
 
     /// The client registered with this DER certificate.
     pub async fn by_certificate(&self, der: &[u8]) -> Result<Option<ClientRecord>, RegistryError> {
-        Ok(self
-            .store
-            .client_by_cert_sha256(&cert_fingerprint(der))
-            .await?)
+        Ok(self.store.client_by_cert_sha256(&cert_fingerprint(der)).await?)
     }
 
-    pub async fn by_pdnd_id(
-        &self,
-        pdnd_client_id: &str,
-    ) -> Result<Option<ClientRecord>, RegistryError> {
+    pub async fn by_pdnd_id(&self, pdnd_client_id: &str) -> Result<Option<ClientRecord>, RegistryError> {
         Ok(self.store.client_by_pdnd_id(pdnd_client_id).await?)
     }
 
     /// Checks a client id and secret (OAuth2 client authentication).
-    pub async fn authenticate_secret(
-        &self,
-        client_id: &str,
-        secret: &str,
-    ) -> Result<ClientRecord, SecretCheck> {
-        let found = self
-            .store
-            .client(client_id)
-            .await
-            .map_err(|_| SecretCheck::Unavailable)?;
-        let hash = found
-            .as_ref()
-            .and_then(|c| c.secret_hash.clone())
-            .unwrap_or_else(|| decoy_hash().to_string());
+    pub async fn authenticate_secret(&self, client_id: &str, secret: &str) -> Result<ClientRecord, SecretCheck> {
+        let found = self.store.client(client_id).await.map_err(|_| SecretCheck::Unavailable)?;
+        let hash = found.as_ref().and_then(|c| c.secret_hash.clone()).unwrap_or_else(|| decoy_hash().to_string());
         let secret = secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_secret(&hash, &secret))
-            .await
-            .map_err(|_| SecretCheck::Unavailable)?;
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&hash, &secret)).await.map_err(|_| SecretCheck::Unavailable)?;
         match found {
             Some(c) if ok && c.secret_hash.is_some() && !c.disabled => Ok(c),
             _ => Err(SecretCheck::Refused),

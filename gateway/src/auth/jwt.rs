@@ -21,15 +21,10 @@ pub(crate) struct Peek {
 /// base64url parts with a JSON object header naming its `alg`.
 pub(crate) fn peek(token: &str) -> Option<Peek> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return None;
     };
-    let b64 = |x: &str| {
-        x.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    };
+    let b64 = |x: &str| x.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
     if h.is_empty() || p.is_empty() || !b64(h) || !b64(p) || !b64(s) {
         return None;
     }
@@ -37,17 +32,11 @@ pub(crate) fn peek(token: &str) -> Option<Peek> {
     let v: Value = serde_json::from_slice(&raw).ok()?;
     let o = v.as_object()?;
     let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-    Some(Peek {
-        alg: text("alg")?,
-        kid: text("kid"),
-        typ: text("typ"),
-    })
+    Some(Peek { alg: text("alg")?, kid: text("kid"), typ: text("typ") })
 }
 
 pub(crate) fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Why the time claims were refused.
@@ -62,11 +51,7 @@ fn seconds(payload: &JwtPayload, name: &str) -> Result<Option<i64>, TimeError> {
     match payload.claim(name) {
         None => Ok(None),
         // Whole seconds are what RFC 7519 means; fractions (josekit writes floats) are cut.
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .map(Some)
-            .ok_or(TimeError::Expired),
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or(TimeError::Expired),
         Some(_) => Err(TimeError::Missing(match name {
             "exp" => "exp",
             "iat" => "iat",
@@ -77,11 +62,7 @@ fn seconds(payload: &JwtPayload, name: &str) -> Result<Option<i64>, TimeError> {
 
 /// Checks `exp` (required), `nbf` and `iat` (required when `need_iat`) against now, each
 /// with `leeway` seconds for clock skew. Returns `exp`.
-pub(crate) fn check_times(
-    payload: &JwtPayload,
-    leeway: i64,
-    need_iat: bool,
-) -> Result<i64, TimeError> {
+pub(crate) fn check_times(payload: &JwtPayload, leeway: i64, need_iat: bool) -> Result<i64, TimeError> {
     let now = now_secs();
     let exp = seconds(payload, "exp")?.ok_or(TimeError::Missing("exp"))?;
     if now > exp.saturating_add(leeway) {
@@ -110,10 +91,7 @@ pub(crate) fn has_audience(payload: &JwtPayload, audience: &str) -> bool {
 }
 
 pub(crate) fn str_claim<'a>(payload: &'a JwtPayload, name: &str) -> Option<&'a str> {
-    payload
-        .claim(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    payload.claim(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// Whether a josekit decoding failure was the signature itself (as opposed to the shape).
@@ -130,14 +108,7 @@ mod tests {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#);
         let p = URL_SAFE_NO_PAD.encode(b"{}");
         let t = format!("{h}.{p}.c2ln");
-        assert_eq!(
-            peek(&t),
-            Some(Peek {
-                alg: "RS256".into(),
-                kid: Some("k1".into()),
-                typ: Some("at+jwt".into())
-            })
-        );
+        assert_eq!(peek(&t), Some(Peek { alg: "RS256".into(), kid: Some("k1".into()), typ: Some("at+jwt".into()) }));
         assert_eq!(peek("a.b"), None);
         assert_eq!(peek(&format!("{h}.{p}.c2ln.x")), None);
         assert_eq!(peek(&format!("{h}.{p}.c2l+")), None);

@@ -122,7 +122,8 @@ impl IntoResponse for AuthError {
                 serde_json::json!({ "reason": self.reason() }),
             );
         }
-        let mut r = problem_with(StatusCode::UNAUTHORIZED, "Unauthorized", &self.to_string(), serde_json::json!({ "reason": self.reason() }));
+        let mut r =
+            problem_with(StatusCode::UNAUTHORIZED, "Unauthorized", &self.to_string(), serde_json::json!({ "reason": self.reason() }));
         r.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         r
     }
@@ -272,7 +273,12 @@ impl Authenticator {
     /// ModI integrity: checked whenever `Agid-JWT-Signature` is present, with the ModI keys
     /// of `client`, the registered client the request authenticated as (None: not one, so
     /// no keys to verify with); `required` refuses its absence.
-    async fn integrity(&self, p: &Presented<'_>, required: bool, client: Option<&core_cartella::store::ClientRecord>) -> Result<(), AuthError> {
+    async fn integrity(
+        &self,
+        p: &Presented<'_>,
+        required: bool,
+        client: Option<&core_cartella::store::ClientRecord>,
+    ) -> Result<(), AuthError> {
         if !p.headers.contains_key(modi::SIGNATURE_HEADER) {
             return if required { Err(AuthError::Modi(ModiError::Required)) } else { Ok(()) };
         }
@@ -288,9 +294,7 @@ impl Authenticator {
     fn purge_jtis(&self, registry: &ClientRegistry) {
         let now = jwt::now_secs();
         let last = self.last_purge.load(Ordering::Relaxed);
-        if now - last < JTI_PURGE_EVERY_SECS
-            || self.last_purge.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        if now - last < JTI_PURGE_EVERY_SECS || self.last_purge.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
             return;
         }
         let store = registry.store().clone();

@@ -96,9 +96,7 @@ pub struct Integrity {
 fn sha256_of_digest_header(v: &str) -> Option<&str> {
     v.split(',').map(str::trim).find_map(|part| {
         let (alg, value) = part.split_once('=')?;
-        alg.trim()
-            .eq_ignore_ascii_case("SHA-256")
-            .then(|| value.trim())
+        alg.trim().eq_ignore_ascii_case("SHA-256").then(|| value.trim())
     })
 }
 
@@ -108,22 +106,13 @@ pub fn digest_header_value(body: &[u8]) -> String {
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// Checks `signed_headers` against the request: it must sign the `Digest` header as sent,
 /// and every other header it names must carry the signed value.
-fn check_signed_headers(
-    claim: Option<&Value>,
-    headers: &HeaderMap,
-    digest: &str,
-) -> Result<(), ModiError> {
-    let entries = claim
-        .and_then(Value::as_array)
-        .ok_or(ModiError::MissingClaim("signed_headers"))?;
+fn check_signed_headers(claim: Option<&Value>, headers: &HeaderMap, digest: &str) -> Result<(), ModiError> {
+    let entries = claim.and_then(Value::as_array).ok_or(ModiError::MissingClaim("signed_headers"))?;
     let mut digest_signed = false;
     for entry in entries {
         let obj = entry.as_object().ok_or(ModiError::Malformed)?;
@@ -140,11 +129,7 @@ fn check_signed_headers(
             }
         }
     }
-    if digest_signed {
-        Ok(())
-    } else {
-        Err(ModiError::SignedHeadersMismatch)
-    }
+    if digest_signed { Ok(()) } else { Err(ModiError::SignedHeadersMismatch) }
 }
 
 /// Verifies the request's `Agid-JWT-Signature` (which must be present) with the keys of
@@ -161,15 +146,7 @@ pub async fn verify_integrity(
     let (jti, expires_at) = verify(pdnd, client, headers, body).map_err(super::AuthError::Modi)?;
     // Only a signature that passed every check may use up its jti.
     let leeway = pdnd.config().leeway_secs();
-    match store
-        .remember_jti(
-            &client.client_id,
-            &jti,
-            expires_at.saturating_add(leeway),
-            now_secs(),
-        )
-        .await
-    {
+    match store.remember_jti(&client.client_id, &jti, expires_at.saturating_add(leeway), now_secs()).await {
         Ok(true) => Ok(Integrity { jti, expires_at }),
         Ok(false) => Err(super::AuthError::Modi(ModiError::Replay)),
         Err(e) => {
@@ -194,12 +171,7 @@ fn client_keys(client: &ClientRecord) -> Option<JwkSet> {
 }
 
 /// Every check but the replay one; returns the `jti` and expiry to record.
-fn verify(
-    pdnd: &PdndVerifier,
-    client: &ClientRecord,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(String, i64), ModiError> {
+fn verify(pdnd: &PdndVerifier, client: &ClientRecord, headers: &HeaderMap, body: &[u8]) -> Result<(String, i64), ModiError> {
     let token = header_text(headers, SIGNATURE_HEADER).ok_or(ModiError::Required)?;
     let head = peek(token).ok_or(ModiError::Malformed)?;
     if !MODI_ALGS.contains(&head.alg.as_str()) {
@@ -222,9 +194,7 @@ fn verify(
         TimeError::Missing(c) => ModiError::MissingClaim(c),
         TimeError::Expired | TimeError::NotYetValid => ModiError::Expired,
     })?;
-    let jti = str_claim(&payload, "jti")
-        .ok_or(ModiError::MissingClaim("jti"))?
-        .to_string();
+    let jti = str_claim(&payload, "jti").ok_or(ModiError::MissingClaim("jti"))?.to_string();
     let digest = header_text(headers, DIGEST_HEADER).ok_or(ModiError::MissingDigest)?;
     check_signed_headers(payload.claim("signed_headers"), headers, digest)?;
     let sent = sha256_of_digest_header(digest).ok_or(ModiError::MissingDigest)?;
@@ -250,10 +220,7 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
             .as_array()
             .ok_or("\"keys\" must be an array of JWKs")?
             .iter()
-            .map(|k| {
-                k.as_object()
-                    .ok_or("every member of \"keys\" must be a JWK (an object)")
-            })
+            .map(|k| k.as_object().ok_or("every member of \"keys\" must be a JWK (an object)"))
             .collect::<Result<_, _>>()?,
         Value::Object(o) if o.contains_key("kty") => vec![o],
         _ => return Err("expected a JWK or a JWK set ({\"keys\": [...]})".into()),
@@ -264,14 +231,9 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
     let mut set = JwkSet::new();
     let mut kids: Vec<String> = Vec::new();
     for (i, o) in objects.into_iter().enumerate() {
-        let which = o
-            .get("kid")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("key {}", i + 1), |k| format!("key {k:?}"));
+        let which = o.get("kid").and_then(Value::as_str).map_or_else(|| format!("key {}", i + 1), |k| format!("key {k:?}"));
         if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| o.contains_key(**m)) {
-            return Err(format!(
-                "{which} holds private key material (\"{m}\"): register only the public key"
-            ));
+            return Err(format!("{which} holds private key material (\"{m}\"): register only the public key"));
         }
         if o.get("kty").and_then(Value::as_str) != Some("RSA") {
             return Err(format!("{which} is not an RSA key (kty must be \"RSA\")"));
@@ -279,9 +241,7 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
         let kid = match o.get("kid").and_then(Value::as_str).map(str::trim) {
             Some(k) if !k.is_empty() => k.to_string(),
             _ => {
-                return Err(format!(
-                    "{which} has no kid: each key needs the kid it has on PDND"
-                ));
+                return Err(format!("{which} has no kid: each key needs the kid it has on PDND"));
             }
         };
         if kids.contains(&kid) {
@@ -291,16 +251,12 @@ pub fn parse_client_jwks(json: &[u8]) -> Result<String, String> {
         let alg = match o.get("alg").and_then(Value::as_str) {
             Some(a) if MODI_ALGS.contains(&a) => a,
             Some(a) => {
-                return Err(format!(
-                    "{which}: alg {a:?} is not an RSA signature algorithm"
-                ));
+                return Err(format!("{which}: alg {a:?} is not an RSA signature algorithm"));
             }
             None => "RS256",
         };
         if rsa_verifier(alg, &jwk).is_none() {
-            return Err(format!(
-                "{which} cannot verify signatures (check n, e, use and key_ops)"
-            ));
+            return Err(format!("{which} cannot verify signatures (check n, e, use and key_ops)"));
         }
         kids.push(kid);
         set.push_key(jwk);
@@ -317,10 +273,7 @@ mod tests {
     fn digest_header_parsing() {
         let v = digest_header_value(b"{}");
         assert!(v.starts_with("SHA-256="));
-        assert_eq!(
-            sha256_of_digest_header(&format!("MD5=abc, {v}")),
-            v.strip_prefix("SHA-256=")
-        );
+        assert_eq!(sha256_of_digest_header(&format!("MD5=abc, {v}")), v.strip_prefix("SHA-256="));
         assert_eq!(sha256_of_digest_header("MD5=abc"), None);
     }
 
@@ -339,13 +292,7 @@ mod tests {
         let (_, other) = rsa_pair("inps-2");
         // One JWK, or a set.
         let one = parse_client_jwks(public.to_string().as_bytes()).unwrap();
-        assert_eq!(
-            JwkSet::from_bytes(one.as_bytes())
-                .unwrap()
-                .get("inps-1")
-                .len(),
-            1
-        );
+        assert_eq!(JwkSet::from_bytes(one.as_bytes()).unwrap().get("inps-1").len(), 1);
         let mut set = JwkSet::new();
         set.push_key(public.clone());
         set.push_key(other.clone());
@@ -371,10 +318,7 @@ mod tests {
         let mut ec = ec.to_jwk_public_key();
         ec.set_key_id("ec");
         refused(ec.to_string(), "not an RSA key");
-        refused(
-            r#"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#.into(),
-            "private key",
-        );
+        refused(r#"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#.into(), "private key");
         refused("not json".into(), "not JSON");
         refused("[]".into(), "expected a JWK");
         refused(r#"{"keys":[]}"#.into(), "no keys");
@@ -382,9 +326,6 @@ mod tests {
         set.push_key(public.clone());
         set.push_key(public.clone());
         refused(set.to_string(), "repeated");
-        refused(
-            r#"{"kty":"RSA","kid":"x","n":"AQ","e":"AQAB","alg":"HS256"}"#.into(),
-            "alg",
-        );
+        refused(r#"{"kty":"RSA","kid":"x","n":"AQ","e":"AQAB","alg":"HS256"}"#.into(), "alg");
     }
 }

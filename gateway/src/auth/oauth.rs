@@ -44,10 +44,7 @@ const LEEWAY_SECS: i64 = 60;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read access-token key {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("access-token key is not an Ed25519 PKCS#8 PEM key")]
     Invalid,
 }
@@ -62,9 +59,7 @@ pub struct AccessTokens {
 
 impl fmt::Debug for AccessTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessTokens")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+        f.debug_struct("AccessTokens").field("ttl", &self.ttl).finish_non_exhaustive()
     }
 }
 
@@ -79,28 +74,15 @@ impl AccessTokens {
     /// From an Ed25519 private key in PKCS#8 PEM: the hub's signing key (`--signing-key`) or
     /// a key of its own.
     pub fn from_pem(private_pem: &[u8], ttl: Duration) -> Result<Self, KeyError> {
-        let pair = EdDSA
-            .key_pair_from_pem(private_pem)
-            .map_err(|_| KeyError::Invalid)?;
-        let signer = EdDSA
-            .signer_from_pem(private_pem)
-            .map_err(|_| KeyError::Invalid)?;
-        let verifier = EdDSA
-            .verifier_from_pem(pair.to_pem_public_key())
-            .map_err(|_| KeyError::Invalid)?;
-        Ok(Self {
-            signer: Arc::new(signer),
-            verifier: Arc::new(verifier),
-            ttl,
-        })
+        let pair = EdDSA.key_pair_from_pem(private_pem).map_err(|_| KeyError::Invalid)?;
+        let signer = EdDSA.signer_from_pem(private_pem).map_err(|_| KeyError::Invalid)?;
+        let verifier = EdDSA.verifier_from_pem(pair.to_pem_public_key()).map_err(|_| KeyError::Invalid)?;
+        Ok(Self { signer: Arc::new(signer), verifier: Arc::new(verifier), ttl })
     }
 
     /// Reads the key file at `path` (it is not created: the signing key exists by then).
     pub fn load(path: &Path, ttl: Duration) -> Result<Self, KeyError> {
-        let pem = fs::read(path).map_err(|source| KeyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let pem = fs::read(path).map_err(|source| KeyError::Read { path: path.display().to_string(), source })?;
         Self::from_pem(&pem, ttl)
     }
 
@@ -115,11 +97,7 @@ impl AccessTokens {
         let mut p = JwtPayload::new();
         let now = now_secs();
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
-        let scope = roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let scope = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ");
         let claims = [
             ("iss", Value::from(ISSUER)),
             ("aud", Value::from(AUDIENCE)),
@@ -131,23 +109,15 @@ impl AccessTokens {
             ("exp", Value::from(now.saturating_add(ttl))),
         ];
         for (k, v) in claims {
-            p.set_claim(k, Some(v))
-                .map_err(|_| AuthError::Other("cannot build access token".into()))?;
+            p.set_claim(k, Some(v)).map_err(|_| AuthError::Other("cannot build access token".into()))?;
         }
-        jwt::encode_with_signer(&p, &header, self.signer.as_ref())
-            .map_err(|_| AuthError::Other("cannot sign access token".into()))
+        jwt::encode_with_signer(&p, &header, self.signer.as_ref()).map_err(|_| AuthError::Other("cannot sign access token".into()))
     }
 
     /// Verifies signature, `typ`, issuer, audience and lifetime.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        let (payload, header) =
-            jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|e| {
-                if is_signature_failure(&e) {
-                    AuthError::BadSignature
-                } else {
-                    AuthError::Malformed
-                }
-            })?;
+        let (payload, header) = jwt::decode_with_verifier(token, self.verifier.as_ref())
+            .map_err(|e| if is_signature_failure(&e) { AuthError::BadSignature } else { AuthError::Malformed })?;
         if header.token_type() != Some(TOKEN_TYPE) {
             return Err(AuthError::Malformed);
         }
@@ -158,14 +128,8 @@ impl AccessTokens {
             return Err(AuthError::WrongAudience);
         }
         check_times(&payload, LEEWAY_SECS, true).map_err(AuthError::from)?;
-        let client_id = str_claim(&payload, "client_id")
-            .ok_or(AuthError::MissingClaim("client_id"))?
-            .to_string();
-        let roles = str_claim(&payload, "scope")
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(Role::parse)
-            .collect();
+        let client_id = str_claim(&payload, "client_id").ok_or(AuthError::MissingClaim("client_id"))?.to_string();
+        let roles = str_claim(&payload, "scope").unwrap_or_default().split_whitespace().filter_map(Role::parse).collect();
         Ok(AccessClaims { client_id, roles })
     }
 }
@@ -180,9 +144,7 @@ pub struct OAuthState {
 /// `POST /oauth/token`, outside the authentication middleware (it is where credentials are
 /// exchanged). Mount it next to the REST router.
 pub fn oauth_router(registry: ClientRegistry, tokens: AccessTokens) -> Router {
-    Router::new()
-        .route("/oauth/token", post(token_endpoint))
-        .with_state(OAuthState { registry, tokens })
+    Router::new().route("/oauth/token", post(token_endpoint)).with_state(OAuthState { registry, tokens })
 }
 
 /// An RFC 6749 §5.2 error answer.
@@ -196,50 +158,26 @@ struct OAuthError {
 
 impl OAuthError {
     fn bad(error: &'static str, description: &'static str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error,
-            description,
-            basic: false,
-        }
+        Self { status: StatusCode::BAD_REQUEST, error, description, basic: false }
     }
 
     fn invalid_client(basic: bool) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            error: "invalid_client",
-            description: "client authentication failed",
-            basic,
-        }
+        Self { status: StatusCode::UNAUTHORIZED, error: "invalid_client", description: "client authentication failed", basic }
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            axum::Json(json!({ "error": self.error, "error_description": self.description })),
-        )
-            .into_response();
+        let mut r = (self.status, axum::Json(json!({ "error": self.error, "error_description": self.description }))).into_response();
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = if self.basic {
-                r#"Basic realm="sigess""#
-            } else {
-                r#"Bearer realm="sigess""#
-            };
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            let challenge = if self.basic { r#"Basic realm="sigess""# } else { r#"Bearer realm="sigess""# };
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(crate::problem::RETRY_AFTER_UNAVAILABLE),
-            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::problem::RETRY_AFTER_UNAVAILABLE));
         }
         r
     }
@@ -259,10 +197,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
         let text = String::from_utf8(raw).map_err(|_| ())?;
         let (id, secret) = text.split_once(':').ok_or(())?;
         let unescape = |s: &str| -> String {
-            form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
         };
         Ok((unescape(id), unescape(secret)))
     }))
@@ -283,59 +218,34 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !form_type {
-        return Err(OAuthError::bad(
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err(OAuthError::bad("invalid_request", "the body must be application/x-www-form-urlencoded"));
     }
     let mut params: Vec<(String, String)> = Vec::new();
     for (k, v) in form_urlencoded::parse(body) {
         if params.iter().any(|(seen, _)| *seen == k) {
-            return Err(OAuthError::bad(
-                "invalid_request",
-                "a parameter is repeated",
-            ));
+            return Err(OAuthError::bad("invalid_request", "a parameter is repeated"));
         }
         params.push((k.into_owned(), v.into_owned()));
     }
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     match param("grant_type") {
         None => return Err(OAuthError::bad("invalid_request", "grant_type is required")),
         Some("client_credentials") => {}
         Some(_) => {
-            return Err(OAuthError::bad(
-                "unsupported_grant_type",
-                "only client_credentials is supported",
-            ));
+            return Err(OAuthError::bad("unsupported_grant_type", "only client_credentials is supported"));
         }
     }
     let basic = basic_credentials(headers);
-    let (client_id, secret, used_basic) = match (basic, param("client_id"), param("client_secret"))
-    {
+    let (client_id, secret, used_basic) = match (basic, param("client_id"), param("client_secret")) {
         (Some(_), _, Some(_)) => {
-            return Err(OAuthError::bad(
-                "invalid_request",
-                "use one client authentication method, not both",
-            ));
+            return Err(OAuthError::bad("invalid_request", "use one client authentication method, not both"));
         }
         (Some(Err(())), _, _) => return Err(OAuthError::invalid_client(true)),
         (Some(Ok((id, secret))), form_id, None) => {
             if form_id.is_some_and(|f| f != id) {
-                return Err(OAuthError::bad(
-                    "invalid_request",
-                    "client_id does not match the Basic credentials",
-                ));
+                return Err(OAuthError::bad("invalid_request", "client_id does not match the Basic credentials"));
             }
             (id, secret, true)
         }
@@ -366,10 +276,7 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
                         }
                     }
                     _ => {
-                        return Err(OAuthError::bad(
-                            "invalid_scope",
-                            "the scope asks for a role the client does not hold",
-                        ));
+                        return Err(OAuthError::bad("invalid_scope", "the scope asks for a role the client does not hold"));
                     }
                 }
             }
@@ -383,11 +290,7 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         basic: false,
     })?;
     tracing::info!(client = %client.client_id, "access token issued");
-    let scope = roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let scope = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ");
     let body = json!({
         "access_token": token,
         "token_type": "Bearer",
@@ -395,9 +298,7 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         "scope": scope,
     });
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
 }

@@ -49,14 +49,10 @@ impl FromStr for JwksSource {
     fn from_str(s: &str) -> Result<Self, PdndError> {
         if let Some(rest) = s.strip_prefix("http://") {
             let host = rest.split(['/', '?']).next().unwrap_or_default();
-            let host = host
-                .rsplit_once(':')
-                .filter(|(h, p)| !h.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
-                .map_or(host, |(h, _)| h);
+            let host =
+                host.rsplit_once(':').filter(|(h, p)| !h.is_empty() && p.bytes().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
             if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-                return Err(PdndError::Config(
-                    "the PDND key set URL must be https:// (http:// only on loopback)".into(),
-                ));
+                return Err(PdndError::Config("the PDND key set URL must be https:// (http:// only on loopback)".into()));
             }
             Ok(Self::Url(s.to_string()))
         } else if s.starts_with("https://") {
@@ -129,9 +125,7 @@ pub struct PdndKeys {
 
 impl fmt::Debug for PdndKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PdndKeys")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
+        f.debug_struct("PdndKeys").field("source", &self.source).finish_non_exhaustive()
     }
 }
 
@@ -150,10 +144,7 @@ impl PdndKeys {
             source,
             refresh,
             http,
-            cached: Arc::new(RwLock::new(Cached {
-                set: Arc::new(set),
-                loaded: now,
-            })),
+            cached: Arc::new(RwLock::new(Cached { set: Arc::new(set), loaded: now })),
             // A kid unknown right after start may be a rotation in between: allow a reload at once.
             reload: Arc::new(Mutex::new(now.checked_sub(MIN_RELOAD_GAP).unwrap_or(now))),
         })
@@ -183,10 +174,7 @@ impl PdndKeys {
         match fetch(&self.source, &self.http).await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
-                *self.cached.write().await = Cached {
-                    set: fresh.clone(),
-                    loaded: Instant::now(),
-                };
+                *self.cached.write().await = Cached { set: fresh.clone(), loaded: Instant::now() };
                 fresh.get(kid).into_iter().cloned().collect()
             }
             Err(e) => {
@@ -199,22 +187,13 @@ impl PdndKeys {
 
 async fn fetch(source: &JwksSource, http: &reqwest::Client) -> Result<JwkSet, PdndError> {
     let bytes = match source {
-        JwksSource::File(path) => tokio::fs::read(path)
-            .await
-            .map_err(|e| PdndError::Load(format!("{}: {e}", path.display())))?,
+        JwksSource::File(path) => tokio::fs::read(path).await.map_err(|e| PdndError::Load(format!("{}: {e}", path.display())))?,
         JwksSource::Url(url) => {
-            let res = http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| PdndError::Load(e.without_url().to_string()))?;
+            let res = http.get(url).send().await.map_err(|e| PdndError::Load(e.without_url().to_string()))?;
             if !res.status().is_success() {
                 return Err(PdndError::Load(format!("HTTP {}", res.status())));
             }
-            let b = res
-                .bytes()
-                .await
-                .map_err(|e| PdndError::Load(e.without_url().to_string()))?;
+            let b = res.bytes().await.map_err(|e| PdndError::Load(e.without_url().to_string()))?;
             b.to_vec()
         }
     };
@@ -227,9 +206,7 @@ async fn fetch(source: &JwksSource, http: &reqwest::Client) -> Result<JwkSet, Pd
 /// The RSA signature algorithms accepted from PDND's keys and from clients' ModI keys.
 /// Nothing symmetric, never `none`.
 pub(crate) fn rsa_verifier(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
-    fn boxed<V: JwsVerifier + 'static>(
-        r: Result<V, josekit::JoseError>,
-    ) -> Option<Box<dyn JwsVerifier>> {
+    fn boxed<V: JwsVerifier + 'static>(r: Result<V, josekit::JoseError>) -> Option<Box<dyn JwsVerifier>> {
         r.ok().map(|v| Box::new(v) as Box<dyn JwsVerifier>)
     }
     match alg {
@@ -245,15 +222,7 @@ pub(crate) fn rsa_verifier(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>>
 
 /// Whether `alg` is one of the RSA algorithms above.
 pub(crate) fn is_rsa_alg(alg: &str) -> bool {
-    [
-        RS256.name(),
-        RS384.name(),
-        RS512.name(),
-        PS256.name(),
-        PS384.name(),
-        PS512.name(),
-    ]
-    .contains(&alg)
+    [RS256.name(), RS384.name(), RS512.name(), PS256.name(), PS384.name(), PS512.name()].contains(&alg)
 }
 
 /// Why a JWS against PDND's keys failed before its claims were read.
@@ -267,12 +236,7 @@ pub(crate) enum JwsFailure {
 
 /// Verifies the signature of `token` with the key its `kid` names in `keys`, accepting only
 /// the algorithms in `allowed`.
-pub(crate) async fn verify_jws(
-    keys: &PdndKeys,
-    token: &str,
-    peek: &Peek,
-    allowed: &[&str],
-) -> Result<JwtPayload, JwsFailure> {
+pub(crate) async fn verify_jws(keys: &PdndKeys, token: &str, peek: &Peek, allowed: &[&str]) -> Result<JwtPayload, JwsFailure> {
     if !allowed.contains(&peek.alg.as_str()) {
         return Err(JwsFailure::AlgNotAllowed);
     }
@@ -329,15 +293,10 @@ impl PdndVerifier {
     /// Loads the key set named by `cfg`.
     pub async fn from_config(cfg: PdndConfig) -> Result<Self, PdndError> {
         if cfg.audience.is_empty() {
-            return Err(PdndError::Config(
-                "--pdnd-audience is required with --pdnd-jwks".into(),
-            ));
+            return Err(PdndError::Config("--pdnd-audience is required with --pdnd-jwks".into()));
         }
         let keys = PdndKeys::load(cfg.jwks.clone(), cfg.refresh).await?;
-        Ok(Self {
-            cfg: Arc::new(cfg),
-            keys,
-        })
+        Ok(Self { cfg: Arc::new(cfg), keys })
     }
 
     pub fn config(&self) -> &PdndConfig {
@@ -351,19 +310,13 @@ impl PdndVerifier {
         self.verify_voucher_peeked(token, &head).await
     }
 
-    pub(crate) async fn verify_voucher_peeked(
-        &self,
-        token: &str,
-        peek: &Peek,
-    ) -> Result<Voucher, AuthError> {
-        let payload = verify_jws(&self.keys, token, peek, &["RS256"])
-            .await
-            .map_err(|f| match f {
-                JwsFailure::Malformed => AuthError::Malformed,
-                JwsFailure::AlgNotAllowed => AuthError::AlgNotAllowed,
-                JwsFailure::UnknownKid => AuthError::UnknownKid,
-                JwsFailure::BadSignature => AuthError::BadSignature,
-            })?;
+    pub(crate) async fn verify_voucher_peeked(&self, token: &str, peek: &Peek) -> Result<Voucher, AuthError> {
+        let payload = verify_jws(&self.keys, token, peek, &["RS256"]).await.map_err(|f| match f {
+            JwsFailure::Malformed => AuthError::Malformed,
+            JwsFailure::AlgNotAllowed => AuthError::AlgNotAllowed,
+            JwsFailure::UnknownKid => AuthError::UnknownKid,
+            JwsFailure::BadSignature => AuthError::BadSignature,
+        })?;
         if let Some(iss) = &self.cfg.issuer
             && payload.issuer() != Some(iss.as_str())
         {
@@ -372,19 +325,12 @@ impl PdndVerifier {
         if !has_audience(&payload, &self.cfg.audience) {
             return Err(AuthError::WrongAudience);
         }
-        let expires_at =
-            check_times(&payload, self.cfg.leeway_secs(), false).map_err(AuthError::from)?;
-        let purpose_id = str_claim(&payload, "purposeId")
-            .ok_or(AuthError::MissingClaim("purposeId"))?
-            .to_string();
+        let expires_at = check_times(&payload, self.cfg.leeway_secs(), false).map_err(AuthError::from)?;
+        let purpose_id = str_claim(&payload, "purposeId").ok_or(AuthError::MissingClaim("purposeId"))?.to_string();
         let client_id = str_claim(&payload, "client_id")
             .or_else(|| str_claim(&payload, "sub"))
             .ok_or(AuthError::MissingClaim("client_id"))?
             .to_string();
-        Ok(Voucher {
-            client_id,
-            purpose_id,
-            expires_at,
-        })
+        Ok(Voucher { client_id, purpose_id, expires_at })
     }
 }

@@ -43,7 +43,9 @@ impl Decoder for DynamicDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
-        DynamicMessage::decode(self.0.clone(), src).map(Some).map_err(|_| Status::internal("core answered a message the gateway cannot decode"))
+        DynamicMessage::decode(self.0.clone(), src)
+            .map(Some)
+            .map_err(|_| Status::internal("core answered a message the gateway cannot decode"))
     }
 }
 
@@ -68,7 +70,12 @@ pub fn grpc_path(method: &MethodDescriptor) -> String {
 }
 
 /// Calls `method` on core with `request` and `metadata`.
-pub async fn unary(channel: CoreChannel, method: &MethodDescriptor, request: DynamicMessage, metadata: MetadataMap) -> Result<DynamicMessage, Status> {
+pub async fn unary(
+    channel: CoreChannel,
+    method: &MethodDescriptor,
+    request: DynamicMessage,
+    metadata: MetadataMap,
+) -> Result<DynamicMessage, Status> {
     let path = http::uri::PathAndQuery::try_from(grpc_path(method)).map_err(|_| Status::internal("invalid gRPC method path"))?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|_| Status::unavailable("core is not reachable"))?;

@@ -7,9 +7,7 @@
 //! (`persona.residenza.cap`). The checks are exactly what the OpenAPI schemas say, so a
 //! request the schema rejects is never sent to core, and one it accepts is never refused
 //! here for its shape.
-use prost_reflect::{
-    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
-};
+use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
 
 /// One rejected field or parameter: its name and why, never its value.
@@ -270,7 +268,8 @@ pub fn to_message(value: Value, desc: &MessageDescriptor) -> Result<DynamicMessa
     let opts = DeserializeOptions::new().deny_unknown_fields(true);
     // Only reachable if the checker and prost-reflect disagree; the error text of serde names
     // the expected type, never the value, but is replaced anyway to keep the promise simple.
-    DynamicMessage::deserialize_with_options(desc.clone(), value, &opts).map_err(|_| Violation::new("body", "does not match the record's schema"))
+    DynamicMessage::deserialize_with_options(desc.clone(), value, &opts)
+        .map_err(|_| Violation::new("body", "does not match the record's schema"))
 }
 
 /// The JSON of a response message: proto field names, 64-bit integers as numbers, enum

@@ -247,9 +247,10 @@ pub fn router_limited(link: CoreLink, auth: Authenticator, limiter: Option<crate
             // Unreachable with a consistent build (a unit test compiles the table); refusing
             // with 503 keeps the rest of the hub serving instead of aborting it.
             tracing::error!(error = %e, "REST route table does not match the contract; /api/v1 disabled");
-            Router::new().route(&format!("{BASE}/{{*rest}}"), any(|| async {
-                problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the REST API is not available")
-            }))
+            Router::new().route(
+                &format!("{BASE}/{{*rest}}"),
+                any(|| async { problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the REST API is not available") }),
+            )
         }
     }
 }
@@ -383,7 +384,13 @@ fn if_match_version(v: &HeaderValue) -> Result<Option<i64>, RestError> {
 }
 
 /// The gRPC request as JSON, from path, query, body and `If-Match`.
-fn request_json(route: &CompiledRoute, params: Vec<(String, String)>, pairs: Vec<(String, String)>, headers: &HeaderMap, body: Option<Bytes>) -> Result<(Value, bool), RestError> {
+fn request_json(
+    route: &CompiledRoute,
+    params: Vec<(String, String)>,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+) -> Result<(Value, bool), RestError> {
     let mut violations = Vec::new();
     let mut root = Map::new();
     if let (Some(b), Some(bytes)) = (&route.body, body) {

@@ -228,7 +228,9 @@ fn operation(api: &Api, c: &CompiledRoute, comments: &Comments, package: &str) -
             .routes
             .iter()
             .filter(|r| &r.full_path() == tpl)
-            .map(|r| (r.method.name().to_string(), json!({ "operationId": r.method.name(), "parameters": { "id": "$response.body#/meta/id" } })))
+            .map(|r| {
+                (r.method.name().to_string(), json!({ "operationId": r.method.name(), "parameters": { "id": "$response.body#/meta/id" } }))
+            })
             .collect();
         if !links.is_empty() {
             ok["links"] = Value::Object(links);
@@ -444,14 +446,23 @@ mod tests {
         assert_eq!(s["Persona"]["properties"]["sesso"]["$ref"], "#/components/schemas/Sesso");
         assert_eq!(s["Meta"]["properties"]["version"]["format"], "int64");
         assert!(s["Valutazione"]["not"]["anyOf"].is_array());
-        assert_eq!(doc["paths"]["/api/v1/persone/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Persona");
+        assert_eq!(
+            doc["paths"]["/api/v1/persone/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Persona"
+        );
         let list = &doc["paths"]["/api/v1/persone"]["get"]["parameters"];
         assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "page_size" && p["schema"]["maximum"] == 500));
         assert_eq!(summary("CreateDiarioEntry"), "Create diario entry");
         let token = &doc["paths"]["/oauth/token"]["post"];
         assert_eq!(token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["required"][0], "grant_type");
         assert_eq!(token["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/TokenResponse");
-        assert!(doc["components"]["schemas"]["OAuthError"]["properties"]["error"]["enum"].as_array().unwrap().iter().any(|e| e == "invalid_client"));
+        assert!(
+            doc["components"]["schemas"]["OAuthError"]["properties"]["error"]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "invalid_client")
+        );
         let links = &doc["paths"]["/api/v1/persone"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["GetPersona"]["parameters"]["id"], "$response.body#/meta/id");
         assert!(links["UpdatePersona"].is_object());

@@ -117,7 +117,11 @@ impl Limiter {
 /// Middleware for routes behind authentication: takes one request from the quota of the
 /// authenticated caller (kind and subject), adds the `X-RateLimit-*` headers, answers 429
 /// when the quota is used up.
-pub async fn per_caller(axum::extract::State(l): axum::extract::State<Limiter>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn per_caller(
+    axum::extract::State(l): axum::extract::State<Limiter>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let Some(key) = req.extensions().get::<core_cartella::auth::Caller>().map(|c| format!("{:?}:{}:{}", c.kind, c.ente, c.subject)) else {
         return next.run(req).await;
     };

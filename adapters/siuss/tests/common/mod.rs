@@ -9,14 +9,7 @@ use siuss::model::*;
 pub const MONTHS: &[u8] = b"ABCDEHLMPRST";
 
 /// Builds a codice fiscale from invented parts and appends the right check character.
-pub fn fake_cf(
-    letters6: &str,
-    year: u16,
-    month: u8,
-    day: u8,
-    female: bool,
-    belfiore: &str,
-) -> String {
+pub fn fake_cf(letters6: &str, year: u16, month: u8, day: u8, female: bool, belfiore: &str) -> String {
     let m = char::from(MONTHS[usize::from(month - 1)]);
     let d = if female { day + 40 } else { day };
     let first15 = format!("{letters6}{:02}{m}{d:02}{belfiore}", year % 100);
@@ -51,20 +44,10 @@ pub fn ente() -> Ente {
 }
 
 pub fn identificazione(nome: &str) -> IdentificazioneFlusso {
-    IdentificazioneFlusso {
-        nome: nome.into(),
-        ente: ente(),
-    }
+    IdentificazioneFlusso { nome: nome.into(), ente: ente() }
 }
 
-const COGNOMI: &[&str] = &[
-    "ESEMPIO",
-    "PROVA",
-    "FITTIZIO",
-    "DEMO",
-    "CAMPIONE",
-    "TEST D'ARCO",
-];
+const COGNOMI: &[&str] = &["ESEMPIO", "PROVA", "FITTIZIO", "DEMO", "CAMPIONE", "TEST D'ARCO"];
 const NOMI: &[&str] = &["ANNA", "LUCA", "MARTA", "PAOLO", "GIULIA", "NICOLÒ"];
 
 pub fn anagrafica(i: usize) -> (String, Anagrafica) {
@@ -79,11 +62,7 @@ pub fn anagrafica(i: usize) -> (String, Anagrafica) {
         nome: NOMI[i % NOMI.len()].into(),
         anno_nascita: year,
         luogo_nascita: "H501".into(),
-        genere: if female {
-            Genere::Femmina
-        } else {
-            Genere::Maschio
-        },
+        genere: if female { Genere::Femmina } else { Genere::Maschio },
         codice_cittadinanza: "380".into(),
         codice_seconda_cittadinanza: None,
     };
@@ -91,11 +70,7 @@ pub fn anagrafica(i: usize) -> (String, Anagrafica) {
 }
 
 pub fn indirizzo_roma() -> Indirizzo {
-    Indirizzo {
-        codice_regione: Some("12".into()),
-        codice_comune: Some("058091".into()),
-        codice_nazione: "380".into(),
-    }
+    Indirizzo { codice_regione: Some("12".into()), codice_comune: Some("058091".into()), codice_nazione: "380".into() }
 }
 
 pub fn prestazione_periodica() -> PrestazioneSociale {
@@ -177,12 +152,7 @@ pub fn sina() -> Sina {
 
 pub fn beneficiario(i: usize, prestazioni: Vec<PrestazioneSociale>) -> Beneficiario {
     let (cf, anagrafica) = anagrafica(i);
-    Beneficiario {
-        codice_fiscale: cf,
-        anagrafica,
-        indirizzi: vec![indirizzo_roma()],
-        prestazioni_sociali: prestazioni,
-    }
+    Beneficiario { codice_fiscale: cf, anagrafica, indirizzi: vec![indirizzo_roma()], prestazioni_sociali: prestazioni }
 }
 
 /// A valid cooperation flow: one beneficiary, one periodic prestazione with SINA.
@@ -197,10 +167,7 @@ pub fn sinba(i: usize) -> Sinba {
     Sinba {
         id_beneficiario: format!("RC-MIN-{i:08}"),
         prestazioni: vec!["A1.02".into()],
-        famiglia: vec![
-            ComposizioneFamiglia::Madre,
-            ComposizioneFamiglia::FratelliSorelle,
-        ],
+        famiglia: vec![ComposizioneFamiglia::Madre, ComposizioneFamiglia::FratelliSorelle],
         minore_straniero_no_acc: SiNo::No,
         condizione_minore: CondizioneMinore::NonOrfano,
         luogo_vita: LuogoVita::PropriaFamiglia,
@@ -233,9 +200,7 @@ pub fn sinba(i: usize) -> Sinba {
         durata_affido: Some(DurataAffido::TempoPieno),
         carattere_affido: Some(CarattereAffido::Residenziale),
         esito_affido: None,
-        carattere_inserimento_residenziale: Some(
-            CarattereInserimentoResidenziale::ComunitarioSocioEducativa,
-        ),
+        carattere_inserimento_residenziale: Some(CarattereInserimentoResidenziale::ComunitarioSocioEducativa),
         forma_inserimento_residenziale: Some(FormaIntervento::Consensuale),
         tipo_inserimento_residenziale: Some(TipoInserimentoResidenziale::SenzaGenitore),
         esito_inserimento_struttura: None,
@@ -252,8 +217,5 @@ pub fn sinba(i: usize) -> Sinba {
 }
 
 pub fn flusso_sinba_coop() -> FlussoSinba {
-    FlussoSinba {
-        identificazione_flusso: identificazione("H501.SINBA.20250520.0000003"),
-        sinba: vec![sinba(0)],
-    }
+    FlussoSinba { identificazione_flusso: identificazione("H501.SINBA.20250520.0000003"), sinba: vec![sinba(0)] }
 }

@@ -31,11 +31,7 @@ pub fn beneficiari() -> Vec<Beneficiario> {
     }
     let mut b0 = beneficiario(5, vec![tutto, occasionale, senza_liste]);
     b0.anagrafica.codice_seconda_cittadinanza = Some("100".into());
-    b0.indirizzi.push(Indirizzo {
-        codice_regione: None,
-        codice_comune: None,
-        codice_nazione: "100".into(),
-    });
+    b0.indirizzi.push(Indirizzo { codice_regione: None, codice_comune: None, codice_nazione: "100".into() });
     let b1 = beneficiario(4, vec![prestazione_occasionale()]);
     vec![b0, b1]
 }
