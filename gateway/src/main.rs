@@ -69,7 +69,7 @@ struct WorkerArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
-    siuss: gateway::siuss_worker::SiussArgs,
+    siuss: gateway::siuss_config::SiussArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -171,7 +171,7 @@ struct UpArgs {
     #[arg(long, env = "SIGESS_DEMO_SIZE", default_value_t = 40)]
     demo_size: u32,
     #[command(flatten)]
-    siuss: gateway::siuss_worker::SiussArgs,
+    siuss: gateway::siuss_config::SiussArgs,
 }
 
 #[derive(Args, Debug)]

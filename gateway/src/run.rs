@@ -26,7 +26,7 @@ pub struct UpConfig {
     pub signing_key_path: PathBuf,
     pub auth: gateway::setup::AuthArgs,
     pub app: AppConfig,
-    pub siuss: gateway::siuss_worker::SiussConfig,
+    pub siuss: gateway::siuss_config::SiussConfig,
     /// SPID/CIE operator login (None = disabled).
     pub spid: Option<spid_cie::RpConfig>,
 }
@@ -127,7 +127,7 @@ pub async fn up(cfg: UpConfig) -> Result<()> {
         );
     }
     let (stop, on_stop) = stopper();
-    let siuss_task = gateway::siuss_worker::spawn(store.clone(), cfg.siuss.clone(), on_stop());
+    let siuss_task = gateway::adapters::siuss_spawn(store.clone(), cfg.siuss.clone(), on_stop());
     let verifier = cfg.signer.verifier()?;
     let routes = core_cartella::server::routes(&store, verifier).await.map_err(|e| anyhow!("gRPC routes: {e}"))?;
     let grpc_routes = routes.clone();
@@ -201,10 +201,10 @@ pub async fn gateway(cfg: GatewayConfig) -> Result<()> {
 }
 
 /// The SIUSS worker alone (`sigess worker`).
-pub async fn worker(url: &str, max: u32, cfg: gateway::siuss_worker::SiussConfig) -> Result<()> {
+pub async fn worker(url: &str, max: u32, cfg: gateway::siuss_config::SiussConfig) -> Result<()> {
     let store = open_store(url, max).await?;
     println!("SIGeSS SIUSS worker for ente {}", cfg.ente.codice);
-    gateway::siuss_worker::run(store.clone(), cfg, shutdown_signal()).await;
+    gateway::adapters::siuss_run(store.clone(), cfg, shutdown_signal()).await;
     store.close().await;
     Ok(())
 }

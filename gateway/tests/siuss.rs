@@ -19,10 +19,11 @@ use core_cartella::{
     },
 };
 use gateway::{
+    adapters::siuss_drain,
     app::{self, AppConfig, Parts},
     auth::Authenticator,
     core_link::CoreLink,
-    siuss_worker::{self, SiussConfig},
+    siuss_config::{SiussConfig, system_caller},
     stack::limit::RateConfig,
 };
 use reqwest::StatusCode;
@@ -102,6 +103,12 @@ fn ente() -> EnteSiuss {
         indirizzo: "H501".into(),
         cf_operatore: compose("Operatore", "Prova", 1980, 1, 1, false, "H501"),
     }
+}
+
+/// Applies every change of the outbox with the SIUSS adapter; none may fail.
+async fn drain(store: &Store, e: &EnteSiuss) {
+    let out = siuss_drain(store, &SiussConfig { ente: e.clone(), poll: Duration::from_secs(1) }).await.unwrap();
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
 fn id(meta: &Option<pb::Meta>) -> String {
@@ -198,7 +205,7 @@ async fn ledger(pg: bool) {
     let c1 = cartella(&store, "Verdi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
     let p1 = store.create(&operatore(), prestazione(&c1, 25_000)).await.unwrap();
     let p1_id = id(&p1.meta);
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
     assert!(s.valutata && s.mancanze.is_empty());
     assert_eq!(s.flussi.len(), 1);
@@ -207,7 +214,7 @@ async fn ledger(pg: bool) {
     assert!(first.starts_with("H501.PS.") && first.len() == "H501.PS.20261123.0000001".len());
 
     // Draining again produces nothing new (idempotent effect).
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     assert_eq!(store.siuss_stato(&operatore(), &p1_id, "").await.unwrap().flussi.len(), 1);
 
     // Served, and the same `since` twice returns the same flows.
@@ -242,7 +249,7 @@ async fn ledger(pg: bool) {
     let mut p1 = store.get::<pb::Prestazione>(&operatore(), &p1_id, "").await.unwrap();
     p1.importo_mensile = Some(30_000);
     store.update(&operatore(), p1).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
     let ops: Vec<&str> = s.flussi.iter().map(|f| f.operazione.as_str()).collect();
     assert_eq!(ops, ["I", "C", "I"]);
@@ -275,11 +282,11 @@ async fn ledger(pg: bool) {
     // prestazione is used).
     let p2 = store.create(&operatore(), prestazione(&c1, 12_000)).await.unwrap();
     let p2_id = id(&p2.meta);
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let mut p2 = store.get::<pb::Prestazione>(&operatore(), &p2_id, "").await.unwrap();
     p2.stato = pb::StatoPrestazione::Revocata as i32;
     store.update(&operatore(), p2).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p2_id, "").await.unwrap();
     assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I", "C"]);
     let c_xml = store.siuss_flusso(&s.flussi[1].id_flusso).await.unwrap().unwrap().xml;
@@ -288,7 +295,7 @@ async fn ledger(pg: bool) {
     // Blocked prestazione: no flow, the list of what is missing.
     let c3 = cartella_cf(&store, "Neri", pb::AreaUtenza::Immigrati, false).await;
     let p3 = store.create(&operatore(), prestazione(&c3, 10_000)).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
     assert!(s.flussi.is_empty());
     let rules: Vec<&str> = s.mancanze.iter().map(|m| m.rule.as_str()).collect();
@@ -299,7 +306,7 @@ async fn ledger(pg: bool) {
     let mut c = store.get::<pb::Cartella>(&operatore(), &c3, "").await.unwrap();
     c.area_utenza = pb::AreaUtenza::PovertaEsclusioneSociale as i32;
     store.update(&operatore(), c).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
     assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), ["DATO_MANCANTE"]);
     assert!(s.flussi.is_empty());
@@ -368,7 +375,7 @@ async fn export_stream(pg: bool) {
         }
     }
     attese.sort();
-    let caller = siuss_worker::system_caller("H501");
+    let caller = system_caller("H501");
     assert!(store.siuss_export_stream(&operatore(), 2).is_err(), "an office-bound operator cannot export the ente");
 
     // One prestazione per page: more pages than one SQLite read transaction spans.
@@ -477,7 +484,7 @@ async fn waas_http() {
     let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
     let c = cartella(&w.store, "Gialli", pb::AreaUtenza::FamigliaMinori).await;
     w.store.create(&operatore(), prestazione(&c, 20_000)).await.unwrap();
-    siuss_worker::drain(&w.store, &cfg.ente).await.unwrap();
+    drain(&w.store, &cfg.ente).await;
     let tok = w.token(&inps());
 
     // No credentials: 401 problem on every resource.
