@@ -143,10 +143,6 @@ impl MemoryLedger {
     fn ops(&self, id: &str) -> Vec<String> {
         self.flows.lock().unwrap().get(id).map(|v| v.iter().map(|f| f.op.clone()).collect()).unwrap_or_default()
     }
-
-    fn last(&self, id: &str) -> Flow {
-        self.flows.lock().unwrap()[id].last().unwrap().clone()
-    }
 }
 
 impl Ledger for MemoryLedger {

@@ -377,7 +377,7 @@ impl Store {
         q.bind_text(&t.prestazione_id).push(", ").bind_text(&t.ente).push(", ").bind_text(&t.ufficio).push(", ").bind_int(t.version);
         q.push(", ").bind_text(&mancanze).push(", ").bind_text(&nota).push(", ").bind_text(at);
         q.push(") ON CONFLICT (prestazione_id) DO UPDATE SET nota = excluded.nota, updated_at = excluded.updated_at");
-        q.push(" WHERE siuss_prestazione.version <= excludet.version");
+        q.push(" WHERE siuss_prestazione.version <= excluded.version");
         q.execute(&self.pool).await?;
         Ok(())
     }
