@@ -46,7 +46,7 @@ enum Command {
     /// Register operators who may log in with SPID or CIE.
     #[command(subcommand)]
     Operator(cmd::operator::OperatorCmd),
-    /// Run the SIUSS worker alone: follows the outbox and produces INPS flows.
+    /// Run the delivery engine alone (scale-out on PostgreSQL): every outbound adapter.
     Worker(cmd::worker::WorkerArgs),
     /// INPS SIUSS one-shot jobs.
     Siuss {

@@ -1,10 +1,12 @@
-//! `sigess up`: core, the SIUSS worker and the gateway in one process, over one store.
+//! `sigess up`: core, the delivery engine (every outbound adapter) and the gateway in one
+//! process, over one store.
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
+    delivery::{Engine, EngineMetrics},
     demo,
 };
 use gateway::{
@@ -44,13 +46,14 @@ pub struct UpArgs {
     #[arg(long, env = "SIGESS_DEMO_SIZE", default_value_t = 40)]
     demo_size: u32,
     #[command(flatten)]
-    siuss: gateway::siuss_worker::SiussArgs,
+    adapters: gateway::adapters::AdapterArgs,
+    #[command(flatten)]
+    engine: gateway::delivery::EngineArgs,
 }
 
 pub async fn run(a: UpArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
-    let siuss = a.siuss.config(a.demo);
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
     if a.demo {
@@ -94,7 +97,6 @@ pub async fn run(a: UpArgs) -> Result<()> {
         );
     }
     let (stop, on_stop) = stopper();
-    let siuss_task = gateway::siuss_worker::spawn(store.clone(), siuss, on_stop());
     let verifier = signer.verifier()?;
     let routes = core_cartella::server::routes(&store, verifier).await.map_err(anyhow::Error::from_boxed).context("gRPC routes")?;
     let grpc_routes = routes.clone();
@@ -115,6 +117,9 @@ pub async fn run(a: UpArgs) -> Result<()> {
     };
     let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
         .context("building the HTTP application")?;
+    let adapters = gateway::adapters::registered(&store, &a.adapters, a.demo).context("outbound adapters")?;
+    let engine_metrics = EngineMetrics::register(app.metrics.registry()).context("delivery metrics")?;
+    let engine_task = Engine::new(store.clone(), adapters, a.engine.config(), Some(engine_metrics)).spawn(on_stop());
     let tls = a.auth.tls();
     let web_stop = on_stop();
     let web_task = tokio::spawn(async move {
@@ -128,7 +133,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let _ = stop.send(true);
     grpc_task.await??;
     let store = web_task.await??;
-    let _ = siuss_task.await;
+    let _ = engine_task.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
