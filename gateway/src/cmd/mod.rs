@@ -56,6 +56,8 @@ pub enum RoleArg {
     Consultazione,
     /// Reads aggregates only.
     Statistica,
+    /// Operates the hub: deliveries, dead letters, replay.
+    Amministratore,
 }
 
 impl From<RoleArg> for Role {
@@ -64,6 +66,7 @@ impl From<RoleArg> for Role {
             RoleArg::Operatore => Role::Operatore,
             RoleArg::Consultazione => Role::Consultazione,
             RoleArg::Statistica => Role::Statistica,
+            RoleArg::Amministratore => Role::Amministratore,
         }
     }
 }
