@@ -1,0 +1,1 @@
+//! Inbound protected hospital discharge (dimissione protetta).
