@@ -51,6 +51,11 @@ pub struct RegioneArgs {
     /// cartella with the region.
     #[arg(long = "regione-recipient", env = "SIGESS_REGIONE_RECIPIENT", default_value = "REGIONE")]
     pub recipient: String,
+    /// Write each resource as a conditional update on its business identifier (`PUT
+    /// Type?identifier=…`) instead of an update of an id derived from it: for servers that
+    /// refuse client-assigned ids (and accept conditional transactions of a cartella's size).
+    #[arg(long = "regione-conditional-writes", env = "SIGESS_REGIONE_CONDITIONAL_WRITES")]
+    pub conditional_writes: bool,
 }
 
 /// Why the flags do not make a configuration. Names flags, never values.
@@ -111,6 +116,7 @@ pub struct Config {
     pub tls_ca_pem: Option<Vec<u8>>,
     pub timeout: Duration,
     pub recipient: String,
+    pub writes: crate::mapping::Writes,
 }
 
 impl Config {
@@ -124,6 +130,7 @@ impl Config {
             tls_ca_pem: None,
             timeout: Duration::from_secs(10),
             recipient: "REGIONE".into(),
+            writes: crate::mapping::Writes::ById,
         }
     }
 }
@@ -197,6 +204,7 @@ impl RegioneArgs {
             tls_ca_pem,
             timeout: Duration::from_secs(self.timeout),
             recipient: self.recipient.clone(),
+            writes: if self.conditional_writes { crate::mapping::Writes::Conditional } else { crate::mapping::Writes::ById },
         }))
     }
 }

@@ -78,7 +78,7 @@ impl RegioneLazio {
     /// The Bundles of `loaded`: one per cartella with a sharing basis, keyed by cartella id
     /// and content hash.
     pub fn bundles(&self, loaded: &Loaded) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
-        plan(&loaded.cartelle, &self.cfg.recipient, &loaded.today)
+        plan(&loaded.cartelle, &self.cfg.recipient, &loaded.today, self.cfg.writes)
     }
 
     async fn post(&self, body: Vec<u8>) -> Outcome {
@@ -129,11 +129,16 @@ impl RegioneLazio {
 }
 
 /// Maps cartelle to their Bundles (see [`RegioneLazio::bundles`]); pure.
-pub fn plan(cartelle: &[CartellaView], recipient: &str, today: &str) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
+pub fn plan(
+    cartelle: &[CartellaView],
+    recipient: &str,
+    today: &str,
+    writes: mapping::Writes,
+) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
     let mut out = Vec::new();
     for view in cartelle {
         let Some(basis) = mapping::sharing_basis(view, recipient, today) else { continue };
-        let bundle = mapping::cartella_bundle(view, basis)?;
+        let bundle = mapping::cartella_bundle(view, basis, writes)?;
         let cartella_id = view.cartella.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
         out.push(Planned { key: mapping::bundle_key(&cartella_id, &bundle), delivery: BundleDelivery { cartella_id, bundle } });
     }

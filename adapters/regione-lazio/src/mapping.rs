@@ -2,10 +2,14 @@
 //! Bundle (a `serde_json::Value`). Pure: no I/O, no clock (the caller says what day it is).
 //!
 //! Every resource carries a business identifier in the hub's namespace (system
-//! [`NS`]`/sid/<kind>`, value the hub's record id) and travels as a conditional update
-//! (`PUT Type?identifier=system|value`), so a resend creates nothing new on any FHIR server.
-//! References inside the Bundle use `urn:uuid:` full URLs derived from those identifiers,
-//! which the server rewrites to its own ids. Italian conventions follow HL7 Italia's core
+//! [`NS`]`/sid/<kind>`, value the hub's record id) and a logical id derived from it, and
+//! travels as an update of that id (`PUT Type/sigess-…`, [`Writes::ById`], the default) or as
+//! a conditional update on the identifier (`PUT Type?identifier=system|value`,
+//! [`Writes::Conditional`]); either way a resend creates nothing new. Deterministic ids are
+//! the default because servers run conditional writes under serializable isolation and cap
+//! such transactions (Medplum: 8 entries; a cartella has more), and because they cost the
+//! server no search per entry. References inside the Bundle use `urn:uuid:` full URLs
+//! derived from the identifiers, which the server rewrites to its ids. Italian conventions follow HL7 Italia's core
 //! guide: codice fiscale under its OID, ISTAT codes on address parts through
 //! `iso21090-codedString`, birth place and citizenship extensions.
 //!
@@ -55,6 +59,24 @@ pub fn is_sharing_basis(c: &pb::Condivisione, recipient: &str, today: &str) -> b
 /// The cartella's sharing basis with the region, if it has one (the first that holds).
 pub fn sharing_basis<'a>(view: &'a CartellaView, recipient: &str, today: &str) -> Option<&'a pb::Condivisione> {
     view.condivisioni.iter().find(|c| is_sharing_basis(c, recipient, today))
+}
+
+/// How each resource is written (see the module's doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Writes {
+    /// `PUT Type/<id derived from the identifier>` (update as create).
+    #[default]
+    ById,
+    /// `PUT Type?identifier=system|value`.
+    Conditional,
+}
+
+/// The logical id of a resource: `sigess-` and 32 hex digits of the SHA-256 of its type and
+/// identifier (FHIR ids allow 64 characters of `[A-Za-z0-9.-]`; record ids may not fit).
+pub fn logical_id(resource_type: &str, system: &str, value: &str) -> String {
+    let h = Sha256::digest(format!("{resource_type}|{system}|{value}").as_bytes());
+    let hex: String = h[..16].iter().map(|v| format!("{v:02x}")).collect();
+    format!("sigess-{hex}")
 }
 
 /// A name-based UUID (SHA-256 of the resource type and identifier, version nibble 5) for the
@@ -157,6 +179,7 @@ pub fn municipio_number(ufficio: &str) -> Option<u32> {
 struct Bundle {
     entries: Vec<Value>,
     seen: BTreeSet<String>,
+    writes: Writes,
 }
 
 impl Bundle {
@@ -172,15 +195,21 @@ impl Bundle {
         if let Some(extra) = resource.get_mut("identifier").and_then(Value::as_array_mut) {
             identifiers.append(extra);
         }
+        let url = match self.writes {
+            Writes::ById => {
+                let logical = logical_id(resource_type, &system, id);
+                if let Some(o) = resource.as_object_mut() {
+                    o.insert("id".into(), json!(logical));
+                }
+                format!("{resource_type}/{logical}")
+            }
+            Writes::Conditional => format!("{resource_type}?identifier={system}|{}", encode_query(id)),
+        };
         if let Some(o) = resource.as_object_mut() {
             o.insert("resourceType".into(), json!(resource_type));
             o.insert("identifier".into(), Value::Array(identifiers));
         }
-        self.entries.push(json!({
-            "fullUrl": full_url,
-            "resource": resource,
-            "request": { "method": "PUT", "url": format!("{resource_type}?identifier={system}|{}", encode_query(id)) },
-        }));
+        self.entries.push(json!({ "fullUrl": full_url, "resource": resource, "request": { "method": "PUT", "url": url } }));
         full_url
     }
 }
@@ -686,12 +715,12 @@ fn consent(b: &mut Bundle, c: &pb::Condivisione, patient: &str, comune: &str) ->
 
 /// The transaction Bundle of one cartella shared on the basis `basis`. Fails, naming the
 /// field, when a record holds a value FHIR cannot carry (e.g. a malformed date).
-pub fn cartella_bundle(view: &CartellaView, basis: &pb::Condivisione) -> Result<Value, Reason> {
+pub fn cartella_bundle(view: &CartellaView, basis: &pb::Condivisione, writes: Writes) -> Result<Value, Reason> {
     let cm = meta_of(&view.cartella.meta);
     if cm.id.is_empty() || meta_of(&view.persona.meta).id.is_empty() {
         return Err(invalid("cartella.meta.id or persona.meta.id", "is empty"));
     }
-    let mut b = Bundle { entries: Vec::new(), seen: BTreeSet::new() };
+    let mut b = Bundle { entries: Vec::new(), seen: BTreeSet::new(), writes };
     let comune = organization(&mut b, &cm.ente, "");
     let managing = organization(&mut b, &cm.ente, &cm.ufficio);
     let patient = patient(&mut b, &view.persona, &comune)?;

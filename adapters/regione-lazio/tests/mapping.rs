@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use adapter_contract::{Adapter, pb, testkit::check_contract};
-use regione_lazio::{Config, Loaded, RegioneLazio, mapping, plan};
+use regione_lazio::{Config, Loaded, RegioneLazio, mapping, mapping::Writes, plan};
 use serde_json::Value;
 
 const TODAY: &str = "2026-02-01";
@@ -16,7 +16,7 @@ fn adapter() -> RegioneLazio {
 }
 
 fn bundle(view: &adapter_contract::CartellaView) -> Value {
-    let planned = plan(std::slice::from_ref(view), "REGIONE", TODAY).expect("maps");
+    let planned = plan(std::slice::from_ref(view), "REGIONE", TODAY, Writes::ById).expect("maps");
     assert_eq!(planned.len(), 1);
     planned[0].delivery.bundle.clone()
 }
@@ -48,7 +48,7 @@ fn only_cartelle_with_a_valid_regional_basis_are_planned() {
         ("one of two", vec![shared, unshared], "REGIONE", 1),
     ];
     for (name, views, recipient, want) in cases {
-        let got = plan(&views, recipient, TODAY).expect("maps");
+        let got = plan(&views, recipient, TODAY, Writes::ById).expect("maps");
         assert_eq!(got.len(), want, "{name}");
     }
 }
@@ -62,16 +62,15 @@ fn the_bundle_holds_every_resource_once_as_conditional_updates() {
         *counts.entry(e["resource"]["resourceType"].as_str().expect("type").to_string()).or_insert(0) += 1;
         let req = &e["request"];
         assert_eq!(req["method"], "PUT");
-        let url = req["url"].as_str().expect("url");
-        let id = e["resource"]["identifier"][0]["value"].as_str().expect("own identifier");
+        let t = e["resource"]["resourceType"].as_str().expect("type");
+        let value = e["resource"]["identifier"][0]["value"].as_str().expect("own identifier");
         let system = e["resource"]["identifier"][0]["system"].as_str().expect("system");
         assert!(system.starts_with(mapping::NS), "{system}");
-        assert_eq!(
-            url,
-            format!("{}?identifier={system}|{}", e["resource"]["resourceType"].as_str().expect("type"), id.replace('/', "%2F"))
-        );
+        let id = mapping::logical_id(t, system, value);
+        assert_eq!(e["resource"]["id"], id.as_str());
+        assert!(id.len() <= 64 && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
+        assert_eq!(req["url"], format!("{t}/{id}"));
         assert!(e["fullUrl"].as_str().expect("fullUrl").starts_with("urn:uuid:"));
-        assert!(e["resource"].get("id").is_none());
     }
     let want: BTreeMap<String, i32> = [
         ("Organization", 2),
@@ -89,6 +88,20 @@ fn the_bundle_holds_every_resource_once_as_conditional_updates() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(counts, want);
+}
+
+#[test]
+fn conditional_writes_use_the_business_identifier() {
+    let planned = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::Conditional).expect("maps");
+    for e in planned[0].delivery.bundle["entry"].as_array().expect("entries") {
+        let t = e["resource"]["resourceType"].as_str().expect("type");
+        let value = e["resource"]["identifier"][0]["value"].as_str().expect("own identifier");
+        let system = e["resource"]["identifier"][0]["system"].as_str().expect("system");
+        assert_eq!(e["request"]["url"], format!("{t}?identifier={system}|{}", value.replace('/', "%2F")));
+        assert!(e["resource"].get("id").is_none());
+    }
+    let by_id = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
+    assert_ne!(planned[0].key, by_id[0].key);
 }
 
 fn references(v: &Value, out: &mut Vec<String>) {
@@ -196,13 +209,13 @@ fn free_text_of_other_records_and_contacts_never_leave() {
 
 #[test]
 fn keys_are_stable_and_follow_the_content() {
-    let a = plan(&[common::shared_view()], "REGIONE", TODAY).expect("maps");
-    let b = plan(&[common::shared_view()], "REGIONE", TODAY).expect("maps");
+    let a = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
+    let b = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
     assert_eq!(a, b);
     assert!(a[0].key.starts_with("car-1:"));
     let mut changed = common::shared_view();
     changed.pai[0].stato = pb::StatoPai::Concluso as i32;
-    let c = plan(&[changed], "REGIONE", TODAY).expect("maps");
+    let c = plan(&[changed], "REGIONE", TODAY, Writes::ById).expect("maps");
     assert_ne!(a[0].key, c[0].key);
 }
 
@@ -210,7 +223,7 @@ fn keys_are_stable_and_follow_the_content() {
 fn a_malformed_date_is_refused_naming_the_field_only() {
     let mut v = common::shared_view();
     v.persona.data_nascita = "01/01/1980".into();
-    let r = plan(&[v], "REGIONE", TODAY).err().expect("refused");
+    let r = plan(&[v], "REGIONE", TODAY, Writes::ById).err().expect("refused");
     assert_eq!(r.code, "INVALID_RECORD");
     assert!(r.message.contains("persona.data_nascita") && !r.message.contains("1980"), "{}", r.message);
 }
