@@ -254,12 +254,12 @@ mod tests {
 
     #[test]
     fn incomplete_groups_are_refused_naming_flags() {
-        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-pdnd-client-id", "c"]).err().expect("refused");
+        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-pdnd-client-id", "c"]).expect_err("refused");
         let m = e.to_string();
         assert!(m.contains("--regione-pdnd-token-url") && !m.contains("--regione-pdnd-client-id,"), "{m}");
-        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-modi-audience", "a"]).err().expect("refused");
+        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-modi-audience", "a"]).expect_err("refused");
         assert!(matches!(e, ConfigError::ModiWithoutPdnd));
-        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-tls-cert", "/x"]).err().expect("refused");
+        let e = parse(&["--regione-fhir-base", "https://x.example", "--regione-tls-cert", "/x"]).expect_err("refused");
         assert!(matches!(e, ConfigError::TlsIncomplete));
         assert!(matches!(parse(&["--regione-fhir-base", "ftp://x"]), Err(ConfigError::BadBase)));
         assert!(matches!(parse(&["--regione-fhir-base", "https://x.example", "--regione-timeout", "0"]), Err(ConfigError::BadTimeout)));

@@ -81,7 +81,7 @@ pub fn logical_id(resource_type: &str, system: &str, value: &str) -> String {
 
 /// A name-based UUID (SHA-256 of the resource type and identifier, version nibble 5) for the
 /// Bundle's `urn:uuid:` full URLs: stable across mappings, different across resources.
-fn urn_uuid(resource_type: &str, system: &str, value: &str) -> String {
+pub(crate) fn urn_uuid(resource_type: &str, system: &str, value: &str) -> String {
     let h = Sha256::digest(format!("{resource_type}|{system}|{value}").as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);

@@ -99,6 +99,7 @@ async fn a_shared_cartella_reaches_the_server_linked_idempotent_and_valid() {
     let update = planned(&changed);
     assert_ne!(update.key, first.key);
     dump("bundle-2", &update.delivery.bundle);
+    assert!(peer::validate(&base, &update.delivery.bundle).await.is_empty(), "the updated Bundle has validation errors");
     assert_eq!(adapter.deliver(&update).await, Outcome::Delivered);
     let after = counts(&base).await;
     let want2: Vec<(String, usize)> = want.iter().map(|(t, n)| (t.clone(), if t == "ServiceRequest" { 2 } else { *n })).collect();
@@ -171,4 +172,45 @@ async fn an_outage_is_retried_and_delivered_once_the_server_is_back() {
     assert_eq!(adapter.deliver(&p).await, Outcome::Delivered);
     let found = peer::get(&server.base(), &format!("Patient?identifier={}|{}", mapping::CF_SYSTEM, common::CF)).await;
     assert_eq!(found["total"], 1);
+}
+
+#[tokio::test]
+async fn discharge_messages_and_responses_are_valid_fhir() {
+    let Some(server) = peer::start(0) else { return };
+    let base = server.base();
+    let inbound = common::message();
+    assert!(regione_lazio::dimissione::parse(&serde_json::to_vec(&inbound).expect("json")).is_ok());
+    let invalid = regione_lazio::dimissione::parse(b"[]").expect_err("refused");
+    let answers = [
+        ("dimissione-message", inbound.clone()),
+        (
+            "dimissione-response-ok",
+            regione_lazio::dimissione::response_message(
+                "msg-1",
+                regione_lazio::dimissione::ResponseCode::Ok,
+                Some("acc-9"),
+                None,
+                "0b6f2b1e-1111-4222-8333-444455556666",
+                "2026-02-03T10:00:01Z",
+                "https://sigess.example/fhir",
+            ),
+        ),
+        (
+            "dimissione-response-refused",
+            regione_lazio::dimissione::response_message(
+                "msg-2",
+                regione_lazio::dimissione::ResponseCode::FatalError,
+                None,
+                Some(&invalid.operation_outcome()),
+                "0b6f2b1e-1111-4222-8333-444455556667",
+                "2026-02-03T10:00:01Z",
+                "https://sigess.example/fhir",
+            ),
+        ),
+    ];
+    for (name, v) in answers {
+        let errors = peer::validate(&base, &v).await;
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        dump(name, &v);
+    }
 }

@@ -223,7 +223,7 @@ fn keys_are_stable_and_follow_the_content() {
 fn a_malformed_date_is_refused_naming_the_field_only() {
     let mut v = common::shared_view();
     v.persona.data_nascita = "01/01/1980".into();
-    let r = plan(&[v], "REGIONE", TODAY, Writes::ById).err().expect("refused");
+    let r = plan(&[v], "REGIONE", TODAY, Writes::ById).expect_err("refused");
     assert_eq!(r.code, "INVALID_RECORD");
     assert!(r.message.contains("persona.data_nascita") && !r.message.contains("1980"), "{}", r.message);
 }

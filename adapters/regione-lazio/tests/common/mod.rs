@@ -1,9 +1,14 @@
 //! Fake fixtures shared by the adapter's tests: two people in one household, a cartella
 //! shared with the region (PAI, prestazioni, SINA, accesso) and one that is not, loaded
-//! through the contract's `MemorySource`.
+//! through the contract's `MemorySource`; and a valid protected-discharge message.
 #![allow(dead_code)]
 
 use adapter_contract::{CartellaView, Change, kind, pb, testkit::MemorySource};
+use regione_lazio::{
+    dimissione::{DISTRETTO_SYSTEM, EVENT_CODE, EVENT_SYSTEM},
+    mapping::CF_SYSTEM,
+};
+use serde_json::{Value, json};
 
 pub const CF: &str = "RSSMRA80A01H501U";
 pub const CF_FIGLIA: &str = "RSSLCU05C41H501X";
@@ -216,4 +221,46 @@ pub fn changes() -> Vec<Change> {
         change(kind::CONDIVISIONE, "con-1", "per-1", "car-1"),
         change(kind::CARTELLA, "car-404", "per-9", "car-404"),
     ]
+}
+
+/// A valid protected-discharge message from the region (district 7 of ASL Roma 2).
+pub fn message() -> Value {
+    json!({
+        "resourceType": "Bundle",
+        "type": "message",
+        "timestamp": "2026-02-03T10:00:00Z",
+        "entry": [
+            { "fullUrl": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000001", "resource": {
+                "resourceType": "MessageHeader",
+                "id": "msg-1",
+                "eventCoding": { "system": EVENT_SYSTEM.as_str(), "code": EVENT_CODE },
+                "source": { "endpoint": "https://fhir.regione.lazio.example/dimissioni" },
+                "focus": [{ "reference": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000004" }],
+            }},
+            { "fullUrl": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000002", "resource": {
+                "resourceType": "Patient",
+                "identifier": [{ "system": CF_SYSTEM, "value": CF }],
+                "name": [{ "family": "Rossi", "given": ["Mario"] }],
+                "gender": "male",
+                "birthDate": "1980-01-01",
+            }},
+            { "fullUrl": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000003", "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP" },
+                "subject": { "reference": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000002" },
+                "period": { "start": "2026-01-20T08:00:00+01:00", "end": "2026-02-02T11:00:00+01:00" },
+            }},
+            { "fullUrl": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000004", "resource": {
+                "resourceType": "ServiceRequest",
+                "identifier": [{ "system": "https://fhir.regione.lazio.example/sid/richiesta", "value": "RIC-77" }],
+                "status": "active",
+                "intent": "order",
+                "code": { "text": "Valutazione sociale per dimissione protetta" },
+                "subject": { "reference": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000002" },
+                "encounter": { "reference": "urn:uuid:7d1c0f6e-0000-4000-8000-000000000003" },
+                "locationCode": [{ "coding": [{ "system": DISTRETTO_SYSTEM.as_str(), "code": "120202-07" }] }],
+            }},
+        ],
+    })
 }
