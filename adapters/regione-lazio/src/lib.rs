@@ -75,8 +75,8 @@ impl RegioneLazio {
         &self.cfg
     }
 
-    /// The Bundles of `loaded`: one per cartella with a sharing basis, keyed by cartella id
-    /// and content hash.
+    /// The Bundles of `loaded`: one per cartella with a sharing basis (or an ended one, to
+    /// withdraw), keyed by cartella id and content hash.
     pub fn bundles(&self, loaded: &Loaded) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
         plan(&loaded.cartelle, &self.cfg.recipient, &loaded.today, self.cfg.writes)
     }
@@ -128,7 +128,9 @@ impl RegioneLazio {
     }
 }
 
-/// Maps cartelle to their Bundles (see [`RegioneLazio::bundles`]); pure.
+/// Maps cartelle to their Bundles (see [`RegioneLazio::bundles`]): the whole cartella while
+/// its basis holds, only the inactive Consent once it has ended, nothing when it never had
+/// one. Pure.
 pub fn plan(
     cartelle: &[CartellaView],
     recipient: &str,
@@ -137,8 +139,11 @@ pub fn plan(
 ) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
     let mut out = Vec::new();
     for view in cartelle {
-        let Some(basis) = mapping::sharing_basis(view, recipient, today) else { continue };
-        let bundle = mapping::cartella_bundle(view, basis, writes)?;
+        let bundle = match (mapping::sharing_basis(view, recipient, today), mapping::ended_basis(view, recipient, today)) {
+            (Some(basis), _) => mapping::cartella_bundle(view, basis, writes)?,
+            (None, Some(ended)) => mapping::withdrawal_bundle(view, ended, writes)?,
+            (None, None) => continue,
+        };
         let cartella_id = view.cartella.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
         out.push(Planned { key: mapping::bundle_key(&cartella_id, &bundle), delivery: BundleDelivery { cartella_id, bundle } });
     }

@@ -690,14 +690,16 @@ fn service_request(b: &mut Bundle, p: &pb::Prestazione, patient: &str, org: &str
     Ok(())
 }
 
-fn consent(b: &mut Bundle, c: &pb::Condivisione, patient: &str, comune: &str) -> Result<(), Reason> {
+/// The Consent of a sharing basis: `active` while it holds, `inactive` once it ended (the
+/// region learns that nothing more will come).
+fn consent(b: &mut Bundle, c: &pb::Condivisione, patient: Value, comune: Value, active: bool) -> Result<(), Reason> {
     let m = meta_of(&c.meta);
     let mut r = json!({
-        "status": "active",
+        "status": if active { "active" } else { "inactive" },
         "scope": concept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy", Some("Privacy Consent")),
         "category": [concept("http://loinc.org", "59284-0", Some("Patient Consent"))],
-        "patient": reference(patient),
-        "organization": [reference(comune)],
+        "patient": patient,
+        "organization": [comune],
         "policyRule": { "coding": [coding(V3_ACT, "OPTIN", Some("opt-in"))] },
         "provision": { "type": "permit" },
     });
@@ -711,6 +713,38 @@ fn consent(b: &mut Bundle, c: &pb::Condivisione, patient: &str, comune: &str) ->
     }
     b.put("Consent", "condivisione", &m.id, r);
     Ok(())
+}
+
+/// A reference to a resource sent earlier and not in this Bundle: by its logical id, or (with
+/// conditional writes, where the server chose the id) by its business identifier.
+fn earlier(writes: Writes, resource_type: &str, kind: &str, id: &str) -> Value {
+    let system = sid(kind);
+    match writes {
+        Writes::ById => json!({ "reference": format!("{resource_type}/{}", logical_id(resource_type, &system, id)) }),
+        Writes::Conditional => json!({ "type": resource_type, "identifier": { "system": system, "value": id } }),
+    }
+}
+
+/// The regional basis that held and has ended (expired) when no other holds: its end is
+/// sent once more as an inactive Consent, and nothing else of the cartella is.
+pub fn ended_basis<'a>(view: &'a CartellaView, recipient: &str, today: &str) -> Option<&'a pb::Condivisione> {
+    if sharing_basis(view, recipient, today).is_some() {
+        return None;
+    }
+    view.condivisioni.iter().filter(|c| c.ufficio_destinatario == recipient).max_by(|a, b| a.valida_fino_al.cmp(&b.valida_fino_al))
+}
+
+/// The transaction Bundle that withdraws an ended basis: only its Consent, now inactive,
+/// referring to the Patient and the Comune sent before (no personal data is sent again).
+pub fn withdrawal_bundle(view: &CartellaView, ended: &pb::Condivisione, writes: Writes) -> Result<Value, Reason> {
+    let persona = meta_of(&view.persona.meta).id;
+    let ente = meta_of(&view.cartella.meta).ente;
+    if persona.is_empty() {
+        return Err(invalid("persona.meta.id", "is empty"));
+    }
+    let mut b = Bundle { entries: Vec::new(), seen: BTreeSet::new(), writes };
+    consent(&mut b, ended, earlier(writes, "Patient", "persona", &persona), earlier(writes, "Organization", "ente", &ente), false)?;
+    Ok(json!({ "resourceType": "Bundle", "type": "transaction", "entry": b.entries }))
 }
 
 /// The transaction Bundle of one cartella shared on the basis `basis`. Fails, naming the
@@ -748,7 +782,7 @@ pub fn cartella_bundle(view: &CartellaView, basis: &pb::Condivisione, writes: Wr
         let org = organization(&mut b, &pm.ente, &pm.ufficio);
         service_request(&mut b, p, &patient, &org, &plans)?;
     }
-    consent(&mut b, basis, &patient, &comune)?;
+    consent(&mut b, basis, reference(&patient), reference(&comune), true)?;
     Ok(json!({ "resourceType": "Bundle", "type": "transaction", "entry": b.entries }))
 }
 

@@ -121,6 +121,18 @@ async fn a_shared_cartella_reaches_the_server_linked_idempotent_and_valid() {
         }
     }
     assert_eq!(n, 12);
+
+    // The basis ends: only the Consent goes, now inactive; nothing is duplicated.
+    let mut ended = changed.clone();
+    ended.condivisioni = vec![common::condivisione("con-1", "car-1", "REGIONE", "2026-01-31")];
+    let withdrawal = planned(&ended);
+    dump("bundle-withdrawal", &withdrawal.delivery.bundle);
+    assert!(peer::validate(&base, &withdrawal.delivery.bundle).await.is_empty());
+    assert_eq!(adapter.deliver(&withdrawal).await, Outcome::Delivered);
+    assert_eq!(counts(&base).await, want2);
+    let consent = &all_of(&base, "Consent").await[0];
+    assert_eq!(consent["status"], "inactive");
+    assert_eq!(consent["patient"]["reference"], patient_ref);
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ fn only_cartelle_with_a_valid_regional_basis_are_planned() {
     let cases: Vec<(&str, Vec<adapter_contract::CartellaView>, &str, usize)> = vec![
         ("shared", vec![shared.clone()], "REGIONE", 1),
         ("not shared with the region", vec![unshared.clone()], "REGIONE", 0),
-        ("basis expired yesterday", vec![expired], "REGIONE", 0),
+        ("basis expired yesterday: its withdrawal", vec![expired], "REGIONE", 1),
         ("basis valid through today", vec![last_day], "REGIONE", 1),
         ("another configured recipient", vec![shared.clone()], "ASL-RM1", 0),
         ("one of two", vec![shared, unshared], "REGIONE", 1),
@@ -88,6 +88,39 @@ fn the_bundle_holds_every_resource_once_as_conditional_updates() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(counts, want);
+}
+
+#[test]
+fn an_ended_basis_sends_only_its_inactive_consent() {
+    let mut v = common::shared_view();
+    v.condivisioni =
+        vec![common::condivisione("con-1", "car-1", "REGIONE", "2026-01-31"), common::condivisione("con-2", "car-1", "M02", "")];
+    for writes in [Writes::ById, Writes::Conditional] {
+        let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, writes).expect("maps");
+        let b = &planned[0].delivery.bundle;
+        let entries = b["entry"].as_array().expect("entries");
+        assert_eq!(entries.len(), 1, "{b}");
+        let c = &entries[0]["resource"];
+        assert_eq!(c["resourceType"], "Consent");
+        assert_eq!(c["status"], "inactive");
+        assert_eq!(c["identifier"][0]["value"], "con-1");
+        assert_eq!(c["provision"]["period"]["end"], "2026-01-31");
+        let text = b.to_string();
+        for p in common::PERSONAL {
+            assert!(!text.contains(p), "{p} sent again");
+        }
+        match writes {
+            Writes::ById => assert_eq!(
+                c["patient"]["reference"],
+                format!("Patient/{}", mapping::logical_id("Patient", &mapping::sid("persona"), "per-1"))
+            ),
+            Writes::Conditional => assert_eq!(c["patient"]["identifier"]["value"], "per-1"),
+        }
+    }
+    // A basis that still holds wins over an ended one.
+    v.condivisioni.push(common::condivisione("con-7", "car-1", "REGIONE", ""));
+    let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById).expect("maps");
+    assert!(planned[0].delivery.bundle["entry"].as_array().expect("entries").len() > 1);
 }
 
 #[test]
