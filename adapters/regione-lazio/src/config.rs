@@ -56,6 +56,10 @@ pub struct RegioneArgs {
     /// refuse client-assigned ids (and accept conditional transactions of a cartella's size).
     #[arg(long = "regione-conditional-writes", env = "SIGESS_REGIONE_CONDITIONAL_WRITES")]
     pub conditional_writes: bool,
+    /// Most entries in one transaction: a larger cartella goes as several transactions, in
+    /// order (servers cap them; Medplum at 50 updates).
+    #[arg(long = "regione-max-entries", env = "SIGESS_REGIONE_MAX_ENTRIES", default_value_t = 50)]
+    pub max_entries: usize,
 }
 
 /// Why the flags do not make a configuration. Names flags, never values.
@@ -75,6 +79,8 @@ pub enum ConfigError {
     BadKey,
     #[error("--regione-timeout must be at least 1 second")]
     BadTimeout,
+    #[error("--regione-max-entries must be at least 1")]
+    BadMaxEntries,
     #[error("cannot build the HTTP client (TLS material?): {0}")]
     Client(String),
 }
@@ -117,6 +123,7 @@ pub struct Config {
     pub timeout: Duration,
     pub recipient: String,
     pub writes: crate::mapping::Writes,
+    pub max_entries: usize,
 }
 
 impl Config {
@@ -131,6 +138,7 @@ impl Config {
             timeout: Duration::from_secs(10),
             recipient: "REGIONE".into(),
             writes: crate::mapping::Writes::ById,
+            max_entries: 50,
         }
     }
 }
@@ -148,6 +156,9 @@ impl RegioneArgs {
         }
         if self.timeout == 0 {
             return Err(ConfigError::BadTimeout);
+        }
+        if self.max_entries == 0 {
+            return Err(ConfigError::BadMaxEntries);
         }
         let pdnd_fields = [
             ("--regione-pdnd-token-url", self.pdnd_token_url.is_some()),
@@ -205,6 +216,7 @@ impl RegioneArgs {
             timeout: Duration::from_secs(self.timeout),
             recipient: self.recipient.clone(),
             writes: if self.conditional_writes { crate::mapping::Writes::Conditional } else { crate::mapping::Writes::ById },
+            max_entries: self.max_entries,
         }))
     }
 }

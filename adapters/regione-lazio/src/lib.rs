@@ -78,7 +78,7 @@ impl RegioneLazio {
     /// The Bundles of `loaded`: one per cartella with a sharing basis (or an ended one, to
     /// withdraw), keyed by cartella id and content hash.
     pub fn bundles(&self, loaded: &Loaded) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
-        plan(&loaded.cartelle, &self.cfg.recipient, &loaded.today, self.cfg.writes)
+        plan(&loaded.cartelle, &self.cfg.recipient, &loaded.today, self.cfg.writes, self.cfg.max_entries)
     }
 
     async fn post(&self, body: Vec<u8>) -> Outcome {
@@ -130,12 +130,14 @@ impl RegioneLazio {
 
 /// Maps cartelle to their Bundles (see [`RegioneLazio::bundles`]): the whole cartella while
 /// its basis holds, only the inactive Consent once it has ended, nothing when it never had
-/// one. Pure.
+/// one; a Bundle larger than `max_entries` goes as several transactions in order
+/// ([`mapping::split`]). Pure.
 pub fn plan(
     cartelle: &[CartellaView],
     recipient: &str,
     today: &str,
     writes: mapping::Writes,
+    max_entries: usize,
 ) -> Result<Vec<Planned<BundleDelivery>>, Reason> {
     let mut out = Vec::new();
     for view in cartelle {
@@ -145,7 +147,14 @@ pub fn plan(
             (None, None) => continue,
         };
         let cartella_id = view.cartella.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-        out.push(Planned { key: mapping::bundle_key(&cartella_id, &bundle), delivery: BundleDelivery { cartella_id, bundle } });
+        let key = mapping::bundle_key(&cartella_id, &bundle);
+        let parts = mapping::split(bundle, max_entries, writes);
+        let n = parts.len();
+        for (i, bundle) in parts.into_iter().enumerate() {
+            // Parts of one Bundle are delivered in order; a retry skips those already delivered.
+            let key = if n == 1 { key.clone() } else { format!("{key}:{}/{n}", i + 1) };
+            out.push(Planned { key, delivery: BundleDelivery { cartella_id: cartella_id.clone(), bundle } });
+        }
     }
     Ok(out)
 }

@@ -786,6 +786,61 @@ pub fn cartella_bundle(view: &CartellaView, basis: &pb::Condivisione, writes: Wr
     Ok(json!({ "resourceType": "Bundle", "type": "transaction", "entry": b.entries }))
 }
 
+/// Splits a transaction Bundle into transactions of at most `max` entries, in order, for
+/// servers that cap a transaction's size (Medplum: 50 updates). Entries come in dependency
+/// order (what is referred to before what refers to it), so a part only refers to its own
+/// entries or to earlier parts; references to an earlier part become references to the
+/// resource as written: `Type/<id>` with [`Writes::ById`], the business identifier with
+/// [`Writes::Conditional`] (where the server chose the id).
+pub fn split(bundle: Value, max: usize, writes: Writes) -> Vec<Value> {
+    let entries = match bundle.get("entry").and_then(Value::as_array) {
+        Some(e) if max > 0 && e.len() > max => e.clone(),
+        _ => return vec![bundle],
+    };
+    let mut targets = std::collections::BTreeMap::new();
+    for e in &entries {
+        let r = &e["resource"];
+        if let (Some(url), Some(t), Some(system), Some(value)) =
+            (e["fullUrl"].as_str(), r["resourceType"].as_str(), r["identifier"][0]["system"].as_str(), r["identifier"][0]["value"].as_str())
+        {
+            let target = match writes {
+                Writes::ById => json!({ "reference": format!("{t}/{}", logical_id(t, system, value)) }),
+                Writes::Conditional => json!({ "type": t, "identifier": { "system": system, "value": value } }),
+            };
+            targets.insert(url.to_string(), target);
+        }
+    }
+    entries
+        .chunks(max)
+        .map(|part| {
+            let own: BTreeSet<&str> = part.iter().filter_map(|e| e["fullUrl"].as_str()).collect();
+            let mut part = part.to_vec();
+            for e in &mut part {
+                retarget(&mut e["resource"], &own, &targets);
+            }
+            json!({ "resourceType": "Bundle", "type": "transaction", "entry": part })
+        })
+        .collect()
+}
+
+/// Replaces every reference to a full URL outside `own` with its target.
+fn retarget(v: &mut Value, own: &BTreeSet<&str>, targets: &std::collections::BTreeMap<String, Value>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("reference")
+                && !own.contains(r.as_str())
+                && let Some(t) = targets.get(r)
+            {
+                *v = t.clone();
+                return;
+            }
+            o.values_mut().for_each(|x| retarget(x, own, targets));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| retarget(x, own, targets)),
+        _ => {}
+    }
+}
+
 /// The idempotency key of a cartella's Bundle: the cartella id and a hash of the content,
 /// so the same content is recognised and changed content is a new delivery.
 pub fn bundle_key(cartella_id: &str, bundle: &Value) -> String {

@@ -26,7 +26,7 @@ const TYPES: [&str; 10] = [
 ];
 
 fn planned(view: &adapter_contract::CartellaView) -> Planned<BundleDelivery> {
-    plan(std::slice::from_ref(view), "REGIONE", TODAY, Writes::ById).expect("maps").pop().expect("one Bundle")
+    plan(std::slice::from_ref(view), "REGIONE", TODAY, Writes::ById, 50).expect("maps").pop().expect("one Bundle")
 }
 
 fn dump(name: &str, v: &Value) {
@@ -38,7 +38,7 @@ fn dump(name: &str, v: &Value) {
 }
 
 async fn all_of(base: &str, t: &str) -> Vec<Value> {
-    let b = peer::get(base, &format!("{t}?_count=100")).await;
+    let b = peer::get(base, &format!("{t}?_count=500")).await;
     b["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
 }
 
@@ -225,4 +225,24 @@ async fn discharge_messages_and_responses_are_valid_fhir() {
         assert!(errors.is_empty(), "{name}: {errors:?}");
         dump(name, &v);
     }
+}
+
+#[tokio::test]
+async fn a_cartella_larger_than_the_server_takes_goes_in_parts() {
+    let Some(server) = peer::start(0) else { return };
+    let base = server.base();
+    let adapter = RegioneLazio::new(Config::plain(&base)).expect("adapter");
+    let view = common::large_view(60);
+    // In one transaction Medplum refuses it (more than 50 updates): a dead letter.
+    let whole = plan(std::slice::from_ref(&view), "REGIONE", TODAY, Writes::ById, 1000).expect("maps").pop().expect("one");
+    assert!(matches!(adapter.deliver(&whole).await, Outcome::Permanent(_)));
+    let parts = plan(std::slice::from_ref(&view), "REGIONE", TODAY, Writes::ById, 50).expect("maps");
+    assert_eq!(parts.len(), 2);
+    for p in &parts {
+        assert_eq!(adapter.deliver(p).await, Outcome::Delivered);
+    }
+    let srs = all_of(&base, "ServiceRequest").await;
+    assert_eq!(srs.len(), 60);
+    let plan_id = all_of(&base, "CarePlan").await[0]["id"].as_str().expect("id").to_string();
+    assert!(srs.iter().all(|sr| sr["basedOn"][0]["reference"] == format!("CarePlan/{plan_id}")));
 }

@@ -16,7 +16,7 @@ fn adapter() -> RegioneLazio {
 }
 
 fn bundle(view: &adapter_contract::CartellaView) -> Value {
-    let planned = plan(std::slice::from_ref(view), "REGIONE", TODAY, Writes::ById).expect("maps");
+    let planned = plan(std::slice::from_ref(view), "REGIONE", TODAY, Writes::ById, 50).expect("maps");
     assert_eq!(planned.len(), 1);
     planned[0].delivery.bundle.clone()
 }
@@ -48,7 +48,7 @@ fn only_cartelle_with_a_valid_regional_basis_are_planned() {
         ("one of two", vec![shared, unshared], "REGIONE", 1),
     ];
     for (name, views, recipient, want) in cases {
-        let got = plan(&views, recipient, TODAY, Writes::ById).expect("maps");
+        let got = plan(&views, recipient, TODAY, Writes::ById, 50).expect("maps");
         assert_eq!(got.len(), want, "{name}");
     }
 }
@@ -96,7 +96,7 @@ fn an_ended_basis_sends_only_its_inactive_consent() {
     v.condivisioni =
         vec![common::condivisione("con-1", "car-1", "REGIONE", "2026-01-31"), common::condivisione("con-2", "car-1", "M02", "")];
     for writes in [Writes::ById, Writes::Conditional] {
-        let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, writes).expect("maps");
+        let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, writes, 50).expect("maps");
         let b = &planned[0].delivery.bundle;
         let entries = b["entry"].as_array().expect("entries");
         assert_eq!(entries.len(), 1, "{b}");
@@ -119,13 +119,40 @@ fn an_ended_basis_sends_only_its_inactive_consent() {
     }
     // A basis that still holds wins over an ended one.
     v.condivisioni.push(common::condivisione("con-7", "car-1", "REGIONE", ""));
-    let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById).expect("maps");
+    let planned = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById, 50).expect("maps");
     assert!(planned[0].delivery.bundle["entry"].as_array().expect("entries").len() > 1);
 }
 
 #[test]
+fn a_large_cartella_goes_as_ordered_parts_referring_back() {
+    let v = common::large_view(60);
+    let whole = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById, 1000).expect("maps");
+    assert_eq!(whole.len(), 1);
+    let total = whole[0].delivery.bundle["entry"].as_array().expect("entries").len();
+    let parts = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById, 20).expect("maps");
+    assert_eq!(parts.len(), total.div_ceil(20));
+    let keys: BTreeSet<&str> = parts.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys.len(), parts.len());
+    let mut earlier: BTreeSet<String> = BTreeSet::new();
+    let mut seen = 0;
+    for p in &parts {
+        let entries = p.delivery.bundle["entry"].as_array().expect("entries");
+        assert!(entries.len() <= 20);
+        seen += entries.len();
+        let own: BTreeSet<String> = entries.iter().map(|e| e["fullUrl"].as_str().expect("url").to_string()).collect();
+        let mut refs = Vec::new();
+        references(&p.delivery.bundle, &mut refs);
+        for r in refs {
+            assert!(own.contains(&r) || earlier.contains(&r), "{r} is neither in its part nor written before");
+        }
+        earlier.extend(entries.iter().map(|e| e["request"]["url"].as_str().expect("url").to_string()));
+    }
+    assert_eq!(seen, total);
+}
+
+#[test]
 fn conditional_writes_use_the_business_identifier() {
-    let planned = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::Conditional).expect("maps");
+    let planned = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::Conditional, 50).expect("maps");
     for e in planned[0].delivery.bundle["entry"].as_array().expect("entries") {
         let t = e["resource"]["resourceType"].as_str().expect("type");
         let value = e["resource"]["identifier"][0]["value"].as_str().expect("own identifier");
@@ -133,7 +160,7 @@ fn conditional_writes_use_the_business_identifier() {
         assert_eq!(e["request"]["url"], format!("{t}?identifier={system}|{}", value.replace('/', "%2F")));
         assert!(e["resource"].get("id").is_none());
     }
-    let by_id = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
+    let by_id = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById, 50).expect("maps");
     assert_ne!(planned[0].key, by_id[0].key);
 }
 
@@ -242,13 +269,13 @@ fn free_text_of_other_records_and_contacts_never_leave() {
 
 #[test]
 fn keys_are_stable_and_follow_the_content() {
-    let a = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
-    let b = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById).expect("maps");
+    let a = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById, 50).expect("maps");
+    let b = plan(&[common::shared_view()], "REGIONE", TODAY, Writes::ById, 50).expect("maps");
     assert_eq!(a, b);
     assert!(a[0].key.starts_with("car-1:"));
     let mut changed = common::shared_view();
     changed.pai[0].stato = pb::StatoPai::Concluso as i32;
-    let c = plan(&[changed], "REGIONE", TODAY, Writes::ById).expect("maps");
+    let c = plan(&[changed], "REGIONE", TODAY, Writes::ById, 50).expect("maps");
     assert_ne!(a[0].key, c[0].key);
 }
 
@@ -256,7 +283,7 @@ fn keys_are_stable_and_follow_the_content() {
 fn a_malformed_date_is_refused_naming_the_field_only() {
     let mut v = common::shared_view();
     v.persona.data_nascita = "01/01/1980".into();
-    let r = plan(&[v], "REGIONE", TODAY, Writes::ById).expect_err("refused");
+    let r = plan(&[v], "REGIONE", TODAY, Writes::ById, 50).expect_err("refused");
     assert_eq!(r.code, "INVALID_RECORD");
     assert!(r.message.contains("persona.data_nascita") && !r.message.contains("1980"), "{}", r.message);
 }

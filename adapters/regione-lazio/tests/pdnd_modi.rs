@@ -181,7 +181,7 @@ async fn voucher_and_modi_headers_verify_with_the_hub_public_key() {
     let peer = Arc::new(Peer { public_pem: kp.to_pem_public_key(), ..Default::default() });
     let base = serve(peer.clone()).await;
     let adapter = RegioneLazio::new(config(&base, kp.to_pem_private_key())).expect("adapter");
-    let planned = plan(&[common::shared_view()], "REGIONE", "2026-02-01", Writes::ById).expect("maps").pop().expect("one");
+    let planned = plan(&[common::shared_view()], "REGIONE", "2026-02-01", Writes::ById, 50).expect("maps").pop().expect("one");
 
     assert_eq!(adapter.deliver(&planned).await, Outcome::Delivered, "{:?}", peer.problems.lock().expect("lock"));
     assert_eq!(adapter.deliver(&planned).await, Outcome::Delivered, "{:?}", peer.problems.lock().expect("lock"));
@@ -207,7 +207,7 @@ async fn a_key_pdnd_does_not_know_gets_no_voucher_and_nothing_is_sent() {
     let peer = Arc::new(Peer { public_pem: registered.to_pem_public_key(), ..Default::default() });
     let base = serve(peer.clone()).await;
     let adapter = RegioneLazio::new(config(&base, other.to_pem_private_key())).expect("adapter");
-    let planned = plan(&[common::shared_view()], "REGIONE", "2026-02-01", Writes::ById).expect("maps").pop().expect("one");
+    let planned = plan(&[common::shared_view()], "REGIONE", "2026-02-01", Writes::ById, 50).expect("maps").pop().expect("one");
     match adapter.deliver(&planned).await {
         Outcome::Retry { reason, .. } => {
             assert_eq!(reason.code, "PDND_VOUCHER");

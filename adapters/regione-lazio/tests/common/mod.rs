@@ -264,3 +264,17 @@ pub fn message() -> Value {
         ],
     })
 }
+
+/// The shared cartella with `n` prestazioni (of the planned code, so each is based on the PAI).
+pub fn large_view(n: usize) -> CartellaView {
+    let mut v = shared_view();
+    let base = v.prestazioni[0].clone();
+    v.prestazioni = (0..n)
+        .map(|i| {
+            let mut p = base.clone();
+            p.meta = meta(&format!("pre-{i:03}"), "M01");
+            p
+        })
+        .collect();
+    v
+}
