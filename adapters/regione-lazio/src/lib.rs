@@ -71,6 +71,14 @@ impl RegioneLazio {
         Ok(Self { cfg, http, pdnd })
     }
 
+    /// The adapter the flags configure, with the warnings to print loudly at start; None
+    /// when `--regione-fhir-base` is absent (the adapter is off).
+    pub fn from_args(args: &RegioneArgs) -> Result<Option<(Self, Vec<String>)>, ConfigError> {
+        let Some(cfg) = args.config()? else { return Ok(None) };
+        let w = warnings(&cfg);
+        Ok(Some((Self::new(cfg)?, w)))
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }

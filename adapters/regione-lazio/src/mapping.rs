@@ -11,7 +11,8 @@
 //! server no search per entry. References inside the Bundle use `urn:uuid:` full URLs
 //! derived from the identifiers, which the server rewrites to its ids. Italian conventions follow HL7 Italia's core
 //! guide: codice fiscale under its OID, ISTAT codes on address parts through
-//! `iso21090-codedString`, birth place and citizenship extensions.
+//! `iso21090-SC-coding` (as the published Italian guides code them), birth place and
+//! citizenship extensions.
 //!
 //! What never leaves the hub: diary notes (not even in [`CartellaView`]), and every free-text
 //! `note`, `motivo`, `segnalante`, `valutatore` or `autore` of the other records (they may
@@ -29,9 +30,11 @@ pub const NS: &str = "https://sigess.comune.roma.it/fhir";
 pub const CF_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.2";
 /// The codice fiscale system of the older HL7 Italia base guide, accepted inbound.
 pub const CF_SYSTEM_LEGACY: &str = "http://hl7.it/sid/codiceFiscale";
-/// ISTAT codes of comuni, provinces and regions (HL7 Italia terminology).
-pub const ISTAT_SYSTEM: &str = "https://www.hl7.it/fhir/terminology/CodeSystem/istat-unitaAmministrativeTerritoriali";
-const CODED_STRING: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-codedString";
+/// ISTAT codes of comuni, provinces and regions, under the canonical HL7 Italia's published
+/// guides (core, lab report) use.
+pub const ISTAT_SYSTEM: &str = "http://terminology.hl7.it/CodeSystem/istat-unitaAmministrativeTerritoriali";
+/// The coding of a string element (an address part), as those guides code city and state.
+const SC_CODING: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-SC-coding";
 const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
 const CITIZENSHIP: &str = "http://hl7.org/fhir/StructureDefinition/patient-citizenship";
 const ISO_3166: &str = "urn:iso:std:iso:3166";
@@ -154,7 +157,7 @@ fn concept(system: &str, code: &str, display: Option<&str>) -> Value {
 }
 
 fn coded_string(system: &str, code: &str) -> Value {
-    json!({ "extension": [{ "url": CODED_STRING, "valueCoding": { "system": system, "code": code } }] })
+    json!({ "extension": [{ "url": SC_CODING, "valueCoding": { "system": system, "code": code } }] })
 }
 
 /// Sets `v[k] = x` only when `x` is Some.
