@@ -2,7 +2,8 @@
 //! `Retry-After` header and the body in, outcome out.
 //!
 //! 2xx → delivered; 408, 429 (honouring `Retry-After`), 5xx → retry; 401 → retry (the cached
-//! voucher is dropped first by the caller, a fresh one may pass); any other 4xx → permanent,
+//! voucher is dropped first by the caller, a fresh one may pass); 3xx (redirects are not
+//! followed) and any other 4xx → permanent,
 //! with the OperationOutcome's issue `code`s and `expression`s only: `diagnostics` and
 //! `details` are left out because a server may echo the values it refused.
 use std::time::Duration;
@@ -75,7 +76,11 @@ pub fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> O
             Some(issues) if !issues.is_empty() => Outcome::permanent("FHIR_REJECTED", format!("HTTP {status}: {}", issues.join("; "))),
             _ => Outcome::permanent("FHIR_REJECTED", format!("HTTP {status} without an OperationOutcome")),
         },
-        // 1xx/3xx should not reach here (redirects are followed); try again rather than lose it.
+        // Redirects are not followed (a POST redirected could silently become a GET): a base
+        // URL that redirects is a configuration to fix, not a delivery to repeat.
+        300..=399 => {
+            Outcome::permanent("FHIR_REDIRECT", format!("HTTP {status}: the FHIR base redirects; set --regione-fhir-base to the final URL"))
+        }
         _ => Outcome::retry("FHIR_UNEXPECTED", format!("HTTP {status}")),
     }
 }
@@ -98,7 +103,9 @@ mod tests {
             (400, None, oo, "permanent"),
             (422, None, b"not json", "permanent"),
             (404, None, b"", "permanent"),
-            (302, None, b"", "retry"),
+            (302, None, b"", "permanent"),
+            (307, None, b"", "permanent"),
+            (101, None, b"", "retry"),
         ];
         for (status, ra, body, want) in cases {
             assert_eq!(classify(status, ra, body).label(), want, "status {status}");

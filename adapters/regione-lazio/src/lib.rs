@@ -52,7 +52,12 @@ pub struct RegioneLazio {
 impl RegioneLazio {
     /// Builds the adapter and its HTTP client (mTLS identity and extra CA when configured).
     pub fn new(cfg: Config) -> Result<Self, ConfigError> {
-        let mut builder = reqwest::Client::builder().use_rustls_tls().timeout(cfg.timeout).connect_timeout(cfg.timeout);
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            // A redirected POST would be retried as a GET by a following client.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &cfg.tls_identity_pem {
             builder = builder.identity(
                 reqwest::Identity::from_pem(pem).map_err(|_| ConfigError::Client("--regione-tls-cert/--regione-tls-key".into()))?,
@@ -127,10 +132,12 @@ impl RegioneLazio {
             }
             Err(e) => return Outcome::retry("FHIR_UNREACHABLE", security::transport_kind(&e)),
         };
-        if status == 401
-            && let Some(pdnd) = &self.pdnd
-        {
-            pdnd.forget().await;
+        if status == 401 {
+            match &self.pdnd {
+                Some(pdnd) => pdnd.forget().await,
+                // Without PDND nothing the hub can renew would change the answer.
+                None => return Outcome::permanent("FHIR_UNAUTHORIZED", "HTTP 401 and PDND is off (--regione-pdnd-*)"),
+            }
         }
         classify::classify(status, retry_after.as_deref(), &body)
     }

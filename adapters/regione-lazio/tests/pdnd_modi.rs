@@ -218,3 +218,34 @@ async fn a_key_pdnd_does_not_know_gets_no_voucher_and_nothing_is_sent() {
     assert_eq!(peer.tokens_issued.load(Ordering::SeqCst), 0);
     assert_eq!(peer.deliveries.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_redirect_or_a_401_without_pdnd_is_permanent_and_nothing_is_resent_as_get() {
+    let gets = Arc::new(AtomicUsize::new(0));
+    let g = gets.clone();
+    let app = Router::new()
+        .route("/moved/", post(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere/")], "") }))
+        .route(
+            "/elsewhere/",
+            axum::routing::any(move || {
+                g.fetch_add(1, Ordering::SeqCst);
+                async { (StatusCode::OK, "{}") }
+            }),
+        )
+        .route("/locked/", post(|| async { (StatusCode::UNAUTHORIZED, "") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let planned = plan(&[common::shared_view()], "REGIONE", "2026-02-01", Writes::ById, 50).expect("maps").pop().expect("one");
+    let moved = RegioneLazio::new(Config::plain(format!("http://{addr}/moved"))).expect("adapter");
+    match moved.deliver(&planned).await {
+        Outcome::Permanent(r) => assert_eq!(r.code, "FHIR_REDIRECT"),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert_eq!(gets.load(Ordering::SeqCst), 0, "the redirect was followed");
+    let locked = RegioneLazio::new(Config::plain(format!("http://{addr}/locked"))).expect("adapter");
+    match locked.deliver(&planned).await {
+        Outcome::Permanent(r) => assert_eq!(r.code, "FHIR_UNAUTHORIZED"),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
