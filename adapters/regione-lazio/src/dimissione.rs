@@ -299,11 +299,14 @@ fn check_encounter(i: usize, r: &Value, patient: Option<&Value>, p: &mut Problem
             p.add("required", at("period.end"), "the discharge date is missing");
             None
         }
-        Some(end) if end.len() < 10 || !is_date(&end[..10]) => {
-            p.add("value", at("period.end"), "the discharge date is not a date");
-            None
-        }
-        Some(end) => Some(end[..10].to_string()),
+        // `get` and not slicing: a multi-byte character must not split (and panic).
+        Some(end) => match end.get(..10).filter(|d| is_date(d)) {
+            Some(d) => Some(d.to_string()),
+            None => {
+                p.add("value", at("period.end"), "the discharge date is not a date");
+                None
+            }
+        },
     }
 }
 

@@ -63,6 +63,11 @@ fn each_defect_is_reported_with_its_expression() {
         ("bad gender", |m| m["entry"][1]["resource"]["gender"] = json!("M"), "Bundle.entry[1].resource.gender"),
         ("encounter in progress", |m| m["entry"][2]["resource"]["status"] = json!("in-progress"), "Bundle.entry[2].resource.status"),
         (
+            "multi-byte discharge date",
+            |m| m["entry"][2]["resource"]["period"]["end"] = json!("2026-02-0é"),
+            "Bundle.entry[2].resource.period.end",
+        ),
+        (
             "no discharge date",
             |m| m["entry"][2]["resource"]["period"] = json!({ "start": "2026-01-20" }),
             "Bundle.entry[2].resource.period.end",
@@ -180,4 +185,22 @@ fn the_response_message_answers_the_request() {
     assert_eq!(bad["entry"][0]["resource"]["response"]["code"], "fatal-error");
     assert_eq!(bad["entry"][0]["resource"]["response"]["details"]["reference"], bad["entry"][1]["fullUrl"]);
     assert_eq!(bad["entry"][1]["resource"], oo);
+}
+
+#[test]
+fn no_input_makes_the_parser_panic() {
+    let valid = body(&common::message());
+    for cut in 0..valid.len() {
+        assert!(parse(&valid[..cut]).is_err());
+    }
+    // Every string of the message replaced by values of other types and shapes.
+    let shapes = [json!(null), json!(7), json!([]), json!({}), json!("é"), json!("2026-02-0é1")];
+    let text = String::from_utf8(valid).expect("utf8");
+    for (i, _) in text.match_indices("\":\"") {
+        for shape in &shapes {
+            let Some(end) = text[i + 3..].find('"') else { continue };
+            let mutated = format!("{}\":{}{}", &text[..i], shape, &text[i + 3 + end + 1..]);
+            let _ = parse(mutated.as_bytes());
+        }
+    }
 }
