@@ -20,7 +20,7 @@
 use adapter_contract::pb;
 use serde_json::{Value, json};
 
-use crate::mapping::{CF_SYSTEM, CF_SYSTEM_LEGACY, code_system, sid, urn_uuid};
+use crate::mapping::{CF_SYSTEM, CF_SYSTEM_LEGACY, code_system, is_calendar_date, sid, urn_uuid};
 
 /// The event of a protected discharge, in the hub's code system of regional events.
 pub const EVENT_CODE: &str = "dimissione-protetta";
@@ -140,16 +140,6 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str().filter(|s| !s.trim().is_empty())
 }
 
-fn is_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        && (1..=12).contains(&v[5..7].parse::<u32>().unwrap_or(0))
-        && (1..=31).contains(&v[8..10].parse::<u32>().unwrap_or(0))
-}
-
 /// Whether `cf` is a well-formed codice fiscale with a right check character (omocodia
 /// substitutions included).
 pub fn codice_fiscale_valid(cf: &str) -> bool {
@@ -265,7 +255,7 @@ fn check_patient(i: usize, r: &Value, p: &mut Problems) -> Option<Person> {
             p.add("required", at("birthDate"), "the birth date is missing");
             None
         }
-        Some(d) if !is_date(d) => {
+        Some(d) if !is_calendar_date(d) => {
             p.add("value", at("birthDate"), "the birth date is not a full date (YYYY-MM-DD)");
             None
         }
@@ -300,7 +290,7 @@ fn check_encounter(i: usize, r: &Value, patient: Option<&Value>, p: &mut Problem
             None
         }
         // `get` and not slicing: a multi-byte character must not split (and panic).
-        Some(end) => match end.get(..10).filter(|d| is_date(d)) {
+        Some(end) => match end.get(..10).filter(|d| is_calendar_date(d)) {
             Some(d) => Some(d.to_string()),
             None => {
                 p.add("value", at("period.end"), "the discharge date is not a date");

@@ -116,14 +116,13 @@ fn date(field: &str, v: &str) -> Result<Option<String>, Reason> {
     if v.is_empty() {
         return Ok(None);
     }
-    let b = v.as_bytes();
-    let ok = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        && (1..=12).contains(&v[5..7].parse::<u32>().unwrap_or(0))
-        && (1..=31).contains(&v[8..10].parse::<u32>().unwrap_or(0));
-    if ok { Ok(Some(v.to_string())) } else { Err(invalid(field, "is not a date (YYYY-MM-DD)")) }
+    if is_calendar_date(v) { Ok(Some(v.to_string())) } else { Err(invalid(field, "is not a date (YYYY-MM-DD)")) }
+}
+
+/// Whether `v` is a day of the calendar written "YYYY-MM-DD" (so "2026-02-30" is not: FHIR
+/// validators that parse dates refuse it).
+pub(crate) fn is_calendar_date(v: &str) -> bool {
+    v.len() == 10 && time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
 }
 
 /// An instant (RFC 3339) as FHIR's dateTime wants it; empty or unusable → None (only used
@@ -665,10 +664,12 @@ fn service_request(b: &mut Bundle, p: &pb::Prestazione, patient: &str, org: &str
         "status": status,
         "intent": "order",
         "category": [concept(&code_system("tipo-richiesta"), "prestazione-sociale", Some("Prestazione sociale"))],
-        "code": { "coding": [prestazione_coding(&p.codice_prestazione, &p.denominazione)] },
         "subject": reference(patient),
         "requester": reference(org),
     });
+    if !p.codice_prestazione.is_empty() {
+        r["code"] = json!({ "coding": [prestazione_coding(&p.codice_prestazione, &p.denominazione)] });
+    }
     let occurrence = match p.carattere() {
         pb::CaratterePrestazione::Occasionale => {
             date("prestazione.data_erogazione", &p.data_erogazione)?.map(|d| ("occurrenceDateTime", json!(d)))
@@ -750,13 +751,31 @@ pub fn withdrawal_bundle(view: &CartellaView, ended: &pb::Condivisione, writes: 
     Ok(json!({ "resourceType": "Bundle", "type": "transaction", "entry": b.entries }))
 }
 
+/// Every record sent needs its id (the business identifier's value) and the cartella its
+/// ente: an empty one would make an invalid identifier, so it is refused naming the field.
+fn require_ids(view: &CartellaView, basis: &pb::Condivisione) -> Result<(), Reason> {
+    let id = |m: &Option<pb::Meta>| meta_of(m).id;
+    let checks = [
+        ("cartella.meta.id", !id(&view.cartella.meta).is_empty()),
+        ("cartella.meta.ente", !meta_of(&view.cartella.meta).ente.is_empty()),
+        ("persona.meta.id", !id(&view.persona.meta).is_empty()),
+        ("accesso.meta.id", view.accessi.iter().all(|a| !id(&a.meta).is_empty())),
+        ("valutazione.meta.id", view.valutazioni.iter().all(|v| !id(&v.meta).is_empty())),
+        ("pai.meta.id", view.pai.iter().all(|p| !id(&p.meta).is_empty())),
+        ("prestazione.meta.id", view.prestazioni.iter().all(|p| !id(&p.meta).is_empty())),
+        ("condivisione.meta.id", !id(&basis.meta).is_empty()),
+    ];
+    match checks.iter().find(|(_, ok)| !ok) {
+        Some((field, _)) => Err(invalid(field, "is empty")),
+        None => Ok(()),
+    }
+}
+
 /// The transaction Bundle of one cartella shared on the basis `basis`. Fails, naming the
 /// field, when a record holds a value FHIR cannot carry (e.g. a malformed date).
 pub fn cartella_bundle(view: &CartellaView, basis: &pb::Condivisione, writes: Writes) -> Result<Value, Reason> {
+    require_ids(view, basis)?;
     let cm = meta_of(&view.cartella.meta);
-    if cm.id.is_empty() || meta_of(&view.persona.meta).id.is_empty() {
-        return Err(invalid("cartella.meta.id or persona.meta.id", "is empty"));
-    }
     let mut b = Bundle { entries: Vec::new(), seen: BTreeSet::new(), writes };
     let comune = organization(&mut b, &cm.ente, "");
     let managing = organization(&mut b, &cm.ente, &cm.ufficio);

@@ -283,9 +283,28 @@ fn keys_are_stable_and_follow_the_content() {
 fn a_malformed_date_is_refused_naming_the_field_only() {
     let mut v = common::shared_view();
     v.persona.data_nascita = "01/01/1980".into();
-    let r = plan(&[v], "REGIONE", TODAY, Writes::ById, 50).expect_err("refused");
+    let r = plan(std::slice::from_ref(&v), "REGIONE", TODAY, Writes::ById, 50).expect_err("refused");
     assert_eq!(r.code, "INVALID_RECORD");
     assert!(r.message.contains("persona.data_nascita") && !r.message.contains("1980"), "{}", r.message);
+    v.persona.data_nascita = "1980-02-30".into();
+    let r = plan(&[v], "REGIONE", TODAY, Writes::ById, 50).expect_err("refused");
+    assert!(r.message.contains("persona.data_nascita"), "{}", r.message);
+}
+
+#[test]
+fn a_record_without_id_is_refused_naming_it() {
+    type Edit = fn(&mut adapter_contract::CartellaView);
+    let cases: Vec<(Edit, &str)> = vec![
+        (|v| v.accessi[0].meta = None, "accesso.meta.id"),
+        (|v| v.prestazioni[0].meta = common::meta("", "M01"), "prestazione.meta.id"),
+        (|v| v.cartella.meta.as_mut().expect("meta").ente.clear(), "cartella.meta.ente"),
+    ];
+    for (edit, field) in cases {
+        let mut v = common::shared_view();
+        edit(&mut v);
+        let r = plan(&[v], "REGIONE", TODAY, Writes::ById, 50).expect_err("refused");
+        assert_eq!(r.message, format!("{field} is empty"));
+    }
 }
 
 #[test]
