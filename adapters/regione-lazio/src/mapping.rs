@@ -9,8 +9,9 @@
 //! the default because servers run conditional writes under serializable isolation and cap
 //! such transactions (Medplum: 8 entries; a cartella has more), and because they cost the
 //! server no search per entry. References inside the Bundle use `urn:uuid:` full URLs
-//! derived from the identifiers, which the server rewrites to its ids. Italian conventions follow HL7 Italia's core
-//! guide: codice fiscale under its OID, ISTAT codes on address parts through
+//! derived from the identifiers, which the server rewrites to its ids. A Bundle larger than
+//! a server takes is [`split`] into ordered parts. Italian conventions follow HL7 Italia's
+//! guides: codice fiscale under its OID, ISTAT codes on address parts through
 //! `iso21090-SC-coding` (as the published Italian guides code them), birth place and
 //! citizenship extensions.
 //!
