@@ -6,6 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+echo "== FHIR R4 test peer (Medplum, npm ci): the Regione Lazio adapter's tests deliver to it"
+conformance/fhir/setup.sh
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 
@@ -31,6 +34,9 @@ SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/schemathesis/run_schemathes
 
 echo "== SIUSS: xmllint on every flow (ledger tests, demo data via GET /waas/v1/flussi, portal export); schemathesis with INPS's api-comuni.yaml"
 SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/siuss/run_siuss.sh
+
+echo "== Regione Lazio FHIR: adapter against Medplum, every Bundle and resource through fhir.resources"
+conformance/fhir/run_fhir.sh
 
 echo "== SPID/CIE login against the reference implementation (spid-cie-oidc: Trust Anchor, SPID and CIE OPs)"
 conformance/spid-cie-oidc/setup.sh

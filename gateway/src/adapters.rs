@@ -36,6 +36,8 @@ pub struct AdapterArgs {
     pub siuss: crate::siuss_config::SiussArgs,
     #[command(flatten)]
     pub webhook: webhook::WebhookArgs,
+    #[command(flatten)]
+    pub regione: regione_lazio::RegioneArgs,
 }
 
 /// Why an adapter's configuration was refused.
@@ -43,6 +45,8 @@ pub struct AdapterArgs {
 pub enum AdapterConfigError {
     #[error("webhook: {0}")]
     Webhook(#[from] webhook::ConfigError),
+    #[error("Regione Lazio: {0}")]
+    Regione(#[from] regione_lazio::ConfigError),
 }
 
 /// Every outbound adapter this hub runs: the one registration list. SIUSS always; the
@@ -51,6 +55,13 @@ pub fn registered(store: &Store, a: &AdapterArgs, demo: bool) -> Result<Vec<Arc<
     let mut out = vec![siuss(store.clone(), &a.siuss.config(demo))];
     if let Some(w) = webhook::Webhook::from_args(&a.webhook)? {
         out.push(register(w));
+    }
+    if let Some((r, warnings)) = regione_lazio::RegioneLazio::from_args(&a.regione)? {
+        for w in &warnings {
+            tracing::warn!("Regione Lazio adapter: {w}");
+            eprintln!("WARNING: Regione Lazio adapter: {w}");
+        }
+        out.push(register(r));
     }
     Ok(out)
 }
