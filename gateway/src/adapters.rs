@@ -29,6 +29,32 @@ use siuss::{
 
 use crate::siuss_config::{SiussConfig, system_caller};
 
+/// The flags of every outbound adapter (`sigess up`, `sigess worker`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdapterArgs {
+    #[command(flatten)]
+    pub siuss: crate::siuss_config::SiussArgs,
+    #[command(flatten)]
+    pub webhook: webhook::WebhookArgs,
+}
+
+/// Why an adapter's configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterConfigError {
+    #[error("webhook: {0}")]
+    Webhook(#[from] webhook::ConfigError),
+}
+
+/// Every outbound adapter this hub runs: the one registration list. SIUSS always; the
+/// others when their flags configure them.
+pub fn registered(store: &Store, a: &AdapterArgs, demo: bool) -> Result<Vec<Arc<dyn Runner>>, AdapterConfigError> {
+    let mut out = vec![siuss(store.clone(), &a.siuss.config(demo))];
+    if let Some(w) = webhook::Webhook::from_args(&a.webhook)? {
+        out.push(register(w));
+    }
+    Ok(out)
+}
+
 /// The SIUSS adapter over `store`, as the engine runs it.
 pub fn siuss(store: Store, cfg: &SiussConfig) -> Arc<dyn Runner> {
     siuss_with(Arc::new(StoreLedger::new(store)), cfg)

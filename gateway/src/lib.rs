@@ -7,6 +7,7 @@ pub mod adapters;
 pub mod app;
 pub mod auth;
 pub mod core_link;
+pub mod delivery;
 pub mod grpc_ingress;
 pub mod http;
 pub mod problem;
