@@ -107,7 +107,7 @@ fn ente() -> EnteSiuss {
 
 /// Applies every change of the outbox with the SIUSS adapter; none may fail.
 async fn drain(store: &Store, e: &EnteSiuss) {
-    let out = siuss_drain(store, &SiussConfig { ente: e.clone(), poll: Duration::from_secs(1) }).await.unwrap();
+    let out = siuss_drain(store, &SiussConfig { ente: e.clone() }).await.unwrap();
     assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
@@ -481,7 +481,7 @@ fn is_problem(r: &reqwest::Response) -> bool {
 #[tokio::test]
 async fn waas_http() {
     let w = web(RateConfig::default()).await;
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let c = cartella(&w.store, "Gialli", pb::AreaUtenza::FamigliaMinori).await;
     w.store.create(&operatore(), prestazione(&c, 20_000)).await.unwrap();
     drain(&w.store, &cfg.ente).await;
@@ -616,9 +616,9 @@ fn prestazione_change(p: &pb::Prestazione, persona_id: &str) -> adapter_contract
 async fn two_appliers(pg: bool, n: usize) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let runner = gateway::adapters::siuss(store.clone(), &cfg);
-    let source = gateway::adapters::StoreSource::new(store.clone(), "H501");
+    let source = core_cartella::delivery::source::StoreSource::new(store.clone(), "siuss", "H501");
     let mut prestazioni = Vec::new();
     for i in 0..n.div_ceil(3) {
         let c = cartella(&store, &cognome(i), pb::AreaUtenza::PovertaEsclusioneSociale).await;
@@ -695,7 +695,7 @@ fn hex(b: &[u8]) -> String {
 async fn failed_cancellation_holds_insertion(pg: bool) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let c = cartella(&store, "Rossi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
     let p = store.create(&operatore(), prestazione(&c, 25_000)).await.unwrap();
     let pid = id(&p.meta);
@@ -773,7 +773,7 @@ impl siuss::ledger::Ledger for PoisonLedger {
 async fn poison_prestazione(pg: bool) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let mut ids = Vec::new();
     for (i, cognome) in ["Verdi", "Bruni", "Conti"].into_iter().enumerate() {
         let c = cartella(&store, cognome, pb::AreaUtenza::PovertaEsclusioneSociale).await;
