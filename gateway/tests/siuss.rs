@@ -815,3 +815,81 @@ async fn poison_prestazione_sqlite() {
 async fn poison_prestazione_postgres() {
     poison_prestazione(true).await;
 }
+
+/// The SIUSS adapter run by two delivery engines, each with its own pool, on one PostgreSQL
+/// ledger while prestazioni are written and updated: no prestazione ever has two live
+/// insertions, none gets the same insertion twice in a row, and every one ends with the
+/// insertion of its current state (applying the outbox again adds nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_engines_postgres() {
+    use core_cartella::delivery::{Engine, EngineConfig};
+    let Some(db) = database(true).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let cfg = SiussConfig { ente: ente() };
+    let engine_cfg = EngineConfig { poll: Duration::from_millis(20), backoff_base: Duration::from_millis(50), ..EngineConfig::default() };
+    let mut stops = Vec::new();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let s = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+        let engine = Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg.clone(), None);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runs.push(engine.spawn(async move {
+            let _ = rx.await;
+        }));
+        stops.push(tx);
+    }
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let c = cartella(&store, &cognome(i), pb::AreaUtenza::PovertaEsclusioneSociale).await;
+        for k in 0..2 {
+            ids.push(id(&store.create(&operatore(), prestazione(&c, 20_000 + k)).await.unwrap().meta));
+        }
+    }
+    for round in 1..=2i64 {
+        for (i, pid) in ids.iter().enumerate() {
+            let mut p = store.get::<pb::Prestazione>(&operatore(), pid, "").await.unwrap();
+            p.importo_mensile = Some(30_000 + round * 1000 + i64::try_from(i).unwrap());
+            store.update(&operatore(), p).await.unwrap();
+        }
+    }
+    // A third worker joins to finish what is left, then all stop.
+    let s = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg, None).drain(Duration::from_secs(120)).await.unwrap();
+    for tx in stops {
+        let _ = tx.send(());
+    }
+    for r in runs {
+        r.await.unwrap();
+    }
+    let mut total = 0;
+    for pid in &ids {
+        let s = store.siuss_stato(&operatore(), pid, "").await.unwrap();
+        let mut live = 0;
+        let mut last_insert: Option<&str> = None;
+        for f in &s.flussi {
+            if f.operazione == "I" {
+                live += 1;
+                assert!(live <= 1, "two live insertions for {pid}");
+                assert_ne!(last_insert, Some(f.impronta.as_str()), "the same insertion twice for {pid}");
+                last_insert = Some(&f.impronta);
+            } else {
+                live -= 1;
+                assert!(live >= 0, "a cancellation with nothing standing for {pid}");
+            }
+        }
+        assert_eq!(live, 1, "{pid} ends with its insertion standing");
+        assert!(s.mancanze.is_empty(), "{pid}: {:?}", s.mancanze);
+        total += s.flussi.len();
+    }
+    drain(&store, &cfg.ente).await;
+    let again: usize = {
+        let mut n = 0;
+        for pid in &ids {
+            n += store.siuss_stato(&operatore(), pid, "").await.unwrap().flussi.len();
+        }
+        n
+    };
+    assert_eq!(again, total, "the engines left every prestazione in its current state");
+    store.close().await;
+    db.drop_pg().await;
+}
