@@ -8,7 +8,7 @@
 //! tables.
 use std::{sync::Arc, time::Duration};
 
-use adapter_contract::{Change, Outcome, Reason, Runner, register};
+use adapter_contract::{Outcome, Reason, Runner, register};
 use core_cartella::{
     auth::Caller,
     error::CoreError,
@@ -117,22 +117,6 @@ impl Ledger for StoreLedger {
     }
 }
 
-/// A change of core's feed as the adapter contract carries it.
-pub fn contract_change(c: &core_cartella::store::Change) -> Change {
-    Change {
-        cursor: c.cursor.to_string(),
-        kind: c.kind.clone(),
-        id: c.id.clone(),
-        op: c.op,
-        version: c.version,
-        ente: c.ente.clone(),
-        ufficio: c.ufficio.clone(),
-        persona_id: c.persona_id.clone(),
-        cartella_id: c.cartella_id.clone(),
-        occurred_at: c.occurred_at.clone(),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
     #[error("store: {0}")]
@@ -186,7 +170,7 @@ impl Walk {
     async fn step(&mut self, out: &mut Drained) -> Result<usize, DriveError> {
         let changes = self.store.changes_after(&self.caller, self.cursor, &self.kinds, BATCH).await?;
         for c in &changes {
-            let change = contract_change(c);
+            let change = core_cartella::store::delivery::contract_change(c);
             match self.runner.process(&change, &self.source, &[]).await.outcome {
                 Outcome::Delivered => {}
                 Outcome::Retry { reason, .. } => return Err(DriveError::Retry { cursor: change.cursor, reason }),

@@ -646,7 +646,17 @@ async fn two_appliers(pg: bool, n: usize) {
         for (p, persona_id, _) in &prestazioni {
             for _ in 0..2 {
                 let (runner, source, change) = (runner.clone(), source.clone(), prestazione_change(p, persona_id));
-                tasks.spawn(async move { runner.process(&change, &source, &[]).await });
+                // A store too busy to answer is retried, as the engine would.
+                tasks.spawn(async move {
+                    for _ in 0..20 {
+                        let done = runner.process(&change, &source, &[]).await;
+                        if !matches!(done.outcome, adapter_contract::Outcome::Retry { .. }) {
+                            return done;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    runner.process(&change, &source, &[]).await
+                });
             }
         }
         while let Some(done) = tasks.join_next().await {
@@ -827,10 +837,12 @@ async fn two_engines_postgres() {
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let cfg = SiussConfig { ente: ente() };
     let engine_cfg = EngineConfig { poll: Duration::from_millis(20), backoff_base: Duration::from_millis(50), ..EngineConfig::default() };
+    // Small pools: the PostgreSQL server is shared with the other tests.
+    let small = StoreOptions { max_connections: 8, ..StoreOptions::new(&db.url) };
     let mut stops = Vec::new();
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let s = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+        let s = Store::open(&small).await.unwrap();
         let engine = Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg.clone(), None);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         runs.push(engine.spawn(async move {
@@ -853,7 +865,7 @@ async fn two_engines_postgres() {
         }
     }
     // A third worker joins to finish what is left, then all stop.
-    let s = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let s = Store::open(&small).await.unwrap();
     Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg, None).drain(Duration::from_secs(120)).await.unwrap();
     for tx in stops {
         let _ = tx.send(());
