@@ -176,7 +176,7 @@ async fn flussi(n: u64) {
         cf_operatore: compose("Operatore", "Bench", 1980, 1, 1, false, "H501"),
     };
     let t = Instant::now();
-    siuss_drain(&store, &SiussConfig { ente, poll: Duration::from_secs(1) }).await.unwrap();
+    siuss_drain(&store, &SiussConfig { ente }).await.unwrap();
     println!("worker produced {n} flows in {:.2}s ({:.0} flows/s)", t.elapsed().as_secs_f64(), n as f64 / t.elapsed().as_secs_f64());
 
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();

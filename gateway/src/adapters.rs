@@ -2,16 +2,13 @@
 //! adapter's ports implemented over [`Store`], and a function per adapter returning it as
 //! the delivery engine holds it.
 //!
-//! SIUSS: [`StoreLedger`] is the flow ledger port over core's atomic `siuss_apply`;
-//! [`StoreSource`] serves the reads SIUSS makes (a prestazione with its sources, the
-//! prestazioni of a cartella or person) as the ente-wide system caller, audited by core.
+//! SIUSS: [`StoreLedger`] is the flow ledger port over core's atomic `siuss_apply`.
 //! [`siuss_drain`] walks the outbox with the adapter directly, applying every change in
-//! order (tests, benches, one-shot runs), and [`siuss_spawn`] runs that walk as the
-//! in-process producer of `sigess up` and `sigess worker`, keeping its position in memory
-//! (a restart walks the outbox again, which changes nothing already applied).
-use std::{future::Future, sync::Arc, time::Duration};
+//! commit order through core's `Source` (tests, benches), without the delivery engine's
+//! tables.
+use std::{sync::Arc, time::Duration};
 
-use adapter_contract::{Change, Outcome, PrestazioneView, Reason, Runner, Source, SourceError, register};
+use adapter_contract::{Outcome, Reason, Runner, register};
 use core_cartella::{
     auth::Caller,
     error::CoreError,
@@ -131,87 +128,6 @@ impl Ledger for StoreLedger {
     }
 }
 
-/// The reads SIUSS makes, over core's store, as the ente-wide system caller (each read of a
-/// prestazione with its sources is audited with SIUSS's purpose). It serves SIUSS's reads
-/// only: the cartella reads of the contract answer that they are not served here.
-#[derive(Clone, Debug)]
-pub struct StoreSource {
-    store: Store,
-    caller: Caller,
-}
-
-impl StoreSource {
-    pub fn new(store: Store, ente: &str) -> Self {
-        Self { store, caller: system_caller(ente) }
-    }
-}
-
-fn source_error(e: CoreError) -> SourceError {
-    if e.retryable() { SourceError::Unavailable(e.to_string()) } else { SourceError::Corrupt(e.to_string()) }
-}
-
-const NOT_SERVED: &str = "cartella reads are not served by the SIUSS source";
-
-impl Source for StoreSource {
-    fn prestazione(&self, id: &str) -> BoxFuture<'_, Result<Option<PrestazioneView>, SourceError>> {
-        let id = id.to_string();
-        Box::pin(async move {
-            let f = self.store.siuss_fonte(&self.caller, &id).await.map_err(source_error)?;
-            Ok(f.map(|f| PrestazioneView {
-                persona: f.persona,
-                cartella: f.cartella,
-                prestazione: f.prestazione,
-                sina: f.sina,
-                sinba: f.sinba,
-            }))
-        })
-    }
-
-    fn prestazioni_of_cartella(&self, cartella_id: &str) -> BoxFuture<'_, Result<Vec<String>, SourceError>> {
-        let id = cartella_id.to_string();
-        Box::pin(async move {
-            if id.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.store.siuss_prestazioni_di(&self.caller.ente, &id, "").await.map_err(source_error)
-        })
-    }
-
-    fn prestazioni_of_persona(&self, persona_id: &str) -> BoxFuture<'_, Result<Vec<String>, SourceError>> {
-        let id = persona_id.to_string();
-        Box::pin(async move {
-            if id.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.store.siuss_prestazioni_di(&self.caller.ente, "", &id).await.map_err(source_error)
-        })
-    }
-
-    fn cartella(&self, _id: &str) -> BoxFuture<'_, Result<Option<adapter_contract::CartellaView>, SourceError>> {
-        Box::pin(std::future::ready(Err(SourceError::Corrupt(NOT_SERVED.into()))))
-    }
-
-    fn cartelle_of_persona(&self, _persona_id: &str) -> BoxFuture<'_, Result<Vec<String>, SourceError>> {
-        Box::pin(std::future::ready(Err(SourceError::Corrupt(NOT_SERVED.into()))))
-    }
-}
-
-/// A change of core's feed as the adapter contract carries it.
-pub fn contract_change(c: &core_cartella::store::Change) -> Change {
-    Change {
-        cursor: c.cursor.to_string(),
-        kind: c.kind.clone(),
-        id: c.id.clone(),
-        op: c.op,
-        version: c.version,
-        ente: c.ente.clone(),
-        ufficio: c.ufficio.clone(),
-        persona_id: c.persona_id.clone(),
-        cartella_id: c.cartella_id.clone(),
-        occurred_at: c.occurred_at.clone(),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
     #[error("store: {0}")]
@@ -242,7 +158,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(30);
 struct Walk {
     store: Store,
     runner: Arc<dyn Runner>,
-    source: StoreSource,
+    source: core_cartella::delivery::source::StoreSource,
     caller: Caller,
     kinds: Vec<Kind>,
     cursor: Cursor,
@@ -251,14 +167,21 @@ struct Walk {
 impl Walk {
     fn new(store: Store, runner: Arc<dyn Runner>, ente: &str) -> Self {
         let kinds = runner.follows().iter().filter_map(|k| Kind::parse(k)).collect();
-        Self { source: StoreSource::new(store.clone(), ente), caller: system_caller(ente), store, runner, kinds, cursor: Cursor::default() }
+        Self {
+            source: core_cartella::delivery::source::StoreSource::new(store.clone(), runner.id(), ente),
+            caller: system_caller(ente),
+            store,
+            runner,
+            kinds,
+            cursor: Cursor::default(),
+        }
     }
 
     /// One batch. Returns how many changes it consumed.
     async fn step(&mut self, out: &mut Drained) -> Result<usize, DriveError> {
         let changes = self.store.changes_after(&self.caller, self.cursor, &self.kinds, BATCH).await?;
         for c in &changes {
-            let change = contract_change(c);
+            let change = core_cartella::store::delivery::contract_change(c);
             match self.runner.process(&change, &self.source, &[]).await.outcome {
                 Outcome::Delivered => {}
                 Outcome::Retry { reason, .. } => return Err(DriveError::Retry { cursor: change.cursor, reason }),
@@ -300,45 +223,4 @@ pub async fn siuss_drain_with(store: &Store, cfg: &SiussConfig, ledger: Arc<dyn 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Runs the SIUSS adapter over the outbox until `stop` completes: a batch whenever the store
-/// signals a write in this process, or every `poll` for writes of other processes; a change
-/// to be retried is tried again with backoff.
-pub async fn siuss_run(store: Store, cfg: SiussConfig, stop: impl Future<Output = ()> + Send) {
-    let mut walk = Walk::new(store.clone(), siuss(store.clone(), &cfg), &cfg.ente.codice);
-    let mut changed = store.subscribe();
-    tokio::pin!(stop);
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let mut out = Drained::default();
-        match walk.step(&mut out).await {
-            Ok(n) if n > 0 => {
-                backoff = Duration::from_millis(500);
-                tracing::info!(changes = n, failed = out.failed.len(), "SIUSS batch applied");
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "SIUSS batch stopped; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = &mut stop => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-                continue;
-            }
-        }
-        tokio::select! {
-            _ = changed.changed() => {}
-            _ = tokio::time::sleep(cfg.poll) => {}
-            _ = &mut stop => break,
-        }
-    }
-    tracing::info!("SIUSS producer stopped");
-}
-
-/// Spawns [`siuss_run`] as a task (what `sigess up` does).
-pub fn siuss_spawn(store: Store, cfg: SiussConfig, stop: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(siuss_run(store, cfg, stop))
 }

@@ -1,8 +1,6 @@
 //! How the ente appears in SIUSS flows: the flags shared by `sigess up`, `sigess worker` and
 //! `sigess siuss export`, the configuration of the SIUSS adapter built from them, and the
 //! ente-wide system caller SIUSS reads core's records as.
-use std::time::Duration;
-
 use core_cartella::auth::{Caller, CallerKind, Role};
 use siuss::from_core::EnteSiuss;
 
@@ -22,9 +20,6 @@ pub struct SiussArgs {
     /// Without it every prestazione is held back with this as the missing item.
     #[arg(long = "siuss-cf-operatore", env = "SIGESS_SIUSS_CF_OPERATORE", default_value = "")]
     pub cf_operatore: String,
-    /// Seconds between outbox polls when no change is signalled in-process.
-    #[arg(long = "siuss-poll", env = "SIGESS_SIUSS_POLL", default_value_t = 5)]
-    pub poll_secs: u64,
 }
 
 impl SiussArgs {
@@ -44,14 +39,13 @@ impl SiussArgs {
         if demo && ente.cf_operatore.is_empty() {
             ente.cf_operatore = core_cartella::domain::codice_fiscale::compose("Operatore", "Demo", 1980, 1, 1, false, "H501");
         }
-        SiussConfig { ente, poll: Duration::from_secs(self.poll_secs.max(1)) }
+        SiussConfig { ente }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct SiussConfig {
     pub ente: EnteSiuss,
-    pub poll: Duration,
 }
 
 /// The ente-wide system caller SIUSS reads core's records as.

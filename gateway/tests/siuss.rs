@@ -107,7 +107,7 @@ fn ente() -> EnteSiuss {
 
 /// Applies every change of the outbox with the SIUSS adapter; none may fail.
 async fn drain(store: &Store, e: &EnteSiuss) {
-    let out = siuss_drain(store, &SiussConfig { ente: e.clone(), poll: Duration::from_secs(1) }).await.unwrap();
+    let out = siuss_drain(store, &SiussConfig { ente: e.clone() }).await.unwrap();
     assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
@@ -481,7 +481,7 @@ fn is_problem(r: &reqwest::Response) -> bool {
 #[tokio::test]
 async fn waas_http() {
     let w = web(RateConfig::default()).await;
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let c = cartella(&w.store, "Gialli", pb::AreaUtenza::FamigliaMinori).await;
     w.store.create(&operatore(), prestazione(&c, 20_000)).await.unwrap();
     drain(&w.store, &cfg.ente).await;
@@ -616,9 +616,9 @@ fn prestazione_change(p: &pb::Prestazione, persona_id: &str) -> adapter_contract
 async fn two_appliers(pg: bool, n: usize) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let runner = gateway::adapters::siuss(store.clone(), &cfg);
-    let source = gateway::adapters::StoreSource::new(store.clone(), "H501");
+    let source = core_cartella::delivery::source::StoreSource::new(store.clone(), "siuss", "H501");
     let mut prestazioni = Vec::new();
     for i in 0..n.div_ceil(3) {
         let c = cartella(&store, &cognome(i), pb::AreaUtenza::PovertaEsclusioneSociale).await;
@@ -646,7 +646,17 @@ async fn two_appliers(pg: bool, n: usize) {
         for (p, persona_id, _) in &prestazioni {
             for _ in 0..2 {
                 let (runner, source, change) = (runner.clone(), source.clone(), prestazione_change(p, persona_id));
-                tasks.spawn(async move { runner.process(&change, &source, &[]).await });
+                // A store too busy to answer is retried, as the engine would.
+                tasks.spawn(async move {
+                    for _ in 0..20 {
+                        let done = runner.process(&change, &source, &[]).await;
+                        if !matches!(done.outcome, adapter_contract::Outcome::Retry { .. }) {
+                            return done;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    runner.process(&change, &source, &[]).await
+                });
             }
         }
         while let Some(done) = tasks.join_next().await {
@@ -695,7 +705,7 @@ fn hex(b: &[u8]) -> String {
 async fn failed_cancellation_holds_insertion(pg: bool) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let c = cartella(&store, "Rossi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
     let p = store.create(&operatore(), prestazione(&c, 25_000)).await.unwrap();
     let pid = id(&p.meta);
@@ -773,7 +783,7 @@ impl siuss::ledger::Ledger for PoisonLedger {
 async fn poison_prestazione(pg: bool) {
     let Some(db) = database(pg).await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
-    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let cfg = SiussConfig { ente: ente() };
     let mut ids = Vec::new();
     for (i, cognome) in ["Verdi", "Bruni", "Conti"].into_iter().enumerate() {
         let c = cartella(&store, cognome, pb::AreaUtenza::PovertaEsclusioneSociale).await;
@@ -814,4 +824,84 @@ async fn poison_prestazione_sqlite() {
 #[tokio::test]
 async fn poison_prestazione_postgres() {
     poison_prestazione(true).await;
+}
+
+/// The SIUSS adapter run by two delivery engines, each with its own pool, on one PostgreSQL
+/// ledger while prestazioni are written and updated: no prestazione ever has two live
+/// insertions, none gets the same insertion twice in a row, and every one ends with the
+/// insertion of its current state (applying the outbox again adds nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_engines_postgres() {
+    use core_cartella::delivery::{Engine, EngineConfig};
+    let Some(db) = database(true).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let cfg = SiussConfig { ente: ente() };
+    let engine_cfg = EngineConfig { poll: Duration::from_millis(20), backoff_base: Duration::from_millis(50), ..EngineConfig::default() };
+    // Small pools: the PostgreSQL server is shared with the other tests.
+    let small = StoreOptions { max_connections: 8, ..StoreOptions::new(&db.url) };
+    let mut stops = Vec::new();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let s = Store::open(&small).await.unwrap();
+        let engine = Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg.clone(), None);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runs.push(engine.spawn(async move {
+            let _ = rx.await;
+        }));
+        stops.push(tx);
+    }
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let c = cartella(&store, &cognome(i), pb::AreaUtenza::PovertaEsclusioneSociale).await;
+        for k in 0..2 {
+            ids.push(id(&store.create(&operatore(), prestazione(&c, 20_000 + k)).await.unwrap().meta));
+        }
+    }
+    for round in 1..=2i64 {
+        for (i, pid) in ids.iter().enumerate() {
+            let mut p = store.get::<pb::Prestazione>(&operatore(), pid, "").await.unwrap();
+            p.importo_mensile = Some(30_000 + round * 1000 + i64::try_from(i).unwrap());
+            store.update(&operatore(), p).await.unwrap();
+        }
+    }
+    // A third worker joins to finish what is left, then all stop.
+    let s = Store::open(&small).await.unwrap();
+    Engine::new(s.clone(), vec![gateway::adapters::siuss(s, &cfg)], engine_cfg, None).drain(Duration::from_secs(120)).await.unwrap();
+    for tx in stops {
+        let _ = tx.send(());
+    }
+    for r in runs {
+        r.await.unwrap();
+    }
+    let mut total = 0;
+    for pid in &ids {
+        let s = store.siuss_stato(&operatore(), pid, "").await.unwrap();
+        let mut live = 0;
+        let mut last_insert: Option<&str> = None;
+        for f in &s.flussi {
+            if f.operazione == "I" {
+                live += 1;
+                assert!(live <= 1, "two live insertions for {pid}");
+                assert_ne!(last_insert, Some(f.impronta.as_str()), "the same insertion twice for {pid}");
+                last_insert = Some(&f.impronta);
+            } else {
+                live -= 1;
+                assert!(live >= 0, "a cancellation with nothing standing for {pid}");
+            }
+        }
+        assert_eq!(live, 1, "{pid} ends with its insertion standing");
+        assert!(s.mancanze.is_empty(), "{pid}: {:?}", s.mancanze);
+        total += s.flussi.len();
+    }
+    drain(&store, &cfg.ente).await;
+    let again: usize = {
+        let mut n = 0;
+        for pid in &ids {
+            n += store.siuss_stato(&operatore(), pid, "").await.unwrap().flussi.len();
+        }
+        n
+    };
+    assert_eq!(again, total, "the engines left every prestazione in its current state");
+    store.close().await;
+    db.drop_pg().await;
 }
