@@ -318,6 +318,10 @@ async fn a_failing_peer_is_retried_with_backoff(db: &Db) {
     let run = engine.clone().spawn(async move {
         let _ = rx.await;
     });
+    // While the peer fails, readiness reports the adapter's oldest pending change.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stale = core_cartella::delivery::stale_adapters(&store, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(stale.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(), vec!["webhook"]);
     let deadline = Instant::now() + Duration::from_secs(40);
     while peer.seen().iter().map(|s| s.0.clone()).collect::<std::collections::HashSet<_>>().len() < 10 {
         assert!(Instant::now() < deadline, "not everything delivered once the peer came back");
@@ -326,6 +330,7 @@ async fn a_failing_peer_is_retried_with_backoff(db: &Db) {
     let _ = tx.send(());
     run.await.unwrap();
     check_exactly_once_in_order(&peer.seen(), &ids, 1);
+    assert!(core_cartella::delivery::stale_adapters(&store, Duration::ZERO).await.unwrap().is_empty(), "nothing pending once delivered");
     let attempts = *calls.lock().unwrap();
     // 10 jobs over ~3 s of outage with backoff from 200 ms: a busy loop would make thousands.
     assert!(attempts <= 10 * 12, "{attempts} requests: retries must back off");

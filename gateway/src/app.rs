@@ -20,11 +20,14 @@ use crate::{
 pub struct AppConfig {
     pub stack: StackConfig,
     pub rate: RateConfig,
+    /// Readiness fails while an adapter's oldest pending delivery is older than this (checked
+    /// when the gateway runs next to the store, as in `sigess up`).
+    pub delivery_max_age: Option<std::time::Duration>,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        Self { stack: StackConfig::default(), rate: RateConfig::default() }
+        Self { stack: StackConfig::default(), rate: RateConfig::default(), delivery_max_age: None }
     }
 }
 
@@ -57,7 +60,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
     let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
     let router = Router::new()
-        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone() }))
+        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone(), delivery_max_age: cfg.delivery_max_age }))
         .route("/metrics", get(metrics::endpoint).with_state(metrics.clone()))
         .merge(grpc_ingress::router(ingress))
         .merge(api)

@@ -1,9 +1,9 @@
 //! Running the delivery engine from the binary: its flags (`sigess up`, `sigess worker`),
 //! and the small HTTP side of a worker running alone (`/metrics`, `/healthz`).
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use axum::{Router, routing::get};
-use core_cartella::delivery::EngineConfig;
+use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
+use core_cartella::{delivery::EngineConfig, store::Store};
 
 /// How the delivery engine runs. Every outbound adapter (SIUSS, webhook, the regional FHIR
 /// record) is delivered by it.
@@ -28,12 +28,21 @@ pub struct EngineArgs {
     /// Longest retry delay in seconds.
     #[arg(long = "delivery-backoff-cap", env = "SIGESS_DELIVERY_BACKOFF_CAP", default_value_t = 600)]
     pub backoff_cap_secs: u64,
+    /// Seconds the oldest pending delivery of an adapter may wait before readiness (`/readyz`
+    /// of `sigess up` and of a worker) reports the hub not ready; 0 turns the check off.
+    #[arg(long = "delivery-max-age", env = "SIGESS_DELIVERY_MAX_AGE", default_value_t = 900)]
+    pub max_age_secs: u64,
     /// Days delivered and discarded deliveries are kept before they are deleted.
     #[arg(long = "delivery-retention-days", env = "SIGESS_DELIVERY_RETENTION_DAYS", default_value_t = 7)]
     pub retention_days: u64,
 }
 
 impl EngineArgs {
+    /// The readiness bound, None when off.
+    pub fn max_age(&self) -> Option<Duration> {
+        (self.max_age_secs > 0).then(|| Duration::from_secs(self.max_age_secs))
+    }
+
     pub fn config(&self) -> EngineConfig {
         EngineConfig {
             poll: Duration::from_millis(self.poll_ms.max(1)),
@@ -48,18 +57,36 @@ impl EngineArgs {
     }
 }
 
-/// `/metrics` and `/healthz` of a worker running alone.
-pub fn worker_router(metrics: crate::stack::metrics::Metrics) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route("/metrics", get(crate::stack::metrics::endpoint).with_state(metrics))
+/// `/metrics`, `/healthz` and `/readyz` of a worker running alone. Ready: the store answers
+/// and no adapter's oldest pending delivery is older than `max_age`.
+pub fn worker_router(metrics: crate::stack::metrics::Metrics, store: Store, max_age: Option<Duration>) -> Router {
+    let ready = move || {
+        let store = store.clone();
+        async move {
+            if store.ping().await.is_err() {
+                return crate::problem::problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
+            }
+            let stale = match max_age {
+                Some(m) => crate::http::stale_deliveries(&store, m).await,
+                None => None,
+            };
+            match stale {
+                Some(why) => crate::problem::problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", &why),
+                None => "ready\n".into_response(),
+            }
+        }
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(crate::stack::metrics::endpoint).with_state(metrics))
 }
 
-/// Serves [`worker_router`] on `addr` until `stop` resolves.
+/// Serves [`worker_router`] on `listener` until `stop` resolves.
 pub async fn serve_worker_http(
-    addr: SocketAddr,
-    metrics: crate::stack::metrics::Metrics,
+    listener: tokio::net::TcpListener,
+    router: Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
-    axum::serve(listener, worker_router(metrics)).with_graceful_shutdown(stop).await
+    axum::serve(listener, router).with_graceful_shutdown(stop).await
 }

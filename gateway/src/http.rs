@@ -1,5 +1,6 @@
 //! Liveness and readiness. Ready means core answers its gRPC health check as SERVING (core's
-//! health follows its store) and, when the gateway has the store itself, the store answers.
+//! health follows its store) and, when the gateway has the store itself, the store answers
+//! and no adapter's oldest pending delivery is older than the configured bound.
 use std::time::Duration;
 
 use axum::{
@@ -18,16 +19,37 @@ use crate::problem::problem;
 pub struct Readiness {
     pub core: crate::core_link::CoreChannel,
     pub store: Option<Store>,
+    pub delivery_max_age: Option<Duration>,
 }
 
 pub fn router(ready: Readiness) -> Router {
     Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz)).with_state(ready)
 }
 
+/// Why deliveries make the hub not ready, if they do.
+pub async fn stale_deliveries(store: &Store, max: Duration) -> Option<String> {
+    match core_cartella::delivery::stale_adapters(store, max).await {
+        Ok(stale) if stale.is_empty() => None,
+        Ok(stale) => Some(
+            stale
+                .iter()
+                .map(|(a, age)| format!("adapter {a}: oldest pending delivery {} s old", age.as_secs()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(_) => Some("the delivery queue cannot be read".into()),
+    }
+}
+
 async fn readyz(State(r): State<Readiness>) -> Response {
     if let Some(store) = &r.store {
         if store.ping().await.is_err() {
             return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
+        }
+        if let Some(max) = r.delivery_max_age {
+            if let Some(why) = stale_deliveries(store, max).await {
+                return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", &why);
+            }
         }
     }
     let mut client = HealthClient::new(r.core.clone());

@@ -367,6 +367,17 @@ impl Engine {
     }
 }
 
+/// Adapters whose oldest pending or in-flight change is older than `max_age`, with that age:
+/// what readiness reports.
+pub async fn stale_adapters(store: &Store, max_age: Duration) -> Result<Vec<(String, Duration)>> {
+    Ok(store
+        .delivery_stats()
+        .await?
+        .iter()
+        .filter_map(|s| metrics::oldest_age(s).filter(|age| *age > max_age).map(|age| (s.adapter.clone(), age)))
+        .collect())
+}
+
 /// Milliseconds from a change's RFC 3339 instant to now.
 fn since(occurred_at: &str) -> Option<Duration> {
     let t = time::OffsetDateTime::parse(occurred_at, &time::format_description::well_known::Rfc3339).ok()?;

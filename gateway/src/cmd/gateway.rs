@@ -46,6 +46,7 @@ impl HttpArgs {
                 cors_origins: self.cors_origins.clone(),
             },
             rate: gateway::stack::limit::RateConfig { per_minute: self.rate_per_minute, burst: self.rate_burst },
+            delivery_max_age: None,
         }
     }
 }

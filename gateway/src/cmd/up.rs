@@ -115,8 +115,12 @@ pub async fn run(a: UpArgs) -> Result<()> {
         }
         None => auth,
     };
-    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
-        .context("building the HTTP application")?;
+    let app = app::build_full(
+        Parts { link, auth, store: Some(store.clone()) },
+        &gateway::app::AppConfig { delivery_max_age: a.engine.max_age(), ..a.http.app_config() },
+        Some(token_endpoint),
+    )
+    .context("building the HTTP application")?;
     let adapters = gateway::adapters::registered(&store, &a.adapters, a.demo).context("outbound adapters")?;
     let engine_metrics = EngineMetrics::register(app.metrics.registry()).context("delivery metrics")?;
     let engine_task = Engine::new(store.clone(), adapters, a.engine.config(), Some(engine_metrics)).spawn(on_stop());

@@ -34,9 +34,15 @@ pub async fn run(a: WorkerArgs) -> Result<()> {
     let engine_metrics = EngineMetrics::register(metrics.registry()).context("delivery metrics")?;
     let adapters = gateway::adapters::registered(&store, &a.adapters, false).context("outbound adapters")?;
     let engine = Engine::new(store.clone(), adapters, a.engine.config(), Some(engine_metrics));
-    println!("SIGeSS delivery worker: adapters {}; metrics on http://{}/metrics", engine.adapter_ids().join(", "), a.http_addr);
+    let listener = tokio::net::TcpListener::bind(a.http_addr).await.with_context(|| format!("binding {}", a.http_addr))?;
+    println!(
+        "SIGeSS delivery worker: adapters {}; /metrics, /healthz, /readyz on http://{}",
+        engine.adapter_ids().join(", "),
+        listener.local_addr()?
+    );
+    let router = gateway::delivery::worker_router(metrics, store.clone(), a.engine.max_age());
     let (stop, on_stop) = stopper();
-    let http = tokio::spawn(gateway::delivery::serve_worker_http(a.http_addr, metrics, on_stop()));
+    let http = tokio::spawn(gateway::delivery::serve_worker_http(listener, router, on_stop()));
     let engine_task = engine.spawn(on_stop());
     shutdown_signal().await;
     let _ = stop.send(true);
