@@ -6,6 +6,7 @@ pub mod auth;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod private_fs;
 pub mod record;
 pub mod server;
 pub mod service;

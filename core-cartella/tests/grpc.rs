@@ -690,3 +690,54 @@ on_both_backends!(
     feed_under_concurrency,
     restart_keeps_data,
 );
+
+/// Server reflection answers in both versions clients speak: v1 (grpcurl) and v1alpha
+/// (Python's grpcio-reflection and other common tools), listing the same services.
+#[tokio::test]
+async fn reflection_v1_and_v1alpha() {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::{v1, v1alpha};
+    let db = common::database(common::Backend::Sqlite).await.unwrap();
+    let hub = Hub::start(&db).await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr)).unwrap().connect().await.unwrap();
+
+    let req = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("v1alpha is served")
+        .into_inner();
+    let Some(Ok(v1alpha::ServerReflectionResponse {
+        message_response: Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)),
+        ..
+    })) = alpha.next().await
+    else {
+        panic!("no service list from v1alpha");
+    };
+    // Each version lists itself; the rest must agree.
+    let own = |names: Vec<String>| names.into_iter().filter(|n| !n.starts_with("grpc.reflection.")).collect::<HashSet<String>>();
+    let alpha_names = own(list.service.into_iter().map(|s| s.name).collect());
+    assert!(alpha_names.contains("cartella.v1.CartellaService"), "{alpha_names:?}");
+
+    let req = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut one = v1::server_reflection_client::ServerReflectionClient::new(ch)
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Ok(v1::ServerReflectionResponse {
+        message_response: Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)),
+        ..
+    })) = one.next().await
+    else {
+        panic!("no service list from v1");
+    };
+    assert_eq!(own(list.service.into_iter().map(|s| s.name).collect()), alpha_names, "both versions list the same services");
+    hub.stop().await;
+}

@@ -138,7 +138,11 @@ pub async fn up(cfg: UpConfig) -> Result<()> {
     // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
     // audit, without a loopback connection.
     let link = CoreLink::in_process(routes, cfg.signer.clone());
-    let (auth, token_endpoint) = cfg.auth.build(&store, &cfg.signer, &cfg.signing_key_path).await?;
+    // Demo mode is the one where anyone holding the hub key acts as anyone: the demo store
+    // holds only fake data (seeding refuses a store with other data).
+    let mut auth_args = cfg.auth.clone();
+    auth_args.accept_hub_tokens |= cfg.demo.is_some();
+    let (auth, token_endpoint) = auth_args.build(&store, &cfg.signer, &cfg.signing_key_path).await?;
     let auth = match cfg.spid {
         Some(rp) => {
             purge_sessions_periodically(store.clone(), rp.idle_timeout);

@@ -56,7 +56,7 @@ async fn start_with(in_process: bool) -> Env {
     } else {
         CoreLink::connect_lazy(&format!("http://{grpc_addr}"), signer.clone()).unwrap()
     };
-    let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()));
+    let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true));
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web_addr = web.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(web, app).await.unwrap() });

@@ -215,6 +215,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(purpose)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
         let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
@@ -315,6 +316,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(purpose)?;
         let size = check_page(page)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
@@ -331,6 +333,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(&s.purpose)?;
         let size = check_page(page)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
@@ -353,7 +356,7 @@ impl Store {
                 q.push(" AND data_nascita = ").bind_text(&s.data_nascita);
             }
         }
-        self.page_rows::<Persona>(caller, q, page, size, &at, &s.purpose).await
+        self.page_rows::<Persona>(caller, q, page, size, &at, purpose).await
     }
 
     async fn page_rows<R: Record>(
