@@ -679,7 +679,97 @@ async fn restart_keeps_data(db: &Db) {
     hub.stop().await;
 }
 
+/// Tenancy at its edges, with two enti (Roma Capitale H501 and Milano F205): an ufficio may
+/// not filter by another ufficio's cartelle, an accesso makes the anagrafica readable but not
+/// writable, the codice fiscale is unique within an ente and never reveals another ente's
+/// persona, and the feed brings a persona's updates to every ufficio that sees the persona.
+async fn tenancy_edges_two_enti(db: &Db) {
+    use core_cartella::auth::{Caller, CallerKind};
+    let hub = Hub::start(db).await;
+    let caller = |ente: &str, ufficio: &str| Caller {
+        kind: CallerKind::Operatore,
+        subject: format!("op-{ente}-{ufficio}"),
+        ente: ente.into(),
+        ufficio: Some(ufficio.into()),
+        roles: vec![Role::Operatore],
+        purpose: "test".into(),
+        request_id: String::new(),
+    };
+    let (pid, _) = persona_with_cartella(&hub, "M01", "Confine", 9).await;
+    let mut m1 = hub.op("M01").await;
+    let mut m2 = hub.op("M02").await;
+    let p = m1.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap().into_inner();
+
+    // Milano registers its own record for the same codice fiscale; Roma's id stays unknown to it.
+    let milano_token = hub.signer.mint(&caller("F205", "Z1"), std::time::Duration::from_secs(600)).unwrap();
+    let mut milano = hub.cartella(&milano_token).await;
+    let mut theirs = p.clone();
+    theirs.meta = None;
+    let created = milano.create_persona(pb::CreatePersonaRequest { persona: Some(theirs.clone()) }).await;
+    let created = created.expect("a codice fiscale is unique within an ente, not across enti").into_inner();
+    assert_ne!(id_of(&created.meta), pid);
+    assert_eq!(created.meta.as_ref().unwrap().ente, "F205");
+    let again = milano.create_persona(pb::CreatePersonaRequest { persona: Some(theirs) }).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert_eq!(again.get_details_resource_info().unwrap().resource_name, id_of(&created.meta), "its own persona's id, not Roma's");
+    let found = milano
+        .search_persone(pb::SearchPersoneRequest { codice_fiscale: p.codice_fiscale.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.persone.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), [id_of(&created.meta)]);
+    assert_eq!(
+        milano.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // M02 records an accesso for the person: it reads the anagrafica, it does not change it.
+    m2.create_accesso(pb::CreateAccessoRequest {
+        accesso: Some(pb::Accesso {
+            persona_id: pid.clone(),
+            data: "2026-01-09".into(),
+            canale: pb::CanaleAccesso::Sportello as i32,
+            segnalante: "spontaneo".into(),
+            motivo: "richiesta di informazioni".into(),
+            esito: pb::EsitoAccesso::PresaInCarico as i32,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let seen = m2.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap().into_inner();
+    let mut changed = seen.clone();
+    changed.contatti = Some(pb::Contatti { telefono: "06 111111".into(), ..Default::default() });
+    let refused = m2.update_persona(pb::UpdatePersonaRequest { persona: Some(changed) }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "an accesso is no presa in carico");
+
+    // M02 may not learn which of the people it knows are in care at M01.
+    let by_other = m2.list_persone(pb::ListPersoneRequest { ufficio: "M01".into(), page: None }).await.unwrap_err();
+    assert_eq!(by_other.code(), Code::PermissionDenied);
+    let own = m1.list_persone(pb::ListPersoneRequest { ufficio: "M01".into(), page: None }).await.unwrap().into_inner();
+    assert!(own.persone.iter().any(|x| id_of(&x.meta) == pid));
+
+    // M01 updates the anagrafica: M02, which follows the person through its accesso, hears of
+    // it; Milano does not.
+    let mut upd = p.clone();
+    upd.contatti = Some(pb::Contatti { telefono: "06 222222".into(), ..Default::default() });
+    m1.update_persona(pb::UpdatePersonaRequest { persona: Some(upd) }).await.unwrap();
+    let persona_updates = |c: Caller| {
+        let store = hub.store.clone();
+        let pid = pid.clone();
+        async move {
+            let changes = store.changes_after(&c, Default::default(), &[Kind::Persona], 1000).await.unwrap();
+            changes.iter().filter(|ch| ch.id == pid && ch.op == 2).count()
+        }
+    };
+    assert_eq!(persona_updates(caller("H501", "M02")).await, 1, "the update reaches an ufficio that sees the persona");
+    assert_eq!(persona_updates(caller("F205", "Z1")).await, 0, "and no other ente");
+    assert_eq!(persona_updates(caller("H501", "M03")).await, 0, "nor an ufficio that does not know the person");
+    hub.stop().await;
+}
+
 on_both_backends!(
+    tenancy_edges_two_enti,
     crud_every_kind,
     duplicate_codice_fiscale,
     tenancy,

@@ -166,7 +166,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let place = self.place(&mut tx, caller, &rec, &id, &today_s).await?;
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &rec, None).await?;
+            self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
         }
         let meta = rec.meta_mut();
         *meta = Meta {
@@ -197,7 +197,7 @@ impl Store {
             if R::KIND == Kind::Persona && is_unique_violation(&e) {
                 drop(tx);
                 let mut tx = self.pool.begin().await?;
-                self.check_cf_unique(&mut tx, &rec, None).await?;
+                self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
             }
             return Err(e.into());
         }
@@ -278,7 +278,7 @@ impl Store {
             self.check_nucleo_refs(&mut tx, &rec, &place.ente).await?;
         }
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &rec, Some(&id)).await?;
+            self.check_cf_unique(&mut tx, &place.ente, &rec, Some(&id)).await?;
         }
         let old = stored.meta_ref().cloned().unwrap_or_default();
         let version = current + 1;
@@ -499,12 +499,24 @@ impl Store {
         Ok(())
     }
 
-    async fn check_cf_unique<R: Record>(&self, tx: &mut Transaction<'static, Any>, rec: &R, except: Option<&str>) -> Result<()> {
+    async fn check_cf_unique<R: Record>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ente: &str,
+        rec: &R,
+        except: Option<&str>,
+    ) -> Result<()> {
         if rec.codice_fiscale_ref().is_empty() {
             return Ok(());
         }
-        let row =
-            Q::new("SELECT id FROM persona WHERE codice_fiscale = ").bind_text(rec.codice_fiscale_ref()).fetch_optional(&mut **tx).await?;
+        // Within the record's ente only: another ente's persona is neither an obstacle nor
+        // something this caller may learn the id (or existence) of.
+        let row = Q::new("SELECT id FROM persona WHERE ente = ")
+            .bind_text(ente)
+            .push(" AND codice_fiscale = ")
+            .bind_text(rec.codice_fiscale_ref())
+            .fetch_optional(&mut **tx)
+            .await?;
         match row {
             Some(r) => {
                 let existing: String = r.try_get("id")?;
