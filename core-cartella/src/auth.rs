@@ -57,6 +57,8 @@ pub enum Role {
     Consultazione,
     /// Reads aggregates only (conoscitivo level).
     Statistica,
+    /// Operates the hub (deliveries, dead letters, replay); reads no records by this role.
+    Amministratore,
 }
 
 impl Role {
@@ -65,6 +67,7 @@ impl Role {
             "operatore" => Some(Self::Operatore),
             "consultazione" => Some(Self::Consultazione),
             "statistica" => Some(Self::Statistica),
+            "amministratore" => Some(Self::Amministratore),
             _ => None,
         }
     }
@@ -74,6 +77,7 @@ impl Role {
             Self::Operatore => "operatore",
             Self::Consultazione => "consultazione",
             Self::Statistica => "statistica",
+            Self::Amministratore => "amministratore",
         }
     }
 }

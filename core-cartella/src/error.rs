@@ -17,6 +17,9 @@ pub enum CoreError {
     Stale { kind: &'static str, current: i64 },
     #[error("{0}")]
     Denied(&'static str),
+    /// The record is not in a state that allows the operation.
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("{0}")]
     Unauthenticated(String),
     /// The store failed. Its text stays in the server log (it may quote SQL), never in the reply.
@@ -69,6 +72,7 @@ impl From<CoreError> for Status {
             ),
             CoreError::Stale { .. } => Status::aborted(e.to_string()),
             CoreError::Denied(_) => Status::permission_denied(e.to_string()),
+            CoreError::Conflict(_) => Status::failed_precondition(e.to_string()),
             CoreError::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
             CoreError::Store(inner) => {
                 tracing::error!(error = %inner, "store error");

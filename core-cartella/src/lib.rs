@@ -3,6 +3,7 @@
 //! services of `cartella.v1`.
 
 pub mod auth;
+pub mod delivery;
 pub mod demo;
 pub mod domain;
 pub mod error;

@@ -24,7 +24,7 @@ use core_cartella::{
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
 };
-use gateway::{app, auth::Authenticator, core_link::CoreLink, siuss_worker};
+use gateway::{adapters::siuss_drain, app, auth::Authenticator, core_link::CoreLink, siuss_config::SiussConfig};
 use prost::Message;
 use serde_json::Value;
 
@@ -176,7 +176,7 @@ async fn flussi(n: u64) {
         cf_operatore: compose("Operatore", "Bench", 1980, 1, 1, false, "H501"),
     };
     let t = Instant::now();
-    siuss_worker::drain(&store, &ente).await.unwrap();
+    siuss_drain(&store, &SiussConfig { ente, poll: Duration::from_secs(1) }).await.unwrap();
     println!("worker produced {n} flows in {:.2}s ({:.0} flows/s)", t.elapsed().as_secs_f64(), n as f64 / t.elapsed().as_secs_f64());
 
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();

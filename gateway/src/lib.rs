@@ -3,16 +3,18 @@
 //! translates REST/JSON to `cartella.v1` gRPC, forwards gRPC, and mints the short-lived
 //! caller token core verifies on every call.
 
+pub mod adapters;
 pub mod app;
 pub mod auth;
 pub mod core_link;
+pub mod delivery;
 pub mod grpc_ingress;
 pub mod http;
 pub mod problem;
 pub mod rest;
 pub mod setup;
+pub mod siuss_config;
 pub mod siuss_export;
-pub mod siuss_worker;
 pub mod stack;
 pub mod tls;
 pub mod waas;

@@ -29,7 +29,7 @@ use siuss::{
     model::{Beneficiario, Data, Sinba, TipoOperazione},
 };
 
-use crate::siuss_worker::system_caller;
+use crate::siuss_config::system_caller;
 
 /// Prestazioni read per page.
 pub const PAGE: u32 = 1000;
@@ -327,7 +327,8 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
     }
     core_cartella::private_fs::create_dir(&cfg.out).map_err(|e| ExportError::Io { path: cfg.out.display().to_string(), source: e })?;
     let caller = system_caller(&cfg.ente.codice);
-    let giorno = crate::siuss_worker::today().map_err(|e| ExportError::Ente(e.to_string()))?;
+    let giorno =
+        siuss::adapter::today().ok_or_else(|| ExportError::Ente("the system clock is outside the years SIUSS dates can carry".into()))?;
     let bar = if cfg.progress {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(

@@ -412,6 +412,44 @@ async fn every_route(in_process: bool) {
     assert_eq!(r.body["prestazioni"][0]["soppressa"], true);
     assert_eq!(r.body["prestazioni"][0]["spesa_centesimi"], json!(0));
 
+    // Deliveries: a webhook peer that refuses everything parks one dead letter per change.
+    let refusing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", refusing.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/hook", axum::routing::post(|| async { StatusCode::UNPROCESSABLE_ENTITY }));
+        axum::serve(refusing, app).await.unwrap()
+    });
+    let args = webhook::WebhookArgs { url: Some(hook_url), kinds: vec!["cartella".into()], secret: None, timeout_secs: 2 };
+    let hook = adapter_contract::register(webhook::Webhook::from_args(&args).unwrap().unwrap());
+    let engine = core_cartella::delivery::Engine::new(env.store.clone(), vec![hook], Default::default(), None);
+    engine.drain(Duration::from_secs(10)).await.unwrap();
+    let admin = env.token(None, &[Role::Amministratore]);
+    let r = env.get("/api/v1/adapters", "/api/v1/adapters", &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["adapters"][0]["id"], "webhook");
+    assert!(r.body["adapters"][0]["dead"].as_i64().unwrap() >= 1, "{}", r.body);
+    let r = env.get("/api/v1/deliveries", "/api/v1/deliveries?state=DELIVERY_STATE_DEAD&adapter=webhook&page_size=5", &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let dead = r.body["deliveries"][0].clone();
+    assert_eq!(dead["last_error_code"], "HTTP_422");
+    let id = dead["id"].as_i64().unwrap();
+    let r = env.get("/api/v1/deliveries/{id}", &format!("/api/v1/deliveries/{id}"), &admin).await;
+    assert_eq!(r.body["state"], "DELIVERY_STATE_DEAD", "{}", r.body);
+    assert_eq!(env.get("/api/v1/deliveries/{id}", &format!("/api/v1/deliveries/{id}"), &t).await.status, StatusCode::FORBIDDEN);
+    let r =
+        env.send(Method::POST, "/api/v1/deliveries/{id}/retry", &format!("/api/v1/deliveries/{id}/retry"), Some(&admin), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "DELIVERY_STATE_PENDING");
+    let path = format!("/api/v1/deliveries/{id}/discard?reason=evento%20superato");
+    let r = env.send(Method::POST, "/api/v1/deliveries/{id}/discard", &path, Some(&admin), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["discard_reason"], "evento superato");
+    let r = env.send(Method::POST, "/api/v1/deliveries/{id}/discard", &path, Some(&admin), None, &[]).await;
+    r.problem(422);
+    let r = env.send(Method::POST, "/api/v1/adapters/{adapter}/replay", "/api/v1/adapters/webhook/replay", Some(&admin), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["generation"], 1);
+
     // Every route of the table was exercised successfully.
     let covered = env.covered.lock().unwrap().clone();
     for route in rest::routes::ROUTES {
@@ -583,7 +621,7 @@ async fn openapi_and_docs_are_public() {
         for code in ["400", "401", "403", "429", "503"] {
             assert_eq!(op["responses"][code]["$ref"].as_str().map(|r| r.starts_with("#/components/responses/")), Some(true), "{code}");
         }
-        let ok = if route.verb == rest::routes::Verb::Post { "201" } else { "200" };
+        let ok = if rest::routes::creates(route) { "201" } else { "200" };
         assert!(op["responses"][ok]["content"]["application/json"]["schema"]["$ref"].is_string());
     }
     // Every $ref resolves.

@@ -6,7 +6,7 @@
 //! conformance script. All people are fakes built with the codice fiscale algorithm.
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use base64::Engine;
 use cartella_proto::v1 as pb;
@@ -19,10 +19,11 @@ use core_cartella::{
     },
 };
 use gateway::{
+    adapters::siuss_drain,
     app::{self, AppConfig, Parts},
     auth::Authenticator,
     core_link::CoreLink,
-    siuss_worker::{self, SiussConfig},
+    siuss_config::{SiussConfig, system_caller},
     stack::limit::RateConfig,
 };
 use reqwest::StatusCode;
@@ -102,6 +103,12 @@ fn ente() -> EnteSiuss {
         indirizzo: "H501".into(),
         cf_operatore: compose("Operatore", "Prova", 1980, 1, 1, false, "H501"),
     }
+}
+
+/// Applies every change of the outbox with the SIUSS adapter; none may fail.
+async fn drain(store: &Store, e: &EnteSiuss) {
+    let out = siuss_drain(store, &SiussConfig { ente: e.clone(), poll: Duration::from_secs(1) }).await.unwrap();
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
 fn id(meta: &Option<pb::Meta>) -> String {
@@ -198,7 +205,7 @@ async fn ledger(pg: bool) {
     let c1 = cartella(&store, "Verdi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
     let p1 = store.create(&operatore(), prestazione(&c1, 25_000)).await.unwrap();
     let p1_id = id(&p1.meta);
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
     assert!(s.valutata && s.mancanze.is_empty());
     assert_eq!(s.flussi.len(), 1);
@@ -207,7 +214,7 @@ async fn ledger(pg: bool) {
     assert!(first.starts_with("H501.PS.") && first.len() == "H501.PS.20261123.0000001".len());
 
     // Draining again produces nothing new (idempotent effect).
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     assert_eq!(store.siuss_stato(&operatore(), &p1_id, "").await.unwrap().flussi.len(), 1);
 
     // Served, and the same `since` twice returns the same flows.
@@ -242,7 +249,7 @@ async fn ledger(pg: bool) {
     let mut p1 = store.get::<pb::Prestazione>(&operatore(), &p1_id, "").await.unwrap();
     p1.importo_mensile = Some(30_000);
     store.update(&operatore(), p1).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p1_id, "").await.unwrap();
     let ops: Vec<&str> = s.flussi.iter().map(|f| f.operazione.as_str()).collect();
     assert_eq!(ops, ["I", "C", "I"]);
@@ -275,11 +282,11 @@ async fn ledger(pg: bool) {
     // prestazione is used).
     let p2 = store.create(&operatore(), prestazione(&c1, 12_000)).await.unwrap();
     let p2_id = id(&p2.meta);
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let mut p2 = store.get::<pb::Prestazione>(&operatore(), &p2_id, "").await.unwrap();
     p2.stato = pb::StatoPrestazione::Revocata as i32;
     store.update(&operatore(), p2).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &p2_id, "").await.unwrap();
     assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I", "C"]);
     let c_xml = store.siuss_flusso(&s.flussi[1].id_flusso).await.unwrap().unwrap().xml;
@@ -288,7 +295,7 @@ async fn ledger(pg: bool) {
     // Blocked prestazione: no flow, the list of what is missing.
     let c3 = cartella_cf(&store, "Neri", pb::AreaUtenza::Immigrati, false).await;
     let p3 = store.create(&operatore(), prestazione(&c3, 10_000)).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
     assert!(s.flussi.is_empty());
     let rules: Vec<&str> = s.mancanze.iter().map(|m| m.rule.as_str()).collect();
@@ -299,7 +306,7 @@ async fn ledger(pg: bool) {
     let mut c = store.get::<pb::Cartella>(&operatore(), &c3, "").await.unwrap();
     c.area_utenza = pb::AreaUtenza::PovertaEsclusioneSociale as i32;
     store.update(&operatore(), c).await.unwrap();
-    siuss_worker::drain(&store, &e).await.unwrap();
+    drain(&store, &e).await;
     let s = store.siuss_stato(&operatore(), &id(&p3.meta), "").await.unwrap();
     assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), ["DATO_MANCANTE"]);
     assert!(s.flussi.is_empty());
@@ -377,7 +384,7 @@ async fn export_stream(pg: bool) {
         }
     }
     attese.sort();
-    let caller = siuss_worker::system_caller("H501");
+    let caller = system_caller("H501");
     assert!(store.siuss_export_stream(&operatore(), 2).is_err(), "an office-bound operator cannot export the ente");
 
     // One prestazione per page: more pages than one SQLite read transaction spans.
@@ -486,7 +493,7 @@ async fn waas_http() {
     let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
     let c = cartella(&w.store, "Gialli", pb::AreaUtenza::FamigliaMinori).await;
     w.store.create(&operatore(), prestazione(&c, 20_000)).await.unwrap();
-    siuss_worker::drain(&w.store, &cfg.ente).await.unwrap();
+    drain(&w.store, &cfg.ente).await;
     let tok = w.token(&inps());
 
     // No credentials: 401 problem on every resource.
@@ -586,4 +593,234 @@ async fn waas_rate_limit() {
     assert_eq!(r.headers()["x-ratelimit-limit"], "2");
     assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
     assert!(r.headers().contains_key("x-ratelimit-reset") && r.headers().contains_key("retry-after"));
+}
+
+/// A surname whose codice fiscale letters differ for every `i` (three consonants).
+fn cognome(i: usize) -> String {
+    const C: &[u8] = b"BCDFGLMNPRSTVZ";
+    let c = |k: usize| char::from(C[k % C.len()]);
+    format!("{}a{}a{}a", c(i / (C.len() * C.len())), c(i / C.len()), c(i))
+}
+
+fn prestazione_change(p: &pb::Prestazione, persona_id: &str) -> adapter_contract::Change {
+    let m = p.meta.clone().unwrap();
+    adapter_contract::Change {
+        cursor: "0.0".into(),
+        kind: "prestazione".into(),
+        id: m.id,
+        op: 2,
+        version: m.version,
+        ente: m.ente,
+        ufficio: m.ufficio,
+        persona_id: persona_id.into(),
+        cartella_id: p.cartella_id.clone(),
+        occurred_at: m.updated_at,
+    }
+}
+
+/// Two appliers on one ledger: every prestazione applied by two tasks at once, over several
+/// rounds of updates (some prestazioni unchanged in a round). Each prestazione must end with
+/// exactly its expected flows: one insertion, then a cancellation and an insertion per round
+/// that changed it; never two live insertions, never the same insertion twice.
+async fn two_appliers(pg: bool, n: usize) {
+    let Some(db) = database(pg).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let runner = gateway::adapters::siuss(store.clone(), &cfg);
+    let source = gateway::adapters::StoreSource::new(store.clone(), "H501");
+    let mut prestazioni = Vec::new();
+    for i in 0..n.div_ceil(3) {
+        let c = cartella(&store, &cognome(i), pb::AreaUtenza::PovertaEsclusioneSociale).await;
+        let persona_id = store.get::<pb::Cartella>(&operatore(), &c, "").await.unwrap().persona_id;
+        for k in 0..3 {
+            if prestazioni.len() < n {
+                let p = store.create(&operatore(), prestazione(&c, 20_000 + k)).await.unwrap();
+                prestazioni.push((p, persona_id.clone(), vec!["I"]));
+            }
+        }
+    }
+    for round in 0..4usize {
+        if round > 0 {
+            for (i, (p, _, expected)) in prestazioni.iter_mut().enumerate() {
+                if (i + round) % 3 == 0 {
+                    continue;
+                }
+                let mut cur = store.get::<pb::Prestazione>(&operatore(), &id(&p.meta), "").await.unwrap();
+                cur.importo_mensile = Some(30_000 + i64::try_from(round * 1000 + i).unwrap());
+                *p = store.update(&operatore(), cur).await.unwrap();
+                expected.extend(["C", "I"]);
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (p, persona_id, _) in &prestazioni {
+            for _ in 0..2 {
+                let (runner, source, change) = (runner.clone(), source.clone(), prestazione_change(p, persona_id));
+                tasks.spawn(async move { runner.process(&change, &source, &[]).await });
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            let done = done.unwrap();
+            assert_eq!(done.outcome, adapter_contract::Outcome::Delivered, "round {round}");
+        }
+    }
+    for (p, _, expected) in &prestazioni {
+        let s = store.siuss_stato(&operatore(), &id(&p.meta), "").await.unwrap();
+        let ops: Vec<&str> = s.flussi.iter().map(|f| f.operazione.as_str()).collect();
+        assert_eq!(&ops, expected, "prestazione {}", id(&p.meta));
+        let inserts: Vec<&str> = s.flussi.iter().filter(|f| f.operazione == "I").map(|f| f.impronta.as_str()).collect();
+        assert!(inserts.windows(2).all(|w| w[0] != w[1]), "the same insertion twice");
+        assert!(s.mancanze.is_empty() && s.nota.is_empty());
+    }
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_appliers_postgres() {
+    two_appliers(true, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_appliers_sqlite() {
+    two_appliers(false, 60).await;
+}
+
+/// Runs SQL on the test's database beside the store (to damage the ledger on purpose).
+async fn sql(url: &str, q: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(q.to_string())).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A cancellation that cannot be produced (the standing insertion's snapshot no longer
+/// reads) holds the new insertion: nothing is emitted, the reason is on the prestazione and
+/// the change fails permanently; once the snapshot is restored, the next apply emits the
+/// cancellation and then the insertion.
+async fn failed_cancellation_holds_insertion(pg: bool) {
+    let Some(db) = database(pg).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let c = cartella(&store, "Rossi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
+    let p = store.create(&operatore(), prestazione(&c, 25_000)).await.unwrap();
+    let pid = id(&p.meta);
+    drain(&store, &cfg.ente).await;
+    let first = store.siuss_stato(&operatore(), &pid, "").await.unwrap().flussi.remove(0);
+    let snapshot = store.siuss_flusso(&first.id_flusso).await.unwrap().unwrap().snapshot;
+    assert!(!snapshot.is_empty());
+    sql(&db.url, &format!("UPDATE siuss_flusso SET snapshot = NULL WHERE id_flusso = '{}'", first.id_flusso)).await;
+
+    let mut cur = store.get::<pb::Prestazione>(&operatore(), &pid, "").await.unwrap();
+    cur.importo_mensile = Some(31_000);
+    store.update(&operatore(), cur).await.unwrap();
+    let out = gateway::adapters::siuss_drain(&store, &cfg).await.unwrap();
+    assert!(!out.failed.is_empty());
+    for (_, r) in &out.failed {
+        assert_eq!(r.code, siuss::ledger::RULE_HELD, "{r}");
+        assert!(!r.message.contains("Rossi") && !r.message.contains(&compose("Rossi", "Prova", 1960, 4, 9, true, "H501")), "{r}");
+    }
+    let s = store.siuss_stato(&operatore(), &pid, "").await.unwrap();
+    assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I"], "neither the C nor the new I");
+    assert!(s.nota.contains("cancellazione") && s.nota.contains(&first.id_flusso), "{}", s.nota);
+    assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), [siuss::ledger::RULE_HELD]);
+
+    // The cause fixed: the next apply emits C then I, and the hold is gone.
+    let restore = if pg { format!("'\\x{}'::bytea", hex(&snapshot)) } else { format!("X'{}'", hex(&snapshot)) };
+    sql(&db.url, &format!("UPDATE siuss_flusso SET snapshot = {restore} WHERE id_flusso = '{}'", first.id_flusso)).await;
+    drain(&store, &cfg.ente).await;
+    let s = store.siuss_stato(&operatore(), &pid, "").await.unwrap();
+    assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I", "C", "I"]);
+    assert!(s.mancanze.is_empty() && s.nota.is_empty(), "{:?} {}", s.mancanze, s.nota);
+    let canc = String::from_utf8(store.siuss_flusso(&s.flussi[1].id_flusso).await.unwrap().unwrap().xml).unwrap();
+    assert!(canc.contains("TipoOperazione=\"C\"") && canc.contains("ImportoMensile=\"250.00\""));
+    for f in &s.flussi {
+        check_xsd(&f.id_flusso, &store.siuss_flusso(&f.id_flusso).await.unwrap().unwrap().xml);
+    }
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn failed_cancellation_holds_insertion_sqlite() {
+    failed_cancellation_holds_insertion(false).await;
+}
+
+#[tokio::test]
+async fn failed_cancellation_holds_insertion_postgres() {
+    failed_cancellation_holds_insertion(true).await;
+}
+
+/// The store's ledger, except that the XML writer of one prestazione's insertion fails while
+/// `poisoned` is set.
+struct PoisonLedger {
+    inner: gateway::adapters::StoreLedger,
+    poison: String,
+    poisoned: std::sync::atomic::AtomicBool,
+}
+
+impl siuss::ledger::Ledger for PoisonLedger {
+    fn apply(
+        &self,
+        mut intent: siuss::ledger::Intent,
+    ) -> futures::future::BoxFuture<'_, Result<siuss::ledger::Applied, siuss::ledger::LedgerError>> {
+        if intent.prestazione_id == self.poison
+            && self.poisoned.load(std::sync::atomic::Ordering::SeqCst)
+            && let siuss::ledger::Flows::Insert { insertion, .. } = &mut intent.flows
+        {
+            insertion.xml = Box::new(|_| Err("1 violazioni: FORMATO flusso".into()));
+        }
+        self.inner.apply(intent)
+    }
+}
+
+/// A prestazione whose flow cannot be written fails its own changes permanently, with the
+/// reason on the prestazione; every other prestazione is applied; once fixed, it is applied.
+async fn poison_prestazione(pg: bool) {
+    let Some(db) = database(pg).await else { return };
+    let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
+    let cfg = SiussConfig { ente: ente(), poll: Duration::from_secs(1) };
+    let mut ids = Vec::new();
+    for (i, cognome) in ["Verdi", "Bruni", "Conti"].into_iter().enumerate() {
+        let c = cartella(&store, cognome, pb::AreaUtenza::PovertaEsclusioneSociale).await;
+        ids.push(id(&store.create(&operatore(), prestazione(&c, 20_000 + i64::try_from(i).unwrap())).await.unwrap().meta));
+    }
+    let ledger = Arc::new(PoisonLedger {
+        inner: gateway::adapters::StoreLedger::new(store.clone()),
+        poison: ids[1].clone(),
+        poisoned: std::sync::atomic::AtomicBool::new(true),
+    });
+    let out = gateway::adapters::siuss_drain_with(&store, &cfg, ledger.clone()).await.unwrap();
+    assert!(!out.failed.is_empty() && out.failed.len() < out.changes, "{out:?}");
+    assert!(out.failed.iter().all(|(_, r)| r.code == "FLUSSO_RIFIUTATO" && r.message.contains("FORMATO")), "{out:?}");
+    for (i, pid) in ids.iter().enumerate() {
+        let s = store.siuss_stato(&operatore(), pid, "").await.unwrap();
+        if i == 1 {
+            assert!(s.flussi.is_empty());
+            assert!(s.nota.contains("nessun flusso emesso") && s.nota.contains("FORMATO"), "{}", s.nota);
+        } else {
+            assert_eq!(s.flussi.len(), 1, "other prestazioni are applied");
+        }
+    }
+    ledger.poisoned.store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = gateway::adapters::siuss_drain_with(&store, &cfg, ledger).await.unwrap();
+    assert!(out.failed.is_empty(), "{out:?}");
+    let s = store.siuss_stato(&operatore(), &ids[1], "").await.unwrap();
+    assert_eq!(s.flussi.iter().map(|f| f.operazione.as_str()).collect::<Vec<_>>(), ["I"]);
+    assert!(s.nota.is_empty());
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn poison_prestazione_sqlite() {
+    poison_prestazione(false).await;
+}
+
+#[tokio::test]
+async fn poison_prestazione_postgres() {
+    poison_prestazione(true).await;
 }

@@ -2,11 +2,13 @@
 //! request extensions (set by `server::Authenticate`), the work is done by the store.
 
 mod cartella;
+mod delivery;
 mod feed;
 mod siuss;
 mod stats;
 
 pub use cartella::CartellaSvc;
+pub use delivery::DeliverySvc;
 pub use feed::FeedSvc;
 pub use siuss::SiussSvc;
 pub use stats::StatsSvc;

@@ -7,7 +7,7 @@
 //! so commit order is `seq` order and `txid` stays 0.
 use std::fmt;
 
-use sqlx::Row;
+use sqlx::{Row, any::AnyRow};
 
 use super::{
     Backend, Store, now,
@@ -74,6 +74,36 @@ fn push_kinds(q: &mut Q, kinds: &[Kind]) {
     q.push(")");
 }
 
+/// `SELECT … FROM outbox WHERE` changes after `cursor` that the feed may serve (on
+/// PostgreSQL only those of transactions older than every one still running). Callers add
+/// their own conditions and the order.
+pub(super) fn select_after(backend: Backend, cursor: Cursor) -> Q {
+    let mut q = Q::new(
+        "SELECT seq, txid, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at FROM outbox WHERE (txid > ",
+    );
+    q.bind_int(cursor.txid).push(" OR (txid = ").bind_int(cursor.txid).push(" AND seq > ").bind_int(cursor.seq).push("))");
+    if backend == Backend::Postgres {
+        q.push(" AND txid < CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)");
+    }
+    q
+}
+
+/// A row of [`select_after`].
+pub(super) fn change(r: &AnyRow) -> Result<Change> {
+    Ok(Change {
+        cursor: Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? },
+        kind: r.try_get("kind")?,
+        id: r.try_get("record_id")?,
+        op: r.try_get("op")?,
+        version: r.try_get("version")?,
+        ente: r.try_get("ente")?,
+        ufficio: r.try_get("ufficio")?,
+        persona_id: r.try_get::<Option<String>, _>("persona_id")?.unwrap_or_default(),
+        cartella_id: r.try_get::<Option<String>, _>("cartella_id")?.unwrap_or_default(),
+        occurred_at: r.try_get("occurred_at")?,
+    })
+}
+
 impl Store {
     /// Up to `limit` changes after `cursor` that the caller may see.
     pub async fn changes_after(&self, caller: &Caller, cursor: Cursor, kinds: &[Kind], limit: u32) -> Result<Vec<Change>> {
@@ -82,13 +112,7 @@ impl Store {
         }
         let (_, today) = now();
         let today_s = crate::domain::codes::format_date(today);
-        let mut q = Q::new(
-            "SELECT seq, txid, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at FROM outbox WHERE (txid > ",
-        );
-        q.bind_int(cursor.txid).push(" OR (txid = ").bind_int(cursor.txid).push(" AND seq > ").bind_int(cursor.seq).push("))");
-        if self.backend == Backend::Postgres {
-            q.push(" AND txid < CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)");
-        }
+        let mut q = select_after(self.backend, cursor);
         // A persona's changes follow the persona's own scope (everyone who sees the anagrafica
         // hears of its updates); everything else the cartella's.
         q.push(" AND ((kind <> 'persona' AND ");
@@ -98,23 +122,7 @@ impl Store {
         q.push(")))");
         push_kinds(&mut q, kinds);
         q.push(" ORDER BY txid, seq LIMIT ").bind_int(i64::from(limit.max(1)));
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Change {
-                    cursor: Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? },
-                    kind: r.try_get("kind")?,
-                    id: r.try_get("record_id")?,
-                    op: r.try_get("op")?,
-                    version: r.try_get("version")?,
-                    ente: r.try_get("ente")?,
-                    ufficio: r.try_get("ufficio")?,
-                    persona_id: r.try_get::<Option<String>, _>("persona_id")?.unwrap_or_default(),
-                    cartella_id: r.try_get::<Option<String>, _>("cartella_id")?.unwrap_or_default(),
-                    occurred_at: r.try_get("occurred_at")?,
-                })
-            })
-            .collect()
+        q.fetch_all(&self.pool).await?.iter().map(change).collect()
     }
 }
 

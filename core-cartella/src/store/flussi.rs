@@ -1,9 +1,10 @@
 //! The SIUSS flow ledger: every flow the hub produced for INPS, its state and INPS's esito,
-//! what the hub last decided for each prestazione, and the producing worker's cursor.
+//! and what the hub last decided for each prestazione.
 //!
 //! The ledger knows flows only as bytes plus metadata: mapping and XML live in the SIUSS
-//! adapter, and the worker hands the store a closure that writes the XML once the flow id
-//! is known. Ordering: a flow's `ts_flusso` (ms) is taken from a per-ente counter row that
+//! adapter, which hands the store a decision holding closures: one that chooses the flows
+//! given what stands at INPS (called inside the applying transaction) and, per flow, one
+//! that writes the XML once the flow id is known. Ordering: a flow's `ts_flusso` (ms) is taken from a per-ente counter row that
 //! stays locked until the flow's transaction commits, so flows of an ente commit in
 //! `ts_flusso` order and `ts_flusso > since` never skips one that commits late; within an
 //! ente `ts_flusso` and the ledger sequence grow together. Flow states: `ready` (produced),
@@ -19,7 +20,6 @@ use crate::{
     auth::Caller,
     error::{CoreError, Result},
     record::{Kind, Val},
-    store::feed::Cursor,
 };
 
 /// Longest flow the ledger accepts, in XML bytes: base64 of it must stay within the
@@ -112,8 +112,20 @@ pub struct Mancanza {
     pub message: String,
 }
 
-/// What the worker decided for one version of a prestazione.
+/// Given the flow standing at INPS for the prestazione (read under the ledger row's lock;
+/// None when nothing stands), chooses what to emit.
+pub type Decisore = Box<dyn FnOnce(Option<&Flusso>) -> Scelta + Send>;
+
+/// What a [`Decisore`] chose.
 #[derive(Debug)]
+pub enum Scelta {
+    /// Write these flows in order (possibly none); `nota` replaces the decision's when set.
+    Emetti { emissioni: Vec<Emissione>, nota: Option<String> },
+    /// Write no flow; the note and the extra gap say why.
+    Trattieni { nota: String, mancanza: Mancanza },
+}
+
+/// What a producer decided for one version of a prestazione, before knowing what stands.
 pub struct Decisione {
     pub prestazione_id: String,
     pub ente: String,
@@ -125,8 +137,48 @@ pub struct Decisione {
     pub mancanze: Vec<Mancanza>,
     /// A note for operators (e.g. a SINBA record cannot be cancelled), no personal data.
     pub nota: String,
-    /// In order: a cancellation, then a new insertion, as needed.
-    pub emissioni: Vec<Emissione>,
+    pub decidi: Decisore,
+}
+
+/// The ledger row a decision is about.
+struct Testata {
+    prestazione_id: String,
+    ente: String,
+    denominazione_ente: String,
+    ufficio: String,
+    version: i64,
+}
+
+impl std::fmt::Debug for Decisione {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decisione")
+            .field("prestazione_id", &self.prestazione_id)
+            .field("version", &self.version)
+            .field("mancanze", &self.mancanze.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::siuss_apply`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applicazione {
+    /// Recorded; these flows were written, in order (possibly none).
+    Emessi(Vec<String>),
+    /// Recorded with no flow: the decider held them back, for the reason given (the note).
+    Trattenuta(String),
+    /// The ledger holds a newer version of the prestazione; nothing changed.
+    Superata,
+}
+
+/// Why a decision was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A flow's XML could not be written or is too large: nothing of the decision was stored.
+    /// The reason names rules and counts, never values.
+    #[error("flow refused: {0}")]
+    Rifiutato(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
 }
 
 /// What the hub last decided for a prestazione, as shown to operators.
@@ -194,101 +246,140 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// The worker's position in the outbox.
-    pub async fn siuss_cursor(&self, nome: &str) -> Result<Cursor> {
-        let row = Q::new("SELECT txid, seq FROM siuss_cursore WHERE nome = ").bind_text(nome).fetch_optional(&self.pool).await?;
-        Ok(match row {
-            Some(r) => Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? },
-            None => Cursor::default(),
-        })
-    }
-
-    pub async fn siuss_set_cursor(&self, nome: &str, c: Cursor) -> Result<()> {
-        Q::new("INSERT INTO siuss_cursore (nome, txid, seq) VALUES (")
-            .bind_text(nome)
-            .push(", ")
-            .bind_int(c.txid)
-            .push(", ")
-            .bind_int(c.seq)
-            .push(") ON CONFLICT (nome) DO UPDATE SET txid = excluded.txid, seq = excluded.seq")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// The insertion currently standing at INPS for a prestazione: the latest flow, when it
-    /// is an insertion INPS has not rejected. A later cancellation, or a rejection, leaves
-    /// nothing standing.
-    pub async fn siuss_standing(&self, prestazione_id: &str) -> Result<Option<Flusso>> {
-        let mut q = Q::new("SELECT ");
-        q.push(FLUSSO_COLS).push(" FROM siuss_flusso WHERE prestazione_id = ").bind_text(prestazione_id);
-        q.push(" ORDER BY seq DESC LIMIT 1");
-        let Some(r) = q.fetch_optional(&self.pool).await? else { return Ok(None) };
-        let f = flusso(&r, false)?;
-        Ok((f.operazione == "I" && f.stato != StatoFlusso::Rejected).then_some(f))
-    }
-
-    /// Records a decision: its flows (each with a fresh id and `ts_flusso`) and the
-    /// prestazione's current gaps, in one transaction. Returns the ids produced.
-    pub async fn siuss_apply(&self, d: Decisione) -> Result<Vec<String>> {
+    /// Applies a decision atomically. In one transaction: the prestazione's ledger row is
+    /// taken first (an upsert, which on PostgreSQL locks the row until commit, and on SQLite
+    /// takes the single write lock), then the flow standing at INPS is read and handed to the
+    /// decision's [`Decisore`], then the flows it chose are written (each with a fresh id and
+    /// `ts_flusso`) with the prestazione's gaps and note. Two appliers of one prestazione are
+    /// thus serialised, and the second sees what the first emitted. A decision older than the
+    /// version the ledger holds changes nothing. A flow whose XML cannot be written, or is too
+    /// large, stores nothing of the decision (the refusal is noted on the prestazione).
+    pub async fn siuss_apply(&self, d: Decisione) -> std::result::Result<Applicazione, ApplyError> {
+        let Decisione { prestazione_id, ente, denominazione_ente, ufficio, version, mancanze, nota, decidi } = d;
+        let t = Testata { prestazione_id, ente, denominazione_ente, ufficio, version };
         let (at, today) = now();
         let giorno = format!("{:04}{:02}{:02}", today.year(), u8::from(today.month()), today.day());
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::new();
-        for e in d.emissioni {
-            // Per-ente ts counter first: its row lock orders this ente's flows by commit.
-            let ts: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
-                .bind_text(&d.ente)
-                .push(", 'ts', ")
-                .bind_int(now_ms())
-                .push(") ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = CASE WHEN excluded.ultimo > siuss_progressivo.ultimo THEN excluded.ultimo ELSE siuss_progressivo.ultimo + 1 END RETURNING ultimo")
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| CoreError::Internal("ts counter returned no row".into()))?
-                .try_get("ultimo")?;
-            let n: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
-                .bind_text(&d.ente)
-                .push(", ")
-                .bind_text(&giorno)
-                .push(", 1) ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = siuss_progressivo.ultimo + 1 RETURNING ultimo")
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| CoreError::Internal("progressivo returned no row".into()))?
-                .try_get("ultimo")?;
-            if n > 9_999_999 {
-                return Err(CoreError::Internal("daily flow sequence exhausted".into()));
-            }
-            let id = format!("{}.{}.{}.{:07}", d.ente, e.tipo, giorno, n);
-            let xml = (e.xml)(&id).map_err(|why| CoreError::Internal(format!("flow not written: {why}")))?;
-            if xml.len() > MAX_XML_BYTES {
-                return Err(CoreError::Internal("flow larger than the 10 MB the API allows".into()));
-            }
-            let mut q = Q::new(
-                "INSERT INTO siuss_flusso (id_flusso, ente, denominazione_ente, ufficio, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, xml, impronta, snapshot, stato, created_at) VALUES (",
-            );
-            q.bind_text(&id)
-                .push(", ")
-                .bind_text(&d.ente)
-                .push(", ")
-                .bind_text(&d.denominazione_ente)
-                .push(", ")
-                .bind_text(&d.ufficio)
-                .push(", ")
-                .bind_text(&d.prestazione_id);
-            q.push(", ").bind_int(d.version).push(", ").bind_text(e.tipo).push(", ").bind_text(e.operazione).push(", ").bind_int(ts);
-            q.push(", ").bind(Val::Bytes(xml)).push(", ").bind_text(&e.impronta).push(", ").bind(Val::Bytes(e.snapshot));
-            q.push(", 'ready', ").bind_text(&at).push(")");
-            q.execute(&mut *tx).await?;
-            ids.push(id);
+        let mut tx = self.pool.begin().await.map_err(CoreError::from)?;
+        let mut q = Q::new("INSERT INTO siuss_prestazione (prestazione_id, ente, ufficio, version, violazioni, updated_at) VALUES (");
+        q.bind_text(&t.prestazione_id).push(", ").bind_text(&t.ente).push(", ").bind_text(&t.ufficio).push(", ").bind_int(t.version);
+        q.push(", '[]', ").bind_text(&at);
+        // A no-op update, so that an existing row is locked too and its version returned.
+        q.push(") ON CONFLICT (prestazione_id) DO UPDATE SET version = siuss_prestazione.version RETURNING version");
+        let held: i64 = q
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::from)?
+            .ok_or_else(|| CoreError::Internal("ledger row upsert returned no row".into()))?
+            .try_get("version")
+            .map_err(CoreError::from)?;
+        if held > t.version {
+            tx.rollback().await.map_err(CoreError::from)?;
+            return Ok(Applicazione::Superata);
         }
-        let mancanze = serde_json::to_string(&d.mancanze).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(" FROM siuss_flusso WHERE prestazione_id = ").bind_text(&t.prestazione_id);
+        q.push(" ORDER BY seq DESC LIMIT 1");
+        let latest = q.fetch_optional(&mut *tx).await.map_err(CoreError::from)?.map(|r| flusso(&r, false)).transpose()?;
+        let standing = latest.filter(|f| f.operazione == "I" && f.stato != StatoFlusso::Rejected);
+        let base = mancanze.clone();
+        let mut mancanze = mancanze;
+        let (emissioni, nota, trattenuta) = match (decidi)(standing.as_ref()) {
+            Scelta::Emetti { emissioni, nota: scelta } => (emissioni, scelta.unwrap_or(nota), false),
+            Scelta::Trattieni { nota: motivo, mancanza } => {
+                mancanze.push(mancanza);
+                (Vec::new(), motivo, true)
+            }
+        };
+        let mut ids = Vec::new();
+        for e in emissioni {
+            match self.siuss_scrivi(&mut tx, &t, e, &giorno, &at).await? {
+                Ok(id) => ids.push(id),
+                Err(why) => {
+                    drop(tx);
+                    self.siuss_nota_rifiuto(&t, &base, &why, &at).await?;
+                    return Err(ApplyError::Rifiutato(why));
+                }
+            }
+        }
+        let mancanze = serde_json::to_string(&mancanze).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut q = Q::new("UPDATE siuss_prestazione SET ente = ");
+        q.bind_text(&t.ente).push(", ufficio = ").bind_text(&t.ufficio).push(", version = ").bind_int(t.version);
+        q.push(", violazioni = ").bind_text(&mancanze).push(", nota = ").bind(Val::opt_text(&nota)).push(", updated_at = ").bind_text(&at);
+        q.push(" WHERE prestazione_id = ").bind_text(&t.prestazione_id);
+        q.execute(&mut *tx).await.map_err(CoreError::from)?;
+        tx.commit().await.map_err(CoreError::from)?;
+        Ok(if trattenuta { Applicazione::Trattenuta(nota) } else { Applicazione::Emessi(ids) })
+    }
+
+    /// Writes one flow of a decision in its transaction. The inner error is the writer's
+    /// refusal (no value in it).
+    async fn siuss_scrivi(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        t: &Testata,
+        e: Emissione,
+        giorno: &str,
+        at: &str,
+    ) -> Result<std::result::Result<String, String>> {
+        // Per-ente ts counter first: its row lock orders this ente's flows by commit.
+        let ts: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
+            .bind_text(&t.ente)
+            .push(", 'ts', ")
+            .bind_int(now_ms())
+            .push(") ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = CASE WHEN excluded.ultimo > siuss_progressivo.ultimo THEN excluded.ultimo ELSE siuss_progressivo.ultimo + 1 END RETURNING ultimo")
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| CoreError::Internal("ts counter returned no row".into()))?
+            .try_get("ultimo")?;
+        let n: i64 = Q::new("INSERT INTO siuss_progressivo (ente, giorno, ultimo) VALUES (")
+            .bind_text(&t.ente)
+            .push(", ")
+            .bind_text(giorno)
+            .push(", 1) ON CONFLICT (ente, giorno) DO UPDATE SET ultimo = siuss_progressivo.ultimo + 1 RETURNING ultimo")
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| CoreError::Internal("progressivo returned no row".into()))?
+            .try_get("ultimo")?;
+        if n > 9_999_999 {
+            return Err(CoreError::Internal("daily flow sequence exhausted".into()));
+        }
+        let id = format!("{}.{}.{}.{:07}", t.ente, e.tipo, giorno, n);
+        let xml = match (e.xml)(&id) {
+            Ok(x) if x.len() > MAX_XML_BYTES => return Ok(Err(format!("flusso {} più grande dei 10 MB ammessi dall'API", e.operazione))),
+            Ok(x) => x,
+            Err(why) => return Ok(Err(format!("flusso {} non scritto: {why}", e.operazione))),
+        };
+        let mut q = Q::new(
+            "INSERT INTO siuss_flusso (id_flusso, ente, denominazione_ente, ufficio, prestazione_id, prestazione_version, tipo, operazione, ts_flusso, xml, impronta, snapshot, stato, created_at) VALUES (",
+        );
+        q.bind_text(&id)
+            .push(", ")
+            .bind_text(&t.ente)
+            .push(", ")
+            .bind_text(&t.denominazione_ente)
+            .push(", ")
+            .bind_text(&t.ufficio)
+            .push(", ")
+            .bind_text(&t.prestazione_id);
+        q.push(", ").bind_int(t.version).push(", ").bind_text(e.tipo).push(", ").bind_text(e.operazione).push(", ").bind_int(ts);
+        q.push(", ").bind(Val::Bytes(xml)).push(", ").bind_text(&e.impronta).push(", ").bind(Val::Bytes(e.snapshot));
+        q.push(", 'ready', ").bind_text(at).push(")");
+        q.execute(&mut **tx).await?;
+        Ok(Ok(id))
+    }
+
+    /// Notes on the prestazione that its flow was refused (the decision itself stored
+    /// nothing), so operators see it beside the prestazione as well as in the dead letter.
+    async fn siuss_nota_rifiuto(&self, t: &Testata, mancanze: &[Mancanza], why: &str, at: &str) -> Result<()> {
+        let mancanze = serde_json::to_string(mancanze).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let nota = format!("nessun flusso emesso: {why}");
         let mut q = Q::new("INSERT INTO siuss_prestazione (prestazione_id, ente, ufficio, version, violazioni, nota, updated_at) VALUES (");
-        q.bind_text(&d.prestazione_id).push(", ").bind_text(&d.ente).push(", ").bind_text(&d.ufficio).push(", ").bind_int(d.version);
-        q.push(", ").bind_text(&mancanze).push(", ").bind(Val::opt_text(&d.nota)).push(", ").bind_text(&at);
-        q.push(") ON CONFLICT (prestazione_id) DO UPDATE SET version = excluded.version, violazioni = excluded.violazioni, nota = excluded.nota, updated_at = excluded.updated_at, ufficio = excluded.ufficio");
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(ids)
+        q.bind_text(&t.prestazione_id).push(", ").bind_text(&t.ente).push(", ").bind_text(&t.ufficio).push(", ").bind_int(t.version);
+        q.push(", ").bind_text(&mancanze).push(", ").bind_text(&nota).push(", ").bind_text(at);
+        q.push(") ON CONFLICT (prestazione_id) DO UPDATE SET nota = excluded.nota, updated_at = excluded.updated_at");
+        q.push(" WHERE siuss_prestazione.version <= excluded.version");
+        q.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// `GET /flussi`: up to `limit` flows of the caller's ente with `ts_flusso > since`, in

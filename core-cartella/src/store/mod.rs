@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod clients;
+pub mod delivery;
 pub mod esporta;
 mod feed;
 pub mod flussi;
@@ -31,7 +32,7 @@ use tokio::sync::watch;
 
 pub use clients::ClientRecord;
 pub use feed::{Change, Cursor};
-pub use records::{ListFilter, Page, PersonaSearch};
+pub use records::{ListFilter, MAX_PAGE, Page, PersonaSearch};
 pub use sessions::{LoginRequestRecord, OperatorRecord, SessionRecord};
 pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};
 

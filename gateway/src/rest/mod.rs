@@ -203,7 +203,7 @@ fn compile(pool: &DescriptorPool, route: &Route) -> Result<CompiledRoute, TableE
         let exclude: Vec<&str> = route.path_params.iter().map(|(_, p)| *p).collect();
         mapping::query_params(&input, &exclude).map_err(err)?
     };
-    let location = (route.verb == Verb::Post)
+    let location = routes::creates(route)
         .then(|| format!("{}/{{id}}", route.path))
         .filter(|item| ROUTES.iter().any(|r| r.verb == Verb::Get && r.path == item))
         .map(|item| format!("{BASE}{item}"));
@@ -523,7 +523,7 @@ async fn serve(ctx: &Ctx, route: &CompiledRoute, req: Request) -> Result<Respons
         Err(s) => return Err(RestError::Core(rename_violations(route, s))),
     };
     let json = mapping::to_json(&out).map_err(|_| RestError::Encode)?;
-    let status = if route.route.verb == Verb::Post { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if routes::creates(&route.route) { StatusCode::CREATED } else { StatusCode::OK };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if route.versioned

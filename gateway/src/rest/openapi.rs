@@ -206,7 +206,7 @@ fn operation(api: &Api, c: &CompiledRoute, comments: &Comments, package: &str) -
             "schema": { "type": "string", "pattern": "^(\\*|(W/)?\"[0-9]{1,18}\")$" }
         }));
     }
-    let (code, what) = if c.route.verb == Verb::Post { ("201", "Created") } else { ("200", "OK") };
+    let (code, what) = if super::routes::creates(&c.route) { ("201", "Created") } else { ("200", "OK") };
     let mut ok = json!({
         "description": what,
         "content": { "application/json": { "schema": reference(m.output().full_name(), package) } }

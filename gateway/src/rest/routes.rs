@@ -59,6 +59,13 @@ macro_rules! cs {
     };
 }
 
+/// Full name of a `DeliveryService` method.
+macro_rules! ds {
+    ($m:literal) => {
+        concat!("cartella.v1.DeliveryService.", $m)
+    };
+}
+
 /// Every CartellaService and StatsService operation. Records hanging off a cartella are
 /// created in their own collection (the body names the cartella) and listed under it.
 pub const ROUTES: &[Route] = &[
@@ -110,4 +117,16 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/cartelle/{cartella_id}/condivisioni", cs!("ListCondivisioni"), None, &[("cartella_id", "cartella_id")], "condivisioni"),
     // Statistiche (StatsService)
     r(Get, "/statistiche/riepilogo", "cartella.v1.StatsService.GetRiepilogo", None, &[], "statistiche"),
+    // Outbound delivery (DeliveryService): adapters, deliveries, dead letters, replay.
+    r(Get, "/adapters", ds!("ListAdapters"), None, &[], "deliveries"),
+    r(Post, "/adapters/{adapter}/replay", ds!("Replay"), None, &[("adapter", "adapter")], "deliveries"),
+    r(Get, "/deliveries", ds!("ListDeliveries"), None, &[], "deliveries"),
+    r(Get, "/deliveries/{id}", ds!("GetDelivery"), None, &[("id", "id")], "deliveries"),
+    r(Post, "/deliveries/{id}/retry", ds!("RetryDelivery"), None, &[("id", "id")], "deliveries"),
+    r(Post, "/deliveries/{id}/discard", ds!("DiscardDelivery"), None, &[("id", "id")], "deliveries"),
 ];
+
+/// Whether a route creates a record (201 with `Location`), rather than acting on one (200).
+pub fn creates(route: &Route) -> bool {
+    route.verb == Verb::Post && route.rpc.rsplit('.').next().is_some_and(|m| m.starts_with("Create"))
+}

@@ -40,6 +40,11 @@ impl Metrics {
         Ok(Self { registry, requests, duration, in_flight, refusals })
     }
 
+    /// The registry served at `/metrics`, for other parts of the process to register in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts a refusal (authentication, rate limit, overload, size) by its stable reason.
     pub fn refused(&self, reason: &str) {
         self.refusals.with_label_values(&[reason]).inc();

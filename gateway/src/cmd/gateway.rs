@@ -1,0 +1,116 @@
+//! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC; and the
+//! HTTP settings and session purge it shares with `sigess up`.
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use core_cartella::{auth::TokenSigner, store::Store};
+use gateway::{
+    app::{self, Parts},
+    core_link::CoreLink,
+};
+use tokio::net::TcpListener;
+
+use super::{KeyArgs, StoreArgs, shutdown_signal};
+
+/// Settings of the gateway's HTTP side.
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Seconds a REST call may take before the gateway answers 503.
+    #[arg(long, env = "SIGESS_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "SIGESS_MAX_BODY", default_value_t = 1_048_576)]
+    max_body: usize,
+    /// Requests served at once; beyond it new ones get 503 at once.
+    #[arg(long, env = "SIGESS_MAX_CONCURRENCY", default_value_t = 1024)]
+    max_concurrency: usize,
+    /// Origin allowed by CORS (the web console's); repeat for several.
+    #[arg(long = "cors-origin", env = "SIGESS_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Sustained requests per minute per client.
+    #[arg(long, env = "SIGESS_RATE_PER_MINUTE", default_value_t = 600)]
+    rate_per_minute: u32,
+    /// Requests a client may send in a burst.
+    #[arg(long, env = "SIGESS_RATE_BURST", default_value_t = 60)]
+    rate_burst: u32,
+}
+
+impl HttpArgs {
+    pub fn app_config(&self) -> gateway::app::AppConfig {
+        gateway::app::AppConfig {
+            stack: gateway::stack::StackConfig {
+                timeout: Duration::from_secs(self.request_timeout.max(1)),
+                max_body: self.max_body,
+                max_concurrency: self.max_concurrency.max(1),
+                cors_origins: self.cors_origins.clone(),
+            },
+            rate: gateway::stack::limit::RateConfig { per_minute: self.rate_per_minute, burst: self.rate_burst },
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    spid: spid_cie::RpArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    auth: gateway::setup::AuthArgs,
+    /// Where core's gRPC answers.
+    #[arg(long, env = "SIGESS_CORE_URL", default_value = "http://127.0.0.1:50051")]
+    core_url: String,
+    /// HTTP listen address (REST, gRPC ingress, metrics, health).
+    #[arg(long, env = "SIGESS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+}
+
+/// The gateway alone, in front of a core reached at `--core-url`.
+pub async fn run(a: GatewayArgs) -> Result<()> {
+    let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
+    let spid = a.spid.config().context("SPID/CIE login settings")?;
+    let store = a.store.open().await?;
+    let link = CoreLink::connect_lazy(&a.core_url, signer.clone()).with_context(|| format!("core URL {}", a.core_url))?;
+    let (auth, token_endpoint) = a.auth.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let auth = match spid {
+        Some(rp) => {
+            purge_sessions_periodically(store.clone(), rp.idle_timeout);
+            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
+        }
+        None => auth,
+    };
+    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
+        .context("building the HTTP application")?;
+    let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
+    tracing::info!(http_addr = %web.local_addr()?, core = %a.core_url, "gateway listening");
+    println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core_url);
+    match a.auth.tls() {
+        Some(t) => gateway::tls::serve_tls(web, app.router, t, shutdown_signal()).await.context("HTTPS server")?,
+        None => axum::serve(web, app.router).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?,
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Deletes expired operator sessions and stale login requests every five minutes (a
+/// session past its timeouts is already refused; this keeps the tables small).
+pub fn purge_sessions_periodically(store: Store, idle: Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            let idle = i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);
+            match store.purge_sessions(now, now.saturating_sub(idle)).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired operator sessions purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging operator sessions failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,110 @@
+//! The `sigess` subcommands, one module per command group, and what they share: the store
+//! and key flags, role and caller-kind values, opening the store, and the shutdown signal.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use core_cartella::{
+    auth::Role,
+    store::{Store, StoreOptions},
+};
+use tokio::sync::watch;
+
+pub mod client;
+pub mod core;
+pub mod gateway;
+pub mod operator;
+pub mod siuss;
+pub mod token;
+pub mod up;
+pub mod worker;
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Database URL: sqlite://PATH (embedded, created if missing) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/sigess.db")]
+    pub database_url: String,
+    /// Connection pool size on PostgreSQL (SQLite always uses one writer connection).
+    #[arg(long, env = "SIGESS_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+}
+
+impl StoreArgs {
+    /// Connects and applies migrations.
+    pub async fn open(&self) -> Result<Store> {
+        let mut opts = StoreOptions::new(&self.database_url);
+        opts.max_connections = self.db_max_connections;
+        let store = Store::open(&opts).await.context("opening the store")?;
+        tracing::debug!(backend = ?store.backend(), "store open, migrations applied");
+        Ok(store)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// Ed25519 private key (PKCS#8 PEM) that signs caller tokens; created (mode 0600) if missing.
+    #[arg(long, env = "SIGESS_SIGNING_KEY", default_value = "./data/hub-signing-key.pem")]
+    pub signing_key: PathBuf,
+}
+
+/// A role on the command line (`--roles operatore,consultazione`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Reads and writes cartelle in scope.
+    Operatore,
+    /// Reads cartelle in scope.
+    Consultazione,
+    /// Reads aggregates only.
+    Statistica,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Operatore => Role::Operatore,
+            RoleArg::Consultazione => Role::Consultazione,
+            RoleArg::Statistica => Role::Statistica,
+        }
+    }
+}
+
+/// The roles of a `--roles` flag, in the order given.
+pub fn roles(args: &[RoleArg]) -> Vec<Role> {
+    args.iter().map(|&r| Role::from(r)).collect()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested: draining in-flight calls");
+}
+
+/// A boxed future that resolves when the hub stops.
+pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One stop switch for several tasks: send `true` on the sender, and every future made by
+/// the maker resolves.
+pub fn stopper() -> (watch::Sender<bool>, impl Fn() -> StopFuture) {
+    let (tx, rx) = watch::channel(false);
+    let make = move || {
+        let mut rx = rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }) as StopFuture
+    };
+    (tx, make)
+}

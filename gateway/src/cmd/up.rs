@@ -1,0 +1,144 @@
+//! `sigess up`: core, the delivery engine (every outbound adapter) and the gateway in one
+//! process, over one store.
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use core_cartella::{
+    auth::{Caller, CallerKind, Role, TokenSigner},
+    delivery::{Engine, EngineMetrics},
+    demo,
+};
+use gateway::{
+    app::{self, Parts},
+    core_link::CoreLink,
+};
+use tokio::net::TcpListener;
+
+use super::{
+    KeyArgs, StoreArgs,
+    gateway::{HttpArgs, purge_sessions_periodically},
+    shutdown_signal, stopper,
+};
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    spid: spid_cie::RpArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    auth: gateway::setup::AuthArgs,
+    /// gRPC listen address of core.
+    #[arg(long, env = "SIGESS_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    /// HTTP listen address of the gateway (REST, gRPC ingress, metrics, health).
+    #[arg(long, env = "SIGESS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Seed fake demo data for the 15 Municipi (only into an empty store).
+    #[arg(long, env = "SIGESS_DEMO")]
+    demo: bool,
+    /// People per Municipio seeded by --demo.
+    #[arg(long, env = "SIGESS_DEMO_SIZE", default_value_t = 40)]
+    demo_size: u32,
+    #[command(flatten)]
+    adapters: gateway::adapters::AdapterArgs,
+    #[command(flatten)]
+    engine: gateway::delivery::EngineArgs,
+}
+
+pub async fn run(a: UpArgs) -> Result<()> {
+    let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
+    let spid = a.spid.config().context("SPID/CIE login settings")?;
+    let store = a.store.open().await?;
+    tracing::info!(backend = ?store.backend(), "store open, migrations applied");
+    if a.demo {
+        let s = demo::seed(&store, a.demo_size, 20_261_123).await.context("seeding demo data")?;
+        if s.already_seeded {
+            tracing::info!("demo data: the store already holds people, nothing seeded");
+        } else {
+            tracing::info!(
+                persone = s.persone,
+                nuclei = s.nuclei,
+                accessi = s.accessi,
+                cartelle = s.cartelle,
+                prestazioni = s.prestazioni,
+                "demo data seeded"
+            );
+        }
+    }
+    let grpc = TcpListener::bind(a.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc_addr))?;
+    let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = web.local_addr()?;
+    tracing::info!(%grpc_addr, %http_addr, "SIGeSS hub listening");
+    println!(
+        "SIGeSS hub: core gRPC on {grpc_addr}; gateway on http://{http_addr} (REST /api/v1, gRPC ingress, /metrics, /healthz, /readyz)"
+    );
+    if a.demo {
+        let demo_caller = Caller {
+            kind: CallerKind::Operatore,
+            subject: "demo-operatore-m01".into(),
+            ente: demo::ENTE.into(),
+            ufficio: Some(demo::municipio(1)),
+            roles: vec![Role::Operatore],
+            purpose: "dimostrazione".into(),
+            request_id: String::new(),
+        };
+        let token = signer.mint(&demo_caller, Duration::from_secs(12 * 3600))?;
+        println!(
+            "Demo caller token (operatore of Municipio I, 12 hours):\n  {token}\n\
+             Mint others with: sigess token --signing-key {} --ufficio M02 --roles operatore",
+            a.key.signing_key.display()
+        );
+    }
+    let (stop, on_stop) = stopper();
+    let verifier = signer.verifier()?;
+    let routes = core_cartella::server::routes(&store, verifier).await.map_err(anyhow::Error::from_boxed).context("gRPC routes")?;
+    let grpc_routes = routes.clone();
+    let grpc_stop = on_stop();
+    let grpc_task = tokio::spawn(async move {
+        core_cartella::server::serve_routes(grpc, grpc_routes, grpc_stop).await.map_err(anyhow::Error::from_boxed).context("gRPC server")
+    });
+    // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
+    // audit, without a loopback connection.
+    let link = CoreLink::in_process(routes, signer.clone());
+    // Demo mode is the one where anyone holding the hub key acts as anyone: the demo store
+    // holds only fake data (seeding refuses a store with other data).
+    let mut auth_args = a.auth.clone();
+    auth_args.accept_hub_tokens |= a.demo;
+    let (auth, token_endpoint) = auth_args.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let auth = match spid {
+        Some(rp) => {
+            purge_sessions_periodically(store.clone(), rp.idle_timeout);
+            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
+        }
+        None => auth,
+    };
+    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
+        .context("building the HTTP application")?;
+    let adapters = gateway::adapters::registered(&store, &a.adapters, a.demo).context("outbound adapters")?;
+    let engine_metrics = EngineMetrics::register(app.metrics.registry()).context("delivery metrics")?;
+    let engine_task = Engine::new(store.clone(), adapters, a.engine.config(), Some(engine_metrics)).spawn(on_stop());
+    let tls = a.auth.tls();
+    let web_stop = on_stop();
+    let web_task = tokio::spawn(async move {
+        match tls {
+            Some(t) => gateway::tls::serve_tls(web, app.router, t, web_stop).await.context("HTTPS server")?,
+            None => axum::serve(web, app.router).with_graceful_shutdown(web_stop).await.context("HTTP server")?,
+        }
+        Ok::<_, anyhow::Error>(store)
+    });
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    grpc_task.await??;
+    let store = web_task.await??;
+    let _ = engine_task.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
