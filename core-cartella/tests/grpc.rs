@@ -777,7 +777,75 @@ async fn tenancy_edges_two_enti(db: &Db) {
     hub.stop().await;
 }
 
+/// A sharing basis without an end lasts a year; the owning ufficio revokes it (audited, in the
+/// feed), after which the recipient reads nothing; the recipient cannot revoke it.
+async fn condivisione_revoked_and_bounded(db: &Db) {
+    let hub = Hub::start(db).await;
+    let (_, cid) = persona_with_cartella(&hub, "M01", "Revoca", 11).await;
+    let mut m1 = hub.op("M01").await;
+    let mut m2 = hub.op("M02").await;
+    let share = pb::Condivisione {
+        cartella_id: cid.clone(),
+        ufficio_destinatario: "M02".into(),
+        base_giuridica: "presa in carico congiunta".into(),
+        scrittura: true,
+        ..Default::default()
+    };
+    let s = m1.create_condivisione(pb::CreateCondivisioneRequest { condivisione: Some(share.clone()) }).await.unwrap().into_inner();
+    let today = time::OffsetDateTime::now_utc().date();
+    let expected = core_cartella::domain::codes::format_date(today + time::Duration::days(365));
+    assert_eq!(s.valida_fino_al, expected, "no end given: one year");
+    let forged = pb::Condivisione { revocata_il: "2026-01-01T00:00:00Z".into(), ..share };
+    let err = m1.create_condivisione(pb::CreateCondivisioneRequest { condivisione: Some(forged) }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    m2.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap();
+
+    let sid = id_of(&s.meta);
+    let revoke = |id: &str, motivo: &str| pb::RevokeCondivisioneRequest { id: id.into(), motivo: motivo.into() };
+    assert_eq!(m2.revoke_condivisione(revoke(&sid, "non più necessaria")).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(m1.revoke_condivisione(revoke(&sid, "")).await.unwrap_err().code(), Code::InvalidArgument, "a reason is required");
+    let long = "x".repeat(201);
+    assert_eq!(m1.revoke_condivisione(revoke(&sid, &long)).await.unwrap_err().code(), Code::InvalidArgument);
+    let r = m1.revoke_condivisione(revoke(&sid, "progetto concluso")).await.unwrap().into_inner();
+    assert!(!r.revocata_il.is_empty());
+    assert_eq!(r.motivo_revoca, "progetto concluso");
+    assert_eq!(r.meta.as_ref().unwrap().version, 2);
+    assert!(r.valida_fino_al < core_cartella::domain::codes::format_date(today), "{}", r.valida_fino_al);
+    assert_eq!(m2.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap_err().code(), Code::PermissionDenied);
+    let again = m1.revoke_condivisione(revoke(&sid, "di nuovo")).await.unwrap().into_inner();
+    assert_eq!(again, r, "revoking a revoked sharing changes nothing");
+    assert_eq!(hub.store.audit_count(Kind::Condivisione, &sid, "revoke").await.unwrap(), 1);
+    let listed =
+        m1.list_condivisioni(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(listed.condivisioni, [r.clone()], "the record keeps when and why");
+    let mut milano = hub
+        .cartella(
+            &hub.signer
+                .mint(
+                    &core_cartella::auth::Caller {
+                        kind: core_cartella::auth::CallerKind::Operatore,
+                        subject: "op-milano".into(),
+                        ente: "F205".into(),
+                        ufficio: None,
+                        roles: vec![Role::Operatore],
+                        purpose: "test".into(),
+                        request_id: String::new(),
+                    },
+                    std::time::Duration::from_secs(600),
+                )
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        milano.revoke_condivisione(revoke(&sid, "altro ente")).await.unwrap_err().code(),
+        Code::NotFound,
+        "another ente's sharing does not exist for it"
+    );
+    hub.stop().await;
+}
+
 on_both_backends!(
+    condivisione_revoked_and_bounded,
     tenancy_edges_two_enti,
     crud_every_kind,
     duplicate_codice_fiscale,

@@ -228,6 +228,11 @@ impl CartellaService for CartellaSvc {
         Ok(Response::new(pb::ListPrestazioniResponse { prestazioni, next_page_token }))
     }
 
+    async fn revoke_condivisione(&self, r: Request<pb::RevokeCondivisioneRequest>) -> Result<Response<pb::Condivisione>, Status> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        Ok(Response::new(self.store.revoke_condivisione(&c, &r.id, &r.motivo).await?))
+    }
     async fn create_condivisione(&self, r: Request<pb::CreateCondivisioneRequest>) -> Result<Response<pb::Condivisione>, Status> {
         let c = caller(&r)?;
         self.create(c, r.into_inner().condivisione, "condivisione").await

@@ -1,7 +1,8 @@
 //! Create, read, update and list of any record kind, with tenancy and optimistic
 //! concurrency. A write commits its audit and outbox rows in its own transaction; a read
 //! returns once its audit rows are committed (see `audit_log`).
-use cartella_proto::v1::{Meta, Persona};
+use cartella_proto::v1::{Condivisione, Meta, Persona};
+use prost::Message;
 use sqlx::{Any, Row, Transaction, any::AnyRow};
 
 use super::{
@@ -227,6 +228,68 @@ impl Store {
         }
         let rec = decode::<R>(&row)?;
         self.audit_read(caller, &at, R::KIND, &[id], purpose).await?;
+        Ok(rec)
+    }
+
+    /// Ends a sharing basis now: its validity ends yesterday (the scope SQL stops honouring
+    /// it at once), the record keeps when and why, and the revocation is audited and sent to
+    /// the feed like any change. Only the owning ufficio or an ente-wide writer may revoke.
+    pub async fn revoke_condivisione(&self, caller: &Caller, id: &str, motivo: &str) -> Result<Condivisione> {
+        if !caller.can_write() {
+            return Err(CoreError::Denied("the caller's roles do not allow writing"));
+        }
+        let violations = crate::domain::validate::motivo_revoca(motivo);
+        if !violations.is_empty() {
+            return Err(CoreError::Invalid(violations));
+        }
+        let (at, today) = now();
+        let mut tx = self.pool.begin().await?;
+        let row = Q::new("SELECT version, ente, ufficio, persona_id, cartella_id, body FROM condivisione WHERE id = ")
+            .bind_text(id)
+            .push(" AND ente = ")
+            .bind_text(&caller.ente)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(CoreError::NotFound { kind: Kind::Condivisione.name() })?;
+        let owner: String = row.try_get("ufficio")?;
+        if caller.ufficio.as_deref().is_some_and(|u| u != owner) {
+            return Err(CoreError::Denied("only the ufficio that shared the cartella may revoke the sharing"));
+        }
+        let mut rec = decode::<Condivisione>(&row)?;
+        if !rec.revocata_il.is_empty() {
+            return Ok(rec);
+        }
+        let version = row.try_get::<i64, _>("version")? + 1;
+        let yesterday = crate::domain::codes::format_date(today.previous_day().unwrap_or(today));
+        rec.valida_fino_al = yesterday.clone();
+        rec.revocata_il = at.clone();
+        rec.motivo_revoca = motivo.to_string();
+        let old = rec.meta.clone().unwrap_or_default();
+        rec.meta = Some(Meta { version, updated_at: at.clone(), updated_by: caller.subject.clone(), ..old });
+        Q::new("UPDATE condivisione SET version = ")
+            .bind_int(version)
+            .push(", updated_at = ")
+            .bind_text(&at)
+            .push(", updated_by = ")
+            .bind_text(&caller.subject)
+            .push(", valida_fino_al = ")
+            .bind_text(&yesterday)
+            .push(", body = ")
+            .bind(Val::Bytes(rec.encode_to_vec()))
+            .push(" WHERE id = ")
+            .bind_text(id)
+            .execute(&mut *tx)
+            .await?;
+        let place = Placement {
+            ente: row.try_get("ente")?,
+            ufficio: owner,
+            persona_id: row.try_get("persona_id")?,
+            cartella_id: row.try_get("cartella_id")?,
+        };
+        audit(&mut *tx, caller, &at, "revoke", Kind::Condivisione, &[id], "").await?;
+        self.outbox(&mut tx, Kind::Condivisione, id, 2, version, &place, &at).await?;
+        tx.commit().await?;
+        self.notify();
         Ok(rec)
     }
 
