@@ -35,6 +35,9 @@ SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/schemathesis/run_schemathes
 echo "== SIUSS: xmllint on every flow (ledger tests, demo data via GET /waas/v1/flussi, portal export); schemathesis with INPS's api-comuni.yaml"
 SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/siuss/run_siuss.sh
 
+echo "== abuse cases (issue 13) against a real sigess up"
+conformance/abuse/run_abuse.sh
+
 echo "== Regione Lazio FHIR: adapter against Medplum, every Bundle and resource through fhir.resources"
 conformance/fhir/run_fhir.sh
 

@@ -93,3 +93,18 @@ def test_health_and_http(hub, channel):
         assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
     with urllib.request.urlopen(hub["http"] + "/readyz", timeout=5) as r:
         assert r.status == 200
+
+
+def test_reflection_v1alpha(hub):
+    """grpcio-reflection's client speaks only grpc.reflection.v1alpha: it lists the hub's
+    services and resolves a method's message types without proto files."""
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+    from google.protobuf.descriptor_pool import DescriptorPool
+
+    with grpc.insecure_channel(hub["target"]) as ch:
+        db = ProtoReflectionDescriptorDatabase(ch)
+        services = set(db.get_services())
+        assert {"cartella.v1.CartellaService", "cartella.v1.FeedService", "grpc.health.v1.Health"} <= services, services
+        pool = DescriptorPool(db)
+        method = pool.FindServiceByName("cartella.v1.CartellaService").FindMethodByName("SearchPersone")
+        assert method.input_type.full_name == "cartella.v1.SearchPersoneRequest"

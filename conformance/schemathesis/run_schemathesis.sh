@@ -43,7 +43,7 @@ BASE="http://127.0.0.1:$HTTP_PORT"
   --database-url "sqlite://$TMP/sigess.db" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" \
   --http-addr "127.0.0.1:$HTTP_PORT" \
-  --signing-key "$TMP/k.pem" >"$TMP/hub.log" 2>&1 &
+  --signing-key "$TMP/k.pem" --accept-hub-tokens >"$TMP/hub.log" 2>&1 &
 HUB=$!
 
 # Ready when the REST document answers; give up if the hub exits or 30 s pass.

@@ -23,6 +23,10 @@ pub const ISSUER: &str = "sigess-hub";
 pub const AUDIENCE: &str = "sigess-core";
 /// Longest lifetime core accepts for a token, whatever its `exp` says.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest declared purpose, in characters. A purpose is copied into every audit row a call
+/// writes (one per record read), so its size multiplies; 200 characters name any purpose of
+/// processing an operator or a client declares.
+pub const MAX_PURPOSE_CHARS: usize = 200;
 /// Tokens whose signature a verifier remembers; past this, tokens no longer valid are
 /// forgotten, and if that is not enough, all of them.
 const VERIFIED_TOKENS: usize = 4096;
@@ -116,6 +120,44 @@ impl Caller {
     pub fn can_write(&self) -> bool {
         self.has(Role::Operatore)
     }
+
+    /// The purpose a call that declares `requested` is audited with. An operator may name the
+    /// purpose of each read; a system client acts only for the purpose it was registered
+    /// with, so naming another is refused (naming none, or the same, is fine).
+    pub fn purpose_for<'a>(&'a self, requested: &'a str) -> Result<&'a str, PurposeError> {
+        check_purpose(requested)?;
+        if requested.is_empty() {
+            return Ok(&self.purpose);
+        }
+        if self.kind == CallerKind::Sistema && !self.purpose.is_empty() && requested != self.purpose {
+            return Err(PurposeError::NotRegistered);
+        }
+        Ok(requested)
+    }
+}
+
+/// Why a declared purpose is not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PurposeError {
+    #[error("is longer than 200 characters")]
+    TooLong,
+    #[error("contains control characters")]
+    Control,
+    #[error("differs from the purpose registered for this client")]
+    NotRegistered,
+}
+
+/// Checks the shape of a declared purpose: at most [`MAX_PURPOSE_CHARS`] characters, none of
+/// them a control character (line breaks and escapes would forge lines in exported audit
+/// trails). Empty is accepted: the caller's own purpose is used instead.
+pub fn check_purpose(purpose: &str) -> Result<(), PurposeError> {
+    if purpose.chars().count() > MAX_PURPOSE_CHARS {
+        return Err(PurposeError::TooLong);
+    }
+    if purpose.chars().any(char::is_control) {
+        return Err(PurposeError::Control);
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +178,7 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct TokenVerifier {
     verifier: Arc<EddsaJwsVerifier>,
+    kid: Arc<str>,
     /// Payloads of valid tokens whose signature this key verified, by the whole token. The
     /// same token presented again skips the signature check (the costly part, an Ed25519
     /// verification), never the checks of its claims and times.
@@ -153,6 +196,7 @@ impl fmt::Debug for TokenVerifier {
 pub struct TokenSigner {
     signer: Arc<EddsaJwsSigner>,
     public_pem: Vec<u8>,
+    kid: String,
 }
 
 impl fmt::Debug for TokenSigner {
@@ -174,7 +218,7 @@ impl TokenSigner {
             let pair = EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(|e| TokenError::Key(e.to_string()))?;
             let pem = pair.to_pem_private_key();
             if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(|e| TokenError::Key(format!("cannot create {}: {e}", dir.display())))?;
+                crate::private_fs::create_dir(dir).map_err(|e| TokenError::Key(format!("cannot create {}: {e}", dir.display())))?;
             }
             write_private(path, &pem)?;
             pem
@@ -185,7 +229,13 @@ impl TokenSigner {
     pub fn from_pem(pem: &[u8]) -> Result<Self, TokenError> {
         let pair = EdDSA.key_pair_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
         let signer = EdDSA.signer_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(Self { signer: Arc::new(signer), public_pem: pair.to_pem_public_key() })
+        let public_pem = pair.to_pem_public_key();
+        Ok(Self { signer: Arc::new(signer), kid: key_id(&public_pem)?, public_pem })
+    }
+
+    /// The `kid` of this key's tokens.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     pub fn verifier(&self) -> Result<TokenVerifier, TokenError> {
@@ -199,6 +249,7 @@ impl TokenSigner {
     pub fn mint(&self, caller: &Caller, ttl: Duration) -> Result<String, TokenError> {
         let mut header = JwsHeader::new();
         header.set_token_type("JWT");
+        header.set_key_id(&self.kid);
         let mut p = JwtPayload::new();
         let now = now_secs();
         let set = |p: &mut JwtPayload, k: &str, v: Value| p.set_claim(k, Some(v)).map_err(|e| TokenError::Key(e.to_string()));
@@ -207,6 +258,8 @@ impl TokenSigner {
         p.set_subject(&caller.subject);
         set(&mut p, "iat", Value::from(now))?;
         set(&mut p, "exp", Value::from(now + ttl.as_secs()))?;
+        // A jti names each token in logs and lets a verifier refuse one that was revoked.
+        p.set_jwt_id(uuid::Uuid::new_v4().simple().to_string());
         set(&mut p, "knd", Value::from(caller.kind.as_str()))?;
         set(&mut p, "ente", Value::from(caller.ente.clone()))?;
         if let Some(u) = &caller.ufficio {
@@ -216,6 +269,27 @@ impl TokenSigner {
         set(&mut p, "pur", Value::from(caller.purpose.clone()))?;
         jwt::encode_with_signer(&p, &header, self.signer.as_ref()).map_err(|e| TokenError::Key(e.to_string()))
     }
+}
+
+/// The RFC 7638 thumbprint of an Ed25519 public key (PEM): the `kid` of the tokens it
+/// verifies. Verifiers refuse a token whose `kid` is another key's, which keeps a rotated
+/// key's tokens apart and tells an operator which key signed a token.
+fn key_id(public_pem: &[u8]) -> Result<String, TokenError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256};
+    let der = pem_body(public_pem)?;
+    // An Ed25519 SubjectPublicKeyInfo ends with the 32 bytes of the key.
+    let x = der.get(12..).filter(|x| x.len() == 32).ok_or_else(|| TokenError::Key("not an Ed25519 public key".into()))?;
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, URL_SAFE_NO_PAD.encode(x));
+    Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
+}
+
+/// The DER inside a PEM block.
+fn pem_body(pem: &[u8]) -> Result<Vec<u8>, TokenError> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let text = std::str::from_utf8(pem).map_err(|_| TokenError::Key("PEM is not text".into()))?;
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+    STANDARD.decode(b64).map_err(|_| TokenError::Key("PEM body is not base64".into()))
 }
 
 #[cfg(unix)]
@@ -238,7 +312,7 @@ fn write_private(path: &Path, pem: &[u8]) -> Result<(), TokenError> {
 impl TokenVerifier {
     pub fn from_public_pem(pem: &[u8]) -> Result<Self, TokenError> {
         let v = EdDSA.verifier_from_pem(pem).map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(Self { verifier: Arc::new(v), verified: Arc::default() })
+        Ok(Self { verifier: Arc::new(v), kid: key_id(pem)?.into(), verified: Arc::default() })
     }
 
     pub fn verify(&self, token: &str, request_id: &str) -> Result<Caller, TokenError> {
@@ -246,7 +320,15 @@ impl TokenVerifier {
         let remembered = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
         let payload = match &remembered {
             Some(p) => p.clone(),
-            None => Arc::new(jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|_| TokenError::Invalid)?.0),
+            None => {
+                let (payload, header) = jwt::decode_with_verifier(token, self.verifier.as_ref()).map_err(|_| TokenError::Invalid)?;
+                // The signature is this key's; a kid naming another key (or none) is a token
+                // minted outside `TokenSigner::mint`.
+                if header.key_id() != Some(&*self.kid) {
+                    return Err(TokenError::Claim("kid"));
+                }
+                Arc::new(payload)
+            }
         };
         let caller = match Self::caller(&payload, now, request_id) {
             Ok(c) => c,
@@ -283,8 +365,16 @@ impl TokenVerifier {
         validator.set_base_time(now);
         validator.set_min_issued_time(now - MAX_TTL);
         validator.set_max_issued_time(now + Duration::from_secs(60));
-        if payload.expires_at().is_none() {
-            return Err(TokenError::Claim("exp"));
+        // The validator checks aud and iat only when they are present: absent, they are refused.
+        for (claim, present) in [
+            ("exp", payload.expires_at().is_some()),
+            ("iat", payload.issued_at().is_some()),
+            ("aud", payload.audience().is_some()),
+            ("jti", payload.jwt_id().is_some_and(|j| !j.is_empty())),
+        ] {
+            if !present {
+                return Err(TokenError::Claim(claim));
+            }
         }
         validator.validate(payload).map_err(|e| match e {
             josekit::JoseError::InvalidClaim(_) => TokenError::Expired,
@@ -311,7 +401,10 @@ impl TokenVerifier {
             ente,
             ufficio: str_claim("uff").filter(|u| !u.is_empty()),
             roles,
-            purpose: str_claim("pur").unwrap_or_default(),
+            purpose: match payload.claim("pur") {
+                None => String::new(),
+                Some(v) => v.as_str().filter(|p| check_purpose(p).is_ok()).ok_or(TokenError::Claim("pur"))?.to_string(),
+            },
             request_id: request_id.to_string(),
         })
     }
@@ -361,6 +454,67 @@ mod tests {
         parts[2] = "";
         assert!(matches!(v.verify(&parts.join("."), ""), Err(TokenError::Invalid)));
         assert!(matches!(v.verify("garbage", ""), Err(TokenError::Invalid)));
+    }
+
+    /// A token signed by the right key is still refused when it lacks `aud`, `iat`, `jti` or
+    /// this key's `kid`, or carries a purpose that is too long; `mint` writes all of them.
+    #[test]
+    fn tokens_need_aud_iat_jti_and_kid() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).expect("key");
+        let v = signer.verifier().expect("verifier");
+        let good = signer.mint(&caller(), Duration::from_secs(60)).expect("mint");
+        let (payload, header) = jwt::decode_with_verifier(&good, v.verifier.as_ref()).expect("decodes");
+        assert_eq!(header.key_id(), Some(signer.kid()));
+        assert_eq!(signer.kid().len(), 43, "a base64url SHA-256 thumbprint");
+        assert!(payload.jwt_id().is_some_and(|j| j.len() >= 32));
+        let again = signer.mint(&caller(), Duration::from_secs(60)).expect("mint");
+        let (p2, _) = jwt::decode_with_verifier(&again, v.verifier.as_ref()).expect("decodes");
+        assert_ne!(payload.jwt_id(), p2.jwt_id(), "each token its own jti");
+
+        let sign = |p: &JwtPayload, kid: Option<&str>| {
+            let mut h = JwsHeader::new();
+            h.set_token_type("JWT");
+            if let Some(k) = kid {
+                h.set_key_id(k);
+            }
+            jwt::encode_with_signer(p, &h, signer.signer.as_ref()).expect("sign")
+        };
+        let without = |claim: &str| {
+            let mut p = payload.clone();
+            let mut map = p.claims_set().clone();
+            map.remove(claim);
+            p = JwtPayload::from_map(map).expect("payload");
+            sign(&p, Some(signer.kid()))
+        };
+        assert_eq!(v.verify(&sign(&payload, Some(signer.kid())), "").expect("the same claims, re-signed").subject, "op-1");
+        for claim in ["aud", "iat", "jti", "exp"] {
+            let r = v.verify(&without(claim), "");
+            assert!(matches!(r, Err(TokenError::Claim(c)) if c == claim), "{claim}: {r:?}");
+        }
+        assert!(matches!(v.verify(&sign(&payload, None), ""), Err(TokenError::Claim("kid"))));
+        assert!(matches!(v.verify(&sign(&payload, Some("another-key")), ""), Err(TokenError::Claim("kid"))));
+        let mut long = payload.clone();
+        long.set_claim("pur", Some(Value::from("x".repeat(MAX_PURPOSE_CHARS + 1)))).expect("claim");
+        assert!(matches!(v.verify(&sign(&long, Some(signer.kid())), ""), Err(TokenError::Claim("pur"))));
+    }
+
+    #[test]
+    fn purpose_shape_and_registered_purpose() {
+        assert_eq!(check_purpose(""), Ok(()));
+        assert_eq!(check_purpose(&"à".repeat(MAX_PURPOSE_CHARS)), Ok(()));
+        assert_eq!(check_purpose(&"a".repeat(MAX_PURPOSE_CHARS + 1)), Err(PurposeError::TooLong));
+        assert_eq!(check_purpose("riga\nnuova"), Err(PurposeError::Control));
+        assert_eq!(check_purpose("tab\t"), Err(PurposeError::Control));
+        let op = caller();
+        assert_eq!(op.purpose_for(""), Ok("presa in carico"));
+        assert_eq!(op.purpose_for("verifica"), Ok("verifica"));
+        let sys = Caller { kind: CallerKind::Sistema, ..caller() };
+        assert_eq!(sys.purpose_for(""), Ok("presa in carico"));
+        assert_eq!(sys.purpose_for("presa in carico"), Ok("presa in carico"));
+        assert_eq!(sys.purpose_for("verifica"), Err(PurposeError::NotRegistered));
+        let unregistered = Caller { purpose: String::new(), ..sys };
+        assert_eq!(unregistered.purpose_for("verifica"), Ok("verifica"));
     }
 
     /// A token seen before skips only the signature check: its times are checked on every

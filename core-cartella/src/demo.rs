@@ -89,6 +89,17 @@ fn date(y: i32, m: u32, d: u32) -> String {
 pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSummary> {
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM persona").fetch_one(store.pool()).await?.try_get("n")?;
     if existing > 0 {
+        // Demo mode lets anyone holding the hub key act as anyone, so it runs only on a store
+        // that began as a demo store. A real store never has the seeder's rows: seeding
+        // refuses a store that already holds people.
+        let seeded: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE actor = 'demo-seed' AND actor_kind = 'sistema' AND action = 'create'")
+                .fetch_one(store.pool())
+                .await?
+                .try_get("n")?;
+        if seeded == 0 {
+            return Err(CoreError::Denied("the store holds data that --demo did not seed: demo mode is refused on it"));
+        }
         return Ok(DemoSummary { already_seeded: true, ..Default::default() });
     }
     let caller = seeder();

@@ -37,6 +37,15 @@ impl From<sqlx::Error> for CoreError {
     }
 }
 
+impl From<crate::auth::PurposeError> for CoreError {
+    fn from(e: crate::auth::PurposeError) -> Self {
+        match e {
+            crate::auth::PurposeError::NotRegistered => Self::Denied("a system client reads only for the purpose it was registered with"),
+            shape => Self::invalid("purpose", &shape.to_string()),
+        }
+    }
+}
+
 impl CoreError {
     pub fn invalid(field: &str, description: &str) -> Self {
         Self::Invalid(vec![Violation { field: field.to_string(), description: description.to_string() }])

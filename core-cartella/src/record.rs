@@ -309,7 +309,12 @@ impl Record for Condivisione {
     const KIND: Kind = Kind::Condivisione;
     meta_access!();
     fn validate(&mut self, today: Date) -> Vec<Violation> {
-        validate::condivisione(self, today)
+        let v = validate::condivisione(self, today);
+        if v.is_empty() && self.valida_fino_al.is_empty() {
+            let end = today.saturating_add(time::Duration::days(validate::CONDIVISIONE_DEFAULT_DAYS));
+            self.valida_fino_al = crate::domain::codes::format_date(end);
+        }
+        v
     }
     fn cartella_ref(&self) -> &str {
         &self.cartella_id

@@ -89,12 +89,15 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
             }
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // v1alpha too: Python's grpcio-reflection client and several common tools speak only it.
     let routes = Routes::new(health)
-        .add_service(reflection)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
         .add_service(CartellaServiceServer::with_interceptor(CartellaSvc::new(store.clone()), auth.clone()))
         .add_service(FeedServiceServer::with_interceptor(FeedSvc::new(store.clone()), auth.clone()))
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))

@@ -151,4 +151,84 @@ async fn read_fails_when_its_audit_cannot_commit(db: &Db) {
     assert!(matches!(r, Err(CoreError::Store(_))), "{r:?}");
 }
 
-on_both_backends!(concurrent_reads_each_commit_their_audit, read_fails_when_its_audit_cannot_commit);
+/// A declared purpose is bounded in length and characters before anything is read, and a
+/// system client reads only for the purpose it was registered with.
+async fn purpose_is_bounded_and_registered_purpose_stands(db: &Db) {
+    let store = open(db).await;
+    let cid = fixture(&store, 3).await;
+    let op = caller();
+    let all = Page { size: 10, token: String::new() };
+    let search =
+        |purpose: &str| core_cartella::store::PersonaSearch { cognome: "Corale".into(), purpose: purpose.into(), ..Default::default() };
+
+    let long = "x".repeat(60_000);
+    let err = store.get::<pb::Cartella>(&op, &cid, &long).await.unwrap_err();
+    assert!(matches!(&err, CoreError::Invalid(v) if v[0].field == "purpose"), "{err:?}");
+    let err = store.search_persone(&op, &search(&long), &all).await.unwrap_err();
+    assert!(matches!(&err, CoreError::Invalid(v) if v[0].field == "purpose"), "{err:?}");
+    let err = store.list::<pb::Persona>(&op, &ListFilter::default(), &all, "riga\nfalsa").await.unwrap_err();
+    assert!(matches!(&err, CoreError::Invalid(v) if v[0].field == "purpose"), "{err:?}");
+    assert_eq!(read_audits(&store).await, 0, "nothing read, nothing audited");
+    let at_limit = "è".repeat(200);
+    store.get::<pb::Cartella>(&op, &cid, &at_limit).await.expect("200 characters are enough and allowed");
+
+    let sistema = Caller { kind: CallerKind::Sistema, subject: "app-m01".into(), purpose: "gestione".into(), ..caller() };
+    let err = store.get::<pb::Cartella>(&sistema, &cid, "altro scopo").await.unwrap_err();
+    assert!(matches!(err, CoreError::Denied(_)), "{err:?}");
+    let err = store.search_persone(&sistema, &search("altro scopo"), &all).await.unwrap_err();
+    assert!(matches!(err, CoreError::Denied(_)), "{err:?}");
+    store.get::<pb::Cartella>(&sistema, &cid, "").await.expect("no purpose: the registered one");
+    store.get::<pb::Cartella>(&sistema, &cid, "gestione").await.expect("the registered purpose");
+    let purposes: Vec<String> = sqlx::query("SELECT purpose FROM audit WHERE action = 'read' AND actor = 'app-m01'")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("purpose").unwrap())
+        .collect();
+    assert_eq!(purposes, ["gestione", "gestione"]);
+    store.get::<pb::Cartella>(&op, &cid, "altro scopo").await.expect("an operator names the purpose of each read");
+    store.close().await;
+}
+
+on_both_backends!(
+    concurrent_reads_each_commit_their_audit,
+    read_fails_when_its_audit_cannot_commit,
+    purpose_is_bounded_and_registered_purpose_stands
+);
+
+/// The SQLite file, its WAL and the folder the store creates are owner-only whatever the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/sigess.db", dir.display()))).await.unwrap();
+    store.create(&caller(), persona(1)).await.unwrap();
+    let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "data folder");
+    assert_eq!(mode("sigess.db"), 0o600);
+    assert_eq!(mode("sigess.db-wal"), 0o600);
+    store.close().await;
+}
+
+/// Demo mode (hub tokens accepted at the edge) runs only on a store that began as a demo
+/// store: seeding refuses a store holding data it did not seed.
+#[tokio::test]
+async fn demo_refuses_a_store_with_other_data() {
+    let real = common::database(common::Backend::Sqlite).await.unwrap();
+    let store = open(&real).await;
+    store.create(&caller(), persona(1)).await.unwrap();
+    let err = core_cartella::demo::seed(&store, 1, 7).await.unwrap_err();
+    assert!(matches!(err, CoreError::Denied(_)), "{err:?}");
+    store.close().await;
+
+    let demo = common::database(common::Backend::Sqlite).await.unwrap();
+    let store = open(&demo).await;
+    let first = core_cartella::demo::seed(&store, 1, 7).await.unwrap();
+    assert!(!first.already_seeded && first.persone > 0);
+    store.create(&caller(), persona(1)).await.unwrap();
+    assert!(core_cartella::demo::seed(&store, 1, 7).await.unwrap().already_seeded, "a demo store someone used stays a demo store");
+    store.close().await;
+}

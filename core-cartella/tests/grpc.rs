@@ -679,7 +679,174 @@ async fn restart_keeps_data(db: &Db) {
     hub.stop().await;
 }
 
+/// Tenancy at its edges, with two enti (Roma Capitale H501 and Milano F205): an ufficio may
+/// not filter by another ufficio's cartelle, an accesso makes the anagrafica readable but not
+/// writable, the codice fiscale is unique within an ente and never reveals another ente's
+/// persona, and the feed brings a persona's updates to every ufficio that sees the persona.
+async fn tenancy_edges_two_enti(db: &Db) {
+    use core_cartella::auth::{Caller, CallerKind};
+    let hub = Hub::start(db).await;
+    let caller = |ente: &str, ufficio: &str| Caller {
+        kind: CallerKind::Operatore,
+        subject: format!("op-{ente}-{ufficio}"),
+        ente: ente.into(),
+        ufficio: Some(ufficio.into()),
+        roles: vec![Role::Operatore],
+        purpose: "test".into(),
+        request_id: String::new(),
+    };
+    let (pid, _) = persona_with_cartella(&hub, "M01", "Confine", 9).await;
+    let mut m1 = hub.op("M01").await;
+    let mut m2 = hub.op("M02").await;
+    let p = m1.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap().into_inner();
+
+    // Milano registers its own record for the same codice fiscale; Roma's id stays unknown to it.
+    let milano_token = hub.signer.mint(&caller("F205", "Z1"), std::time::Duration::from_secs(600)).unwrap();
+    let mut milano = hub.cartella(&milano_token).await;
+    let mut theirs = p.clone();
+    theirs.meta = None;
+    let created = milano.create_persona(pb::CreatePersonaRequest { persona: Some(theirs.clone()) }).await;
+    let created = created.expect("a codice fiscale is unique within an ente, not across enti").into_inner();
+    assert_ne!(id_of(&created.meta), pid);
+    assert_eq!(created.meta.as_ref().unwrap().ente, "F205");
+    let again = milano.create_persona(pb::CreatePersonaRequest { persona: Some(theirs) }).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert_eq!(again.get_details_resource_info().unwrap().resource_name, id_of(&created.meta), "its own persona's id, not Roma's");
+    let found = milano
+        .search_persone(pb::SearchPersoneRequest { codice_fiscale: p.codice_fiscale.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.persone.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), [id_of(&created.meta)]);
+    assert_eq!(
+        milano.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // M02 records an accesso for the person: it reads the anagrafica, it does not change it.
+    m2.create_accesso(pb::CreateAccessoRequest {
+        accesso: Some(pb::Accesso {
+            persona_id: pid.clone(),
+            data: "2026-01-09".into(),
+            canale: pb::CanaleAccesso::Sportello as i32,
+            segnalante: "spontaneo".into(),
+            motivo: "richiesta di informazioni".into(),
+            esito: pb::EsitoAccesso::PresaInCarico as i32,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let seen = m2.get_persona(pb::GetRequest { id: pid.clone(), ..Default::default() }).await.unwrap().into_inner();
+    let mut changed = seen.clone();
+    changed.contatti = Some(pb::Contatti { telefono: "06 111111".into(), ..Default::default() });
+    let refused = m2.update_persona(pb::UpdatePersonaRequest { persona: Some(changed) }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "an accesso is no presa in carico");
+
+    // M02 may not learn which of the people it knows are in care at M01.
+    let by_other = m2.list_persone(pb::ListPersoneRequest { ufficio: "M01".into(), page: None }).await.unwrap_err();
+    assert_eq!(by_other.code(), Code::PermissionDenied);
+    let own = m1.list_persone(pb::ListPersoneRequest { ufficio: "M01".into(), page: None }).await.unwrap().into_inner();
+    assert!(own.persone.iter().any(|x| id_of(&x.meta) == pid));
+
+    // M01 updates the anagrafica: M02, which follows the person through its accesso, hears of
+    // it; Milano does not.
+    let mut upd = p.clone();
+    upd.contatti = Some(pb::Contatti { telefono: "06 222222".into(), ..Default::default() });
+    m1.update_persona(pb::UpdatePersonaRequest { persona: Some(upd) }).await.unwrap();
+    let persona_updates = |c: Caller| {
+        let store = hub.store.clone();
+        let pid = pid.clone();
+        async move {
+            let changes = store.changes_after(&c, Default::default(), &[Kind::Persona], 1000).await.unwrap();
+            changes.iter().filter(|ch| ch.id == pid && ch.op == 2).count()
+        }
+    };
+    // On PostgreSQL the feed serves a transaction once every older one has ended: wait for it.
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = persona_updates(caller("H501", "M02")).await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "the update reaches an ufficio that sees the persona");
+    assert_eq!(persona_updates(caller("F205", "Z1")).await, 0, "and no other ente");
+    assert_eq!(persona_updates(caller("H501", "M03")).await, 0, "nor an ufficio that does not know the person");
+    hub.stop().await;
+}
+
+/// A sharing basis without an end lasts a year; the owning ufficio revokes it (audited, in the
+/// feed), after which the recipient reads nothing; the recipient cannot revoke it.
+async fn condivisione_revoked_and_bounded(db: &Db) {
+    let hub = Hub::start(db).await;
+    let (_, cid) = persona_with_cartella(&hub, "M01", "Revoca", 11).await;
+    let mut m1 = hub.op("M01").await;
+    let mut m2 = hub.op("M02").await;
+    let share = pb::Condivisione {
+        cartella_id: cid.clone(),
+        ufficio_destinatario: "M02".into(),
+        base_giuridica: "presa in carico congiunta".into(),
+        scrittura: true,
+        ..Default::default()
+    };
+    let s = m1.create_condivisione(pb::CreateCondivisioneRequest { condivisione: Some(share.clone()) }).await.unwrap().into_inner();
+    let today = time::OffsetDateTime::now_utc().date();
+    let expected = core_cartella::domain::codes::format_date(today + time::Duration::days(365));
+    assert_eq!(s.valida_fino_al, expected, "no end given: one year");
+    let forged = pb::Condivisione { revocata_il: "2026-01-01T00:00:00Z".into(), ..share };
+    let err = m1.create_condivisione(pb::CreateCondivisioneRequest { condivisione: Some(forged) }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    m2.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap();
+
+    let sid = id_of(&s.meta);
+    let revoke = |id: &str, motivo: &str| pb::RevokeCondivisioneRequest { id: id.into(), motivo: motivo.into() };
+    assert_eq!(m2.revoke_condivisione(revoke(&sid, "non più necessaria")).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(m1.revoke_condivisione(revoke(&sid, "")).await.unwrap_err().code(), Code::InvalidArgument, "a reason is required");
+    let long = "x".repeat(201);
+    assert_eq!(m1.revoke_condivisione(revoke(&sid, &long)).await.unwrap_err().code(), Code::InvalidArgument);
+    let r = m1.revoke_condivisione(revoke(&sid, "progetto concluso")).await.unwrap().into_inner();
+    assert!(!r.revocata_il.is_empty());
+    assert_eq!(r.motivo_revoca, "progetto concluso");
+    assert_eq!(r.meta.as_ref().unwrap().version, 2);
+    assert!(r.valida_fino_al < core_cartella::domain::codes::format_date(today), "{}", r.valida_fino_al);
+    assert_eq!(m2.get_cartella(pb::GetRequest { id: cid.clone(), ..Default::default() }).await.unwrap_err().code(), Code::PermissionDenied);
+    let again = m1.revoke_condivisione(revoke(&sid, "di nuovo")).await.unwrap().into_inner();
+    assert_eq!(again, r, "revoking a revoked sharing changes nothing");
+    assert_eq!(hub.store.audit_count(Kind::Condivisione, &sid, "revoke").await.unwrap(), 1);
+    let listed =
+        m1.list_condivisioni(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(listed.condivisioni, [r.clone()], "the record keeps when and why");
+    let mut milano = hub
+        .cartella(
+            &hub.signer
+                .mint(
+                    &core_cartella::auth::Caller {
+                        kind: core_cartella::auth::CallerKind::Operatore,
+                        subject: "op-milano".into(),
+                        ente: "F205".into(),
+                        ufficio: None,
+                        roles: vec![Role::Operatore],
+                        purpose: "test".into(),
+                        request_id: String::new(),
+                    },
+                    std::time::Duration::from_secs(600),
+                )
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        milano.revoke_condivisione(revoke(&sid, "altro ente")).await.unwrap_err().code(),
+        Code::NotFound,
+        "another ente's sharing does not exist for it"
+    );
+    hub.stop().await;
+}
+
 on_both_backends!(
+    condivisione_revoked_and_bounded,
+    tenancy_edges_two_enti,
     crud_every_kind,
     duplicate_codice_fiscale,
     tenancy,
@@ -690,3 +857,54 @@ on_both_backends!(
     feed_under_concurrency,
     restart_keeps_data,
 );
+
+/// Server reflection answers in both versions clients speak: v1 (grpcurl) and v1alpha
+/// (Python's grpcio-reflection and other common tools), listing the same services.
+#[tokio::test]
+async fn reflection_v1_and_v1alpha() {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::{v1, v1alpha};
+    let db = common::database(common::Backend::Sqlite).await.unwrap();
+    let hub = Hub::start(&db).await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr)).unwrap().connect().await.unwrap();
+
+    let req = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("v1alpha is served")
+        .into_inner();
+    let Some(Ok(v1alpha::ServerReflectionResponse {
+        message_response: Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)),
+        ..
+    })) = alpha.next().await
+    else {
+        panic!("no service list from v1alpha");
+    };
+    // Each version lists itself; the rest must agree.
+    let own = |names: Vec<String>| names.into_iter().filter(|n| !n.starts_with("grpc.reflection.")).collect::<HashSet<String>>();
+    let alpha_names = own(list.service.into_iter().map(|s| s.name).collect());
+    assert!(alpha_names.contains("cartella.v1.CartellaService"), "{alpha_names:?}");
+
+    let req = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut one = v1::server_reflection_client::ServerReflectionClient::new(ch)
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Ok(v1::ServerReflectionResponse {
+        message_response: Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)),
+        ..
+    })) = one.next().await
+    else {
+        panic!("no service list from v1");
+    };
+    assert_eq!(own(list.service.into_iter().map(|s| s.name).collect()), alpha_names, "both versions list the same services");
+    hub.stop().await;
+}

@@ -18,6 +18,11 @@ use crate::{
 
 #[derive(Args, Debug, Clone)]
 pub struct AuthArgs {
+    /// Accept caller tokens minted by `sigess token` with the hub key as credentials at the
+    /// edge (REST, gRPC ingress, WaaS). They can name any ente, ufficio and roles: for demos,
+    /// tests and trusted scripts only. On with `up --demo`.
+    #[arg(long, env = "SIGESS_ACCEPT_HUB_TOKENS")]
+    pub accept_hub_tokens: bool,
     /// PDND key set (JWKS) verifying vouchers: a file or an https URL (http only on
     /// loopback). Enables PDND vouchers, and ModI signatures, which are verified with the
     /// calling client's own keys (`sigess client add --modi-jwks`).
@@ -87,8 +92,13 @@ impl AuthArgs {
         let registry = ClientRegistry::new(store.clone());
         let key = self.access_token_key.as_deref().unwrap_or(signing_key);
         let tokens = AccessTokens::load(key, Duration::from_secs(self.access_token_ttl.max(60))).map_err(|e| cfg(&e))?;
-        let mut auth =
-            Authenticator::new(signer.verifier().map_err(|e| cfg(&e))?).with_clients(registry.clone()).with_access_tokens(tokens.clone());
+        let mut auth = Authenticator::new(signer.verifier().map_err(|e| cfg(&e))?)
+            .accept_hub_tokens(self.accept_hub_tokens)
+            .with_clients(registry.clone())
+            .with_access_tokens(tokens.clone());
+        if self.accept_hub_tokens {
+            tracing::warn!("hub caller tokens are accepted at the edge (--accept-hub-tokens or --demo): not for real data");
+        }
         if let Some(jwks) = &self.pdnd_jwks {
             let audience =
                 self.pdnd_audience.clone().ok_or_else(|| SetupError::Config("--pdnd-audience is required with --pdnd-jwks".into()))?;

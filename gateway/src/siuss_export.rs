@@ -146,8 +146,18 @@ struct Out<W> {
 fn open_part(dir: &Path, id: &FlowId) -> Result<(PathBuf, PathBuf, BufWriter<File>), ExportError> {
     let path = dir.join(id.nome_file());
     let part = dir.join(format!("{}.part", id.nome_file()));
-    let f = File::create(&part).map_err(|e| ExportError::Io { path: part.display().to_string(), source: e })?;
+    let f = create_private(&part).map_err(|e| ExportError::Io { path: part.display().to_string(), source: e })?;
     Ok((path, part, BufWriter::with_capacity(1 << 20, f)))
+}
+
+/// Creates (or truncates) a file only its owner can read: the files hold codici fiscali and
+/// prestazioni of every beneficiary, whatever the umask of whoever runs the export.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
 }
 
 fn finish_file(path: &Path, part: &Path, w: BufWriter<File>) -> Result<(), ExportError> {
@@ -315,7 +325,7 @@ pub async fn export(store: &Store, cfg: &ExportConfig) -> Result<ExportSummary, 
         let list: Vec<String> = problems.iter().map(|v| format!("{}: {}", v.path, v.message)).collect();
         return Err(ExportError::Ente(list.join("; ")));
     }
-    std::fs::create_dir_all(&cfg.out).map_err(|e| ExportError::Io { path: cfg.out.display().to_string(), source: e })?;
+    core_cartella::private_fs::create_dir(&cfg.out).map_err(|e| ExportError::Io { path: cfg.out.display().to_string(), source: e })?;
     let caller = system_caller(&cfg.ente.codice);
     let giorno =
         siuss::adapter::today().ok_or_else(|| ExportError::Ente("the system clock is outside the years SIUSS dates can carry".into()))?;

@@ -118,8 +118,11 @@ async fn env() -> Env {
     let mut cfg = PdndConfig::new(JwksSource::File(jwks), AUD);
     cfg.issuer = Some(ISS.into());
     let pdnd = PdndVerifier::from_config(cfg).await.unwrap();
-    let auth =
-        Authenticator::new(hub.verifier().unwrap()).with_clients(registry.clone()).with_access_tokens(tokens.clone()).with_pdnd(pdnd);
+    let auth = Authenticator::new(hub.verifier().unwrap())
+        .accept_hub_tokens(true)
+        .with_clients(registry.clone())
+        .with_access_tokens(tokens.clone())
+        .with_pdnd(pdnd);
     let protected =
         Router::new().route("/whoami", get(whoami).post(whoami)).route_layer(middleware::from_fn_with_state(auth.clone(), require_caller));
     let app = protected.merge(oauth_router(registry.clone(), tokens));
@@ -682,6 +685,10 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
         request_id: String::new(),
     };
     let t = e.hub.mint(&caller, Duration::from_secs(60)).unwrap();
+    // Not at an edge that did not enable them: they can name any ente, ufficio and roles.
+    let edge = Authenticator::new(e.hub.verifier().unwrap()).with_clients(e.registry.clone());
+    let closed = Router::new().route("/whoami", get(whoami)).route_layer(middleware::from_fn_with_state(edge, require_caller));
+    assert_refused(&send(&closed, "GET", "/whoami", &[("authorization", format!("Bearer {t}"))], b"").await, "hub_token_not_accepted");
     let (status, _, who) = with_bearer(&e, &t).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((who["subject"].as_str(), who["sistema"].as_bool()), (Some("op-7"), Some(false)));

@@ -56,7 +56,7 @@ async fn start_with(in_process: bool) -> Env {
     } else {
         CoreLink::connect_lazy(&format!("http://{grpc_addr}"), signer.clone()).unwrap()
     };
-    let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()));
+    let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true));
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web_addr = web.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(web, app).await.unwrap() });
@@ -403,6 +403,14 @@ async fn every_route(in_process: bool) {
     let shares = env.get("/api/v1/cartelle/{cartella_id}/condivisioni", &format!("/api/v1/cartelle/{cid}/condivisioni"), &t).await;
     assert_eq!(shares.body["condivisioni"][0]["ufficio_destinatario"], "M02");
     assert_eq!(env.get("/api/v1/cartelle/{id}", &format!("/api/v1/cartelle/{cid}"), &t2).await.status, StatusCode::OK);
+    // Revoked by M01, the condivisione opens nothing more.
+    let sid = sh.body["meta"]["id"].as_str().unwrap().to_string();
+    let tpl = "/api/v1/condivisioni/{id}/revoca";
+    let r =
+        env.send(Method::POST, tpl, &format!("/api/v1/condivisioni/{sid}/revoca?motivo=progetto%20concluso"), Some(&t), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["motivo_revoca"], "progetto concluso");
+    env.get("/api/v1/cartelle/{id}", &format!("/api/v1/cartelle/{cid}"), &t2).await.problem(403);
 
     // Statistiche: aggregates only; one person is below the threshold and suppressed.
     let st = env.token(None, &[Role::Statistica]);

@@ -318,13 +318,22 @@ async fn ledger(pg: bool) {
         ente: e.clone(),
         from: siuss::model::Data::new(2025, 1, 1).unwrap(),
         to: siuss::model::Data::new(2025, 12, 31).unwrap(),
-        out: out.path().to_path_buf(),
+        out: out.path().join("portale/2025"),
         progress: false,
     };
     let sum = gateway::siuss_export::export(&store, &cfg).await.unwrap();
     assert_eq!((sum.lette, sum.revocate, sum.prestazioni_scritte, sum.escluse), (3, 1, 1, 1), "{sum}");
     assert_eq!(sum.per_regola.get("DATO_MANCANTE"), Some(&1));
     assert_eq!(sum.files.len(), 1);
+    #[cfg(unix)]
+    {
+        // Whatever the umask, the files and the folders the export creates are owner-only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sum.files[0]), 0o600, "export file");
+        assert_eq!(mode(&cfg.out), 0o700, "export folder");
+        assert_eq!(mode(&out.path().join("portale")), 0o700, "its parent, created with it");
+    }
     let name = sum.files[0].file_name().unwrap().to_str().unwrap().trim_end_matches(".xml").to_string();
     check_xsd(&name, &std::fs::read(&sum.files[0]).unwrap());
     // The export's read of each person is audited once, whatever the number of their
@@ -454,7 +463,7 @@ async fn web(rate: RateConfig) -> Web {
     let signer = TokenSigner::load_or_create(&dir.path().join("key.pem")).unwrap();
     // Core is not needed by the WaaS routes; the link stays lazy and unused.
     let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
-    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()) };
+    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: Some(store.clone()) };
     let built = app::build(parts, &AppConfig { rate, ..AppConfig::default() }).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();

@@ -52,7 +52,7 @@ async fn start_with(cfg: AppConfig, in_process: bool) -> Running {
     } else {
         CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap()
     };
-    let auth = Authenticator::new(signer.verifier().unwrap());
+    let auth = Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true);
     let app = app::build(Parts { link, auth, store: None }, &cfg).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = listener.local_addr().unwrap();
@@ -255,7 +255,13 @@ async fn request_ids_metrics_and_readiness() {
     let mut c = CartellaServiceClient::new(hub.channel().await);
     let p = persona(3);
     c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(p.clone()) }, &token)).await.unwrap();
+    for invented in ["FROB1", "FROB2", "FROB3"] {
+        let r = http.request(reqwest::Method::from_bytes(invented.as_bytes()).unwrap(), hub.http("/healthz")).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{invented}: {}", r.status());
+    }
     let m = http.get(hub.http("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!m.contains("FROB"), "a method a client invents is no metric label: {m}");
+    assert!(m.contains(r#"method="other""#), "{m}");
     assert!(m.contains(r#"sigess_http_requests_total{method="POST",route="/cartella.v1.CartellaService/{method}",status="200"} 1"#), "{m}");
     assert!(m.contains(r#"sigess_http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{m}");
     assert!(m.contains("sigess_http_request_duration_seconds_bucket"));

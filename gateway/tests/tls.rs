@@ -91,7 +91,7 @@ async fn start(ca: &Ca, client: &Certificate, required: bool) -> (Server, String
         .await
         .unwrap();
     let hub = TokenSigner::load_or_create(&dir.path().join("hub.pem")).unwrap();
-    let auth = Authenticator::new(hub.verifier().unwrap()).with_clients(registry);
+    let auth = Authenticator::new(hub.verifier().unwrap()).accept_hub_tokens(true).with_clients(registry);
     let router = Router::new()
         .route("/whoami", get(whoami))
         .route_layer(middleware::from_fn_with_state(auth, require_caller))

@@ -54,10 +54,10 @@ pub fn code_system(name: &str) -> String {
 
 /// Whether `c` is the recorded basis for sharing with the region: until core records the
 /// person's consent as its own record, a condivisione to the configured regional recipient
-/// that is still valid on `today` counts as one. The one place to switch to the consent
+/// that is still valid on `today` and not revoked (withdrawn consent) counts as one. The one place to switch to the consent
 /// record.
 pub fn is_sharing_basis(c: &pb::Condivisione, recipient: &str, today: &str) -> bool {
-    c.ufficio_destinatario == recipient && (c.valida_fino_al.is_empty() || c.valida_fino_al.as_str() >= today)
+    c.ufficio_destinatario == recipient && c.revocata_il.is_empty() && (c.valida_fino_al.is_empty() || c.valida_fino_al.as_str() >= today)
 }
 
 /// The cartella's sharing basis with the region, if it has one (the first that holds).
@@ -870,4 +870,19 @@ pub fn bundle_key(cartella_id: &str, bundle: &Value) -> String {
     let h = Sha256::digest(bundle.to_string().as_bytes());
     let hex: String = h[..12].iter().map(|v| format!("{v:02x}")).collect();
     format!("{cartella_id}:{hex}")
+}
+
+#[cfg(test)]
+mod basis_tests {
+    use super::*;
+
+    #[test]
+    fn a_revoked_or_expired_condivisione_is_no_basis() {
+        let c = pb::Condivisione { ufficio_destinatario: "REGIONE".into(), valida_fino_al: "2027-01-01".into(), ..Default::default() };
+        assert!(is_sharing_basis(&c, "REGIONE", "2026-11-28"));
+        assert!(!is_sharing_basis(&c, "M02", "2026-11-28"));
+        assert!(!is_sharing_basis(&c, "REGIONE", "2027-01-02"));
+        let revoked = pb::Condivisione { revocata_il: "2026-11-27T10:00:00Z".into(), ..c };
+        assert!(!is_sharing_basis(&revoked, "REGIONE", "2026-11-28"));
+    }
 }

@@ -469,12 +469,27 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
     v.into_vec()
 }
 
+/// Days a sharing basis lasts when its creator gives no end: access to another ufficio's
+/// special-category data is reviewed at least yearly (GDPR art. 5(1)(e)); a longer one is
+/// given explicitly.
+pub const CONDIVISIONE_DEFAULT_DAYS: i64 = 365;
+
 pub fn condivisione(c: &Condivisione, today: Date) -> Vec<Violation> {
     let mut v = Violations::new("condivisione");
     required_id(&mut v, "cartella_id", &c.cartella_id);
     required_text(&mut v, "ufficio_destinatario", &c.ufficio_destinatario, 16);
     required_text(&mut v, "base_giuridica", &c.base_giuridica, MAX_TEXT);
     optional_date(&mut v, "valida_fino_al", &c.valida_fino_al, today, false);
+    if !c.revocata_il.is_empty() || !c.motivo_revoca.is_empty() {
+        v.add("revocata_il", "is set by RevokeCondivisione only");
+    }
+    v.into_vec()
+}
+
+/// What revoking needs: a reason, bounded like every free text.
+pub fn motivo_revoca(motivo: &str) -> Vec<Violation> {
+    let mut v = Violations::new("");
+    required_text(&mut v, "motivo", motivo, MAX_TEXT);
     v.into_vec()
 }
 

@@ -54,6 +54,14 @@ impl CartellaService for CartellaSvc {
     async fn list_persone(&self, r: Request<pb::ListPersoneRequest>) -> Result<Response<pb::ListPersoneResponse>, Status> {
         let c = caller(&r)?;
         let r = r.into_inner();
+        // Filtering by another ufficio's cartelle would tell this ufficio which of the people
+        // it knows are in care elsewhere: an ufficio filters by its own.
+        if let Some(own) = c.ufficio.as_deref()
+            && !r.ufficio.is_empty()
+            && r.ufficio != own
+        {
+            return Err(crate::CoreError::Denied("an ufficio lists the people with cartelle of its own ufficio only").into());
+        }
         let filter = if r.ufficio.is_empty() { ListFilter::default() } else { ListFilter::default().in_ufficio_cartelle(&r.ufficio) };
         let (persone, next_page_token) = self.list(&c, filter, r.page).await?;
         Ok(Response::new(pb::ListPersoneResponse { persone, next_page_token }))
@@ -220,6 +228,11 @@ impl CartellaService for CartellaSvc {
         Ok(Response::new(pb::ListPrestazioniResponse { prestazioni, next_page_token }))
     }
 
+    async fn revoke_condivisione(&self, r: Request<pb::RevokeCondivisioneRequest>) -> Result<Response<pb::Condivisione>, Status> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        Ok(Response::new(self.store.revoke_condivisione(&c, &r.id, &r.motivo).await?))
+    }
     async fn create_condivisione(&self, r: Request<pb::CreateCondivisioneRequest>) -> Result<Response<pb::Condivisione>, Status> {
         let c = caller(&r)?;
         self.create(c, r.into_inner().condivisione, "condivisione").await

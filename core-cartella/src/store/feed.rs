@@ -113,8 +113,13 @@ impl Store {
         let (_, today) = now();
         let today_s = crate::domain::codes::format_date(today);
         let mut q = select_after(self.backend, cursor);
-        q.push(" AND ");
+        // A persona's changes follow the persona's own scope (everyone who sees the anagrafica
+        // hears of its updates); everything else the cartella's.
+        q.push(" AND ((kind <> 'persona' AND ");
         push_scope(&mut q, caller, ScopeClass::Cartella, Mode::Read, &today_s);
+        q.push(") OR (kind = 'persona' AND record_id IN (SELECT id FROM persona WHERE ");
+        push_scope(&mut q, caller, ScopeClass::Persona, Mode::Read, &today_s);
+        q.push(")))");
         push_kinds(&mut q, kinds);
         q.push(" ORDER BY txid, seq LIMIT ").bind_int(i64::from(limit.max(1)));
         q.fetch_all(&self.pool).await?.iter().map(change).collect()

@@ -189,8 +189,13 @@ fn prepare_sqlite_path(url: &mut String) -> Result<Option<PathBuf>> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let file = PathBuf::from(rest.split('?').next().unwrap_or_default());
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
+        crate::private_fs::create_dir(dir)
+            .map_err(|e| CoreError::Internal(format!("cannot create database folder {}: {e}", dir.display())))?;
     }
+    // SQLite gives its -wal and -shm files the mode of the database file, so creating that
+    // file owner-only first keeps all three from other users whatever the umask.
+    crate::private_fs::create_file(&file)
+        .map_err(|e| CoreError::Internal(format!("cannot create database file {}: {e}", file.display())))?;
     if !url.contains("mode=") {
         url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
     }

@@ -1,7 +1,8 @@
 //! Create, read, update and list of any record kind, with tenancy and optimistic
 //! concurrency. A write commits its audit and outbox rows in its own transaction; a read
 //! returns once its audit rows are committed (see `audit_log`).
-use cartella_proto::v1::{Meta, Persona};
+use cartella_proto::v1::{Condivisione, Meta, Persona};
+use prost::Message;
 use sqlx::{Any, Row, Transaction, any::AnyRow};
 
 use super::{
@@ -166,7 +167,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let place = self.place(&mut tx, caller, &rec, &id, &today_s).await?;
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &rec, None).await?;
+            self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
         }
         let meta = rec.meta_mut();
         *meta = Meta {
@@ -197,7 +198,7 @@ impl Store {
             if R::KIND == Kind::Persona && is_unique_violation(&e) {
                 drop(tx);
                 let mut tx = self.pool.begin().await?;
-                self.check_cf_unique(&mut tx, &rec, None).await?;
+                self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
             }
             return Err(e.into());
         }
@@ -215,6 +216,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(purpose)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
         let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
@@ -226,6 +228,68 @@ impl Store {
         }
         let rec = decode::<R>(&row)?;
         self.audit_read(caller, &at, R::KIND, &[id], purpose).await?;
+        Ok(rec)
+    }
+
+    /// Ends a sharing basis now: its validity ends yesterday (the scope SQL stops honouring
+    /// it at once), the record keeps when and why, and the revocation is audited and sent to
+    /// the feed like any change. Only the owning ufficio or an ente-wide writer may revoke.
+    pub async fn revoke_condivisione(&self, caller: &Caller, id: &str, motivo: &str) -> Result<Condivisione> {
+        if !caller.can_write() {
+            return Err(CoreError::Denied("the caller's roles do not allow writing"));
+        }
+        let violations = crate::domain::validate::motivo_revoca(motivo);
+        if !violations.is_empty() {
+            return Err(CoreError::Invalid(violations));
+        }
+        let (at, today) = now();
+        let mut tx = self.pool.begin().await?;
+        let row = Q::new("SELECT version, ente, ufficio, persona_id, cartella_id, body FROM condivisione WHERE id = ")
+            .bind_text(id)
+            .push(" AND ente = ")
+            .bind_text(&caller.ente)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(CoreError::NotFound { kind: Kind::Condivisione.name() })?;
+        let owner: String = row.try_get("ufficio")?;
+        if caller.ufficio.as_deref().is_some_and(|u| u != owner) {
+            return Err(CoreError::Denied("only the ufficio that shared the cartella may revoke the sharing"));
+        }
+        let mut rec = decode::<Condivisione>(&row)?;
+        if !rec.revocata_il.is_empty() {
+            return Ok(rec);
+        }
+        let version = row.try_get::<i64, _>("version")? + 1;
+        let yesterday = crate::domain::codes::format_date(today.previous_day().unwrap_or(today));
+        rec.valida_fino_al = yesterday.clone();
+        rec.revocata_il = at.clone();
+        rec.motivo_revoca = motivo.to_string();
+        let old = rec.meta.clone().unwrap_or_default();
+        rec.meta = Some(Meta { version, updated_at: at.clone(), updated_by: caller.subject.clone(), ..old });
+        Q::new("UPDATE condivisione SET version = ")
+            .bind_int(version)
+            .push(", updated_at = ")
+            .bind_text(&at)
+            .push(", updated_by = ")
+            .bind_text(&caller.subject)
+            .push(", valida_fino_al = ")
+            .bind_text(&yesterday)
+            .push(", body = ")
+            .bind(Val::Bytes(rec.encode_to_vec()))
+            .push(" WHERE id = ")
+            .bind_text(id)
+            .execute(&mut *tx)
+            .await?;
+        let place = Placement {
+            ente: row.try_get("ente")?,
+            ufficio: owner,
+            persona_id: row.try_get("persona_id")?,
+            cartella_id: row.try_get("cartella_id")?,
+        };
+        audit(&mut *tx, caller, &at, "revoke", Kind::Condivisione, &[id], "").await?;
+        self.outbox(&mut tx, Kind::Condivisione, id, 2, version, &place, &at).await?;
+        tx.commit().await?;
+        self.notify();
         Ok(rec)
     }
 
@@ -277,7 +341,7 @@ impl Store {
             self.check_nucleo_refs(&mut tx, &rec, &place.ente).await?;
         }
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &rec, Some(&id)).await?;
+            self.check_cf_unique(&mut tx, &place.ente, &rec, Some(&id)).await?;
         }
         let old = stored.meta_ref().cloned().unwrap_or_default();
         let version = current + 1;
@@ -315,6 +379,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(purpose)?;
         let size = check_page(page)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
@@ -331,6 +396,7 @@ impl Store {
         if !caller.can_read() {
             return Err(CoreError::Denied("the caller's roles do not allow reading records"));
         }
+        let purpose = caller.purpose_for(&s.purpose)?;
         let size = check_page(page)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
@@ -353,7 +419,7 @@ impl Store {
                 q.push(" AND data_nascita = ").bind_text(&s.data_nascita);
             }
         }
-        self.page_rows::<Persona>(caller, q, page, size, &at, &s.purpose).await
+        self.page_rows::<Persona>(caller, q, page, size, &at, purpose).await
     }
 
     async fn page_rows<R: Record>(
@@ -496,12 +562,24 @@ impl Store {
         Ok(())
     }
 
-    async fn check_cf_unique<R: Record>(&self, tx: &mut Transaction<'static, Any>, rec: &R, except: Option<&str>) -> Result<()> {
+    async fn check_cf_unique<R: Record>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ente: &str,
+        rec: &R,
+        except: Option<&str>,
+    ) -> Result<()> {
         if rec.codice_fiscale_ref().is_empty() {
             return Ok(());
         }
-        let row =
-            Q::new("SELECT id FROM persona WHERE codice_fiscale = ").bind_text(rec.codice_fiscale_ref()).fetch_optional(&mut **tx).await?;
+        // Within the record's ente only: another ente's persona is neither an obstacle nor
+        // something this caller may learn the id (or existence) of.
+        let row = Q::new("SELECT id FROM persona WHERE ente = ")
+            .bind_text(ente)
+            .push(" AND codice_fiscale = ")
+            .bind_text(rec.codice_fiscale_ref())
+            .fetch_optional(&mut **tx)
+            .await?;
         match row {
             Some(r) => {
                 let existing: String = r.try_get("id")?;

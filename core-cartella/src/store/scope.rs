@@ -35,10 +35,15 @@ pub fn push_scope(q: &mut Q, caller: &Caller, class: ScopeClass, mode: Mode, tod
             q.push(" AND (ufficio = ").bind_text(ufficio).push(" OR id IN (");
             push_shared(q, ufficio, mode, today);
             q.push(")))");
-            q.push(" OR id IN (SELECT persona_id FROM accesso WHERE ente = ").bind_text(&caller.ente);
-            q.push(" AND ufficio = ").bind_text(ufficio).push(")");
-            q.push(" OR id IN (SELECT m.persona_id FROM nucleo_membro m JOIN nucleo n ON n.id = m.nucleo_id WHERE n.ente = ");
-            q.bind_text(&caller.ente).push(" AND n.ufficio = ").bind_text(ufficio).push(")");
+            // An accesso or a household makes the person known to the ufficio (it reads the
+            // anagrafica) but is no presa in carico: changing the anagrafica takes the
+            // registering ufficio or a cartella (its own, or shared with write).
+            if mode == Mode::Read {
+                q.push(" OR id IN (SELECT persona_id FROM accesso WHERE ente = ").bind_text(&caller.ente);
+                q.push(" AND ufficio = ").bind_text(ufficio).push(")");
+                q.push(" OR id IN (SELECT m.persona_id FROM nucleo_membro m JOIN nucleo n ON n.id = m.nucleo_id WHERE n.ente = ");
+                q.bind_text(&caller.ente).push(" AND n.ufficio = ").bind_text(ufficio).push(")");
+            }
             q.push(")");
         }
     }

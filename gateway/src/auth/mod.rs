@@ -66,6 +66,8 @@ pub enum AuthError {
     MissingClaim(&'static str),
     #[error("token kind not accepted by this gateway")]
     UnsupportedToken,
+    #[error("hub caller tokens are not accepted by this gateway: use a client credential")]
+    HubTokenNotAccepted,
     #[error("client not registered with the hub")]
     UnknownClient,
     #[error("client disabled")]
@@ -93,6 +95,7 @@ impl AuthError {
             Self::NotYetValid => "not_yet_valid",
             Self::MissingClaim(_) => "missing_claim",
             Self::UnsupportedToken => "unsupported_token",
+            Self::HubTokenNotAccepted => "hub_token_not_accepted",
             Self::UnknownClient => "unknown_client",
             Self::ClientDisabled => "client_disabled",
             Self::Modi(m) => m.reason(),
@@ -150,6 +153,10 @@ pub struct ClientCert(pub Vec<u8>);
 #[derive(Clone, Debug)]
 pub struct Authenticator {
     hub_tokens: TokenVerifier,
+    /// Whether hub caller tokens (`sigess token`) are credentials at this edge. They name any
+    /// ente, ufficio, roles and subject, so a deployment accepts them only when it says so
+    /// (`--accept-hub-tokens`, on with `--demo`).
+    accept_hub_tokens: bool,
     clients: Option<ClientRegistry>,
     access: Option<AccessTokens>,
     pdnd: Option<PdndVerifier>,
@@ -165,7 +172,22 @@ fn unavailable<E: std::fmt::Display>(e: E) -> AuthError {
 
 impl Authenticator {
     pub fn new(hub_tokens: TokenVerifier) -> Self {
-        Self { hub_tokens, clients: None, access: None, pdnd: None, last_purge: Arc::new(AtomicI64::new(0)), sessions: None }
+        Self {
+            hub_tokens,
+            accept_hub_tokens: false,
+            clients: None,
+            access: None,
+            pdnd: None,
+            last_purge: Arc::new(AtomicI64::new(0)),
+            sessions: None,
+        }
+    }
+
+    /// Accepts hub caller tokens as credentials (demos, tests and trusted scripts); refused
+    /// with `hub_token_not_accepted` otherwise.
+    pub fn accept_hub_tokens(mut self, accept: bool) -> Self {
+        self.accept_hub_tokens = accept;
+        self
     }
 
     /// Registered system clients: enables mTLS client certificates, and is needed by access
@@ -243,6 +265,9 @@ impl Authenticator {
                 Ok((clients::caller_for(&client, roles, "", request_id), Credential::AccessToken))
             }
             "EdDSA" => {
+                if !self.accept_hub_tokens {
+                    return Err(AuthError::HubTokenNotAccepted);
+                }
                 let caller = self.hub_tokens.verify(token, request_id).map_err(|e| match e {
                     core_cartella::auth::TokenError::Expired => AuthError::Expired,
                     core_cartella::auth::TokenError::Invalid => AuthError::BadSignature,

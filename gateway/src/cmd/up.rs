@@ -107,7 +107,11 @@ pub async fn run(a: UpArgs) -> Result<()> {
     // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
     // audit, without a loopback connection.
     let link = CoreLink::in_process(routes, signer.clone());
-    let (auth, token_endpoint) = a.auth.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    // Demo mode is the one where anyone holding the hub key acts as anyone: the demo store
+    // holds only fake data (seeding refuses a store with other data).
+    let mut auth_args = a.auth.clone();
+    auth_args.accept_hub_tokens |= a.demo;
+    let (auth, token_endpoint) = auth_args.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
     let auth = match spid {
         Some(rp) => {
             purge_sessions_periodically(store.clone(), rp.idle_timeout);

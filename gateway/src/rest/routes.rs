@@ -114,6 +114,7 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/prestazioni/{id}/siuss", "cartella.v1.SiussService.GetStatoSiuss", None, &[("id", "id")], "prestazioni"),
     // Condivisioni
     r(Post, "/condivisioni", cs!("CreateCondivisione"), Some("condivisione"), &[], "condivisioni"),
+    r(Post, "/condivisioni/{id}/revoca", cs!("RevokeCondivisione"), None, &[("id", "id")], "condivisioni"),
     r(Get, "/cartelle/{cartella_id}/condivisioni", cs!("ListCondivisioni"), None, &[("cartella_id", "cartella_id")], "condivisioni"),
     // Statistiche (StatsService)
     r(Get, "/statistiche/riepilogo", "cartella.v1.StatsService.GetRiepilogo", None, &[], "statistiche"),

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -57,16 +57,34 @@ impl Metrics {
     }
 }
 
+/// The method as a metric label: one of the standard methods, or `other`. HTTP lets a
+/// client send any token as a method, and each distinct label is a new time series kept for
+/// the life of the process.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Middleware recording count, latency and in-flight for every request.
 pub async fn record(State(m): State<Metrics>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     m.in_flight.inc();
     let started = Instant::now();
     let res = next.run(req).await;
     m.in_flight.dec();
-    m.duration.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
-    m.requests.with_label_values(&[&route, &method, res.status().as_str()]).inc();
+    m.duration.with_label_values(&[route.as_str(), method]).observe(started.elapsed().as_secs_f64());
+    m.requests.with_label_values(&[route.as_str(), method, res.status().as_str()]).inc();
     res
 }
 

@@ -72,6 +72,7 @@ pub fn condivisione(id: &str, cartella: &str, to: &str, until: &str) -> pb::Cond
         base_giuridica: "consenso dell'interessato".into(),
         valida_fino_al: until.into(),
         scrittura: false,
+        ..Default::default()
     }
 }
 
