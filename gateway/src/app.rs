@@ -3,6 +3,8 @@
 use axum::{Router, http::StatusCode, routing::get};
 use core_cartella::store::Store;
 
+use crate::edge_store::EdgeStore;
+
 use crate::{
     auth::Authenticator,
     core_link::CoreLink,
@@ -33,8 +35,10 @@ impl Default for AppConfig {
 pub struct Parts {
     pub link: CoreLink,
     pub auth: Authenticator,
-    /// The store, when the gateway runs next to it (readiness checks it directly).
+    /// Core's store, when the gateway runs next to it (WaaS reads it; readiness checks it).
     pub store: Option<Store>,
+    /// The edge store (clients, operators, sessions); readiness checks it.
+    pub edge: Option<EdgeStore>,
 }
 
 #[derive(Debug)]
@@ -57,7 +61,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
     let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
     let router = Router::new()
-        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone() }))
+        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone(), edge: parts.edge.clone() }))
         .route("/metrics", get(metrics::endpoint).with_state(metrics.clone()))
         .merge(grpc_ingress::router(ingress))
         .merge(api)

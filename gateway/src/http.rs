@@ -18,6 +18,7 @@ use crate::problem::problem;
 pub struct Readiness {
     pub core: crate::core_link::CoreChannel,
     pub store: Option<Store>,
+    pub edge: Option<crate::edge_store::EdgeStore>,
 }
 
 pub fn router(ready: Readiness) -> Router {
@@ -29,6 +30,11 @@ async fn readyz(State(r): State<Readiness>) -> Response {
         if store.ping().await.is_err() {
             return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
         }
+    }
+    if let Some(edge) = &r.edge
+        && edge.ping().await.is_err()
+    {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the edge store does not answer");
     }
     let mut client = HealthClient::new(r.core.clone());
     let check = client.check(HealthCheckRequest { service: String::new() });

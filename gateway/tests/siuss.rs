@@ -447,7 +447,7 @@ async fn web(rate: RateConfig) -> Web {
     let signer = TokenSigner::load_or_create(&dir.path().join("key.pem")).unwrap();
     // Core is not needed by the WaaS routes; the link stays lazy and unused.
     let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
-    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()) };
+    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()), store: Some(store.clone()), edge: None };
     let built = app::build(parts, &AppConfig { rate, ..AppConfig::default() }).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();

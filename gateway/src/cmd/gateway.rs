@@ -4,14 +4,17 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use core_cartella::{auth::TokenSigner, store::Store};
+use std::sync::Arc;
+
+use core_cartella::auth::TokenSigner;
 use gateway::{
     app::{self, Parts},
     core_link::CoreLink,
+    edge_store::EdgeStore,
 };
 use tokio::net::TcpListener;
 
-use super::{KeyArgs, StoreArgs, shutdown_signal};
+use super::{EdgeStoreArgs, KeyArgs, StoreArgs, shutdown_signal};
 
 /// Settings of the gateway's HTTP side.
 #[derive(Args, Debug, Clone)]
@@ -55,6 +58,8 @@ pub struct GatewayArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
+    edge: EdgeStoreArgs,
+    #[command(flatten)]
     spid: spid_cie::RpArgs,
     #[command(flatten)]
     key: KeyArgs,
@@ -75,17 +80,16 @@ pub async fn run(a: GatewayArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
     let store = a.store.open().await?;
+    let edge = a.edge.open().await?;
     let link = CoreLink::connect_lazy(&a.core_url, signer.clone()).with_context(|| format!("core URL {}", a.core_url))?;
-    let (auth, token_endpoint) = a.auth.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
-    let auth = match spid {
-        Some(rp) => {
-            purge_sessions_periodically(store.clone(), rp.idle_timeout);
-            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
-        }
-        None => auth,
-    };
-    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
-        .context("building the HTTP application")?;
+    let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let auth = with_sessions(auth, spid, &edge)?;
+    let app = app::build_full(
+        Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
+        &a.http.app_config(),
+        Some(token_endpoint),
+    )
+    .context("building the HTTP application")?;
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
     tracing::info!(http_addr = %web.local_addr()?, core = %a.core_url, "gateway listening");
     println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core_url);
@@ -94,12 +98,29 @@ pub async fn run(a: GatewayArgs) -> Result<()> {
         None => axum::serve(web, app.router).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?,
     }
     store.close().await;
+    edge.close().await;
     Ok(())
+}
+
+/// The authenticator with SPID/CIE operator sessions over the edge store, when login is
+/// enabled; their expired rows are purged in the background.
+pub fn with_sessions(
+    auth: gateway::auth::Authenticator,
+    spid: Option<spid_cie::RpConfig>,
+    edge: &EdgeStore,
+) -> Result<gateway::auth::Authenticator> {
+    Ok(match spid {
+        Some(rp) => {
+            purge_sessions_periodically(edge.clone(), rp.idle_timeout);
+            auth.with_sessions(spid_cie::Rp::new(rp, Arc::new(edge.clone())).context("SPID/CIE login")?)
+        }
+        None => auth,
+    })
 }
 
 /// Deletes expired operator sessions and stale login requests every five minutes (a
 /// session past its timeouts is already refused; this keeps the tables small).
-pub fn purge_sessions_periodically(store: Store, idle: Duration) {
+fn purge_sessions_periodically(store: EdgeStore, idle: Duration) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(300)).await;

@@ -15,14 +15,22 @@ use tokio::net::TcpListener;
 
 use super::{
     KeyArgs, StoreArgs,
-    gateway::{HttpArgs, purge_sessions_periodically},
-    shutdown_signal, stopper,
+    gateway::{HttpArgs, with_sessions},
+    open_edge, shutdown_signal, stopper,
 };
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// Edge database URL (clients, operators, sessions, ModI signature ids): sqlite://PATH or
+    /// postgres://… (a database or schema of its own); by default edge.db in the folder of
+    /// core's SQLite file (./data/edge.db when core is on PostgreSQL).
+    #[arg(long, env = "SIGESS_EDGE_DATABASE_URL")]
+    edge_database_url: Option<String>,
+    /// Connection pool size of the edge store on PostgreSQL.
+    #[arg(long, env = "SIGESS_EDGE_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    edge_db_max_connections: u32,
     #[command(flatten)]
     spid: spid_cie::RpArgs,
     #[command(flatten)]
@@ -53,6 +61,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let siuss = a.siuss.config(a.demo);
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
+    let edge_url = a.edge_database_url.clone().unwrap_or_else(|| gateway::edge_store::default_url_beside(&a.store.database_url));
+    let edge = open_edge(&edge_url, a.edge_db_max_connections).await?;
     if a.demo {
         let s = demo::seed(&store, a.demo_size, 20_261_123).await.context("seeding demo data")?;
         if s.already_seeded {
@@ -105,16 +115,14 @@ pub async fn run(a: UpArgs) -> Result<()> {
     // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
     // audit, without a loopback connection.
     let link = CoreLink::in_process(routes, signer.clone());
-    let (auth, token_endpoint) = a.auth.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
-    let auth = match spid {
-        Some(rp) => {
-            purge_sessions_periodically(store.clone(), rp.idle_timeout);
-            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
-        }
-        None => auth,
-    };
-    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
-        .context("building the HTTP application")?;
+    let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let auth = with_sessions(auth, spid, &edge)?;
+    let app = app::build_full(
+        Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
+        &a.http.app_config(),
+        Some(token_endpoint),
+    )
+    .context("building the HTTP application")?;
     let tls = a.auth.tls();
     let web_stop = on_stop();
     let web_task = tokio::spawn(async move {
@@ -130,6 +138,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let store = web_task.await??;
     let _ = siuss_task.await;
     store.close().await;
+    edge.close().await;
     tracing::info!("stopped");
     Ok(())
 }
