@@ -35,7 +35,7 @@ impl Default for AppConfig {
 pub struct Parts {
     pub link: CoreLink,
     pub auth: Authenticator,
-    /// Core's store, when the gateway runs next to it (WaaS reads it; readiness checks it).
+    /// Core's store, when core runs in the same process (`sigess up`): readiness checks it.
     pub store: Option<Store>,
     /// The edge store (clients, operators, sessions); readiness checks it.
     pub edge: Option<EdgeStore>,
@@ -65,7 +65,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .route("/metrics", get(metrics::endpoint).with_state(metrics.clone()))
         .merge(grpc_ingress::router(ingress))
         .merge(api)
-        .merge(parts.store.clone().map(|s| crate::waas::router(s, parts.auth.clone(), limiter.clone())).unwrap_or_default())
+        .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
         .merge(parts.auth.session_routes())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());

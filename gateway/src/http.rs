@@ -26,10 +26,10 @@ pub fn router(ready: Readiness) -> Router {
 }
 
 async fn readyz(State(r): State<Readiness>) -> Response {
-    if let Some(store) = &r.store {
-        if store.ping().await.is_err() {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
-        }
+    if let Some(store) = &r.store
+        && store.ping().await.is_err()
+    {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
     }
     if let Some(edge) = &r.edge
         && edge.ping().await.is_err()

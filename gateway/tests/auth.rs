@@ -94,7 +94,7 @@ fn with(mut v: Value, k: &str, x: Value) -> Value {
 
 struct Env {
     _dir: tempfile::TempDir,
-    /// Core's store, for the WaaS routes.
+    /// Core's store, behind the in-process core the WaaS routes call.
     store: Store,
     /// The edge store: clients and the ModI signature ids.
     edge: EdgeStore,
@@ -836,8 +836,10 @@ async fn registry_and_jti_ledger_on_postgres() {
 async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
     let e = env().await;
     register_pdnd_client(&e).await;
+    // WaaS reaches core's SIUSS ledger through core's gRPC routes, as the gateway does.
+    let routes = core_cartella::server::routes(&e.store, e.hub.verifier().unwrap()).await.unwrap();
     let waas = gateway::waas::router(
-        e.store.clone(),
+        gateway::core_link::CoreLink::in_process(routes, e.hub.clone()),
         e.auth.clone(),
         gateway::stack::limit::Limiter::new(gateway::stack::limit::RateConfig::default()),
     );

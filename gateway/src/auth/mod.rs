@@ -211,10 +211,10 @@ impl Authenticator {
     pub async fn authenticate_with(&self, p: &Presented<'_>) -> Result<(Caller, Credential), AuthError> {
         let request_id = p.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
         // SPID/CIE operator session cookie, only when no Authorization header is sent.
-        if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION)) {
-            if let Some(op) = rp.session_operator(p.headers, p.method).await.map_err(|e| AuthError::Other(e.to_string()))? {
-                return Ok((operator_caller(op, &rp.config().purpose, request_id), Credential::Session));
-            }
+        if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION))
+            && let Some(op) = rp.session_operator(p.headers, p.method).await.map_err(|e| AuthError::Other(e.to_string()))?
+        {
+            return Ok((operator_caller(op, &rp.config().purpose, request_id), Credential::Session));
         }
         if let (Some(der), Some(registry)) = (p.client_cert, &self.clients)
             && let Some(client) = registry.by_certificate(der).await.map_err(unavailable)?

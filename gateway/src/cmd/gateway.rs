@@ -1,4 +1,5 @@
-//! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC; and the
+//! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC, with its
+//! own edge store and no access to core's database; and the
 //! HTTP settings and session purge it shares with `sigess up`.
 use std::{net::SocketAddr, time::Duration};
 
@@ -14,7 +15,7 @@ use gateway::{
 };
 use tokio::net::TcpListener;
 
-use super::{EdgeStoreArgs, KeyArgs, StoreArgs, shutdown_signal};
+use super::{EdgeStoreArgs, KeyArgs, shutdown_signal};
 
 /// Settings of the gateway's HTTP side.
 #[derive(Args, Debug, Clone)]
@@ -56,8 +57,6 @@ impl HttpArgs {
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
     #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
     edge: EdgeStoreArgs,
     #[command(flatten)]
     spid: spid_cie::RpArgs,
@@ -79,17 +78,13 @@ pub struct GatewayArgs {
 pub async fn run(a: GatewayArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
-    let store = a.store.open().await?;
+    // The gateway has no access to core's database: everything of core's goes over gRPC.
     let edge = a.edge.open().await?;
     let link = CoreLink::connect_lazy(&a.core_url, signer.clone()).with_context(|| format!("core URL {}", a.core_url))?;
     let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
     let auth = with_sessions(auth, spid, &edge)?;
-    let app = app::build_full(
-        Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
-        &a.http.app_config(),
-        Some(token_endpoint),
-    )
-    .context("building the HTTP application")?;
+    let app = app::build_full(Parts { link, auth, store: None, edge: Some(edge.clone()) }, &a.http.app_config(), Some(token_endpoint))
+        .context("building the HTTP application")?;
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
     tracing::info!(http_addr = %web.local_addr()?, core = %a.core_url, "gateway listening");
     println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core_url);
@@ -97,7 +92,6 @@ pub async fn run(a: GatewayArgs) -> Result<()> {
         Some(t) => gateway::tls::serve_tls(web, app.router, t, shutdown_signal()).await.context("HTTPS server")?,
         None => axum::serve(web, app.router).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?,
     }
-    store.close().await;
     edge.close().await;
     Ok(())
 }
