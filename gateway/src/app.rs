@@ -18,16 +18,10 @@ use crate::{
     },
 };
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AppConfig {
     pub stack: StackConfig,
     pub rate: RateConfig,
-}
-
-impl Default for AppConfig {
-    fn default() -> Self {
-        Self { stack: StackConfig::default(), rate: RateConfig::default() }
-    }
 }
 
 /// What the application is built from.
@@ -69,13 +63,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(parts.auth.session_routes())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());
-    // Quota state of idle clients is dropped once a minute.
-    let pruned = limiter.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            pruned.prune();
-        }
-    });
+    // Quota state of idle clients is dropped once a minute, until the server has stopped.
+    limiter.prune_periodically(std::time::Duration::from_secs(60));
     Ok(App { router, metrics, limiter })
 }

@@ -64,12 +64,12 @@ fn cookie(rp: &Rp, sid: &str) -> HeaderMap {
     h
 }
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn session_to_caller_with_timeouts_and_csrf() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let (store, rp) = rp().await;
     assert_eq!(rp.session_operator(&HeaderMap::new(), "GET").await, Ok(None), "no cookie: other credentials apply");
 
@@ -118,7 +118,7 @@ fn logout(rp: &Rp, sid: &str, form: &str) -> Request<Body> {
 #[tokio::test]
 async fn logout_needs_the_csrf_token() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let (_d, rp) = rp().await;
     session(&rp, "s1", 0, 3600).await;
     let (status, _, page) = call(
@@ -146,7 +146,7 @@ async fn logout_needs_the_csrf_token() {
 #[tokio::test]
 async fn secure_cookie_and_entity_configuration() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let store: Arc<MemoryStore> = Arc::default();
     let mut cfg = RpConfig::new("https://sigess.example.org/oidc/rp/", "https://ta.example.org/");
     cfg.cookie_secure = false;
@@ -177,7 +177,7 @@ impl Write for Sink {
 #[tokio::test]
 async fn refusals_log_no_secrets() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let sink = Sink::default();
     let writer = sink.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();

@@ -116,7 +116,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     // audit, without a loopback connection.
     let link = CoreLink::in_process(routes, signer.clone());
     let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
-    let auth = with_sessions(auth, spid, &edge)?;
+    let auth = with_sessions(auth, spid, &edge, on_stop())?;
     let app = app::build_full(
         Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
         &a.http.app_config(),
