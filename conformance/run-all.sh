@@ -6,6 +6,24 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# Tools the suites call besides cargo: found here, installed when this shell may (root with
+# apt-get), or named exactly before anything starts.
+missing_pkgs=()
+command -v xmllint >/dev/null 2>&1 || missing_pkgs+=(libxml2-utils)  # SIUSS flows against INPS's XSDs
+command -v python3 >/dev/null 2>&1 || missing_pkgs+=(python3)        # the Python and SPID/CIE suites
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing_pkgs+=(python3-venv)
+if [ "${#missing_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+  else
+    echo "missing before the tests can run: ${missing_pkgs[*]}" >&2
+    echo "install them with:  sudo apt-get install -y ${missing_pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
 echo "== FHIR R4 test peer (Medplum, npm ci): the Regione Lazio adapter's tests deliver to it"
 conformance/fhir/setup.sh
 

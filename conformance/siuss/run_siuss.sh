@@ -68,10 +68,10 @@ BASE="http://127.0.0.1:$HTTP_PORT"
 PDND_AUD="sigess-waas-conformance"
 PDND_ISS="https://auth.conformance.pdnd.invalid"
 python3 "$ROOT/conformance/siuss/pdnd_voucher.py" keys "$TMP"
-"$SIGESS_BIN" client add --database-url "sqlite://$TMP/sigess.db" --name "INPS SIUSS" \
+"$SIGESS_BIN" client add --edge-database-url "sqlite://$TMP/edge.db" --name "INPS SIUSS" \
   --roles consultazione --purpose "alimentazione SIUSS" --pdnd-client-id inps-siuss-pdnd >/dev/null
 "$SIGESS_BIN" up --demo --demo-size 10 \
-  --database-url "sqlite://$TMP/sigess.db" \
+  --database-url "sqlite://$TMP/sigess.db" --edge-database-url "sqlite://$TMP/edge.db" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
   --pdnd-jwks "$TMP/pdnd-jwks.json" --pdnd-audience "$PDND_AUD" --pdnd-issuer "$PDND_ISS" \
   --signing-key "$TMP/k.pem" --rate-per-minute 1000000 --rate-burst 100000 >"$TMP/hub.log" 2>&1 &

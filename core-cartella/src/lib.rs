@@ -12,5 +12,7 @@ pub mod record;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use error::{CoreError, Result};

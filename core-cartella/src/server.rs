@@ -73,11 +73,15 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
         reporter.set_service_status(s, ServingStatus::Serving).await;
     }
     // Health follows the store: a database that stops answering makes the services NOT_SERVING.
+    // The watch ends when the store is closed, which every command does on shutdown.
     let watched = store.clone();
     tokio::spawn(async move {
         let mut last = true;
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
+            if watched.pool().is_closed() {
+                break;
+            }
             let ok = watched.ping().await.is_ok();
             if ok != last {
                 let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };

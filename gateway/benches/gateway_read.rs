@@ -121,16 +121,22 @@ async fn main() {
     tokio::spawn(async move { core_cartella::server::serve(core_l, &s, v, std::future::pending()).await.unwrap() });
     let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap();
     let cfg = AppConfig { rate: RateConfig { per_minute: 100_000_000, burst: 1_000_000 }, ..Default::default() };
-    let app = app::build(Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None }, &cfg)
-        .unwrap();
+    let app = app::build(
+        Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None, edge: None },
+        &cfg,
+    )
+    .unwrap();
     let gw_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw_addr = gw_l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(gw_l, app.router).await.unwrap() });
     // The same gateway calling core's routes in its own process, as `sigess up` runs.
     let routes = core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap();
     let link = CoreLink::in_process(routes, signer.clone());
-    let app = app::build(Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None }, &cfg)
-        .unwrap();
+    let app = app::build(
+        Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None, edge: None },
+        &cfg,
+    )
+    .unwrap();
     let up_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up_l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(up_l, app.router).await.unwrap() });

@@ -183,7 +183,12 @@ async fn flussi(n: u64) {
     let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
     let rate = gateway::stack::limit::RateConfig { per_minute: 10_000_000, burst: 1_000_000 };
     let built = app::build(
-        app::Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: Some(store.clone()) },
+        app::Parts {
+            link,
+            auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true),
+            store: Some(store.clone()),
+            edge: None,
+        },
         &app::AppConfig { rate, ..Default::default() },
     )
     .unwrap();

@@ -3,6 +3,8 @@
 use axum::{Router, http::StatusCode, routing::get};
 use core_cartella::store::Store;
 
+use crate::edge_store::EdgeStore;
+
 use crate::{
     auth::Authenticator,
     core_link::CoreLink,
@@ -16,7 +18,7 @@ use crate::{
     },
 };
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AppConfig {
     pub stack: StackConfig,
     pub rate: RateConfig,
@@ -25,19 +27,15 @@ pub struct AppConfig {
     pub delivery_max_age: Option<std::time::Duration>,
 }
 
-impl Default for AppConfig {
-    fn default() -> Self {
-        Self { stack: StackConfig::default(), rate: RateConfig::default(), delivery_max_age: None }
-    }
-}
-
 /// What the application is built from.
 #[derive(Clone, Debug)]
 pub struct Parts {
     pub link: CoreLink,
     pub auth: Authenticator,
-    /// The store, when the gateway runs next to it (readiness checks it directly).
+    /// Core's store, when core runs in the same process (`sigess up`): readiness checks it.
     pub store: Option<Store>,
+    /// The edge store (clients, operators, sessions); readiness checks it.
+    pub edge: Option<EdgeStore>,
 }
 
 #[derive(Debug)]
@@ -60,21 +58,20 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
     let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
     let router = Router::new()
-        .merge(http::router(Readiness { core: parts.link.channel(), store: parts.store.clone(), delivery_max_age: cfg.delivery_max_age }))
+        .merge(http::router(Readiness {
+            core: parts.link.channel(),
+            store: parts.store.clone(),
+            edge: parts.edge.clone(),
+            delivery_max_age: cfg.delivery_max_age,
+        }))
         .route("/metrics", get(metrics::endpoint).with_state(metrics.clone()))
         .merge(grpc_ingress::router(ingress))
         .merge(api)
-        .merge(parts.store.clone().map(|s| crate::waas::router(s, parts.auth.clone(), limiter.clone())).unwrap_or_default())
+        .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
         .merge(parts.auth.session_routes())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());
-    // Quota state of idle clients is dropped once a minute.
-    let pruned = limiter.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            pruned.prune();
-        }
-    });
+    // Quota state of idle clients is dropped once a minute, until the server has stopped.
+    limiter.prune_periodically(std::time::Duration::from_secs(60));
     Ok(App { router, metrics, limiter })
 }

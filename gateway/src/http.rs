@@ -20,6 +20,7 @@ pub struct Readiness {
     pub core: crate::core_link::CoreChannel,
     pub store: Option<Store>,
     pub delivery_max_age: Option<Duration>,
+    pub edge: Option<crate::edge_store::EdgeStore>,
 }
 
 pub fn router(ready: Readiness) -> Router {
@@ -46,11 +47,16 @@ async fn readyz(State(r): State<Readiness>) -> Response {
         if store.ping().await.is_err() {
             return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the store does not answer");
         }
-        if let Some(max) = r.delivery_max_age {
-            if let Some(why) = stale_deliveries(store, max).await {
-                return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", &why);
-            }
+        if let Some(max) = r.delivery_max_age
+            && let Some(why) = stale_deliveries(store, max).await
+        {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", &why);
         }
+    }
+    if let Some(edge) = &r.edge
+        && edge.ping().await.is_err()
+    {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the edge store does not answer");
     }
     let mut client = HealthClient::new(r.core.clone());
     let check = client.check(HealthCheckRequest { service: String::new() });

@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use axum::Router;
 use clap::Args;
-use core_cartella::{auth::TokenSigner, store::Store};
+use core_cartella::auth::TokenSigner;
 
 use crate::{
     auth::{
@@ -13,6 +13,7 @@ use crate::{
         oauth::{AccessTokens, oauth_router},
         pdnd::{PdndConfig, PdndVerifier},
     },
+    edge_store::EdgeStore,
     tls::TlsConfig,
 };
 
@@ -84,7 +85,7 @@ impl AuthArgs {
     /// The authenticator with every configured credential kind, and the token endpoint.
     pub async fn build(
         &self,
-        store: &Store,
+        store: &EdgeStore,
         signer: &TokenSigner,
         signing_key: &std::path::Path,
     ) -> Result<(Authenticator, Router), SetupError> {

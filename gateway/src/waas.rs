@@ -10,6 +10,10 @@
 //! documents carry only the members the yaml's `Problem` schema allows (type, title,
 //! status, detail, instance), and a refused body stores nothing. Requests are rate limited
 //! per caller with the `X-RateLimit-*` headers the yaml declares.
+//!
+//! The flows and esiti live in core's SIUSS ledger; the gateway reaches them only through
+//! `cartella.v1.SiussService` (`ServeFlussi`, `RegistraEsiti`, `StatoServizio`) with the
+//! caller's token, as every other call to core.
 use axum::{
     Extension, Router,
     body::Bytes,
@@ -20,18 +24,16 @@ use axum::{
     routing::{get, post},
 };
 use base64::Engine;
-use core_cartella::{
-    auth::Caller,
-    store::{
-        Store,
-        flussi::{EsitiError, Esito},
-    },
-};
+use cartella_proto::v1::{self as pb, siuss_service_client::SiussServiceClient};
+use core_cartella::auth::Caller;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::{
     auth::{Authenticator, Credential, require_caller},
+    core_link::CoreLink,
     problem::CONTENT_TYPE as PROBLEM,
     stack::limit::{Decision, Limiter},
 };
@@ -48,7 +50,7 @@ const CODICI_ESITO: [&str; 4] = ["OK", "DATI_NON_TROVATI", "RICHIESTA_INVALIDA",
 
 #[derive(Clone, Debug)]
 struct Waas {
-    store: Store,
+    link: CoreLink,
     limiter: Limiter,
     /// With PDND configured, only PDND vouchers are admitted.
     pdnd_only: bool,
@@ -79,8 +81,8 @@ fn problem(status: StatusCode, detail: &str) -> Response {
 }
 
 /// The WaaS routes: authentication, then the permission check and the rate limit.
-pub fn router(store: Store, auth: Authenticator, limiter: Limiter) -> Router {
-    let state = Waas { store, limiter, pdnd_only: auth.pdnd_enabled() };
+pub fn router(link: CoreLink, auth: Authenticator, limiter: Limiter) -> Router {
+    let state = Waas { link, limiter, pdnd_only: auth.pdnd_enabled() };
     let api = Router::new()
         .route("/flussi", get(flussi))
         .route("/esiti", post(esiti))
@@ -178,11 +180,15 @@ async fn flussi(State(w): State<Waas>, Extension(caller): Extension<Caller>, Raw
     if limit == 0 {
         return axum::Json(json!({ "elenco_flussi": [] })).into_response();
     }
-    let flows = match w.store.siuss_serve(&caller, since, limit).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "GET /flussi failed");
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "archivio dei flussi non disponibile: riprovare");
+    let flows = match core_request(&w, &caller, pb::ServeFlussiRequest { since, limit }) {
+        Some(req) => SiussServiceClient::new(w.link.channel()).serve_flussi(req).await,
+        None => return mint_failed(),
+    };
+    let flows = match flows {
+        Ok(f) => f.into_inner().flussi,
+        Err(s) => {
+            tracing::error!(code = ?s.code(), error = %s.message(), "GET /flussi failed");
+            return core_refusal(&s);
         }
     };
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -190,7 +196,7 @@ async fn flussi(State(w): State<Waas>, Extension(caller): Extension<Caller>, Raw
         .iter()
         .map(|f| {
             json!({
-                "codice_ente": f.ente,
+                "codice_ente": f.codice_ente,
                 "denominazione_ente": f.denominazione_ente,
                 "id_flusso": f.id_flusso,
                 "tipo": if f.tipo == "SINBA" { "SINBA" } else { "PS_PSA_SINA" },
@@ -230,7 +236,7 @@ fn date_time(s: &str) -> bool {
 
 /// The esiti of a `POST /esiti` body, or every reason it does not fit `ElencoEsiti`.
 /// Messages name fields and positions, never values.
-pub fn parse_esiti(body: &[u8]) -> Result<Vec<Esito>, Vec<String>> {
+pub fn parse_esiti(body: &[u8]) -> Result<Vec<pb::EsitoSiuss>, Vec<String>> {
     let v: Value = serde_json::from_slice(body).map_err(|_| vec!["il corpo non è un documento JSON valido".to_string()])?;
     let Value::Object(root) = v else { return Err(vec!["atteso un oggetto con la proprietà elenco_esiti".into()]) };
     let mut errors = Vec::new();
@@ -274,7 +280,7 @@ pub fn parse_esiti(body: &[u8]) -> Result<Vec<Esito>, Vec<String>> {
             errors.push(format!("{p}.codice_esito: valore non ammesso ({})", CODICI_ESITO.join(", ")));
         }
         let _ = tipo;
-        out.push(Esito { id_flusso, codice_esito, descrizione_esito, id_acquisizione_siuss, ts_acquisizione });
+        out.push(pb::EsitoSiuss { id_flusso, codice_esito, descrizione_esito, id_acquisizione_siuss, ts_acquisizione });
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
@@ -287,26 +293,67 @@ async fn esiti(State(w): State<Waas>, Extension(caller): Extension<Caller>, head
         Ok(e) => e,
         Err(e) => return problem(StatusCode::BAD_REQUEST, &e.join("; ")),
     };
-    match w.store.siuss_esiti(&caller, &esiti).await {
+    let res = match core_request(&w, &caller, pb::RegistraEsitiRequest { esiti }) {
+        Some(req) => SiussServiceClient::new(w.link.channel()).registra_esiti(req).await,
+        None => return mint_failed(),
+    };
+    match res {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(EsitiError::Sconosciuti(idx)) => {
-            let pos: Vec<String> = idx.iter().map(|i| format!("elenco_esiti[{i}]")).collect();
+        Err(s) if s.code() == Code::InvalidArgument => {
+            // Core names each unknown flow as `esiti[i]`; INPS knows them as `elenco_esiti[i]`.
+            let pos: Vec<String> = s
+                .get_error_details()
+                .bad_request()
+                .map(|b| b.field_violations.iter().map(|v| format!("elenco_{}", v.field)).collect())
+                .unwrap_or_default();
             problem(
                 StatusCode::BAD_REQUEST,
                 &format!("id_flusso non prodotto da questo ente in {}: nessun esito registrato", pos.join(", ")),
             )
         }
-        Err(EsitiError::Core(e)) => {
-            tracing::error!(error = %e, "POST /esiti failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "archivio dei flussi non disponibile: riprovare")
+        Err(s) => {
+            tracing::error!(code = ?s.code(), error = %s.message(), "POST /esiti failed");
+            core_refusal(&s)
         }
     }
 }
 
-async fn status(State(w): State<Waas>) -> Response {
-    match w.store.ping().await {
-        Ok(()) => problem(StatusCode::OK, "il servizio funziona correttamente"),
-        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "archivio dei flussi non disponibile"),
+async fn status(State(w): State<Waas>, Extension(caller): Extension<Caller>) -> Response {
+    let res = match core_request(&w, &caller, pb::StatoServizioRequest {}) {
+        Some(req) => SiussServiceClient::new(w.link.channel()).stato_servizio(req).await,
+        None => return mint_failed(),
+    };
+    match res {
+        Ok(r) if r.get_ref().serving => problem(StatusCode::OK, "il servizio funziona correttamente"),
+        _ => problem(StatusCode::SERVICE_UNAVAILABLE, "archivio dei flussi non disponibile"),
+    }
+}
+
+/// A request to core carrying the caller's token; None when no token could be minted.
+fn core_request<T>(w: &Waas, caller: &Caller, msg: T) -> Option<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    let bearer = w.link.bearer_for(caller).ok().and_then(|b| b.parse().ok())?;
+    req.metadata_mut().insert("authorization", bearer);
+    if let Ok(rid) = caller.request_id.parse()
+        && !caller.request_id.is_empty()
+    {
+        req.metadata_mut().insert("x-request-id", rid);
+    }
+    Some(req)
+}
+
+fn mint_failed() -> Response {
+    tracing::error!("cannot mint a caller token for core");
+    problem(StatusCode::INTERNAL_SERVER_ERROR, "errore interno")
+}
+
+/// The WaaS answer to a refusal or failure of core: a denial stays a denial, anything else
+/// means the flow archive cannot be reached now.
+fn core_refusal(s: &tonic::Status) -> Response {
+    match s.code() {
+        Code::PermissionDenied => problem(StatusCode::FORBIDDEN, "operazione non consentita a questo chiamante"),
+        Code::Unauthenticated => problem(StatusCode::UNAUTHORIZED, "credenziali non valide"),
+        _ => problem(StatusCode::SERVICE_UNAVAILABLE, "archivio dei flussi non disponibile: riprovare"),
     }
 }
 

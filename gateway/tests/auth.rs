@@ -26,6 +26,7 @@ use gateway::auth::{
     AccessTokens, Authenticator, ClientRegistry, JwksSource, NewClient, PdndConfig, PdndVerifier, Presented, cert_fingerprint,
     modi::digest_header_value, oauth_router, require_caller,
 };
+use gateway::edge_store::EdgeStore;
 use josekit::{
     jwk::{Jwk, JwkSet},
     jws::{HS256, JwsHeader, JwsSigner, RS256},
@@ -93,7 +94,10 @@ fn with(mut v: Value, k: &str, x: Value) -> Value {
 
 struct Env {
     _dir: tempfile::TempDir,
+    /// Core's store, behind the in-process core the WaaS routes call.
     store: Store,
+    /// The edge store: clients and the ModI signature ids.
+    edge: EdgeStore,
     registry: ClientRegistry,
     hub: TokenSigner,
     auth: Authenticator,
@@ -107,7 +111,8 @@ struct Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(&format!("sqlite://{}", dir.path().join("hub.db").display()))).await.unwrap();
-    let registry = ClientRegistry::new(store.clone());
+    let edge = EdgeStore::open(&format!("sqlite://{}", dir.path().join("edge.db").display()), 1).await.unwrap();
+    let registry = ClientRegistry::new(edge.clone());
     let key_path = dir.path().join("hub-signing-key.pem");
     let hub = TokenSigner::load_or_create(&key_path).unwrap();
     let tokens = AccessTokens::load(&key_path, Duration::from_secs(900)).unwrap();
@@ -126,7 +131,7 @@ async fn env() -> Env {
     let protected =
         Router::new().route("/whoami", get(whoami).post(whoami)).route_layer(middleware::from_fn_with_state(auth.clone(), require_caller));
     let app = protected.merge(oauth_router(registry.clone(), tokens));
-    Env { _dir: dir, store, registry, hub, auth, app, pdnd_private, inps_private, inps_public }
+    Env { _dir: dir, store, edge, registry, hub, auth, app, pdnd_private, inps_private, inps_public }
 }
 
 /// A JWK set (JSON) of these public keys, as `--modi-jwks` takes it.
@@ -361,19 +366,19 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
     assert_refused(&send(&e.app, "POST", "/whoami", &headers, body).await, "modi_missing_digest");
 
     // The ledger is shared through the store and purged once expired.
-    let n = |s: &Store| {
+    let n = |s: &EdgeStore| {
         let pool = s.pool().clone();
         async move { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM modi_jti").fetch_one(&pool).await.unwrap() }
     };
-    assert_eq!(n(&e.store).await, 1);
-    assert!(e.store.remember_jti("x", "old", now() - 10, now()).await.unwrap());
-    assert!(e.store.remember_jti("x", "live", now() + 100, now()).await.unwrap());
-    assert!(!e.store.remember_jti("x", "live", now() + 100, now()).await.unwrap());
+    assert_eq!(n(&e.edge).await, 1);
+    assert!(e.edge.remember_jti("x", "old", now() - 10, now()).await.unwrap());
+    assert!(e.edge.remember_jti("x", "live", now() + 100, now()).await.unwrap());
+    assert!(!e.edge.remember_jti("x", "live", now() + 100, now()).await.unwrap());
     // An id whose earlier use has expired may be recorded again.
-    assert!(e.store.remember_jti("x", "old", now() + 100, now()).await.unwrap());
-    assert!(e.store.remember_jti("x", "gone", now() - 10, now()).await.unwrap());
-    assert_eq!(e.store.purge_jtis(now()).await.unwrap(), 1);
-    assert_eq!(n(&e.store).await, 3);
+    assert!(e.edge.remember_jti("x", "old", now() + 100, now()).await.unwrap());
+    assert!(e.edge.remember_jti("x", "gone", now() - 10, now()).await.unwrap());
+    assert_eq!(e.edge.purge_jtis(now()).await.unwrap(), 1);
+    assert_eq!(n(&e.edge).await, 3);
 }
 
 /// A ModI signature counts only for the client that signed it: another registered client's
@@ -550,7 +555,7 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let db = format!("sqlite://{}", dir.path().join("cli.db").display());
     let add = |file: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sigess"))
-            .args(["client", "add", "--database-url", &db, "--name", "INPS SIUSS"])
+            .args(["client", "add", "--edge-database-url", &db, "--name", "INPS SIUSS"])
             .args(["--roles", "consultazione", "--purpose", "alimentazione SIUSS"])
             .args(["--pdnd-client-id", PDND_CLIENT, "--modi-jwks"])
             .arg(file)
@@ -567,7 +572,7 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     std::fs::write(&public, jwks_json(&[&e.inps_public])).unwrap();
     let out = add(&public);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let store = Store::open(&StoreOptions::new(&db)).await.unwrap();
+    let store = EdgeStore::open(&db, 1).await.unwrap();
     let c = store.client_by_pdnd_id(PDND_CLIENT).await.unwrap().unwrap();
     let keys = JwkSet::from_bytes(c.modi_jwks.unwrap().as_bytes()).unwrap();
     assert_eq!(keys.get(INPS_KID).len(), 1);
@@ -607,7 +612,7 @@ async fn client_credentials_issue_tokens_the_gateway_accepts() {
     // Only an Argon2id PHC string is stored.
     let stored: String = sqlx::query_scalar("SELECT secret_hash FROM hub_client WHERE client_id = $1")
         .bind(&client.client_id)
-        .fetch_one(e.store.pool())
+        .fetch_one(e.edge.pool())
         .await
         .unwrap();
     assert!(stored.starts_with("$argon2id$v=19$"), "{stored}");
@@ -792,7 +797,7 @@ async fn registry_and_jti_ledger_on_postgres() {
     };
     let name = format!("sigess_auth_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let store = Store::open(&StoreOptions::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"))).await.unwrap();
+    let store = EdgeStore::open(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 4).await.unwrap();
     let registry = ClientRegistry::new(store.clone());
     let (c, secret) = registry
         .create(NewClient {
@@ -838,8 +843,10 @@ async fn registry_and_jti_ledger_on_postgres() {
 async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
     let e = env().await;
     register_pdnd_client(&e).await;
+    // WaaS reaches core's SIUSS ledger through core's gRPC routes, as the gateway does.
+    let routes = core_cartella::server::routes(&e.store, e.hub.verifier().unwrap()).await.unwrap();
     let waas = gateway::waas::router(
-        e.store.clone(),
+        gateway::core_link::CoreLink::in_process(routes, e.hub.clone()),
         e.auth.clone(),
         gateway::stack::limit::Limiter::new(gateway::stack::limit::RateConfig::default()),
     );

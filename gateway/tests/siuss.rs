@@ -461,9 +461,15 @@ async fn web(rate: RateConfig) -> Web {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/sigess.db", dir.path().display()))).await.unwrap();
     let signer = TokenSigner::load_or_create(&dir.path().join("key.pem")).unwrap();
-    // Core is not needed by the WaaS routes; the link stays lazy and unused.
-    let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
-    let parts = Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: Some(store.clone()) };
+    // WaaS reaches the SIUSS ledger through core's gRPC routes (here in the same process).
+    let routes = core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap();
+    let link = CoreLink::in_process(routes, signer.clone());
+    let parts = Parts {
+        link,
+        auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true),
+        store: Some(store.clone()),
+        edge: None,
+    };
     let built = app::build(parts, &AppConfig { rate, ..AppConfig::default() }).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();

@@ -53,7 +53,7 @@ async fn start_with(cfg: AppConfig, in_process: bool) -> Running {
         CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap()
     };
     let auth = Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true);
-    let app = app::build(Parts { link, auth, store: None }, &cfg).unwrap();
+    let app = app::build(Parts { link, auth, store: None, edge: None }, &cfg).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });

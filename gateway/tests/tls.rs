@@ -6,12 +6,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Extension, Json, Router, middleware, routing::get};
-use core_cartella::{
-    auth::{Caller, Role, TokenSigner},
-    store::{Store, StoreOptions},
-};
+use core_cartella::auth::{Caller, Role, TokenSigner};
 use gateway::{
     auth::{Authenticator, ClientRegistry, NewClient, cert_fingerprint, require_caller},
+    edge_store::EdgeStore,
     tls::{TlsConfig, serve_tls},
 };
 use rcgen::{
@@ -76,8 +74,8 @@ async fn start(ca: &Ca, client: &Certificate, required: bool) -> (Server, String
     cfg.client_ca = Some(write("clients-ca.pem", &ca.cert.pem()));
     cfg.client_cert_required = required;
 
-    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}", dir.path().join("hub.db").display()))).await.unwrap();
-    let registry = ClientRegistry::new(store);
+    let edge = EdgeStore::open(&format!("sqlite://{}", dir.path().join("edge.db").display()), 1).await.unwrap();
+    let registry = ClientRegistry::new(edge);
     let (registered, _) = registry
         .create(NewClient {
             name: "Regione Lazio".into(),

@@ -5,12 +5,14 @@
 //! provider's trust chain through the Trust Anchor, sends a signed request object with
 //! PKCE, exchanges the code with a `private_key_jwt` assertion, checks the ID token, opens
 //! the encrypted userinfo, and maps the fiscal number to a registered operator. Only then
-//! is a server-side session created; its cookie lets the operator's REST calls reach core
-//! as a `Caller` with the operator's ente, ufficio and roles.
+//! is a server-side session created; its cookie lets the operator's REST calls reach core:
+//! the gateway turns the session's [`OperatorIdentity`] into the caller core sees.
 //!
 //! Pure parts (keys, JOSE checks, trust chains, metadata policy, request objects, ID token
 //! and userinfo validation) are in their own modules and tested without I/O; `routes`
-//! holds the HTTP side and `session` the cookie → `Caller` path the gateway calls.
+//! holds the HTTP side, `session` the cookie → operator path the gateway calls, and
+//! `store` the port through which the adapter keeps operators, logins and sessions (the
+//! binary wires an implementation; the adapter owns no tables).
 
 pub mod config;
 pub mod error;
@@ -22,17 +24,17 @@ pub mod oidc;
 pub mod policy;
 mod routes;
 pub mod session;
+pub mod store;
 #[cfg(test)]
 mod testkit;
 
 use std::sync::Arc;
 
-use core_cartella::store::Store;
-
 pub use config::{RpArgs, RpConfig};
 pub use error::{Error, Result};
 pub use routes::router;
 pub use session::SessionRefused;
+pub use store::{OperatorIdentity, SessionStore};
 
 use crate::{
     federation::{Resolver, TrustSettings},
@@ -40,7 +42,8 @@ use crate::{
     keys::RpKeys,
 };
 
-/// The relying party: configuration, keys, the trust resolver and the store. Cheap to clone.
+/// The relying party: configuration, keys, the trust resolver and the session store. Cheap
+/// to clone.
 #[derive(Clone, Debug)]
 pub struct Rp {
     inner: Arc<Inner>,
@@ -52,17 +55,17 @@ struct Inner {
     keys: RpKeys,
     http: Http,
     resolver: Resolver,
-    store: Store,
+    store: Arc<dyn SessionStore>,
 }
 
 impl Rp {
     /// Loads (or, when allowed, creates) the key files named in `cfg`.
-    pub fn new(cfg: RpConfig, store: Store) -> Result<Self> {
+    pub fn new(cfg: RpConfig, store: Arc<dyn SessionStore>) -> Result<Self> {
         let keys = RpKeys::load(&cfg.federation_keys, &cfg.sig_keys, &cfg.enc_keys, cfg.create_keys)?;
         Self::with_keys(cfg, keys, store)
     }
 
-    pub fn with_keys(cfg: RpConfig, keys: RpKeys, store: Store) -> Result<Self> {
+    pub fn with_keys(cfg: RpConfig, keys: RpKeys, store: Arc<dyn SessionStore>) -> Result<Self> {
         cfg.validate()?;
         let http = Http::new(cfg.http_timeout)?;
         let settings = TrustSettings {
@@ -90,8 +93,8 @@ impl Rp {
         &self.inner.http
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    pub fn store(&self) -> &dyn SessionStore {
+        self.inner.store.as_ref()
     }
 
     /// The routes under `/oidc/rp/`.

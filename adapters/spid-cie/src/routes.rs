@@ -13,7 +13,6 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use core_cartella::store::{LoginRequestRecord, SessionRecord};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,6 +23,7 @@ use crate::{
     jose::{now, random_token},
     oidc::{self, FISCAL_NUMBER, Pending},
     session::{cookie, digest},
+    store::{LoginRequest, Session},
 };
 
 /// The routes, to merge into the gateway's application.
@@ -184,7 +184,7 @@ async fn authorization(State(rp): State<Rp>, Query(q): Query<StartQuery>) -> Res
     };
     let browser = random_token(32);
     let ttl = i64::try_from(rp.config().login_timeout.as_secs()).unwrap_or(600);
-    let rec = LoginRequestRecord {
+    let rec = LoginRequest {
         state_hash: digest(&pending.state),
         browser_hash: digest(&browser),
         provider: pending.provider.clone(),
@@ -310,7 +310,7 @@ async fn finish_login(rp: &Rp, headers: &HeaderMap, q: CallbackQuery) -> Respons
     let sid = random_token(32);
     let t = now();
     let max = i64::try_from(cfg.absolute_timeout.as_secs()).unwrap_or(8 * 3600);
-    let rec = SessionRecord {
+    let rec = Session {
         id_hash: digest(&sid),
         operator_id: operator.operator_id.clone(),
         csrf_token: random_token(32),
@@ -338,7 +338,7 @@ async fn session_info(State(rp): State<Rp>, headers: HeaderMap) -> Response {
                 "operator_id": s.operator_id,
                 "ente": op.as_ref().map(|o| o.ente.clone()),
                 "ufficio": op.as_ref().and_then(|o| o.ufficio.clone()),
-                "roles": op.as_ref().map(|o| o.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()),
+                "roles": op.as_ref().map(|o| o.roles.clone()),
                 "csrf_token": s.csrf_token,
                 "expires_at": s.expires_at,
             }))

@@ -1,4 +1,4 @@
-//! Operator sessions: cookies, timeouts, CSRF, and the cookie → `Caller` path the gateway
+//! Operator sessions: cookies, timeouts, CSRF, and the cookie → operator path the gateway
 //! calls for requests without an `Authorization` header.
 //!
 //! The cookie holds a random 256-bit id; the store keeps only its SHA-256, so neither a
@@ -8,13 +8,14 @@
 //! token in `X-CSRF-Token`: the cookie alone is not enough to act.
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use core_cartella::{
-    auth::{Caller, CallerKind},
-    store::SessionRecord,
-};
 use sha2::{Digest, Sha256};
 
-use crate::{Rp, jose::now, oidc::constant_time_eq};
+use crate::{
+    Rp,
+    jose::now,
+    oidc::constant_time_eq,
+    store::{OperatorIdentity, Session},
+};
 
 /// Header carrying the CSRF token on state-changing REST calls.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -84,7 +85,7 @@ impl Rp {
     }
 
     /// The live session of this request, ended here if it timed out.
-    pub(crate) async fn live_session(&self, headers: &HeaderMap) -> Result<SessionRecord, SessionRefused> {
+    pub(crate) async fn live_session(&self, headers: &HeaderMap) -> Result<Session, SessionRefused> {
         let id = cookie(headers, self.session_cookie_name()).ok_or(SessionRefused::Unknown)?;
         let hash = digest(id);
         let store = self.store();
@@ -101,10 +102,11 @@ impl Rp {
         Ok(s)
     }
 
-    /// The operator behind the session cookie of a request, as a `Caller`.
+    /// The operator behind the session cookie of a request; the gateway makes the caller
+    /// core sees from it, with the purpose in [`RpConfig::purpose`](crate::RpConfig).
     ///
     /// `Ok(None)` when there is no session cookie (other credentials may apply).
-    pub async fn session_caller(&self, headers: &HeaderMap, method: &str, request_id: &str) -> Result<Option<Caller>, SessionRefused> {
+    pub async fn session_operator(&self, headers: &HeaderMap, method: &str) -> Result<Option<OperatorIdentity>, SessionRefused> {
         if !self.has_session_cookie(headers) {
             return Ok(None);
         }
@@ -119,14 +121,6 @@ impl Rp {
         if op.disabled {
             return Err(SessionRefused::Disabled);
         }
-        Ok(Some(Caller {
-            kind: CallerKind::Operatore,
-            subject: op.operator_id,
-            ente: op.ente,
-            ufficio: op.ufficio,
-            roles: op.roles,
-            purpose: self.config().purpose.clone(),
-            request_id: request_id.to_string(),
-        }))
+        Ok(Some(op))
     }
 }

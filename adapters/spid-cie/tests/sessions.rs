@@ -11,42 +11,40 @@ use axum::{
     body::Body,
     http::{HeaderMap, HeaderValue, Request, StatusCode, header},
 };
-use core_cartella::{
-    auth::Role,
-    store::{OperatorRecord, SessionRecord, Store, StoreOptions},
+use spid_cie::{
+    OperatorIdentity, Rp, RpConfig, SessionRefused,
+    jose::now,
+    keys::RpKeys,
+    session::digest,
+    store::{MemoryStore, Session},
 };
-use spid_cie::{Rp, RpConfig, SessionRefused, jose::now, keys::RpKeys, session::digest};
 use tower::ServiceExt;
 
 const RP: &str = "http://127.0.0.1:18999/oidc/rp/";
 
-async fn rp() -> (tempfile::TempDir, Rp) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = Store::open(&StoreOptions::new(&url)).await.expect("store");
-    store
-        .insert_operator(&OperatorRecord {
+async fn rp() -> (MemoryStore, Rp) {
+    let store = MemoryStore::default();
+    store.add_operator(
+        "VRDLGU75B12H501Z",
+        OperatorIdentity {
             operator_id: "op-m03-7".into(),
-            codice_fiscale: "VRDLGU75B12H501Z".into(),
             ente: "H501".into(),
             ufficio: Some("M03".into()),
-            roles: vec![Role::Operatore, Role::Statistica],
-            created_at: String::new(),
+            roles: vec!["operatore".into(), "statistica".into()],
             disabled: false,
-        })
-        .await
-        .expect("operator");
+        },
+    );
     let mut cfg = RpConfig::new(RP, "http://127.0.0.1:18998/");
     cfg.cookie_secure = false;
     cfg.idle_timeout = Duration::from_secs(600);
-    let rp = Rp::with_keys(cfg, RpKeys::generate().expect("keys"), store).expect("rp");
-    (dir, rp)
+    let rp = Rp::with_keys(cfg, RpKeys::generate().expect("keys"), Arc::new(store.clone())).expect("rp");
+    (store, rp)
 }
 
 async fn session(rp: &Rp, sid: &str, last_seen_ago: i64, expires_in: i64) {
     let t = now();
     rp.store()
-        .insert_session(&SessionRecord {
+        .insert_session(&Session {
             id_hash: digest(sid),
             operator_id: "op-m03-7".into(),
             csrf_token: "csrf-0123456789".into(),
@@ -66,41 +64,40 @@ fn cookie(rp: &Rp, sid: &str) -> HeaderMap {
     h
 }
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn session_to_caller_with_timeouts_and_csrf() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (_d, rp) = rp().await;
-    assert_eq!(rp.session_caller(&HeaderMap::new(), "GET", "").await, Ok(None), "no cookie: other credentials apply");
+    let _serial = SERIAL.lock().await;
+    let (store, rp) = rp().await;
+    assert_eq!(rp.session_operator(&HeaderMap::new(), "GET").await, Ok(None), "no cookie: other credentials apply");
 
     session(&rp, "live", 10, 3600).await;
-    let c = rp.session_caller(&cookie(&rp, "live"), "GET", "req-1").await.expect("ok").expect("caller");
-    assert_eq!((c.subject.as_str(), c.ente.as_str(), c.ufficio.as_deref()), ("op-m03-7", "H501", Some("M03")));
-    assert_eq!(c.roles, vec![Role::Operatore, Role::Statistica]);
-    assert_eq!(c.request_id, "req-1");
+    let c = rp.session_operator(&cookie(&rp, "live"), "GET").await.expect("ok").expect("operator");
+    assert_eq!((c.operator_id.as_str(), c.ente.as_str(), c.ufficio.as_deref()), ("op-m03-7", "H501", Some("M03")));
+    assert_eq!(c.roles, ["operatore", "statistica"]);
 
     // Writes need the CSRF token as a header.
-    assert_eq!(rp.session_caller(&cookie(&rp, "live"), "POST", "").await, Err(SessionRefused::Csrf));
+    assert_eq!(rp.session_operator(&cookie(&rp, "live"), "POST").await, Err(SessionRefused::Csrf));
     let mut h = cookie(&rp, "live");
     h.insert("x-csrf-token", HeaderValue::from_static("csrf-wrong"));
-    assert_eq!(rp.session_caller(&h, "PUT", "").await, Err(SessionRefused::Csrf));
+    assert_eq!(rp.session_operator(&h, "PUT").await, Err(SessionRefused::Csrf));
     h.insert("x-csrf-token", HeaderValue::from_static("csrf-0123456789"));
-    assert!(rp.session_caller(&h, "PUT", "").await.expect("ok").is_some());
+    assert!(rp.session_operator(&h, "PUT").await.expect("ok").is_some());
 
     // Idle too long: refused and gone.
     session(&rp, "idle", 601, 3600).await;
-    assert_eq!(rp.session_caller(&cookie(&rp, "idle"), "GET", "").await, Err(SessionRefused::Expired));
+    assert_eq!(rp.session_operator(&cookie(&rp, "idle"), "GET").await, Err(SessionRefused::Expired));
     assert!(rp.store().session(&digest("idle")).await.expect("q").is_none());
     // Past the absolute end, even if used a second ago.
     session(&rp, "old", 1, -1).await;
-    assert_eq!(rp.session_caller(&cookie(&rp, "old"), "GET", "").await, Err(SessionRefused::Expired));
+    assert_eq!(rp.session_operator(&cookie(&rp, "old"), "GET").await, Err(SessionRefused::Expired));
     // An id the server never issued (planted by someone) is nobody's session.
-    assert_eq!(rp.session_caller(&cookie(&rp, "planted"), "GET", "").await, Err(SessionRefused::Unknown));
+    assert_eq!(rp.session_operator(&cookie(&rp, "planted"), "GET").await, Err(SessionRefused::Unknown));
     // A disabled operator's sessions end.
-    rp.store().set_operator_disabled("op-m03-7", true).await.expect("disable");
-    assert_eq!(rp.session_caller(&cookie(&rp, "live"), "GET", "").await, Err(SessionRefused::Unknown));
+    store.set_disabled("op-m03-7", true);
+    assert_eq!(rp.session_operator(&cookie(&rp, "live"), "GET").await, Err(SessionRefused::Unknown));
 }
 
 async fn call(rp: &Rp, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
@@ -121,7 +118,7 @@ fn logout(rp: &Rp, sid: &str, form: &str) -> Request<Body> {
 #[tokio::test]
 async fn logout_needs_the_csrf_token() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let (_d, rp) = rp().await;
     session(&rp, "s1", 0, 3600).await;
     let (status, _, page) = call(
@@ -149,10 +146,8 @@ async fn logout_needs_the_csrf_token() {
 #[tokio::test]
 async fn secure_cookie_and_entity_configuration() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tmp");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = Store::open(&StoreOptions::new(&url)).await.expect("store");
+    let _serial = SERIAL.lock().await;
+    let store: Arc<MemoryStore> = Arc::default();
     let mut cfg = RpConfig::new("https://sigess.example.org/oidc/rp/", "https://ta.example.org/");
     cfg.cookie_secure = false;
     assert!(Rp::with_keys(cfg.clone(), RpKeys::generate().expect("k"), store.clone()).is_err(), "no plain cookie on https");
@@ -182,7 +177,7 @@ impl Write for Sink {
 #[tokio::test]
 async fn refusals_log_no_secrets() {
     // Tests here share tracing's global callsite cache: run them one at a time.
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL.lock().await;
     let sink = Sink::default();
     let writer = sink.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();

@@ -69,6 +69,7 @@ class Hub:
         args = [
             sigess_binary(), "up", "--demo", "--demo-size", "2",
             "--database-url", f"sqlite://{self.data / 'sigess.db'}",
+            "--edge-database-url", f"sqlite://{self.data / 'edge.db'}",
             "--signing-key", str(self.data / "hub-signing-key.pem"),
             "--grpc-addr", f"127.0.0.1:{free_port()}",
             "--http-addr", f"127.0.0.1:{port}",
@@ -107,7 +108,12 @@ class Hub:
         self.proc = None
 
     def db(self):
+        """Core's database (records, audit)."""
         return sqlite3.connect(str(self.data / "sigess.db"), timeout=10)
+
+    def edge_db(self):
+        """The gateway's edge database (operators, logins, sessions)."""
+        return sqlite3.connect(str(self.data / "edge.db"), timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +168,7 @@ def login(browser: requests.Session, op_id: str, expect_status=303):
 
 
 def register_operator(h: Hub):
-    with h.db() as con:
+    with h.edge_db() as con:
         con.execute(
             "INSERT OR IGNORE INTO operator (operator_id, codice_fiscale, ente, ufficio, roles, created_at) "
             "VALUES ('op-m01-test', ?, 'H501', 'M01', 'operatore', '2026-11-23T00:00:00Z')", (CF,))
@@ -189,13 +195,13 @@ def test_login_page_lists_spid_and_cie(hub):
 
 
 def test_unknown_person_is_refused_and_nothing_is_created(hub):
-    with hub.db() as con:
+    with hub.edge_db() as con:
         con.execute("DELETE FROM operator WHERE codice_fiscale = ?", (CF,))
     browser = requests.Session()
     res, _, _ = login(browser, topology.OP_SPID_ID, expect_status=403)
     assert "non risulti tra gli operatori" in res.text
     assert COOKIE not in browser.cookies
-    with hub.db() as con:
+    with hub.edge_db() as con:
         assert con.execute("SELECT COUNT(*) FROM operator_session").fetchone()[0] == 0
 
 
@@ -230,7 +236,7 @@ def test_full_login_rest_call_logout(hub, role):
     r = browser.post(RP_BASE + "api/v1/persone", json={}, timeout=TIMEOUT)
     assert r.status_code == 401 and "CSRF" in r.json()["detail"]
 
-    with hub.db() as con:
+    with hub.edge_db() as con:
         access_token = con.execute("SELECT access_token FROM operator_session").fetchone()[0]
     op_md = requests.get(op_id + ".well-known/openid-federation", timeout=TIMEOUT)
     userinfo_ep = jwt_parts(op_md.text)[1]["metadata"]["openid_provider"]["userinfo_endpoint"]

@@ -61,10 +61,10 @@ fn optional_date(v: &mut Violations, field: &str, s: &str, today: Date, past_onl
 }
 
 fn date_order(v: &mut Violations, end_field: &str, start: Option<Date>, end: Option<Date>, start_field: &str) {
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            v.add(end_field, format!("must not be before {start_field}"));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        v.add(end_field, format!("must not be before {start_field}"));
     }
 }
 
@@ -102,7 +102,7 @@ fn indirizzo(v: &mut Violations, field: &str, a: &Indirizzo) {
         v.add(&format!("{field}.codice_comune"), "must be an ISTAT comune code (6 digits)");
     }
     optional_text(v, &format!("{field}.indirizzo"), &a.indirizzo, MAX_TEXT);
-    if !a.cap.is_empty() && !(a.cap.len() == 5 && a.cap.bytes().all(|c| c.is_ascii_digit())) {
+    if !a.cap.is_empty() && !digits(&a.cap, 5) {
         v.add(&format!("{field}.cap"), "must be 5 digits");
     }
 }
@@ -134,10 +134,10 @@ pub fn persona(p: &mut Persona, today: Date) -> Vec<Violation> {
             Err(e) => v.add("codice_fiscale", e.to_string()),
             Ok(cf) => {
                 let (yy, mm, dd, female) = cf.birth();
-                if let Some(d) = nascita {
-                    if (d.year().rem_euclid(100) as u8, u8::from(d.month()), d.day()) != (yy, mm, dd) {
-                        v.add("codice_fiscale", "does not match data_nascita");
-                    }
+                if let Some(d) = nascita
+                    && (d.year().rem_euclid(100) as u8, u8::from(d.month()), d.day()) != (yy, mm, dd)
+                {
+                    v.add("codice_fiscale", "does not match data_nascita");
                 }
                 let sesso_f = p.sesso == Sesso::Femmina as i32;
                 if p.sesso != 0 && sesso_f != female {
@@ -353,10 +353,10 @@ pub fn pai(p: &Pai, today: Date) -> Vec<Violation> {
 }
 
 fn positive(v: &mut Violations, field: &str, value: Option<i64>) {
-    if let Some(x) = value {
-        if x <= 0 {
-            v.add(field, "must be greater than 0");
-        }
+    if let Some(x) = value
+        && x <= 0
+    {
+        v.add(field, "must be greater than 0");
     }
 }
 
@@ -397,15 +397,15 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
             v.add(field, "must not be negative");
         }
     }
-    if let Some(m) = p.minuti_servizio_mensili {
-        if !(0..=744 * 60).contains(&m) {
-            v.add("minuti_servizio_mensili", "must be between 0 and the minutes of a month");
-        }
+    if let Some(m) = p.minuti_servizio_mensili
+        && !(0..=744 * 60).contains(&m)
+    {
+        v.add("minuti_servizio_mensili", "must be between 0 and the minutes of a month");
     }
-    if let Some(n) = p.periodo_erogazione {
-        if !(1..=12).contains(&n) {
-            v.add("periodo_erogazione", "must be 1-12 months");
-        }
+    if let Some(n) = p.periodo_erogazione
+        && !(1..=12).contains(&n)
+    {
+        v.add("periodo_erogazione", "must be 1-12 months");
     }
 
     let inizio = optional_date(&mut v, "data_inizio", &p.data_inizio, today, false);
@@ -426,10 +426,10 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
             v.add("importo", "applies only to an occasional prestazione");
         }
         date_order(&mut v, "data_fine", inizio, fine, "data_inizio");
-        if let (Some(s), Some(e)) = (inizio, fine) {
-            if s.year() != e.year() {
-                v.add("data_fine", "must be in the same year as data_inizio");
-            }
+        if let (Some(s), Some(e)) = (inizio, fine)
+            && s.year() != e.year()
+        {
+            v.add("data_fine", "must be in the same year as data_inizio");
         }
         p.importo_mensile
     } else if p.carattere == CaratterePrestazione::Occasionale as i32 {
@@ -447,12 +447,12 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
         None
     };
     let quote = [p.quota_ente, p.quota_utente, p.quota_ssn];
-    if quote.iter().any(Option::is_some) {
-        if let Some(total) = amount {
-            let sum: i64 = quote.iter().flatten().fold(0i64, |a, b| a.saturating_add(*b));
-            if sum != total {
-                v.add("quota_ente", "quota_ente + quota_utente + quota_ssn must equal the amount");
-            }
+    if quote.iter().any(Option::is_some)
+        && let Some(total) = amount
+    {
+        let sum: i64 = quote.iter().flatten().fold(0i64, |a, b| a.saturating_add(*b));
+        if sum != total {
+            v.add("quota_ente", "quota_ente + quota_utente + quota_ssn must equal the amount");
         }
     }
     if let Some(d) = &p.dsu {
@@ -461,7 +461,7 @@ pub fn prestazione(p: &mut Prestazione, today: Date) -> Vec<Violation> {
             v.add("dsu", "numero_protocollo, anno_protocollo and data must be given all together or not at all");
         }
         optional_text(&mut v, "dsu.numero_protocollo", &d.numero_protocollo, 30);
-        if !d.anno_protocollo.is_empty() && !(d.anno_protocollo.len() == 4 && d.anno_protocollo.bytes().all(|c| c.is_ascii_digit())) {
+        if !d.anno_protocollo.is_empty() && !digits(&d.anno_protocollo, 4) {
             v.add("dsu.anno_protocollo", "must be a 4-digit year");
         }
         optional_date(&mut v, "dsu.data", &d.data, today, true);
@@ -491,6 +491,11 @@ pub fn motivo_revoca(motivo: &str) -> Vec<Violation> {
     let mut v = Violations::new("");
     required_text(&mut v, "motivo", motivo, MAX_TEXT);
     v.into_vec()
+}
+
+/// True when `s` is exactly `n` ASCII digits.
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

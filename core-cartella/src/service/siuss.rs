@@ -1,9 +1,22 @@
-//! SiussService: the SIUSS state of a prestazione, read from the flow ledger.
+//! SiussService: the SIUSS state of a prestazione, read from the flow ledger, and what the
+//! gateway's WaaS API needs from it (flows served with their XML, INPS's esiti, status).
 use cartella_proto::v1::{self as pb, siuss_service_server::SiussService};
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use crate::{error::CoreError, store::Store};
+use crate::{
+    domain::Violation,
+    error::CoreError,
+    store::{
+        Store,
+        flussi::{EsitiError, Esito},
+    },
+};
+
+/// Most flows one `ServeFlussi` call returns (WaaS `limit` maximum).
+const MAX_SERVE: u32 = 100;
+/// Most esiti one `RegistraEsiti` call takes (WaaS `elenco_esiti` maximum).
+const MAX_ESITI: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct SiussSvc {
@@ -51,5 +64,69 @@ impl SiussService for SiussSvc {
                 .collect(),
             nota: s.nota,
         }))
+    }
+
+    async fn serve_flussi(&self, r: Request<pb::ServeFlussiRequest>) -> Result<Response<pb::ServeFlussiResponse>, Status> {
+        let c = caller(&r)?;
+        let req = r.into_inner();
+        let mut v = Vec::new();
+        if req.since < 0 {
+            v.push(Violation { field: "since".into(), description: "must not be negative".into() });
+        }
+        if req.limit == 0 || req.limit > MAX_SERVE {
+            v.push(Violation { field: "limit".into(), description: format!("must be between 1 and {MAX_SERVE}") });
+        }
+        if !v.is_empty() {
+            return Err(CoreError::Invalid(v).into());
+        }
+        let flussi = self.store.siuss_serve(&c, req.since, req.limit).await?;
+        Ok(Response::new(pb::ServeFlussiResponse {
+            flussi: flussi
+                .into_iter()
+                .map(|f| pb::FlussoServito {
+                    id_flusso: f.id_flusso,
+                    codice_ente: f.ente,
+                    denominazione_ente: f.denominazione_ente,
+                    tipo: f.tipo,
+                    ts_flusso: f.ts_flusso,
+                    xml: f.xml,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn registra_esiti(&self, r: Request<pb::RegistraEsitiRequest>) -> Result<Response<pb::RegistraEsitiResponse>, Status> {
+        let c = caller(&r)?;
+        let req = r.into_inner();
+        if req.esiti.len() > MAX_ESITI {
+            return Err(CoreError::invalid("esiti", "at most 100 esiti per call").into());
+        }
+        let esiti: Vec<Esito> = req
+            .esiti
+            .into_iter()
+            .map(|e| Esito {
+                id_flusso: e.id_flusso,
+                codice_esito: e.codice_esito,
+                descrizione_esito: e.descrizione_esito,
+                id_acquisizione_siuss: e.id_acquisizione_siuss,
+                ts_acquisizione: e.ts_acquisizione,
+            })
+            .collect();
+        match self.store.siuss_esiti(&c, &esiti).await {
+            Ok(n) => Ok(Response::new(pb::RegistraEsitiResponse { registrati: u32::try_from(n).unwrap_or(u32::MAX) })),
+            Err(EsitiError::Sconosciuti(idx)) => Err(CoreError::Invalid(
+                idx.into_iter()
+                    .map(|i| Violation { field: format!("esiti[{i}]"), description: "names a flow this ente never produced".into() })
+                    .collect(),
+            )
+            .into()),
+            Err(EsitiError::Core(e)) => Err(e.into()),
+        }
+    }
+
+    async fn stato_servizio(&self, r: Request<pb::StatoServizioRequest>) -> Result<Response<pb::StatoServizioResponse>, Status> {
+        caller(&r)?;
+        let serving = self.store.ping().await.is_ok();
+        Ok(Response::new(pb::StatoServizioResponse { serving }))
     }
 }

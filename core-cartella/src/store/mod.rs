@@ -10,14 +10,12 @@
 //! read whose audit rows cannot be committed returns an error, not the data.
 
 mod audit_log;
-mod clients;
 pub mod delivery;
 pub mod esporta;
 mod feed;
 pub mod flussi;
 mod records;
 pub mod scope;
-mod sessions;
 pub mod sql;
 mod stats;
 
@@ -30,10 +28,8 @@ use sqlx::{
 use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::watch;
 
-pub use clients::ClientRecord;
 pub use feed::{Change, Cursor};
 pub use records::{ListFilter, MAX_PAGE, Page, PersonaSearch};
-pub use sessions::{LoginRequestRecord, OperatorRecord, SessionRecord};
 pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};
 
 /// Smallest number of people a published statistics cell may describe.

@@ -64,11 +64,11 @@ pub async fn database(backend: Backend) -> Option<Db> {
 
 impl Db {
     pub async fn drop_pg(&self) {
-        if let Some(name) = &self.pg_name {
-            if let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-                admin.close().await;
-            }
+        if let Some(name) = &self.pg_name
+            && let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
+            admin.close().await;
         }
     }
 }

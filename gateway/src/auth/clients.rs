@@ -13,12 +13,10 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use core_cartella::{
-    CoreError,
-    auth::{Caller, CallerKind, Role},
-    store::{ClientRecord, Store},
-};
+use core_cartella::auth::{Caller, CallerKind, Role};
 use sha2::{Digest, Sha256};
+
+use crate::edge_store::{ClientRecord, EdgeStore, EdgeStoreError};
 
 /// Why a registry operation failed. Messages carry no secret.
 #[derive(Debug, thiserror::Error)]
@@ -28,16 +26,15 @@ pub enum RegistryError {
     #[error("no such client")]
     NotFound,
     #[error("client store unavailable")]
-    Unavailable(#[source] CoreError),
+    Unavailable(#[source] EdgeStoreError),
     #[error("secret hashing failed")]
     Hash,
 }
 
-impl From<CoreError> for RegistryError {
-    fn from(e: CoreError) -> Self {
+impl From<EdgeStoreError> for RegistryError {
+    fn from(e: EdgeStoreError) -> Self {
         match e {
-            CoreError::Invalid(v) => Self::Invalid(v.iter().map(|x| x.description.clone()).collect::<Vec<_>>().join("; ")),
-            CoreError::NotFound { .. } => Self::NotFound,
+            EdgeStoreError::Invalid(why) => Self::Invalid(why.into()),
             other => Self::Unavailable(other),
         }
     }
@@ -150,15 +147,15 @@ pub enum SecretCheck {
 /// The registry over the hub's store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ClientRegistry {
-    store: Store,
+    store: EdgeStore,
 }
 
 impl ClientRegistry {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: EdgeStore) -> Self {
         Self { store }
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &EdgeStore {
         &self.store
     }
 

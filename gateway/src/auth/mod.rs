@@ -19,7 +19,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use core_cartella::auth::{Caller, TokenVerifier};
+use core_cartella::auth::{Caller, CallerKind, Role, TokenVerifier};
 
 use crate::problem::problem_with;
 
@@ -233,10 +233,10 @@ impl Authenticator {
     pub async fn authenticate_with(&self, p: &Presented<'_>) -> Result<(Caller, Credential), AuthError> {
         let request_id = p.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
         // SPID/CIE operator session cookie, only when no Authorization header is sent.
-        if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION)) {
-            if let Some(caller) = rp.session_caller(p.headers, p.method, request_id).await.map_err(|e| AuthError::Other(e.to_string()))? {
-                return Ok((caller, Credential::Session));
-            }
+        if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION))
+            && let Some(op) = rp.session_operator(p.headers, p.method).await.map_err(|e| AuthError::Other(e.to_string()))?
+        {
+            return Ok((operator_caller(op, &rp.config().purpose, request_id), Credential::Session));
         }
         if let (Some(der), Some(registry)) = (p.client_cert, &self.clients)
             && let Some(client) = registry.by_certificate(der).await.map_err(unavailable)?
@@ -302,7 +302,7 @@ impl Authenticator {
         &self,
         p: &Presented<'_>,
         required: bool,
-        client: Option<&core_cartella::store::ClientRecord>,
+        client: Option<&crate::edge_store::ClientRecord>,
     ) -> Result<(), AuthError> {
         if !p.headers.contains_key(modi::SIGNATURE_HEADER) {
             return if required { Err(AuthError::Modi(ModiError::Required)) } else { Ok(()) };
@@ -328,6 +328,20 @@ impl Authenticator {
                 tracing::warn!(error = %e, "purging expired ModI signature ids failed");
             }
         });
+    }
+}
+
+/// The caller core sees for an operator logged in with SPID/CIE. Role names the edge store
+/// does not know are dropped (it writes only known ones).
+pub fn operator_caller(op: spid_cie::OperatorIdentity, purpose: &str, request_id: &str) -> Caller {
+    Caller {
+        kind: CallerKind::Operatore,
+        subject: op.operator_id,
+        ente: op.ente,
+        ufficio: op.ufficio,
+        roles: op.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        purpose: purpose.to_string(),
+        request_id: request_id.to_string(),
     }
 }
 

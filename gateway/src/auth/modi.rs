@@ -13,9 +13,9 @@
 //! and lifetime are checked, and its `jti` recorded in the store, under the client, with its
 //! expiry: a second request with the same signature is refused, whichever gateway replica
 //! it reaches.
+use crate::edge_store::{ClientRecord, EdgeStore};
 use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use core_cartella::store::{ClientRecord, Store};
 use josekit::jwk::{Jwk, JwkSet};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -137,7 +137,7 @@ fn check_signed_headers(claim: Option<&Value>, headers: &HeaderMap, digest: &str
 /// none), and records its `jti`.
 pub async fn verify_integrity(
     pdnd: &PdndVerifier,
-    store: &Store,
+    store: &EdgeStore,
     client: Option<&ClientRecord>,
     headers: &HeaderMap,
     body: &[u8],

@@ -16,7 +16,9 @@ use axum::{
     routing::post,
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use core_cartella::{auth::Role, store::ClientRecord};
+use core_cartella::auth::Role;
+
+use crate::edge_store::ClientRecord;
 use josekit::{
     jws::{
         EdDSA, JwsHeader,

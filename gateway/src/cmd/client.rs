@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use gateway::auth::clients::{ClientRegistry, NewClient, cert_fingerprint_pem};
 
-use super::{RoleArg, StoreArgs, roles};
+use super::{EdgeStoreArgs, RoleArg, roles};
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
@@ -28,13 +28,13 @@ pub enum ClientCmd {
 #[derive(Args, Debug)]
 pub struct ClientStore {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct ClientIdArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
     /// The client id.
     client_id: String,
 }
@@ -42,7 +42,7 @@ pub struct ClientIdArgs {
 #[derive(Args, Debug)]
 pub struct ClientModiArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
     /// The client id.
     client_id: String,
     /// JWK or JWK set (JSON) of the client's RSA public keys, each with its kid.
@@ -53,7 +53,7 @@ pub struct ClientModiArgs {
 #[derive(Args, Debug)]
 pub struct ClientAddArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
     /// Human-readable name (e.g. "INPS SIUSS", "App Municipio III").
     #[arg(long)]
     name: String,
@@ -90,7 +90,7 @@ pub struct ClientAddArgs {
     modi_jwks: Option<PathBuf>,
 }
 
-async fn registry(store: &StoreArgs) -> Result<ClientRegistry> {
+async fn registry(store: &EdgeStoreArgs) -> Result<ClientRegistry> {
     Ok(ClientRegistry::new(store.open().await?))
 }
 

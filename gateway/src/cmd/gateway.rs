@@ -1,17 +1,21 @@
-//! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC; and the
+//! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC, with its
+//! own edge store and no access to core's database; and the
 //! HTTP settings and session purge it shares with `sigess up`.
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use core_cartella::{auth::TokenSigner, store::Store};
+use std::sync::Arc;
+
+use core_cartella::auth::TokenSigner;
 use gateway::{
     app::{self, Parts},
     core_link::CoreLink,
+    edge_store::EdgeStore,
 };
 use tokio::net::TcpListener;
 
-use super::{KeyArgs, StoreArgs, shutdown_signal};
+use super::{EdgeStoreArgs, KeyArgs, StopFuture, shutdown_signal, stopper};
 
 /// Settings of the gateway's HTTP side.
 #[derive(Args, Debug, Clone)]
@@ -54,7 +58,7 @@ impl HttpArgs {
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    edge: EdgeStoreArgs,
     #[command(flatten)]
     spid: spid_cie::RpArgs,
     #[command(flatten)]
@@ -75,35 +79,56 @@ pub struct GatewayArgs {
 pub async fn run(a: GatewayArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
-    let store = a.store.open().await?;
+    // The gateway has no access to core's database: everything of core's goes over gRPC.
+    let edge = a.edge.open().await?;
     let link = CoreLink::connect_lazy(&a.core_url, signer.clone()).with_context(|| format!("core URL {}", a.core_url))?;
-    let (auth, token_endpoint) = a.auth.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
-    let auth = match spid {
-        Some(rp) => {
-            purge_sessions_periodically(store.clone(), rp.idle_timeout);
-            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
-        }
-        None => auth,
-    };
-    let app = app::build_full(Parts { link, auth, store: Some(store.clone()) }, &a.http.app_config(), Some(token_endpoint))
+    let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let (stop, on_stop) = stopper();
+    let auth = with_sessions(auth, spid, &edge, on_stop())?;
+    let app = app::build_full(Parts { link, auth, store: None, edge: Some(edge.clone()) }, &a.http.app_config(), Some(token_endpoint))
         .context("building the HTTP application")?;
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
     tracing::info!(http_addr = %web.local_addr()?, core = %a.core_url, "gateway listening");
     println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core_url);
+    let signalled = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
     match a.auth.tls() {
-        Some(t) => gateway::tls::serve_tls(web, app.router, t, shutdown_signal()).await.context("HTTPS server")?,
-        None => axum::serve(web, app.router).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?,
+        Some(t) => gateway::tls::serve_tls(web, app.router, t, signalled).await.context("HTTPS server")?,
+        None => axum::serve(web, app.router).with_graceful_shutdown(signalled).await.context("HTTP server")?,
     }
-    store.close().await;
+    edge.close().await;
     Ok(())
 }
 
+/// The authenticator with SPID/CIE operator sessions over the edge store, when login is
+/// enabled; their expired rows are purged in the background until `stop` resolves.
+pub fn with_sessions(
+    auth: gateway::auth::Authenticator,
+    spid: Option<spid_cie::RpConfig>,
+    edge: &EdgeStore,
+    stop: StopFuture,
+) -> Result<gateway::auth::Authenticator> {
+    Ok(match spid {
+        Some(rp) => {
+            purge_sessions_periodically(edge.clone(), rp.idle_timeout, stop);
+            auth.with_sessions(spid_cie::Rp::new(rp, Arc::new(edge.clone())).context("SPID/CIE login")?)
+        }
+        None => auth,
+    })
+}
+
 /// Deletes expired operator sessions and stale login requests every five minutes (a
-/// session past its timeouts is already refused; this keeps the tables small).
-pub fn purge_sessions_periodically(store: Store, idle: Duration) {
+/// session past its timeouts is already refused; this keeps the tables small), until `stop`.
+fn purge_sessions_periodically(store: EdgeStore, idle: Duration, stop: StopFuture) {
     tokio::spawn(async move {
+        tokio::pin!(stop);
         loop {
-            tokio::time::sleep(Duration::from_secs(300)).await;
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            }
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let now = i64::try_from(now).unwrap_or(i64::MAX);
             let idle = i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);

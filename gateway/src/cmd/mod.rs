@@ -2,6 +2,7 @@
 //! and key flags, role and caller-kind values, opening the store, and the shutdown signal.
 use std::path::PathBuf;
 
+use ::gateway::edge_store::EdgeStore;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use core_cartella::{
@@ -38,6 +39,32 @@ impl StoreArgs {
         tracing::debug!(backend = ?store.backend(), "store open, migrations applied");
         Ok(store)
     }
+}
+
+/// Where the edge store is (clients, operators, sessions, ModI signature ids), for the
+/// commands that need no default beside core's file.
+#[derive(Args, Debug, Clone)]
+pub struct EdgeStoreArgs {
+    /// Edge database URL: sqlite://PATH (embedded, created if missing) or postgres://… (a
+    /// database or schema of its own, not core's).
+    #[arg(long, env = "SIGESS_EDGE_DATABASE_URL", default_value = "sqlite://./data/edge.db")]
+    pub edge_database_url: String,
+    /// Connection pool size of the edge store on PostgreSQL.
+    #[arg(long, env = "SIGESS_EDGE_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub edge_db_max_connections: u32,
+}
+
+impl EdgeStoreArgs {
+    pub async fn open(&self) -> Result<EdgeStore> {
+        open_edge(&self.edge_database_url, self.edge_db_max_connections).await
+    }
+}
+
+/// Opens the edge store and applies its migrations.
+pub async fn open_edge(url: &str, max_connections: u32) -> Result<EdgeStore> {
+    let edge = EdgeStore::open(url, max_connections).await.context("opening the edge store")?;
+    tracing::debug!(backend = ?edge.backend(), "edge store open, migrations applied");
+    Ok(edge)
 }
 
 #[derive(Args, Debug, Clone)]

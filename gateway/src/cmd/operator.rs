@@ -2,9 +2,10 @@
 //! or enables them.
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use core_cartella::{domain::codice_fiscale::CodiceFiscale, store::OperatorRecord};
+use core_cartella::domain::codice_fiscale::CodiceFiscale;
+use gateway::edge_store::OperatorRecord;
 
-use super::{RoleArg, StoreArgs, roles};
+use super::{EdgeStoreArgs, RoleArg, roles};
 
 #[derive(Subcommand, Debug)]
 pub enum OperatorCmd {
@@ -19,7 +20,7 @@ pub enum OperatorCmd {
 #[derive(Args, Debug)]
 pub struct OperatorAddArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
     /// The hub's id for the operator, written to the audit trail (not the codice fiscale).
     #[arg(long)]
     id: String,
@@ -41,7 +42,7 @@ pub struct OperatorAddArgs {
 #[derive(Args, Debug)]
 pub struct OperatorIdArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: EdgeStoreArgs,
     /// The operator id.
     operator_id: String,
 }

@@ -17,14 +17,22 @@ use tokio::net::TcpListener;
 
 use super::{
     KeyArgs, StoreArgs,
-    gateway::{HttpArgs, purge_sessions_periodically},
-    shutdown_signal, stopper,
+    gateway::{HttpArgs, with_sessions},
+    open_edge, shutdown_signal, stopper,
 };
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// Edge database URL (clients, operators, sessions, ModI signature ids): sqlite://PATH or
+    /// postgres://… (a database or schema of its own); by default edge.db in the folder of
+    /// core's SQLite file (./data/edge.db when core is on PostgreSQL).
+    #[arg(long, env = "SIGESS_EDGE_DATABASE_URL")]
+    edge_database_url: Option<String>,
+    /// Connection pool size of the edge store on PostgreSQL.
+    #[arg(long, env = "SIGESS_EDGE_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    edge_db_max_connections: u32,
     #[command(flatten)]
     spid: spid_cie::RpArgs,
     #[command(flatten)]
@@ -56,6 +64,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let spid = a.spid.config().context("SPID/CIE login settings")?;
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
+    let edge_url = a.edge_database_url.clone().unwrap_or_else(|| gateway::edge_store::default_url_beside(&a.store.database_url));
+    let edge = open_edge(&edge_url, a.edge_db_max_connections).await?;
     if a.demo {
         let s = demo::seed(&store, a.demo_size, 20_261_123).await.context("seeding demo data")?;
         if s.already_seeded {
@@ -111,16 +121,10 @@ pub async fn run(a: UpArgs) -> Result<()> {
     // holds only fake data (seeding refuses a store with other data).
     let mut auth_args = a.auth.clone();
     auth_args.accept_hub_tokens |= a.demo;
-    let (auth, token_endpoint) = auth_args.build(&store, &signer, &a.key.signing_key).await.context("authentication settings")?;
-    let auth = match spid {
-        Some(rp) => {
-            purge_sessions_periodically(store.clone(), rp.idle_timeout);
-            auth.with_sessions(spid_cie::Rp::new(rp, store.clone()).context("SPID/CIE login")?)
-        }
-        None => auth,
-    };
+    let (auth, token_endpoint) = auth_args.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
+    let auth = with_sessions(auth, spid, &edge, on_stop())?;
     let app = app::build_full(
-        Parts { link, auth, store: Some(store.clone()) },
+        Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
         &gateway::app::AppConfig { delivery_max_age: a.engine.max_age(), ..a.http.app_config() },
         Some(token_endpoint),
     )
@@ -143,6 +147,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let store = web_task.await??;
     let _ = engine_task.await;
     store.close().await;
+    edge.close().await;
     tracing::info!("stopped");
     Ok(())
 }

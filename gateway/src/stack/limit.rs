@@ -86,6 +86,21 @@ impl Limiter {
         self.inner.retain_recent();
     }
 
+    /// Prunes every `every` in a task that ends once the server holding this limiter has
+    /// shut down and dropped it (the task keeps only a weak reference).
+    pub fn prune_periodically(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match weak.upgrade() {
+                    Some(keyed) => keyed.retain_recent(),
+                    None => break,
+                }
+            }
+        })
+    }
+
     pub fn headers(&self, d: &Decision, h: &mut HeaderMap) {
         h.insert("x-ratelimit-limit", HeaderValue::from(self.config.burst));
         match d {

@@ -1,21 +1,12 @@
-//! The registry of system clients and the ledger of ModI signature ids.
+//! Registered system clients and the ModI signature ids already seen.
 //!
-//! A system client (a municipal application, an adapter, INPS through PDND) is registered
-//! once with the ente, optional ufficio, roles and purpose it acts with; the gateway finds it
-//! by its hub client id (OAuth2 client credentials), by the SHA-256 fingerprint of its TLS
-//! certificate, or by its PDND client id. A client that signs ModI requests also has the
-//! public keys it signs them with (a JWK set), against which its signatures are verified.
-//! The store only keeps what it is given: secrets arrive already hashed (the gateway hashes
-//! them with Argon2id), so no clear secret is ever written here. The ledger of `jti`s lets
-//! every gateway replica refuse a replayed signed request; rows past their expiry are purged.
+//! Look-ups by id, certificate fingerprint and PDND client id; the `jti` ledger records each
+//! signature id in one statement, so two replicas racing on the same id cannot both accept
+//! it; rows past their expiry are purged.
+use core_cartella::auth::Role;
 use sqlx::{Row, any::AnyRow};
 
-use super::{Store, now, sql::Q};
-use crate::{
-    auth::Role,
-    error::{CoreError, Result},
-    record::Val,
-};
+use super::{EdgeStore, EdgeStoreError, Result, now_rfc3339, roles_parse, roles_text, unique_violation};
 
 /// A registered system client.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,7 +26,7 @@ pub struct ClientRecord {
     /// The client id PDND writes in the vouchers it issues to this client.
     pub pdnd_client_id: Option<String>,
     /// The public keys the client signs ModI `Agid-JWT-Signature`s with: a JWK set as JSON
-    /// text, stored as given (the gateway checks it holds only RSA public keys with a kid).
+    /// text, stored as given (the registry checks it holds only RSA public keys with a kid).
     pub modi_jwks: Option<String>,
     /// RFC 3339, set by the store on insert.
     pub created_at: String,
@@ -60,8 +51,12 @@ impl std::fmt::Debug for ClientRecord {
     }
 }
 
-const COLUMNS: &str =
-    "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at";
+/// The columns of `hub_client`, in the order of every SELECT and INSERT below.
+macro_rules! columns {
+    () => {
+        "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at"
+    };
+}
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord> {
     let roles: String = row.try_get("roles")?;
@@ -72,7 +67,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord> {
         secret_hash: row.try_get("secret_hash")?,
         ente: row.try_get("ente")?,
         ufficio: row.try_get("ufficio")?,
-        roles: roles.split_whitespace().filter_map(Role::parse).collect(),
+        roles: roles_parse(&roles),
         purpose: row.try_get("purpose")?,
         cert_sha256: row.try_get("cert_sha256")?,
         pdnd_client_id: row.try_get("pdnd_client_id")?,
@@ -82,108 +77,124 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord> {
     })
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-impl Store {
+impl EdgeStore {
     /// Registers a client. Its id, certificate fingerprint and PDND client id must each be
     /// unused; otherwise the call is refused as invalid and nothing is written.
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<ClientRecord> {
         if c.client_id.is_empty() || c.ente.is_empty() {
-            return Err(CoreError::invalid("client", "client_id and ente are required"));
+            return Err(EdgeStoreError::Invalid("client_id and ente are required"));
         }
-        let (at, _) = now();
-        let roles = c.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ");
-        let mut q = Q::new("INSERT INTO hub_client (");
-        q.push(COLUMNS).push(") VALUES (").bind_text(&c.client_id);
-        q.push(", ").bind_text(&c.name);
-        q.push(", ").bind(Val::Text(c.secret_hash.clone()));
-        q.push(", ").bind_text(&c.ente);
-        q.push(", ").bind(Val::Text(c.ufficio.clone().filter(|u| !u.is_empty())));
-        q.push(", ").bind_text(&roles);
-        q.push(", ").bind_text(&c.purpose);
-        q.push(", ").bind(Val::Text(c.cert_sha256.as_deref().map(str::to_ascii_lowercase)));
-        q.push(", ").bind(Val::Text(c.pdnd_client_id.clone().filter(|p| !p.is_empty())));
-        q.push(", ").bind(Val::Text(c.modi_jwks.clone().filter(|k| !k.trim().is_empty())));
-        q.push(", ").bind_text(&at);
-        q.push(", ").bind(Val::Text(c.disabled.then(|| at.clone()))).push(")");
-        match q.execute(&self.pool).await {
+        let at = now_rfc3339();
+        let res =
+            sqlx::query(concat!("INSERT INTO hub_client (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+                .bind(c.client_id.clone())
+                .bind(c.name.clone())
+                .bind(c.secret_hash.clone())
+                .bind(c.ente.clone())
+                .bind(c.ufficio.clone().filter(|u| !u.is_empty()))
+                .bind(roles_text(&c.roles))
+                .bind(c.purpose.clone())
+                .bind(c.cert_sha256.as_deref().map(str::to_ascii_lowercase))
+                .bind(c.pdnd_client_id.clone().filter(|p| !p.is_empty()))
+                .bind(c.modi_jwks.clone().filter(|k| !k.trim().is_empty()))
+                .bind(at.clone())
+                .bind(c.disabled.then_some(at))
+                .execute(&self.pool)
+                .await;
+        match res {
             Ok(_) => {}
             Err(e) if unique_violation(&e) => {
-                return Err(CoreError::invalid("client", "a client with this id, certificate or PDND client id is already registered"));
+                return Err(EdgeStoreError::Invalid("a client with this id, certificate or PDND client id is already registered"));
             }
             Err(e) => return Err(e.into()),
         }
-        self.client(&c.client_id).await?.ok_or(CoreError::NotFound { kind: "client" })
-    }
-
-    async fn client_where(&self, column: &'static str, value: &str) -> Result<Option<ClientRecord>> {
-        let mut q = Q::new("SELECT ");
-        q.push(COLUMNS).push(" FROM hub_client WHERE ").push(column).push(" = ").bind_text(value);
-        q.fetch_optional(&self.pool).await?.as_ref().map(from_row).transpose()
+        self.client(&c.client_id).await?.ok_or(EdgeStoreError::Invalid("the client vanished after its registration"))
     }
 
     /// The client with this hub client id, disabled or not.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        self.client_where("client_id", client_id).await
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM hub_client WHERE client_id = $1"))
+            .bind(client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// The client whose mTLS certificate has this SHA-256 fingerprint (hex, any case).
     pub async fn client_by_cert_sha256(&self, fingerprint: &str) -> Result<Option<ClientRecord>> {
-        self.client_where("cert_sha256", &fingerprint.to_ascii_lowercase()).await
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM hub_client WHERE cert_sha256 = $1"))
+            .bind(fingerprint.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// The client PDND knows by this client id.
     pub async fn client_by_pdnd_id(&self, pdnd_client_id: &str) -> Result<Option<ClientRecord>> {
-        self.client_where("pdnd_client_id", pdnd_client_id).await
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM hub_client WHERE pdnd_client_id = $1"))
+            .bind(pdnd_client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Every registered client, by id.
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
-        let mut q = Q::new("SELECT ");
-        q.push(COLUMNS).push(" FROM hub_client ORDER BY client_id");
-        q.fetch_all(&self.pool).await?.iter().map(from_row).collect()
+        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM hub_client ORDER BY client_id")).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
     }
 
     /// Disables or re-enables a client; false when there is no such client.
     pub async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool> {
-        let (at, _) = now();
-        let mut q = Q::new("UPDATE hub_client SET disabled_at = ");
-        q.bind(Val::Text(disabled.then_some(at))).push(" WHERE client_id = ").bind_text(client_id);
-        Ok(q.execute(&self.pool).await? == 1)
+        let res = sqlx::query("UPDATE hub_client SET disabled_at = $1 WHERE client_id = $2")
+            .bind(disabled.then(now_rfc3339))
+            .bind(client_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
     }
 
     /// Replaces a client's secret hash (rotation); false when there is no such client.
     pub async fn set_client_secret_hash(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
-        let mut q = Q::new("UPDATE hub_client SET secret_hash = ");
-        q.bind_text(secret_hash).push(" WHERE client_id = ").bind_text(client_id);
-        Ok(q.execute(&self.pool).await? == 1)
+        let res = sqlx::query("UPDATE hub_client SET secret_hash = $1 WHERE client_id = $2")
+            .bind(secret_hash.to_string())
+            .bind(client_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
     }
 
     /// Replaces a client's ModI key set (JWK set JSON; None removes it); false when there is
     /// no such client.
     pub async fn set_client_modi_jwks(&self, client_id: &str, jwks: Option<&str>) -> Result<bool> {
-        let mut q = Q::new("UPDATE hub_client SET modi_jwks = ");
-        q.bind(Val::Text(jwks.map(str::to_string))).push(" WHERE client_id = ").bind_text(client_id);
-        Ok(q.execute(&self.pool).await? == 1)
+        let res = sqlx::query("UPDATE hub_client SET modi_jwks = $1 WHERE client_id = $2")
+            .bind(jwks.map(str::to_string))
+            .bind(client_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
     }
 
     /// Records a signature id seen from `issuer`, valid until `expires_at` (Unix seconds).
     /// True when it is new (or its earlier use has expired), false for a replay. One
     /// statement, so two replicas racing on the same id cannot both see it as new.
     pub async fn remember_jti(&self, issuer: &str, jti: &str, expires_at: i64, now_secs: i64) -> Result<bool> {
-        let mut q = Q::new("INSERT INTO modi_jti (issuer, jti, expires_at) VALUES (");
-        q.bind_text(issuer).push(", ").bind_text(jti).push(", ").bind_int(expires_at);
-        q.push(") ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE modi_jti.expires_at < ");
-        q.bind_int(now_secs);
-        Ok(q.execute(&self.pool).await? == 1)
+        let res = sqlx::query(
+            "INSERT INTO modi_jti (issuer, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE modi_jti.expires_at < $4",
+        )
+        .bind(issuer.to_string())
+        .bind(jti.to_string())
+        .bind(expires_at)
+        .bind(now_secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
     }
 
     /// Deletes the ids whose signatures have expired; returns how many went.
     pub async fn purge_jtis(&self, now_secs: i64) -> Result<u64> {
-        let mut q = Q::new("DELETE FROM modi_jti WHERE expires_at < ");
-        q.bind_int(now_secs);
-        Ok(q.execute(&self.pool).await?)
+        let res = sqlx::query("DELETE FROM modi_jti WHERE expires_at < $1").bind(now_secs).execute(&self.pool).await?;
+        Ok(res.rows_affected())
     }
 }
