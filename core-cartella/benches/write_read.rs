@@ -139,9 +139,9 @@ async fn main() {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for w in 0..16 {
+    for cid in cartelle.iter().take(16) {
+        let cid = cid.clone();
         let mut c = client(token.clone()).await;
-        let cid = cartelle[w].clone();
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
@@ -174,9 +174,9 @@ async fn main() {
     // 2. Read path at 64 clients.
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for w in 0..64 {
+    for cid in cartelle.iter().take(64) {
+        let cid = cid.clone();
         let mut c = client(token.clone()).await;
-        let cid = cartelle[w].clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while Instant::now() < deadline {

@@ -41,10 +41,13 @@ enum Act {
 
 type Script = Box<dyn FnMut(&str, usize) -> Act + Send>;
 
-/// The loopback peer: records every request (key, subject, record id, version, when).
+/// One request the peer accepted: key, subject, record id, version, when.
+type Arrival = (String, String, String, i64, Instant);
+
+/// The loopback peer: records every request it accepts.
 #[derive(Clone)]
 struct Peer {
-    seen: Arc<Mutex<Vec<(String, String, String, i64, Instant)>>>,
+    seen: Arc<Mutex<Vec<Arrival>>>,
     script: Arc<Mutex<Script>>,
     url: String,
 }
@@ -85,7 +88,7 @@ impl Peer {
         p
     }
 
-    fn seen(&self) -> Vec<(String, String, String, i64, Instant)> {
+    fn seen(&self) -> Vec<Arrival> {
         self.seen.lock().unwrap().clone()
     }
 
@@ -174,7 +177,7 @@ async fn write_changes(store: &Store, people: usize, updates: usize, writers: us
 
 /// Every change of every person reached the peer once in effect (by key), and the first
 /// arrivals of each person's changes are in version order.
-fn check_exactly_once_in_order(seen: &[(String, String, String, i64, Instant)], ids: &[String], per_person: i64) {
+fn check_exactly_once_in_order(seen: &[Arrival], ids: &[String], per_person: i64) {
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut order: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (i, (key, _subject, id, version, _)) in seen.iter().enumerate() {

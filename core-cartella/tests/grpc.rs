@@ -133,7 +133,7 @@ async fn crud_every_kind(db: &Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(by_cf.persone.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), [pid.clone()]);
+    assert_eq!(by_cf.persone.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), std::slice::from_ref(&pid));
     let by_name = c.search_persone(pb::SearchPersoneRequest { cognome: "ros".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(by_name.persone.len(), 1);
     assert_eq!(by_name.persone[0].cognome, "Rossi");
@@ -220,7 +220,7 @@ async fn crud_every_kind(db: &Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(cartelle.cartelle.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), [cid.clone()]);
+    assert_eq!(cartelle.cartelle.iter().map(|x| id_of(&x.meta)).collect::<Vec<_>>(), std::slice::from_ref(&cid));
     let by_ufficio = c.list_persone(pb::ListPersoneRequest { ufficio: "M01".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(by_ufficio.persone.len(), 1, "only the persona with a cartella in M01");
 
@@ -644,7 +644,7 @@ async fn feed_under_concurrency(db: &Db) {
             for day in 1..=per {
                 let cognome = ["Abate", "Bruni", "Conti", "Dini", "Elmi", "Fabbri", "Galli", "Leoni"][w];
                 let p = c
-                    .create_persona(pb::CreatePersonaRequest { persona: Some(persona(&cognome, "Mario", day)) })
+                    .create_persona(pb::CreatePersonaRequest { persona: Some(persona(cognome, "Mario", day)) })
                     .await
                     .unwrap()
                     .into_inner();
@@ -817,7 +817,7 @@ async fn condivisione_revoked_and_bounded(db: &Db) {
     assert_eq!(hub.store.audit_count(Kind::Condivisione, &sid, "revoke").await.unwrap(), 1);
     let listed =
         m1.list_condivisioni(pb::ListByCartellaRequest { cartella_id: cid.clone(), ..Default::default() }).await.unwrap().into_inner();
-    assert_eq!(listed.condivisioni, [r.clone()], "the record keeps when and why");
+    assert_eq!(listed.condivisioni, std::slice::from_ref(&r), "the record keeps when and why");
     let mut milano = hub
         .cartella(
             &hub.signer

@@ -30,6 +30,8 @@ enum LogFormat {
     Json,
 }
 
+/// Parsed once at start; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run core and the HTTP side in one process (embedded SQLite by default).

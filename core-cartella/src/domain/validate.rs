@@ -546,7 +546,9 @@ mod tests {
         p.data_nascita = "2030-01-01".into();
         p.luogo_nascita = "ROMA".into();
         p.cittadinanza = "IT".into();
-        p.residenza.as_mut().map(|r| r.codice_comune.clear());
+        if let Some(r) = p.residenza.as_mut() {
+            r.codice_comune.clear();
+        }
         let v = persona(&mut p, TODAY);
         assert_eq!(
             fields(&v),
