@@ -2,6 +2,9 @@
 //! cartelle, diary entries, assessments, PAI and prestazioni. Names are drawn from common
 //! Italian names, codici fiscali are computed from the fake data; nothing is a real person.
 //! Seeding goes through the store's normal write path, so it is validated and audited.
+//! With [`DemoOptions::consensi_regione`] one cartella in five also gets a condivisione to
+//! the region's recipient recording the person's consent, so that an outbound adapter for
+//! the region (configured in the gateway; core knows nothing of it) has cartelle to send.
 use cartella_proto::v1::{
     self as pb, Accesso, AreaUtenza, CanaleAccesso, CaratterePrestazione, Cartella, Contatti, DiarioEntry, EsitoAccesso, Indirizzo,
     MembroNucleo, Meta, Nucleo, ObiettivoPai, Pai, Parentela, Persona, Prestazione, ProvaMezzi, Sesso, Sina, StatoCartella, StatoPai,
@@ -61,8 +64,22 @@ pub struct DemoSummary {
     pub accessi: u32,
     pub cartelle: u32,
     pub prestazioni: u32,
+    /// Condivisioni recording consent to the region ([`DemoOptions::consensi_regione`]).
+    pub consensi_regione: u32,
     pub already_seeded: bool,
 }
+
+/// What the demo seeds beyond the Municipi's own records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// The recipient (ufficio_destinatario) that the region's adapter reads as the basis for
+    /// sharing: when set, one cartella in five gets an open-ended condivisione to it whose
+    /// base giuridica is the consent of the person. None seeds no such condivisione.
+    pub consensi_regione: Option<String>,
+}
+
+/// One cartella in this many gets the consent to the region, when asked for.
+const CONSENSO_OGNI: u32 = 5;
 
 fn seeder() -> Caller {
     Caller {
@@ -87,6 +104,12 @@ fn date(y: i32, m: u32, d: u32) -> String {
 /// Seeds `per_municipio` people in each of the 15 Municipi unless the store already holds
 /// people. Deterministic for a given seed.
 pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSummary> {
+    seed_with(store, per_municipio, seed, &DemoOptions::default()).await
+}
+
+/// [`seed`] with options. The options do not draw from the random stream, so the same seed
+/// gives the same people and cartelle with or without them.
+pub async fn seed_with(store: &Store, per_municipio: u32, seed: u64, opts: &DemoOptions) -> Result<DemoSummary> {
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM persona").fetch_one(store.pool()).await?.try_get("n")?;
     if existing > 0 {
         // Demo mode lets anyone holding the hub key act as anyone, so it runs only on a store
@@ -197,6 +220,23 @@ pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSu
             let c = store.create(&caller, c).await?;
             out.cartelle += 1;
             let cid = c.meta.as_ref().map(|x| x.id.clone()).unwrap_or_default();
+            // The first cartella and every fifth after it, counted rather than drawn: see
+            // `seed_with`.
+            if let Some(to) = opts.consensi_regione.as_deref()
+                && out.cartelle % CONSENSO_OGNI == 1
+            {
+                let consenso = pb::Condivisione {
+                    meta: None,
+                    cartella_id: cid.clone(),
+                    ufficio_destinatario: to.to_string(),
+                    base_giuridica: "consenso dell'interessato (dimostrativo)".into(),
+                    // Open-ended: the demo may be started on any later day.
+                    valida_fino_al: String::new(),
+                    scrittura: false,
+                };
+                store.create(&caller, consenso).await?;
+                out.consensi_regione += 1;
+            }
             store
                 .create(
                     &caller,
@@ -295,4 +335,41 @@ pub async fn seed(store: &Store, per_municipio: u32, seed: u64) -> Result<DemoSu
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    async fn seeded(opts: &DemoOptions) -> (DemoSummary, Vec<String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/demo.db", dir.path().display()))).await.expect("store");
+        let s = seed_with(&store, 4, 7, opts).await.expect("seeded");
+        let rows = sqlx::query("SELECT ufficio_destinatario FROM condivisione")
+            .fetch_all(store.pool())
+            .await
+            .expect("condivisioni")
+            .into_iter()
+            .map(|r| r.try_get("ufficio_destinatario").expect("col"))
+            .collect();
+        store.close().await;
+        (s, rows, dir)
+    }
+
+    #[tokio::test]
+    async fn consents_to_the_region_only_when_asked() {
+        let (plain, none, _d1) = seeded(&DemoOptions::default()).await;
+        assert!(plain.cartelle >= 10, "enough cartelle to see one in five: {plain:?}");
+        assert!(none.is_empty(), "no condivisioni without the option: {none:?}");
+        assert_eq!(plain.consensi_regione, 0);
+
+        let opts = DemoOptions { consensi_regione: Some("REGIONE".into()) };
+        let (with, rows, _d2) = seeded(&opts).await;
+        // The same people and cartelle: the option does not disturb the random stream.
+        assert_eq!((with.persone, with.cartelle, with.prestazioni), (plain.persone, plain.cartelle, plain.prestazioni));
+        assert_eq!(with.consensi_regione, plain.cartelle.div_ceil(CONSENSO_OGNI));
+        assert_eq!(rows.len() as u32, with.consensi_regione);
+        assert!(rows.iter().all(|to| to == "REGIONE"), "{rows:?}");
+    }
 }

@@ -3,62 +3,64 @@
 //! and tested apart from any I/O but reading the named key files.
 use std::{path::PathBuf, time::Duration};
 
-/// Flags of the Regione Lazio adapter. Without `--regione-fhir-base` the adapter is off.
+/// Flags of the Regione Lazio adapter. Without `--regione-fhir-base` the adapter is off. Each
+/// argument's id carries the `regione_` prefix: the gateway's own flags (`pdnd_audience`,
+/// `modi_audience`, ...) share the command and clap refuses two arguments with one id.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct RegioneArgs {
     /// Base URL of the region's FHIR R4 server (transaction Bundles are POSTed to it, health
     /// is GET {base}/metadata). Absent: the adapter is off.
-    #[arg(long = "regione-fhir-base", env = "SIGESS_REGIONE_FHIR_BASE", value_name = "URL")]
+    #[arg(id = "regione_fhir_base", long = "regione-fhir-base", env = "SIGESS_REGIONE_FHIR_BASE", value_name = "URL")]
     pub fhir_base: Option<String>,
     /// PDND token endpoint the hub asks for a voucher (client_credentials with a signed
     /// client assertion). With the other --regione-pdnd-* flags it switches PDND on.
-    #[arg(long = "regione-pdnd-token-url", env = "SIGESS_REGIONE_PDND_TOKEN_URL", value_name = "URL")]
+    #[arg(id = "regione_pdnd_token_url", long = "regione-pdnd-token-url", env = "SIGESS_REGIONE_PDND_TOKEN_URL", value_name = "URL")]
     pub pdnd_token_url: Option<String>,
     /// The hub's client id on PDND (iss and sub of the client assertion).
-    #[arg(long = "regione-pdnd-client-id", env = "SIGESS_REGIONE_PDND_CLIENT_ID")]
+    #[arg(id = "regione_pdnd_client_id", long = "regione-pdnd-client-id", env = "SIGESS_REGIONE_PDND_CLIENT_ID")]
     pub pdnd_client_id: Option<String>,
     /// Key id (kid) of the hub's public key registered on PDND.
-    #[arg(long = "regione-pdnd-kid", env = "SIGESS_REGIONE_PDND_KID")]
+    #[arg(id = "regione_pdnd_kid", long = "regione-pdnd-kid", env = "SIGESS_REGIONE_PDND_KID")]
     pub pdnd_kid: Option<String>,
     /// PEM file with the hub's RSA private key: signs the client assertion, and the ModI
     /// headers when ModI is on.
-    #[arg(long = "regione-pdnd-key", env = "SIGESS_REGIONE_PDND_KEY", value_name = "FILE")]
+    #[arg(id = "regione_pdnd_key", long = "regione-pdnd-key", env = "SIGESS_REGIONE_PDND_KEY", value_name = "FILE")]
     pub pdnd_key: Option<PathBuf>,
     /// Audience of the client assertion (PDND's, as its documentation names it).
-    #[arg(long = "regione-pdnd-audience", env = "SIGESS_REGIONE_PDND_AUDIENCE")]
+    #[arg(id = "regione_pdnd_audience", long = "regione-pdnd-audience", env = "SIGESS_REGIONE_PDND_AUDIENCE")]
     pub pdnd_audience: Option<String>,
     /// purposeId of the hub's purpose (finalità) for the region's e-service.
-    #[arg(long = "regione-pdnd-purpose-id", env = "SIGESS_REGIONE_PDND_PURPOSE_ID")]
+    #[arg(id = "regione_pdnd_purpose_id", long = "regione-pdnd-purpose-id", env = "SIGESS_REGIONE_PDND_PURPOSE_ID")]
     pub pdnd_purpose_id: Option<String>,
     /// Audience of the ModI headers (the e-service's, as the region publishes it). Switches on
     /// INTEGRITY_REST_01 (Agid-JWT-Signature with Digest) and AUDIT_REST_02
     /// (Agid-JWT-TrackingEvidence); needs PDND on.
-    #[arg(long = "regione-modi-audience", env = "SIGESS_REGIONE_MODI_AUDIENCE")]
+    #[arg(id = "regione_modi_audience", long = "regione-modi-audience", env = "SIGESS_REGIONE_MODI_AUDIENCE")]
     pub modi_audience: Option<String>,
     /// PEM client certificate for mutual TLS with the region (with --regione-tls-key).
-    #[arg(long = "regione-tls-cert", env = "SIGESS_REGIONE_TLS_CERT", value_name = "FILE")]
+    #[arg(id = "regione_tls_cert", long = "regione-tls-cert", env = "SIGESS_REGIONE_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of the mutual-TLS client certificate.
-    #[arg(long = "regione-tls-key", env = "SIGESS_REGIONE_TLS_KEY", value_name = "FILE")]
+    #[arg(id = "regione_tls_key", long = "regione-tls-key", env = "SIGESS_REGIONE_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA bundle to trust for the region's server, in addition to the system roots.
-    #[arg(long = "regione-tls-ca", env = "SIGESS_REGIONE_TLS_CA", value_name = "FILE")]
+    #[arg(id = "regione_tls_ca", long = "regione-tls-ca", env = "SIGESS_REGIONE_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// Timeout of one request to the region or to PDND, in seconds.
-    #[arg(long = "regione-timeout", env = "SIGESS_REGIONE_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
+    #[arg(id = "regione_timeout", long = "regione-timeout", env = "SIGESS_REGIONE_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
     /// The condivisione recipient (ufficio_destinatario) that records the basis for sharing a
     /// cartella with the region.
-    #[arg(long = "regione-recipient", env = "SIGESS_REGIONE_RECIPIENT", default_value = "REGIONE")]
+    #[arg(id = "regione_recipient", long = "regione-recipient", env = "SIGESS_REGIONE_RECIPIENT", default_value = "REGIONE")]
     pub recipient: String,
     /// Write each resource as a conditional update on its business identifier (`PUT
     /// Type?identifier=…`) instead of an update of an id derived from it: for servers that
     /// refuse client-assigned ids (and accept conditional transactions of a cartella's size).
-    #[arg(long = "regione-conditional-writes", env = "SIGESS_REGIONE_CONDITIONAL_WRITES")]
+    #[arg(id = "regione_conditional_writes", long = "regione-conditional-writes", env = "SIGESS_REGIONE_CONDITIONAL_WRITES")]
     pub conditional_writes: bool,
     /// Most entries in one transaction: a larger cartella goes as several transactions, in
     /// order (servers cap them; Medplum at 50 updates).
-    #[arg(long = "regione-max-entries", env = "SIGESS_REGIONE_MAX_ENTRIES", default_value_t = 50)]
+    #[arg(id = "regione_max_entries", long = "regione-max-entries", env = "SIGESS_REGIONE_MAX_ENTRIES", default_value_t = 50)]
     pub max_entries: usize,
 }
 

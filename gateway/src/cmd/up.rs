@@ -67,7 +67,13 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let edge_url = a.edge_database_url.clone().unwrap_or_else(|| gateway::edge_store::default_url_beside(&a.store.database_url));
     let edge = open_edge(&edge_url, a.edge_db_max_connections).await?;
     if a.demo {
-        let s = demo::seed(&store, a.demo_size, 20_261_123).await.context("seeding demo data")?;
+        // With the region's adapter on, part of the demo cartelle carry the consent it needs,
+        // so cartelle reach the FHIR server at once.
+        let regione = &a.adapters.regione;
+        let opts = demo::DemoOptions {
+            consensi_regione: regione.fhir_base.as_deref().is_some_and(|b| !b.trim().is_empty()).then(|| regione.recipient.clone()),
+        };
+        let s = demo::seed_with(&store, a.demo_size, 20_261_123, &opts).await.context("seeding demo data")?;
         if s.already_seeded {
             tracing::info!("demo data: the store already holds people, nothing seeded");
         } else {
@@ -77,6 +83,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
                 accessi = s.accessi,
                 cartelle = s.cartelle,
                 prestazioni = s.prestazioni,
+                consensi_regione = s.consensi_regione,
                 "demo data seeded"
             );
         }

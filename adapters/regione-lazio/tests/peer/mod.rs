@@ -36,8 +36,11 @@ impl Drop for FhirServer {
     }
 }
 
+/// `conformance/fhir` of the workspace, found upwards from the crate including this module
+/// (the adapter's tests and the gateway's share it).
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/fhir")
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().map(|p| p.join("conformance/fhir")).find(|p| p.join("server.js").is_file()).unwrap_or(here)
 }
 
 fn unavailable(why: &str) -> Option<FhirServer> {
