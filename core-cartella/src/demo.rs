@@ -230,9 +230,10 @@ pub async fn seed_with(store: &Store, per_municipio: u32, seed: u64, opts: &Demo
                     cartella_id: cid.clone(),
                     ufficio_destinatario: to.to_string(),
                     base_giuridica: "consenso dell'interessato (dimostrativo)".into(),
-                    // Open-ended: the demo may be started on any later day.
+                    // No end date given: the store's default (a year from today) applies.
                     valida_fino_al: String::new(),
                     scrittura: false,
+                    ..Default::default()
                 };
                 store.create(&caller, consenso).await?;
                 out.consensi_regione += 1;

@@ -59,7 +59,7 @@ fn persona(i: usize) -> pb::Persona {
     // The codice fiscale must differ: the surname's consonants spell i % 1000, the birth
     // date cycles through 1,680 days; together unique well beyond the runs here.
     const C: [char; 10] = ['B', 'C', 'D', 'F', 'G', 'L', 'M', 'N', 'P', 'R'];
-    let n = (i % 1000) as usize;
+    let n = i % 1000;
     let cognome: String = [C[n % 10], 'a', C[(n / 10) % 10], 'a', C[n / 100], 'i'].iter().collect();
     let nome = format!("Nome{i}");
     let (y, m, d) = (1930 + (i % 80) as i32, 1 + (i % 12) as u8, 1 + (i % 28) as u8);
