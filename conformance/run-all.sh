@@ -32,10 +32,11 @@ cargo test --workspace --locked
 
 echo "== build sigess"
 cargo build --locked -p gateway --bin sigess
-export SIGESS_BIN="$ROOT/target/debug/sigess"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export SIGESS_BIN="$TARGET/debug/sigess"
 
 echo "== Python gRPC client (grpcio-tools stubs generated from proto/)"
-VENV="$ROOT/target/conformance-venv"
+VENV="$TARGET/conformance-venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
@@ -43,7 +44,7 @@ fi
 "$VENV/bin/python" -m pytest -q conformance/python
 
 echo "== schemathesis against the REST API (OpenAPI from /api/v1/openapi.json)"
-ST_VENV="$ROOT/target/schemathesis-venv"
+ST_VENV="$TARGET/schemathesis-venv"
 if [ ! -x "$ST_VENV/bin/python" ]; then
   python3 -m venv "$ST_VENV"
 fi
