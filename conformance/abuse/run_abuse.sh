@@ -38,7 +38,7 @@ DB="sqlite://$DATA/sigess.db"
 KEY="$DATA/hub-signing-key.pem"
 
 # A registered client first: the store then holds real (non-demo) data.
-"$SIGESS_BIN" client add --database-url "$DB" --name "App Municipio I" --ufficio M01 \
+"$SIGESS_BIN" client add --edge-database-url "sqlite://$DATA/edge.db" --name "App Municipio I" --ufficio M01 \
   --roles operatore --purpose "gestione della cartella" --secret >"$TMP/client.txt"
 CLIENT_ID="$(sed -n 's/^client_id: //p' "$TMP/client.txt")"
 CLIENT_SECRET="$(sed -n 's/^client_secret: //p' "$TMP/client.txt")"

@@ -134,7 +134,9 @@ fn prepare_sqlite_path(url: &mut String) -> Result<()> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let file = PathBuf::from(rest.split('?').next().unwrap_or_default());
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(EdgeStoreError::Folder)?;
+        // Owner-only, as core's files: the edge store holds sessions and client keys.
+        core_cartella::private_fs::create_dir(dir).map_err(EdgeStoreError::Folder)?;
+        core_cartella::private_fs::create_file(&file).map_err(EdgeStoreError::Folder)?;
     }
     if !url.contains("mode=") {
         url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
