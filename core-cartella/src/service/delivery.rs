@@ -83,17 +83,10 @@ fn delivery_pb(j: Job) -> pb::Delivery {
     }
 }
 
-fn check_admin(c: &crate::auth::Caller) -> Result<(), Status> {
-    if c.ufficio.is_some() || !c.has(crate::auth::Role::Amministratore) {
-        return Err(CoreError::Denied("deliveries are operated by ente-wide callers with role amministratore").into());
-    }
-    Ok(())
-}
-
 #[tonic::async_trait]
 impl DeliveryService for DeliverySvc {
     async fn list_adapters(&self, r: Request<pb::ListAdaptersRequest>) -> Result<Response<pb::ListAdaptersResponse>, Status> {
-        check_admin(&caller(&r)?)?;
+        crate::store::delivery::check_admin(&caller(&r)?)?;
         let stats = self.store.delivery_stats().await?;
         Ok(Response::new(pb::ListAdaptersResponse {
             adapters: stats

@@ -180,7 +180,7 @@ fn job(r: &AnyRow) -> Result<Job> {
 }
 
 /// Hub administrators operate deliveries: ente-wide callers with role `amministratore`.
-fn check_admin(caller: &Caller) -> Result<()> {
+pub(crate) fn check_admin(caller: &Caller) -> Result<()> {
     if caller.ufficio.is_some() || !caller.has(Role::Amministratore) {
         return Err(CoreError::Denied("deliveries are operated by ente-wide callers with role amministratore"));
     }
