@@ -7,7 +7,10 @@
 #  3. a registered system client: a purpose longer than 200 characters or with control
 #     characters is a 400 naming `purpose`; a purpose other than its registered one is a 403;
 #  4. 40 requests with invented HTTP methods add no metric label (they count as "other");
-#  5. the SQLite file, its WAL and ./data are owner-only (0600 / 0700).
+#  5. the SQLite file, its WAL and ./data are owner-only (0600 / 0700);
+#  6. 300 parallel token requests with bad credentials leave the hub's peak RSS bounded
+#     (secret checks are capped and rate-limited before hashing), and a good client from
+#     another loopback address still gets a token.
 #
 # Usage: SIGESS_BIN=target/debug/sigess conformance/abuse/run_abuse.sh
 # Needs curl and python3 (for free ports and URL encoding); nothing leaves 127.0.0.1.
@@ -84,6 +87,37 @@ check "./data is 0700" "$(mode "$DATA")" 700
 check "the SQLite file is 0600" "$(mode "$DATA/sigess.db")" 600
 [ -e "$DATA/sigess.db-wal" ] && check "its WAL is 0600" "$(mode "$DATA/sigess.db-wal")" 600
 check "the signing key is 0600" "$(mode "$KEY")" 600
+
+# 6. A credential flood on /oauth/token: 300 requests at once, unknown client ids.
+hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$HUB/status"; }
+HWM_BEFORE="$(hwm)"
+python3 - "$BASE" >"$TMP/flood.txt" <<'PY'
+import collections, concurrent.futures, sys, urllib.error, urllib.request
+base = sys.argv[1]
+def one(i):
+    req = urllib.request.Request(base + "/oauth/token", method="POST",
+        data=f"grant_type=client_credentials&client_id=flood-{i}&client_secret=wrong".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except Exception:
+        return "error"
+with concurrent.futures.ThreadPoolExecutor(max_workers=300) as pool:
+    codes = collections.Counter(pool.map(one, range(300)))
+print(" ".join(f"{k}:{v}" for k, v in sorted(codes.items(), key=str)))
+PY
+HWM_AFTER="$(hwm)"
+GROWTH_MIB=$(( (HWM_AFTER - HWM_BEFORE) / 1024 ))
+echo "     flood answers: $(cat "$TMP/flood.txt"); peak RSS grew by ${GROWTH_MIB} MiB"
+if [ "$GROWTH_MIB" -lt 200 ]; then ok "peak RSS bounded under a credential flood (+${GROWTH_MIB} MiB)"; else ko "peak RSS grew by ${GROWTH_MIB} MiB under 300 bad token requests"; fi
+if grep -q '200:' "$TMP/flood.txt"; then ko "a bad credential got a token"; else ok "no bad credential got a token"; fi
+grep -Eq '(429|503):' "$TMP/flood.txt" && ok "the flood is answered 429/503" || ko "no 429/503 in the flood: $(cat "$TMP/flood.txt")"
+code="$(curl -s --interface 127.0.0.2 -o "$TMP/r.json" -w '%{http_code}' -d grant_type=client_credentials -d "client_id=$CLIENT_ID" \
+  --data-urlencode "client_secret=$CLIENT_SECRET" "$BASE/oauth/token")"
+check "a good client from another address still gets a token" "$code" 200
 
 # A fake person (computed check character), so the store holds records --demo did not seed.
 PERSONA="$(python3 - <<'PY'

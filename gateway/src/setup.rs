@@ -10,10 +10,11 @@ use crate::{
     auth::{
         Authenticator,
         clients::ClientRegistry,
-        oauth::{AccessTokens, oauth_router},
+        oauth::{AccessTokens, TokenLimits, oauth_router},
         pdnd::{PdndConfig, PdndVerifier},
     },
     edge_store::EdgeStore,
+    stack::limit::RateConfig,
     tls::TlsConfig,
 };
 
@@ -47,6 +48,18 @@ pub struct AuthArgs {
     /// Seconds before the PDND key set is fetched again.
     #[arg(long, env = "SIGESS_PDND_JWKS_REFRESH", default_value_t = 3600)]
     pub pdnd_jwks_refresh: u64,
+    /// Client secrets POST /oauth/token checks at once (each Argon2id check takes about
+    /// 19 MiB); requests waiting longer than 2 s for a free check get 503 with Retry-After.
+    /// Default: the number of CPUs, between 2 and 8.
+    #[arg(long, env = "SIGESS_OAUTH_CONCURRENT_CHECKS")]
+    pub oauth_concurrent_checks: Option<usize>,
+    /// Token requests per minute from one source address (a quarter of it at once); past it
+    /// 429 with Retry-After, before any secret is checked.
+    #[arg(long, env = "SIGESS_OAUTH_RATE_PER_SOURCE", default_value_t = 120)]
+    pub oauth_rate_per_source: u32,
+    /// Token requests per minute naming one client id, known or not (a sixth of it at once).
+    #[arg(long, env = "SIGESS_OAUTH_RATE_PER_CLIENT", default_value_t = 60)]
+    pub oauth_rate_per_client: u32,
     /// Lifetime in seconds of access tokens issued by POST /oauth/token.
     #[arg(long, env = "SIGESS_ACCESS_TOKEN_TTL", default_value_t = 3600)]
     pub access_token_ttl: u64,
@@ -74,6 +87,18 @@ pub enum SetupError {
 }
 
 impl AuthArgs {
+    /// The bounds on `/oauth/token` these flags set.
+    pub fn token_limits(&self) -> TokenLimits {
+        let d = TokenLimits::default();
+        let rate = |per_minute: u32, share: u32| RateConfig { per_minute: per_minute.max(1), burst: (per_minute / share).max(1) };
+        TokenLimits {
+            concurrent_checks: self.oauth_concurrent_checks.unwrap_or(d.concurrent_checks).max(1),
+            check_wait: d.check_wait,
+            per_source: rate(self.oauth_rate_per_source, 4),
+            per_client: rate(self.oauth_rate_per_client, 6),
+        }
+    }
+
     pub fn tls(&self) -> Option<TlsConfig> {
         let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
         let mut t = TlsConfig::new(cert, key);
@@ -111,6 +136,6 @@ impl AuthArgs {
             c.refresh = Duration::from_secs(self.pdnd_jwks_refresh.max(10));
             auth = auth.with_pdnd(PdndVerifier::from_config(c).await.map_err(|e| cfg(&e))?);
         }
-        Ok((auth, oauth_router(registry, tokens)))
+        Ok((auth, oauth_router(registry, tokens, self.token_limits())))
     }
 }

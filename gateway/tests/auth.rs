@@ -130,7 +130,7 @@ async fn env() -> Env {
         .with_pdnd(pdnd);
     let protected =
         Router::new().route("/whoami", get(whoami).post(whoami)).route_layer(middleware::from_fn_with_state(auth.clone(), require_caller));
-    let app = protected.merge(oauth_router(registry.clone(), tokens));
+    let app = protected.merge(oauth_router(registry.clone(), tokens, gateway::auth::oauth::TokenLimits::default()));
     Env { _dir: dir, store, edge, registry, hub, auth, app, pdnd_private, inps_private, inps_public }
 }
 
@@ -868,4 +868,89 @@ async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
 
     let (status, _, _) = get(vec![]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// `/oauth/token` with tight bounds, over the same registry.
+fn bounded_token_endpoint(e: &Env, limits: gateway::auth::oauth::TokenLimits) -> Router {
+    let tokens = AccessTokens::load(&e._dir.path().join("hub-signing-key.pem"), Duration::from_secs(900)).unwrap();
+    oauth_router(e.registry.clone(), tokens, limits)
+}
+
+fn limits(concurrent: usize, wait_ms: u64, source: (u32, u32), client: (u32, u32)) -> gateway::auth::oauth::TokenLimits {
+    use gateway::stack::limit::RateConfig;
+    gateway::auth::oauth::TokenLimits {
+        concurrent_checks: concurrent,
+        check_wait: Duration::from_millis(wait_ms),
+        per_source: RateConfig { per_minute: source.0, burst: source.1 },
+        per_client: RateConfig { per_minute: client.0, burst: client.1 },
+    }
+}
+
+async fn token_at(app: &Router, id: &str, secret: &str) -> (StatusCode, HeaderMap, Value) {
+    let headers = [("content-type", "application/x-www-form-urlencoded".to_string()), ("authorization", basic(id, secret))];
+    send(app, "POST", "/oauth/token", &headers, b"grant_type=client_credentials").await
+}
+
+#[tokio::test]
+async fn token_requests_are_limited_per_client_id_and_per_source_before_any_hashing() {
+    let e = env().await;
+    // Per client id: three tries, then 429 with Retry-After; another id is not affected.
+    let app = bounded_token_endpoint(&e, limits(2, 2000, (1000, 1000), (1, 3)));
+    for _ in 0..3 {
+        assert_eq!(token_at(&app, "guessed-client", "x").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = token_at(&app, "guessed-client", "x").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(token_at(&app, "another-client", "x").await.0, StatusCode::UNAUTHORIZED);
+
+    // Per source: five requests naming five different ids, then 429 whatever the id.
+    let app = bounded_token_endpoint(&e, limits(2, 2000, (1, 5), (1000, 1000)));
+    for i in 0..5 {
+        assert_eq!(token_at(&app, &format!("id-{i}"), "x").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, _) = token_at(&app, "id-new", "x").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+
+    // Over-long credentials are refused without being hashed or counted as a check.
+    let app = bounded_token_endpoint(&e, limits(1, 1, (1000, 1000), (1000, 1000)));
+    assert_eq!(token_at(&app, &"c".repeat(129), "x").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(token_at(&app, "c", &"s".repeat(257)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn secret_checks_run_a_few_at_a_time_and_the_rest_get_503_not_memory() {
+    let e = env().await;
+    let (client, secret) = e
+        .registry
+        .create(NewClient {
+            name: "App M05".into(),
+            ente: "H501".into(),
+            ufficio: Some("M05".into()),
+            roles: vec![Role::Operatore],
+            purpose: "gestione".into(),
+            with_secret: true,
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let secret = secret.unwrap().expose().to_string();
+    // One check at a time, and a request waits at most 1 ms for it: of 24 bad requests at
+    // once, most are answered 503 with Retry-After instead of each hashing.
+    let app = bounded_token_endpoint(&e, limits(1, 1, (10_000, 10_000), (10_000, 10_000)));
+    let answers = futures::future::join_all((0..24).map(|i| {
+        let app = app.clone();
+        async move { token_at(&app, &format!("flood-{i}"), "bad").await }
+    }))
+    .await;
+    let unavailable = answers.iter().filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE).count();
+    let refused = answers.iter().filter(|(s, _, _)| *s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!(unavailable + refused, 24, "only 401 or 503: {:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    assert!(unavailable >= 12, "most of the flood waits for no hashing: {unavailable} of 24 got 503");
+    assert!(answers.iter().filter(|a| a.0 == StatusCode::SERVICE_UNAVAILABLE).all(|a| a.1.contains_key("retry-after")));
+    // Once the flood is over, the real client gets its token.
+    let (status, _, body) = token_at(&app, &client.client_id, &secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -10,7 +10,7 @@ use std::{fmt, fs, path::Path, sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Bytes,
-    extract::State,
+    extract::{ConnectInfo, Extension, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
@@ -27,6 +27,9 @@ use josekit::{
     jwt::{self, JwtPayload},
 };
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::stack::limit::{Decision, Limiter, RateConfig};
 
 use super::{
     AuthError,
@@ -42,6 +45,9 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Clock skew tolerated on `exp`/`iat`.
 const LEEWAY_SECS: i64 = 60;
+/// Longest client id and secret looked at; longer ones are refused without hashing.
+const MAX_CLIENT_ID: usize = 128;
+const MAX_SECRET: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -136,17 +142,67 @@ impl AccessTokens {
     }
 }
 
+/// Bounds on the work `/oauth/token` does before a client is known. Checking a secret runs
+/// Argon2id (about 19 MiB and tens of milliseconds each), so requests are first counted
+/// against their source address and the client id they name, and only a few checks run at
+/// once; past either bound the answer is 429 or 503 with `Retry-After`, before any hashing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// Secret checks running at once, over the whole endpoint.
+    pub concurrent_checks: usize,
+    /// How long a request waits for a free check before it is answered 503.
+    pub check_wait: Duration,
+    /// Token requests per source address.
+    pub per_source: RateConfig,
+    /// Token requests naming one client id (known or not).
+    pub per_client: RateConfig,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            concurrent_checks: cpus.clamp(2, 8),
+            check_wait: Duration::from_secs(2),
+            per_source: RateConfig { per_minute: 120, burst: 30 },
+            per_client: RateConfig { per_minute: 60, burst: 10 },
+        }
+    }
+}
+
+/// The bounds of [`TokenLimits`] at run time.
+#[derive(Clone, Debug)]
+struct Guard {
+    checks: Arc<Semaphore>,
+    check_wait: Duration,
+    per_source: Limiter,
+    per_client: Limiter,
+}
+
+impl Guard {
+    fn new(l: TokenLimits) -> Self {
+        let per_source = Limiter::new(l.per_source);
+        let per_client = Limiter::new(l.per_client);
+        per_source.prune_periodically(Duration::from_secs(60));
+        per_client.prune_periodically(Duration::from_secs(60));
+        Self { checks: Arc::new(Semaphore::new(l.concurrent_checks.max(1))), check_wait: l.check_wait, per_source, per_client }
+    }
+}
+
 /// State of the token endpoint.
 #[derive(Clone, Debug)]
 pub struct OAuthState {
     pub registry: ClientRegistry,
     pub tokens: AccessTokens,
+    guard: Guard,
 }
 
 /// `POST /oauth/token`, outside the authentication middleware (it is where credentials are
-/// exchanged). Mount it next to the REST router.
-pub fn oauth_router(registry: ClientRegistry, tokens: AccessTokens) -> Router {
-    Router::new().route("/oauth/token", post(token_endpoint)).with_state(OAuthState { registry, tokens })
+/// exchanged). Mount it next to the REST router; serve it with connection info
+/// (`into_make_service_with_connect_info::<SocketAddr>`) so requests are counted per source
+/// address (without it every request counts against one shared source).
+pub fn oauth_router(registry: ClientRegistry, tokens: AccessTokens, limits: TokenLimits) -> Router {
+    Router::new().route("/oauth/token", post(token_endpoint)).with_state(OAuthState { registry, tokens, guard: Guard::new(limits) })
 }
 
 /// An RFC 6749 §5.2 error answer.
@@ -156,15 +212,31 @@ struct OAuthError {
     description: &'static str,
     /// Whether the client authenticated with HTTP Basic (then a 401 carries a challenge).
     basic: bool,
+    /// Seconds for `Retry-After` on a 429.
+    retry_after: u64,
 }
 
 impl OAuthError {
     fn bad(error: &'static str, description: &'static str) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, description, basic: false }
+        Self { status: StatusCode::BAD_REQUEST, error, description, basic: false, retry_after: 0 }
     }
 
     fn invalid_client(basic: bool) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, error: "invalid_client", description: "client authentication failed", basic }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "client authentication failed",
+            basic,
+            retry_after: 0,
+        }
+    }
+
+    fn unavailable(description: &'static str) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, error: "temporarily_unavailable", description, basic: false, retry_after: 0 }
+    }
+
+    fn too_many(description: &'static str, retry_after: u64) -> Self {
+        Self { status: StatusCode::TOO_MANY_REQUESTS, error: "temporarily_unavailable", description, basic: false, retry_after }
     }
 }
 
@@ -180,6 +252,9 @@ impl IntoResponse for OAuthError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::problem::RETRY_AFTER_UNAVAILABLE));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.max(1)));
         }
         r
     }
@@ -205,8 +280,14 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
     }))
 }
 
-async fn token_endpoint(State(st): State<OAuthState>, headers: HeaderMap, body: Bytes) -> Response {
-    match grant(&st, &headers, &body).await {
+async fn token_endpoint(
+    State(st): State<OAuthState>,
+    source: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = source.map_or_else(|| "unknown".to_string(), |Extension(ConnectInfo(a))| a.ip().to_string());
+    match grant(&st, &source, &headers, &body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = e.error, "token request refused");
@@ -215,7 +296,10 @@ async fn token_endpoint(State(st): State<OAuthState>, headers: HeaderMap, body: 
     }
 }
 
-async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+async fn grant(st: &OAuthState, source: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    if let Decision::Limited { retry_after_secs } = st.guard.per_source.check(source) {
+        return Err(OAuthError::too_many("too many token requests from this address", retry_after_secs));
+    }
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -254,17 +338,22 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         (None, Some(id), Some(secret)) => (id.to_string(), secret.to_string(), false),
         (None, _, _) => return Err(OAuthError::invalid_client(false)),
     };
-    let client = match st.registry.authenticate_secret(&client_id, &secret).await {
+    if client_id.len() > MAX_CLIENT_ID || secret.len() > MAX_SECRET {
+        return Err(OAuthError::invalid_client(used_basic));
+    }
+    if let Decision::Limited { retry_after_secs } = st.guard.per_client.check(&client_id) {
+        return Err(OAuthError::too_many("too many token requests for this client", retry_after_secs));
+    }
+    let permit = match tokio::time::timeout(st.guard.check_wait, Arc::clone(&st.guard.checks).acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => return Err(OAuthError::unavailable("too many token requests at once")),
+    };
+    let checked = st.registry.authenticate_secret(&client_id, &secret).await;
+    drop(permit);
+    let client = match checked {
         Ok(c) => c,
         Err(SecretCheck::Refused) => return Err(OAuthError::invalid_client(used_basic)),
-        Err(SecretCheck::Unavailable) => {
-            return Err(OAuthError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                error: "temporarily_unavailable",
-                description: "the client registry is unavailable",
-                basic: false,
-            });
-        }
+        Err(SecretCheck::Unavailable) => return Err(OAuthError::unavailable("the client registry is unavailable")),
     };
     let roles = match param("scope") {
         None => client.roles.clone(),
@@ -290,6 +379,7 @@ async fn grant(st: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         error: "server_error",
         description: "the token could not be signed",
         basic: false,
+        retry_after: 0,
     })?;
     tracing::info!(client = %client.client_id, "access token issued");
     let scope = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ");
