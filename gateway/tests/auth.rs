@@ -954,3 +954,58 @@ async fn secret_checks_run_a_few_at_a_time_and_the_rest_get_503_not_memory() {
     let (status, _, body) = token_at(&app, &client.client_id, &secret).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_key_set_outage_serves_the_stale_set_with_one_reload_in_flight() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (k1, p1) = rsa_key("k1");
+    let set = json!({ "keys": [serde_json::to_value(p1.as_ref()).unwrap()] });
+    let hang = std::sync::Arc::new(AtomicBool::new(false));
+    let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+    let (h, f) = (hang.clone(), fetches.clone());
+    let app = Router::new().route(
+        "/jwks",
+        get(move || {
+            let (set, hang) = (set.clone(), h.load(Ordering::SeqCst));
+            f.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if hang {
+                    // Longer than the fetch timeout: PDND is down and the connection hangs.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                Json(set)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut cfg = PdndConfig::new(format!("http://{addr}/jwks").parse().unwrap(), AUD);
+    cfg.issuer = Some(ISS.into());
+    cfg.refresh = Duration::from_millis(500);
+    let pdnd = PdndVerifier::from_config(cfg).await.unwrap();
+    let token = sign(&RS256.signer_from_jwk(&k1).unwrap(), "k1", voucher_claims());
+    pdnd.verify_voucher(&token).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // The set goes stale while the key-set endpoint hangs: 50 checks at once all answer
+    // from the stale set, without one of them waiting for the fetch (5 s timeout), and one
+    // reload is tried, not fifty.
+    hang.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all((0..50).map(|_| pdnd.verify_voucher(&token))).await;
+    let took = started.elapsed();
+    assert!(results.iter().all(Result::is_ok));
+    assert!(took < Duration::from_secs(3), "the checks waited for the hanging fetch: {took:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one background reload for the whole burst");
+    // Later checks during the outage still answer at once and start no second reload
+    // while the first is in flight.
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        pdnd.verify_voucher(&token).await.unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}

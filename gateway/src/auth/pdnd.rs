@@ -150,15 +150,20 @@ impl PdndKeys {
         })
     }
 
-    /// The keys named `kid`, reloading the set when stale or when the kid is unknown.
+    /// The keys named `kid`. A stale set still answers at once while one reload runs in
+    /// the background (a PDND outage costs no request any time); a `kid` the set lacks waits
+    /// for one reload, shared by every request that needs it, and reloads are tried at most
+    /// every few seconds, so an outage never serialises voucher checks behind fetches.
     pub(crate) async fn keys_for(&self, kid: &str) -> Vec<Jwk> {
         let (set, loaded) = {
             let c = self.cached.read().await;
             (c.set.clone(), c.loaded)
         };
         let found: Vec<Jwk> = set.get(kid).into_iter().cloned().collect();
-        let stale = loaded.elapsed() >= self.refresh;
-        if !found.is_empty() && !stale {
+        if !found.is_empty() {
+            if loaded.elapsed() >= self.refresh {
+                self.reload_in_background();
+            }
             return found;
         }
         let mut last_try = self.reload.lock().await;
@@ -167,19 +172,40 @@ impl PdndKeys {
         if !Arc::ptr_eq(&current, &set) {
             return current.get(kid).into_iter().cloned().collect();
         }
-        if !stale && last_try.elapsed() < MIN_RELOAD_GAP {
+        if last_try.elapsed() < MIN_RELOAD_GAP {
             return found;
         }
         *last_try = Instant::now();
+        self.reload_now().await.map(|fresh| fresh.get(kid).into_iter().cloned().collect()).unwrap_or(found)
+    }
+
+    /// Starts one reload unless one is running or was tried within the last few seconds.
+    fn reload_in_background(&self) {
+        let Ok(mut last_try) = Arc::clone(&self.reload).try_lock_owned() else {
+            return;
+        };
+        if last_try.elapsed() < MIN_RELOAD_GAP {
+            return;
+        }
+        *last_try = Instant::now();
+        let keys = self.clone();
+        tokio::spawn(async move {
+            let _ = keys.reload_now().await;
+            drop(last_try);
+        });
+    }
+
+    /// Fetches the set and keeps it; on failure keeps the last good one.
+    async fn reload_now(&self) -> Option<Arc<JwkSet>> {
         match fetch(&self.source, &self.http).await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 *self.cached.write().await = Cached { set: fresh.clone(), loaded: Instant::now() };
-                fresh.get(kid).into_iter().cloned().collect()
+                Some(fresh)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "PDND key set reload failed; keeping the last one");
-                found
+                None
             }
         }
     }
