@@ -64,12 +64,12 @@ GRPC_PORT="$(free_port)"
 HTTP_PORT="$(free_port)"
 BASE="http://127.0.0.1:$HTTP_PORT"
 # INPS calls with PDND vouchers: a local stand-in for PDND's key set signs them, and INPS is
-# registered as an ente-wide client with role consultazione, bound to its PDND client id.
+# registered as an ente-wide client with role siuss, bound to its PDND client id and purpose.
 PDND_AUD="sigess-waas-conformance"
 PDND_ISS="https://auth.conformance.pdnd.invalid"
 python3 "$ROOT/conformance/siuss/pdnd_voucher.py" keys "$TMP"
 "$SIGESS_BIN" client add --edge-database-url "sqlite://$TMP/edge.db" --name "INPS SIUSS" \
-  --roles consultazione --purpose "alimentazione SIUSS" --pdnd-client-id inps-siuss-pdnd >/dev/null
+  --roles siuss --purpose "alimentazione SIUSS" --pdnd-client-id inps-siuss-pdnd --pdnd-purpose-id purpose-siuss >/dev/null
 "$SIGESS_BIN" up --demo --demo-size 10 \
   --database-url "sqlite://$TMP/sigess.db" --edge-database-url "sqlite://$TMP/edge.db" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \

@@ -59,6 +59,9 @@ pub enum Role {
     Statistica,
     /// Operates the hub (deliveries, dead letters, replay); reads no records by this role.
     Amministratore,
+    /// INPS's SIUSS consumer (WaaS): is served the ente's SIUSS flows and posts their esiti;
+    /// reads no records by this role.
+    Siuss,
 }
 
 impl Role {
@@ -68,6 +71,7 @@ impl Role {
             "consultazione" => Some(Self::Consultazione),
             "statistica" => Some(Self::Statistica),
             "amministratore" => Some(Self::Amministratore),
+            "siuss" => Some(Self::Siuss),
             _ => None,
         }
     }
@@ -78,6 +82,7 @@ impl Role {
             Self::Consultazione => "consultazione",
             Self::Statistica => "statistica",
             Self::Amministratore => "amministratore",
+            Self::Siuss => "siuss",
         }
     }
 }

@@ -200,7 +200,7 @@ async fn flussi(n: u64) {
         subject: "inps".into(),
         ente: "H501".into(),
         ufficio: None,
-        roles: vec![Role::Consultazione],
+        roles: vec![Role::Siuss],
         purpose: "bench".into(),
         request_id: "b".into(),
     };

@@ -93,9 +93,10 @@ pub fn router(link: CoreLink, auth: Authenticator, limiter: Limiter) -> Router {
     Router::new().nest(BASE, api)
 }
 
-/// Whether an authenticated caller may use the WaaS API.
+/// Whether an authenticated caller may use the WaaS API: an ente-wide client registered for
+/// SIUSS (role `siuss`), not any reader of the ente.
 pub fn allowed(c: &Caller) -> bool {
-    c.ufficio.is_none() && c.can_read()
+    c.ufficio.is_none() && c.has(core_cartella::auth::Role::Siuss)
 }
 
 /// 403 for callers that are not ente-wide readers; 429 beyond the caller's quota; the
@@ -111,7 +112,7 @@ async fn admit(State(w): State<Waas>, req: axum::extract::Request, next: Next) -
     if !allowed(&caller) {
         return problem(
             StatusCode::FORBIDDEN,
-            "il servizio è riservato a un chiamante dell'intero ente (senza ufficio) con ruolo consultazione o operatore",
+            "il servizio è riservato a un client dell'intero ente (senza ufficio) registrato per SIUSS (ruolo siuss)",
         );
     }
     let d = w.limiter.check(&format!("waas:{}:{}", caller.ente, caller.subject));

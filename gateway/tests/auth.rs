@@ -157,9 +157,10 @@ async fn register_pdnd_client(e: &Env) -> String {
         .create(NewClient {
             name: "INPS WaaS".into(),
             ente: "H501".into(),
-            roles: vec![Role::Consultazione],
+            roles: vec![Role::Siuss],
             purpose: "alimentazione SIUSS".into(),
             pdnd_client_id: Some(PDND_CLIENT.into()),
+            pdnd_purpose_id: Some("purpose-42".into()),
             modi_jwks: Some(jwks_json(&[&e.inps_public])),
             ..NewClient::default()
         })
@@ -218,7 +219,7 @@ async fn valid_voucher_is_accepted_reused_and_mapped_to_the_registered_client() 
         assert_eq!(body["subject"], hub_id);
         assert_eq!(body["ente"], "H501");
         assert_eq!(body["ufficio"], Value::Null);
-        assert_eq!(body["roles"], json!(["consultazione"]));
+        assert_eq!(body["roles"], json!(["siuss"]));
         assert_eq!(body["purpose"], "alimentazione SIUSS");
         assert_eq!(body["sistema"], true);
     }
@@ -402,6 +403,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
             roles: vec![Role::Statistica],
             purpose: "statistiche".into(),
             pdnd_client_id: Some("regione-pdnd".into()),
+            pdnd_purpose_id: Some("purpose-42".into()),
             modi_jwks: Some(other_public.to_string()),
             ..NewClient::default()
         })
@@ -436,6 +438,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
             roles: vec![Role::Consultazione],
             purpose: "x".into(),
             pdnd_client_id: Some("nokeys-pdnd".into()),
+            pdnd_purpose_id: Some("purpose-42".into()),
             ..NewClient::default()
         })
         .await
@@ -535,6 +538,7 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
         roles: vec![Role::Consultazione],
         purpose: "SIUSS".into(),
         pdnd_client_id: Some(PDND_CLIENT.into()),
+        pdnd_purpose_id: Some("purpose-42".into()),
         modi_jwks: Some(jwks),
         ..NewClient::default()
     };
@@ -556,8 +560,8 @@ async fn client_registration_refuses_private_or_unusable_modi_keys() {
     let add = |file: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sigess"))
             .args(["client", "add", "--edge-database-url", &db, "--name", "INPS SIUSS"])
-            .args(["--roles", "consultazione", "--purpose", "alimentazione SIUSS"])
-            .args(["--pdnd-client-id", PDND_CLIENT, "--modi-jwks"])
+            .args(["--roles", "siuss", "--purpose", "alimentazione SIUSS"])
+            .args(["--pdnd-client-id", PDND_CLIENT, "--pdnd-purpose-id", "purpose-42", "--modi-jwks"])
             .arg(file)
             .output()
             .unwrap()
@@ -807,6 +811,7 @@ async fn registry_and_jti_ledger_on_postgres() {
             purpose: "SIUSS".into(),
             with_secret: true,
             pdnd_client_id: Some(PDND_CLIENT.into()),
+            pdnd_purpose_id: Some("purpose-42".into()),
             modi_jwks: Some(jwks_json(&[&rsa_key(INPS_KID).1])),
             ..NewClient::default()
         })
@@ -823,8 +828,13 @@ async fn registry_and_jti_ledger_on_postgres() {
     assert_eq!((found.client_id.as_str(), found.roles.len()), (c.client_id.as_str(), 2));
     assert!(registry.authenticate_secret(&c.client_id, secret.unwrap().expose()).await.is_ok());
     assert!(registry.authenticate_secret(&c.client_id, "nope").await.is_err());
-    let dup =
-        NewClient { ente: "H501".into(), roles: vec![Role::Statistica], pdnd_client_id: Some(PDND_CLIENT.into()), ..NewClient::default() };
+    let dup = NewClient {
+        ente: "H501".into(),
+        roles: vec![Role::Statistica],
+        pdnd_client_id: Some(PDND_CLIENT.into()),
+        pdnd_purpose_id: Some("purpose-42".into()),
+        ..NewClient::default()
+    };
     assert!(matches!(registry.create(dup).await, Err(gateway::auth::RegistryError::Invalid(_))));
 
     let t = now();
@@ -868,6 +878,47 @@ async fn waas_admits_only_pdnd_vouchers_when_pdnd_is_configured() {
 
     let (status, _, _) = get(vec![]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // INPS's own PDND client, with a voucher PDND issued for another of its purposes.
+    let other_purpose = sign(&signer, KID, with(voucher_claims(), "purposeId", json!("purpose-7")));
+    let res = get(vec![("authorization", format!("Bearer {other_purpose}"))]).await;
+    assert_refused(&res, "pdnd_purpose_mismatch");
+
+    // An ente-wide reader with a valid voucher of its own, but not registered for SIUSS.
+    e.registry
+        .create(NewClient {
+            name: "Osservatorio regionale".into(),
+            ente: "H501".into(),
+            roles: vec![Role::Consultazione, Role::Statistica],
+            purpose: "programmazione".into(),
+            pdnd_client_id: Some("reader-pdnd".into()),
+            pdnd_purpose_id: Some("purpose-42".into()),
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    let reader = sign(&signer, KID, with(with(voucher_claims(), "client_id", json!("reader-pdnd")), "sub", json!("reader-pdnd")));
+    let (status, _, body) = get(vec![("authorization", format!("Bearer {reader}"))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("siuss"), "{body}");
+
+    // A PDND client must be registered with its purpose, and only a PDND client has one.
+    let half = |pdnd: Option<&str>, purpose: Option<&str>| NewClient {
+        name: "x".into(),
+        ente: "H501".into(),
+        roles: vec![Role::Siuss],
+        purpose: "x".into(),
+        with_secret: true,
+        pdnd_client_id: pdnd.map(Into::into),
+        pdnd_purpose_id: purpose.map(Into::into),
+        ..NewClient::default()
+    };
+    for (pdnd, purpose) in [(Some("p-1"), None), (None, Some("purpose-1"))] {
+        match e.registry.create(half(pdnd, purpose)).await {
+            Err(gateway::auth::RegistryError::Invalid(m)) => assert!(m.contains("pdnd_purpose_id"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }
 
 /// `/oauth/token` with tight bounds, over the same registry.

@@ -90,7 +90,7 @@ fn inps() -> Caller {
         subject: "inps-pdnd".into(),
         ente: "H501".into(),
         ufficio: None,
-        roles: vec![Role::Consultazione],
+        roles: vec![Role::Siuss],
         purpose: "acquisizione SIUSS".into(),
         request_id: "t".into(),
     }

@@ -60,7 +60,7 @@ async fn gateway_without_core_database_serves_every_route() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--database-url"));
 
     let out = sigess()
-        .args(["client", "add", "--edge-database-url", &edge, "--name", "INPS", "--roles", "consultazione"])
+        .args(["client", "add", "--edge-database-url", &edge, "--name", "INPS", "--roles", "siuss"])
         .args(["--purpose", "alimentazione SIUSS", "--secret"])
         .output()
         .unwrap();

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::{Store, audit, now, sql::Q};
 use crate::{
-    auth::Caller,
+    auth::{Caller, Role},
     error::{CoreError, Result},
     record::{Kind, Val},
 };
@@ -386,8 +386,8 @@ impl Store {
     /// ledger order, with their XML. Marks them served and audits the disclosure. The same
     /// `since` always returns the same flows (plus any produced since).
     pub async fn siuss_serve(&self, caller: &Caller, since: i64, limit: u32) -> Result<Vec<Flusso>> {
-        if caller.ufficio.is_some() || !caller.can_read() {
-            return Err(CoreError::Denied("SIUSS flows are served only to an ente-wide caller allowed to read"));
+        if caller.ufficio.is_some() || !caller.has(Role::Siuss) {
+            return Err(CoreError::Denied("SIUSS flows are served only to an ente-wide caller with the siuss role"));
         }
         let (at, _) = now();
         let mut tx = self.pool.begin().await?;
@@ -418,8 +418,8 @@ impl Store {
     /// `POST /esiti`: stores every esito or none. An esito repeated with the same content
     /// changes nothing; a later different one replaces it (INPS reprocessed the flow).
     pub async fn siuss_esiti(&self, caller: &Caller, esiti: &[Esito]) -> std::result::Result<usize, EsitiError> {
-        if caller.ufficio.is_some() || !caller.can_read() {
-            return Err(CoreError::Denied("SIUSS esiti are accepted only from an ente-wide caller").into());
+        if caller.ufficio.is_some() || !caller.has(Role::Siuss) {
+            return Err(CoreError::Denied("SIUSS esiti are accepted only from an ente-wide caller with the siuss role").into());
         }
         let (at, _) = now();
         let mut tx = self.pool.begin().await.map_err(CoreError::from)?;

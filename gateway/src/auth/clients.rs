@@ -77,6 +77,8 @@ pub struct NewClient {
     pub cert_sha256: Option<String>,
     /// The client id PDND puts in this client's vouchers.
     pub pdnd_client_id: Option<String>,
+    /// The PDND purpose (`purposeId`) its vouchers must name; required with `pdnd_client_id`.
+    pub pdnd_purpose_id: Option<String>,
     /// The public keys the client signs ModI `Agid-JWT-Signature`s with: a JWK or JWK set
     /// (JSON) of RSA public keys with their `kid`; see `modi::parse_client_jwks`.
     pub modi_jwks: Option<String>,
@@ -173,8 +175,15 @@ impl ClientRegistry {
         {
             return Err(RegistryError::Invalid("cert_sha256 must be 64 hex digits".into()));
         }
-        if !new.with_secret && new.cert_sha256.is_none() && new.pdnd_client_id.is_none() {
+        if !new.with_secret && new.cert_sha256.is_none() && new.pdnd_client_id.as_deref().is_none_or(|p| p.trim().is_empty()) {
             return Err(RegistryError::Invalid("a client needs a secret, a certificate or a PDND client id".into()));
+        }
+        let pdnd_client_id = new.pdnd_client_id.filter(|p| !p.trim().is_empty());
+        let pdnd_purpose_id = new.pdnd_purpose_id.map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        if pdnd_client_id.is_some() != pdnd_purpose_id.is_some() {
+            return Err(RegistryError::Invalid(
+                "a PDND client needs its PDND purpose id (pdnd_purpose_id), and only a PDND client has one".into(),
+            ));
         }
         let modi_jwks = new.modi_jwks.as_deref().map(modi_key_set).transpose()?;
         let secret = new.with_secret.then(ClientSecret::generate);
@@ -194,7 +203,8 @@ impl ClientRegistry {
             roles: new.roles,
             purpose: new.purpose,
             cert_sha256: new.cert_sha256.map(|f| f.to_ascii_lowercase()),
-            pdnd_client_id: new.pdnd_client_id.filter(|p| !p.is_empty()),
+            pdnd_client_id,
+            pdnd_purpose_id,
             modi_jwks,
             created_at: String::new(),
             disabled: false,

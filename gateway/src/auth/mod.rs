@@ -72,6 +72,8 @@ pub enum AuthError {
     UnknownClient,
     #[error("client disabled")]
     ClientDisabled,
+    #[error("the voucher's purposeId is not the PDND purpose registered for this client")]
+    WrongPurpose,
     #[error("Agid-JWT-Signature: {0}")]
     Modi(ModiError),
     #[error("authentication temporarily unavailable")]
@@ -98,6 +100,7 @@ impl AuthError {
             Self::HubTokenNotAccepted => "hub_token_not_accepted",
             Self::UnknownClient => "unknown_client",
             Self::ClientDisabled => "client_disabled",
+            Self::WrongPurpose => "pdnd_purpose_mismatch",
             Self::Modi(m) => m.reason(),
             Self::Unavailable => "unavailable",
             Self::Other(_) => "refused",
@@ -286,6 +289,11 @@ impl Authenticator {
                 let client = registry.by_pdnd_id(&voucher.client_id).await.map_err(unavailable)?.ok_or(AuthError::UnknownClient)?;
                 if client.disabled {
                     return Err(AuthError::ClientDisabled);
+                }
+                // A voucher is for one purpose: PDND issues the same client vouchers for each
+                // purpose it subscribed, and only the registered one is accepted here.
+                if client.pdnd_purpose_id.as_deref() != Some(voucher.purpose_id.as_str()) {
+                    return Err(AuthError::WrongPurpose);
                 }
                 self.integrity(p, pdnd.config().require_integrity, Some(&client)).await?;
                 let purpose = if client.purpose.is_empty() { format!("PDND purposeId {}", voucher.purpose_id) } else { String::new() };

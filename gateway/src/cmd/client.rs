@@ -66,7 +66,8 @@ pub struct ClientAddArgs {
     /// Ufficio the client is bound to; omit for an ente-wide client.
     #[arg(long)]
     ufficio: Option<String>,
-    /// Comma-separated roles: operatore, consultazione, statistica.
+    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, siuss
+    /// (INPS pulling SIUSS flows through WaaS).
     #[arg(long, value_enum, value_delimiter = ',', required = true)]
     roles: Vec<RoleArg>,
     /// Declared purpose of processing, written to the audit trail.
@@ -79,8 +80,12 @@ pub struct ClientAddArgs {
     #[arg(long)]
     cert: Option<PathBuf>,
     /// Client id PDND puts in this client's vouchers.
-    #[arg(long)]
+    #[arg(long, requires = "pdnd_purpose_id")]
     pdnd_client_id: Option<String>,
+    /// The PDND purpose (purposeId) the client's vouchers must name (required with
+    /// --pdnd-client-id): a voucher for another purpose is refused.
+    #[arg(long, requires = "pdnd_client_id")]
+    pdnd_purpose_id: Option<String>,
     /// JWK or JWK set (JSON) of the RSA public keys the client signs ModI requests
     /// (Agid-JWT-Signature, INTEGRITY_REST_01) with, each with the kid it has on PDND (for
     /// INPS: the keys of its PDND client). Its signatures are verified with these keys only;
@@ -117,6 +122,7 @@ pub async fn run(c: ClientCmd) -> Result<()> {
                     with_secret: a.secret,
                     cert_sha256,
                     pdnd_client_id: a.pdnd_client_id,
+                    pdnd_purpose_id: a.pdnd_purpose_id,
                     modi_jwks,
                 })
                 .await

@@ -85,6 +85,8 @@ pub enum RoleArg {
     Statistica,
     /// Operates the hub: deliveries, dead letters, replay.
     Amministratore,
+    /// INPS's WaaS consumer: pulls SIUSS flows and posts esiti; reads no records.
+    Siuss,
 }
 
 impl From<RoleArg> for Role {
@@ -94,6 +96,7 @@ impl From<RoleArg> for Role {
             RoleArg::Consultazione => Role::Consultazione,
             RoleArg::Statistica => Role::Statistica,
             RoleArg::Amministratore => Role::Amministratore,
+            RoleArg::Siuss => Role::Siuss,
         }
     }
 }

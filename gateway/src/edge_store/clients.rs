@@ -25,6 +25,8 @@ pub struct ClientRecord {
     pub cert_sha256: Option<String>,
     /// The client id PDND writes in the vouchers it issues to this client.
     pub pdnd_client_id: Option<String>,
+    /// The PDND purpose (`purposeId`) this client's vouchers must name.
+    pub pdnd_purpose_id: Option<String>,
     /// The public keys the client signs ModI `Agid-JWT-Signature`s with: a JWK set as JSON
     /// text, stored as given (the registry checks it holds only RSA public keys with a kid).
     pub modi_jwks: Option<String>,
@@ -54,7 +56,7 @@ impl std::fmt::Debug for ClientRecord {
 /// The columns of `hub_client`, in the order of every SELECT and INSERT below.
 macro_rules! columns {
     () => {
-        "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at"
+        "client_id, name, secret_hash, ente, ufficio, roles, purpose, cert_sha256, pdnd_client_id, modi_jwks, created_at, disabled_at, pdnd_purpose_id"
     };
 }
 
@@ -71,6 +73,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord> {
         purpose: row.try_get("purpose")?,
         cert_sha256: row.try_get("cert_sha256")?,
         pdnd_client_id: row.try_get("pdnd_client_id")?,
+        pdnd_purpose_id: row.try_get("pdnd_purpose_id")?,
         modi_jwks: row.try_get("modi_jwks")?,
         created_at: row.try_get("created_at")?,
         disabled: disabled_at.is_some(),
@@ -85,22 +88,26 @@ impl EdgeStore {
             return Err(EdgeStoreError::Invalid("client_id and ente are required"));
         }
         let at = now_rfc3339();
-        let res =
-            sqlx::query(concat!("INSERT INTO hub_client (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
-                .bind(c.client_id.clone())
-                .bind(c.name.clone())
-                .bind(c.secret_hash.clone())
-                .bind(c.ente.clone())
-                .bind(c.ufficio.clone().filter(|u| !u.is_empty()))
-                .bind(roles_text(&c.roles))
-                .bind(c.purpose.clone())
-                .bind(c.cert_sha256.as_deref().map(str::to_ascii_lowercase))
-                .bind(c.pdnd_client_id.clone().filter(|p| !p.is_empty()))
-                .bind(c.modi_jwks.clone().filter(|k| !k.trim().is_empty()))
-                .bind(at.clone())
-                .bind(c.disabled.then_some(at))
-                .execute(&self.pool)
-                .await;
+        let res = sqlx::query(concat!(
+            "INSERT INTO hub_client (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(c.client_id.clone())
+        .bind(c.name.clone())
+        .bind(c.secret_hash.clone())
+        .bind(c.ente.clone())
+        .bind(c.ufficio.clone().filter(|u| !u.is_empty()))
+        .bind(roles_text(&c.roles))
+        .bind(c.purpose.clone())
+        .bind(c.cert_sha256.as_deref().map(str::to_ascii_lowercase))
+        .bind(c.pdnd_client_id.clone().filter(|p| !p.is_empty()))
+        .bind(c.modi_jwks.clone().filter(|k| !k.trim().is_empty()))
+        .bind(at.clone())
+        .bind(c.disabled.then_some(at))
+        .bind(c.pdnd_purpose_id.clone().filter(|p| !p.is_empty()))
+        .execute(&self.pool)
+        .await;
         match res {
             Ok(_) => {}
             Err(e) if unique_violation(&e) => {
