@@ -58,8 +58,10 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         headers: &parts.headers,
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        // gRPC messages are not covered by a body signature: authenticate on headers.
-        body: &[],
+        // gRPC messages are streamed, not covered by a body signature: authenticate on
+        // headers, and refuse a signature (or a caller that must sign) rather than accept
+        // one over an empty body.
+        body: None,
         client_cert: cert.as_deref(),
     };
     let caller = match ing.auth.authenticate(&presented).await {

@@ -348,6 +348,26 @@ async fn modi_signature_is_verified_once_and_replays_and_tampering_are_refused()
     assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_expired");
     let (sig, digest) = modi_signature(&signer, body, &[("jti", Value::Null)]);
     assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_missing_claim");
+    // Still within exp, but made long ago: refused.
+    let (sig, digest) = modi_signature(&signer, body, &[("iat", json!(now() - 3600)), ("nbf", json!(now() - 3600))]);
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_too_old");
+    // Signed by INPS's key, but naming another client as its issuer or subject.
+    for claim in ["iss", "sub"] {
+        let (sig, digest) = modi_signature(&signer, body, &[(claim, json!("regione-pdnd"))]);
+        assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_signer_mismatch");
+    }
+    // Content-Type must be among the signed headers, and Content-Encoding when sent.
+    let (sig, digest) = modi_signature(&signer, body, &[("signed_headers", json!([{ "digest": digest_header_value(body) }]))]);
+    assert_refused(&signed_post(&e, &voucher, &sig, &digest, body).await, "modi_signed_headers_mismatch");
+    let (sig, digest) = modi_signature(&signer, body, &[]);
+    let headers = [
+        ("authorization", format!("Bearer {voucher}")),
+        ("agid-jwt-signature", sig),
+        ("digest", digest),
+        ("content-type", "application/json".to_string()),
+        ("content-encoding", "identity".to_string()),
+    ];
+    assert_refused(&send(&e.app, "POST", "/whoami", &headers, body).await, "modi_signed_headers_mismatch");
     // INPS's kid, another key.
     let (impostor, _) = rsa_key(INPS_KID);
     let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&impostor).unwrap(), body, &[]);
@@ -422,7 +442,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     // Each with its own: accepted (the jti ledger is per client, so the same jti from two
     // clients does not collide).
     let jti = json!(uuid::Uuid::new_v4().to_string());
-    let (sig, digest) = modi_signature(&other_signer, body, &[("jti", jti.clone())]);
+    let (sig, digest) = modi_signature(&other_signer, body, &[("jti", jti.clone()), ("iss", json!("regione-pdnd"))]);
     let (status, _, who) = signed_post(&e, &other_voucher, &sig, &digest, body).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(who["subject"], other.client_id);
@@ -476,7 +496,7 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
     assert_eq!(status, StatusCode::OK, "{tok}");
     let access = tok["access_token"].as_str().unwrap().to_string();
     let app_signer = RS256.signer_from_jwk(&app_private).unwrap();
-    let (sig, digest) = modi_signature(&app_signer, body, &[]);
+    let (sig, digest) = modi_signature(&app_signer, body, &[("iss", json!(app.client_id))]);
     let (status, _, who) = signed_post(&e, &access, &sig, &digest, body).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(who["subject"], app.client_id);
@@ -507,13 +527,13 @@ async fn modi_signature_must_be_by_the_calling_clients_own_key() {
         h
     };
     let tls_signer = RS256.signer_from_jwk(&tls_private).unwrap();
-    let (sig, digest) = modi_signature(&tls_signer, body, &[]);
+    let (sig, digest) = modi_signature(&tls_signer, body, &[("iss", Value::Null)]);
     let h = presented(sig, digest);
-    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    let p = Presented { headers: &h, method: "POST", path: "/x", body: Some(body), client_cert: Some(&der) };
     assert!(e.auth.authenticate(&p).await.is_ok());
     let (sig, digest) = modi_signature(&app_signer, body, &[]);
     let h = presented(sig, digest);
-    let p = Presented { headers: &h, method: "POST", path: "/x", body, client_cert: Some(&der) };
+    let p = Presented { headers: &h, method: "POST", path: "/x", body: Some(body), client_cert: Some(&der) };
     assert_eq!(e.auth.authenticate(&p).await.unwrap_err().reason(), "modi_unknown_kid");
 
     // Rotation: INPS's new key replaces the old one.
@@ -716,12 +736,12 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
         .await
         .unwrap();
     let headers = HeaderMap::new();
-    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: b"", client_cert: Some(&der) };
+    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: Some(b""), client_cert: Some(&der) };
     let c = e.auth.authenticate(&presented).await.unwrap();
     assert_eq!((c.subject.as_str(), c.roles.as_slice()), (client.client_id.as_str(), &[Role::Statistica][..]));
     // An unregistered certificate falls through to the bearer token, here missing.
     let other = b"another certificate".to_vec();
-    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: b"", client_cert: Some(&other) };
+    let presented = Presented { headers: &headers, method: "GET", path: "/x", body: Some(b""), client_cert: Some(&other) };
     assert_eq!(e.auth.authenticate(&presented).await.unwrap_err().reason(), "missing_credentials");
 
     // Registering the same certificate twice is refused.
@@ -738,7 +758,7 @@ async fn hub_caller_tokens_and_registered_certificates_still_authenticate() {
     assert!(dup.is_err());
     let mut h = HeaderMap::new();
     h.insert("authorization", HeaderValue::from_static("Basic Zm9vOmJhcg=="));
-    let presented = Presented { headers: &h, method: "GET", path: "/x", body: b"", client_cert: None };
+    let presented = Presented { headers: &h, method: "GET", path: "/x", body: Some(b""), client_cert: None };
     assert_eq!(e.auth.authenticate(&presented).await.unwrap_err().reason(), "malformed_token");
 }
 
@@ -1059,4 +1079,36 @@ async fn a_key_set_outage_serves_the_stale_set_with_one_reload_in_flight() {
     }
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_the_body_is_read() {
+    let e = env().await;
+    // A body that never arrives (a slow client): without credentials the answer is 401 at
+    // once, since the body is not read for a caller nobody knows.
+    let never = Body::from_stream(futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>());
+    let req = Request::builder().method("POST").uri("/whoami").header("content-type", "application/json").body(never).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(5), e.app.clone().oneshot(req)).await.expect("answered without the body").unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // A known caller without a signature: its body is passed on unread, so the handler
+    // gets it as it streams (here whoami ignores it and answers).
+    let token = system_hub_token(&e, "script");
+    let never = Body::from_stream(futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>());
+    let req = Request::builder().method("POST").uri("/whoami").header("authorization", format!("Bearer {token}")).body(never).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(5), e.app.clone().oneshot(req)).await.expect("not buffered").unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A signature over a body that was not read (the gRPC ingress streams it): refused, not
+    // verified over an empty body.
+    register_pdnd_client(&e).await;
+    let voucher = sign(&RS256.signer_from_jwk(&e.pdnd_private).unwrap(), KID, voucher_claims());
+    let (sig, digest) = modi_signature(&RS256.signer_from_jwk(&e.inps_private).unwrap(), b"", &[]);
+    let mut h = HeaderMap::new();
+    h.insert("authorization", HeaderValue::from_str(&format!("Bearer {voucher}")).unwrap());
+    h.insert("agid-jwt-signature", HeaderValue::from_str(&sig).unwrap());
+    h.insert("digest", HeaderValue::from_str(&digest).unwrap());
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    let p = Presented { headers: &h, method: "POST", path: "/cartella.v1.CartellaService/GetPersona", body: None, client_cert: None };
+    assert_eq!(e.auth.authenticate(&p).await.unwrap_err().reason(), "modi_body_not_signable");
 }

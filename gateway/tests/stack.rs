@@ -275,3 +275,44 @@ async fn request_ids_metrics_and_readiness() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
 }
+
+/// Sends `head` and part of a body, then nothing (a slowloris client); returns the status
+/// line the gateway answers with, or None when it says nothing within 10 s.
+async fn slow_body(addr: SocketAddr, head: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(b"{\"elenco").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.ok()?.ok()?;
+    String::from_utf8_lossy(&buf[..n]).lines().next().map(str::to_string)
+}
+
+#[tokio::test]
+async fn every_route_times_out_slow_request_bodies() {
+    let cfg = AppConfig { stack: StackConfig { timeout: Duration::from_secs(1), ..Default::default() }, ..Default::default() };
+    let hub = start(cfg).await;
+    let inps = hub.signer.mint(
+        &Caller {
+            kind: CallerKind::Sistema,
+            subject: "inps".into(),
+            ente: "H501".into(),
+            ufficio: None,
+            roles: vec![Role::Siuss],
+            purpose: "acquisizione".into(),
+            request_id: String::new(),
+        },
+        Duration::from_secs(300),
+    );
+    let inps = inps.unwrap();
+    let operator = hub.token("app");
+    for (route, token) in [("/waas/v1/esiti", &inps), ("/api/v1/persone", &operator)] {
+        let head = format!(
+            "POST {route} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n"
+        );
+        let started = std::time::Instant::now();
+        let line = slow_body(hub.gateway, &head).await.unwrap_or_else(|| panic!("{route}: no answer to a body that never ends"));
+        assert!(line.contains(" 503 "), "{route}: {line}");
+        assert!(started.elapsed() < Duration::from_secs(8), "{route}: answered only after {:?}", started.elapsed());
+    }
+}

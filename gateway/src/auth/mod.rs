@@ -135,13 +135,37 @@ impl IntoResponse for AuthError {
     }
 }
 
+/// The ModI integrity check a request still needs once its credential is known.
+#[derive(Clone, Debug, Default)]
+pub struct IntegrityNeed {
+    /// A signature is required (PDND voucher with `--pdnd-require-integrity`).
+    pub required: bool,
+    /// The registered client whose ModI keys verify a signature.
+    pub client: Option<crate::edge_store::ClientRecord>,
+}
+
+impl IntegrityNeed {
+    fn none() -> Self {
+        Self::default()
+    }
+
+    /// Whether the body must be read before the request can go on: a signature is sent
+    /// or required.
+    pub fn needs_body(&self, headers: &HeaderMap) -> bool {
+        self.required || headers.contains_key(modi::SIGNATURE_HEADER)
+    }
+}
+
 /// What a request presents: headers, the buffered body, and the TLS client certificate.
 #[derive(Debug)]
 pub struct Presented<'a> {
     pub headers: &'a HeaderMap,
     pub method: &'a str,
     pub path: &'a str,
-    pub body: &'a [u8],
+    /// The body, when it was read: a ModI signature is verified over it. None for a body
+    /// not read (yet): the credential is checked on headers alone, and a signature needs the
+    /// body (the gRPC ingress streams it and refuses signatures).
+    pub body: Option<&'a [u8]>,
     /// DER of the verified TLS client certificate, when the connection had one.
     pub client_cert: Option<&'a [u8]>,
 }
@@ -232,14 +256,23 @@ impl Authenticator {
         self.pdnd.is_some()
     }
 
-    /// Authenticates and says with which credential.
+    /// Authenticates and says with which credential: [`Authenticator::identify`], then the
+    /// ModI signature over `p.body`.
     pub async fn authenticate_with(&self, p: &Presented<'_>) -> Result<(Caller, Credential), AuthError> {
+        let (caller, credential, need) = self.identify(p).await?;
+        self.integrity(p, &need).await?;
+        Ok((caller, credential))
+    }
+
+    /// Checks the credential on the request's headers alone, and says what ModI integrity
+    /// check the body still needs ([`IntegrityNeed::needs_body`]).
+    pub async fn identify(&self, p: &Presented<'_>) -> Result<(Caller, Credential, IntegrityNeed), AuthError> {
         let request_id = p.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
         // SPID/CIE operator session cookie, only when no Authorization header is sent.
         if let Some(rp) = self.sessions.as_ref().filter(|_| !p.headers.contains_key(axum::http::header::AUTHORIZATION))
             && let Some(op) = rp.session_operator(p.headers, p.method).await.map_err(|e| AuthError::Other(e.to_string()))?
         {
-            return Ok((operator_caller(op, &rp.config().purpose, request_id), Credential::Session));
+            return Ok((operator_caller(op, &rp.config().purpose, request_id), Credential::Session, IntegrityNeed::none()));
         }
         if let (Some(der), Some(registry)) = (p.client_cert, &self.clients)
             && let Some(client) = registry.by_certificate(der).await.map_err(unavailable)?
@@ -247,8 +280,8 @@ impl Authenticator {
             if client.disabled {
                 return Err(AuthError::ClientDisabled);
             }
-            self.integrity(p, false, Some(&client)).await?;
-            return Ok((clients::caller_for(&client, client.roles.clone(), "", request_id), Credential::Certificate));
+            let caller = clients::caller_for(&client, client.roles.clone(), "", request_id);
+            return Ok((caller, Credential::Certificate, IntegrityNeed { required: false, client: Some(client) }));
         }
         let token = bearer(p.headers)?;
         let head = jwt::peek(token).ok_or(AuthError::Malformed)?;
@@ -264,8 +297,8 @@ impl Authenticator {
                 }
                 // Roles withdrawn from the client since the token was issued are not granted.
                 let roles = claims.roles.into_iter().filter(|r| client.roles.contains(r)).collect();
-                self.integrity(p, false, Some(&client)).await?;
-                Ok((clients::caller_for(&client, roles, "", request_id), Credential::AccessToken))
+                let caller = clients::caller_for(&client, roles, "", request_id);
+                Ok((caller, Credential::AccessToken, IntegrityNeed { required: false, client: Some(client) }))
             }
             "EdDSA" => {
                 if !self.accept_hub_tokens {
@@ -278,8 +311,7 @@ impl Authenticator {
                     other => AuthError::Other(other.to_string()),
                 })?;
                 // No registered client, so no ModI keys: a signature it carries is refused.
-                self.integrity(p, false, None).await?;
-                Ok((caller, Credential::HubToken))
+                Ok((caller, Credential::HubToken, IntegrityNeed::none()))
             }
             alg if pdnd::is_rsa_alg(alg) => {
                 let (Some(pdnd), Some(registry)) = (&self.pdnd, &self.clients) else {
@@ -295,30 +327,28 @@ impl Authenticator {
                 if client.pdnd_purpose_id.as_deref() != Some(voucher.purpose_id.as_str()) {
                     return Err(AuthError::WrongPurpose);
                 }
-                self.integrity(p, pdnd.config().require_integrity, Some(&client)).await?;
                 let purpose = if client.purpose.is_empty() { format!("PDND purposeId {}", voucher.purpose_id) } else { String::new() };
-                Ok((clients::caller_for(&client, client.roles.clone(), &purpose, request_id), Credential::PdndVoucher))
+                let caller = clients::caller_for(&client, client.roles.clone(), &purpose, request_id);
+                let need = IntegrityNeed { required: pdnd.config().require_integrity, client: Some(client) };
+                Ok((caller, Credential::PdndVoucher, need))
             }
             _ => Err(AuthError::AlgNotAllowed),
         }
     }
 
     /// ModI integrity: checked whenever `Agid-JWT-Signature` is present, with the ModI keys
-    /// of `client`, the registered client the request authenticated as (None: not one, so
-    /// no keys to verify with); `required` refuses its absence.
-    async fn integrity(
-        &self,
-        p: &Presented<'_>,
-        required: bool,
-        client: Option<&crate::edge_store::ClientRecord>,
-    ) -> Result<(), AuthError> {
+    /// of the registered client the request authenticated as (none: no keys to verify
+    /// with); a required one refuses its absence. A request whose body was not read cannot
+    /// carry a signature over it.
+    pub async fn integrity(&self, p: &Presented<'_>, need: &IntegrityNeed) -> Result<(), AuthError> {
         if !p.headers.contains_key(modi::SIGNATURE_HEADER) {
-            return if required { Err(AuthError::Modi(ModiError::Required)) } else { Ok(()) };
+            return if need.required { Err(AuthError::Modi(ModiError::Required)) } else { Ok(()) };
         }
         let (Some(pdnd), Some(registry)) = (&self.pdnd, &self.clients) else {
             return Err(AuthError::Modi(ModiError::NotConfigured));
         };
-        modi::verify_integrity(pdnd, registry.store(), client, p.headers, p.body).await?;
+        let body = p.body.ok_or(AuthError::Modi(ModiError::BodyNotSignable))?;
+        modi::verify_integrity(pdnd, registry.store(), need.client.as_ref(), p.headers, body).await?;
         self.purge_jtis(registry);
         Ok(())
     }
@@ -381,27 +411,44 @@ pub enum Credential {
 /// extensions.
 pub async fn require_caller(State(auth): State<Authenticator>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_AUTH_BODY).await {
-        Ok(b) => b,
-        Err(_) => return crate::problem::problem(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "the request body is too large"),
-    };
     let cert = parts.extensions.get::<ClientCert>().map(|c| c.0.clone());
+    // The credential first, on the headers alone: nobody unknown gets a body read.
     let presented = Presented {
         headers: &parts.headers,
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        body: &bytes,
+        body: None,
         client_cert: cert.as_deref(),
     };
-    match auth.authenticate_with(&presented).await {
-        Ok((caller, credential)) => {
-            parts.extensions.insert(caller);
-            parts.extensions.insert(credential);
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
-        }
+    let (caller, credential, need) = match auth.identify(&presented).await {
+        Ok(found) => found,
         Err(e) => {
             tracing::info!(reason = e.reason(), "request refused at authentication");
-            e.into_response()
+            return e.into_response();
         }
-    }
+    };
+    // Only a request whose ModI signature covers the body has it buffered here.
+    let body = if need.needs_body(&parts.headers) {
+        let bytes: Bytes = match axum::body::to_bytes(body, MAX_AUTH_BODY).await {
+            Ok(b) => b,
+            Err(_) => return crate::problem::problem(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "the request body is too large"),
+        };
+        let presented = Presented {
+            headers: &parts.headers,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            body: Some(&bytes),
+            client_cert: cert.as_deref(),
+        };
+        if let Err(e) = auth.integrity(&presented, &need).await {
+            tracing::info!(reason = e.reason(), "request refused at authentication");
+            return e.into_response();
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+    parts.extensions.insert(caller);
+    parts.extensions.insert(credential);
+    next.run(Request::from_parts(parts, body)).await
 }

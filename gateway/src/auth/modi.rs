@@ -29,6 +29,9 @@ use super::{
 const MODI_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
 
 pub const SIGNATURE_HEADER: &str = "agid-jwt-signature";
+/// Oldest `iat` accepted (besides the clock leeway): a signature is made for one request,
+/// so an old one can only be a replay attempt the `jti` ledger may no longer remember.
+pub const MAX_SIGNATURE_AGE_SECS: i64 = 300;
 pub const DIGEST_HEADER: &str = "digest";
 
 /// Why an `Agid-JWT-Signature` was refused. Each names the check that failed.
@@ -62,6 +65,12 @@ pub enum ModiError {
     NotConfigured,
     #[error("required with a PDND voucher and missing")]
     Required,
+    #[error("cannot be verified here: the body is streamed, not signed (gRPC ingress); use the REST API")]
+    BodyNotSignable,
+    #[error("issued by another client than the one the request authenticated as")]
+    SignerMismatch,
+    #[error("iat too old")]
+    TooOld,
 }
 
 impl ModiError {
@@ -81,6 +90,9 @@ impl ModiError {
             Self::Replay => "modi_replay",
             Self::NotConfigured => "modi_not_configured",
             Self::Required => "modi_required",
+            Self::BodyNotSignable => "modi_body_not_signable",
+            Self::SignerMismatch => "modi_signer_mismatch",
+            Self::TooOld => "modi_too_old",
         }
     }
 }
@@ -110,9 +122,16 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks `signed_headers` against the request: it must sign the `Digest` header as sent,
-/// and every other header it names must carry the signed value.
+/// and, as the AgID guidelines for INTEGRITY_REST_01 require, `Content-Type` and (when the
+/// request has one) `Content-Encoding`; every header it names must carry the signed value.
 fn check_signed_headers(claim: Option<&Value>, headers: &HeaderMap, digest: &str) -> Result<(), ModiError> {
     let entries = claim.and_then(Value::as_array).ok_or(ModiError::MissingClaim("signed_headers"))?;
+    let named = |h: &str| entries.iter().filter_map(Value::as_object).any(|o| o.keys().any(|k| k.eq_ignore_ascii_case(h)));
+    for h in ["content-type", "content-encoding"] {
+        if headers.contains_key(h) && !named(h) {
+            return Err(ModiError::SignedHeadersMismatch);
+        }
+    }
     let mut digest_signed = false;
     for entry in entries {
         let obj = entry.as_object().ok_or(ModiError::Malformed)?;
@@ -194,6 +213,20 @@ fn verify(pdnd: &PdndVerifier, client: &ClientRecord, headers: &HeaderMap, body:
         TimeError::Missing(c) => ModiError::MissingClaim(c),
         TimeError::Expired | TimeError::NotYetValid => ModiError::Expired,
     })?;
+    let iat = payload.claim("iat").and_then(Value::as_i64).ok_or(ModiError::MissingClaim("iat"))?;
+    if now_secs().saturating_sub(iat) > MAX_SIGNATURE_AGE_SECS.saturating_add(cfg.leeway_secs()) {
+        return Err(ModiError::TooOld);
+    }
+    // The signer names itself as the client the request authenticated as (its PDND client
+    // id, or its hub client id), when it names itself at all.
+    for claim in ["iss", "sub"] {
+        if let Some(who) = str_claim(&payload, claim)
+            && who != client.client_id
+            && client.pdnd_client_id.as_deref() != Some(who)
+        {
+            return Err(ModiError::SignerMismatch);
+        }
+    }
     let jti = str_claim(&payload, "jti").ok_or(ModiError::MissingClaim("jti"))?.to_string();
     let digest = header_text(headers, DIGEST_HEADER).ok_or(ModiError::MissingDigest)?;
     check_signed_headers(payload.claim("signed_headers"), headers, digest)?;

@@ -96,10 +96,6 @@ pub fn rest(router: Router, cfg: &StackConfig) -> Router {
     let max = cfg.max_body;
     router.layer(
         ServiceBuilder::new()
-            // Errors of the layers below (timeout) become problem+json.
-            .layer(HandleErrorLayer::new(layer_error))
-            // A call that outlives the timeout is answered 503 rather than left hanging.
-            .timeout(cfg.timeout)
             // Compress JSON responses for clients that ask.
             .layer(CompressionLayer::new())
             // Refuse oversized bodies early, with a problem document...
@@ -134,6 +130,13 @@ pub fn outer(router: Router, cfg: &StackConfig, metrics: metrics::Metrics) -> Ro
             .layer(cors(&cfg.cors_origins))
             // Beyond capacity, shed at once (503) instead of queueing. One semaphore for
             // the whole application (axum may build route layers per request).
-            .layer(middleware::from_fn(move |req, next| shed(slots.clone(), req, next))),
+            .layer(middleware::from_fn(move |req, next| shed(slots.clone(), req, next)))
+            // Errors of the layer below (timeout) become problem+json.
+            .layer(HandleErrorLayer::new(layer_error))
+            // Every route (REST, WaaS, sessions, gRPC ingress, health): a call whose response
+            // is not ready within the timeout, slow request bodies included, is answered 503
+            // rather than left hanging. A response already streaming (a change feed) is not
+            // cut: the timeout covers the time to its head.
+            .timeout(cfg.timeout),
     )
 }
