@@ -25,6 +25,8 @@ pub struct AppConfig {
     /// Readiness fails while an adapter's oldest pending delivery is older than this (checked
     /// when the gateway runs next to the store, as in `sigess up`).
     pub delivery_max_age: Option<std::time::Duration>,
+    /// Bounds on change-feed streams through the gRPC ingress.
+    pub streams: grpc_ingress::StreamLimits,
 }
 
 /// What the application is built from.
@@ -54,7 +56,13 @@ pub fn build(parts: Parts, cfg: &AppConfig) -> Result<App, prometheus::Error> {
 pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>) -> Result<App, prometheus::Error> {
     let metrics = Metrics::new()?;
     let limiter = Limiter::new(cfg.rate);
-    let ingress = Ingress { link: parts.link.clone(), auth: parts.auth.clone(), limiter: limiter.clone(), metrics: metrics.clone() };
+    let ingress = Ingress {
+        link: parts.link.clone(),
+        auth: parts.auth.clone(),
+        limiter: limiter.clone(),
+        metrics: metrics.clone(),
+        streams: cfg.streams.clone(),
+    };
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
     let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
     let router = Router::new()

@@ -1,6 +1,20 @@
 //! gRPC ingress for municipal apps: the `cartella.v1` services on the gateway's port,
 //! authenticated here and forwarded to core with a freshly minted caller token. Bodies are
 //! streamed through untouched, so server streaming (`WatchChanges`) works as it does on core.
+//!
+//! A change feed stays open for hours, long after the credentials that opened it were
+//! checked: each caller may hold a few at once, and the credentials of an open one are checked
+//! again periodically; when they no longer pass (the client was disabled, the operator logged
+//! out, the token expired) the stream ends with `UNAUTHENTICATED`, and the caller reconnects
+//! with fresh credentials and its last cursor.
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
 use axum::{
     Router,
     body::Body,
@@ -26,6 +40,134 @@ pub struct Ingress {
     pub auth: Authenticator,
     pub limiter: Limiter,
     pub metrics: Metrics,
+    pub streams: StreamLimits,
+}
+
+/// Methods whose response is a long-lived stream.
+const STREAMING: [&str; 1] = ["/cartella.v1.FeedService/WatchChanges"];
+
+/// Bounds on long-lived streams.
+#[derive(Clone, Debug)]
+pub struct StreamLimits {
+    /// Streams one caller (client or operator) may hold open at once.
+    pub per_caller: usize,
+    /// How often the credentials of an open stream are checked again.
+    pub recheck: Duration,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self::new(4, Duration::from_secs(30))
+    }
+}
+
+impl StreamLimits {
+    pub fn new(per_caller: usize, recheck: Duration) -> Self {
+        Self { per_caller: per_caller.max(1), recheck: recheck.max(Duration::from_millis(100)), open: Arc::default() }
+    }
+
+    /// A slot for one more stream of `caller`, or None when it holds its quota.
+    fn take(&self, caller: &str) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(caller.to_string()).or_insert(0);
+        if *n >= self.per_caller {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot { open: Arc::clone(&self.open), caller: caller.to_string() })
+    }
+}
+
+/// One open stream of a caller; given back when the stream ends.
+struct StreamSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    caller: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
+/// A streamed response that ends with `UNAUTHENTICATED` trailers once its caller's
+/// credentials stop passing, and gives back its slot when dropped.
+struct Revocable {
+    inner: Body,
+    revoked: Option<tokio::sync::oneshot::Receiver<()>>,
+    watcher: tokio::task::JoinHandle<()>,
+    done: bool,
+    _slot: StreamSlot,
+}
+
+impl Drop for Revocable {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+impl http_body::Body for Revocable {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(rx) = this.revoked.as_mut() {
+            match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    this.done = true;
+                    let mut t = http::HeaderMap::new();
+                    t.insert("grpc-status", HeaderValue::from(tonic::Code::Unauthenticated as i32));
+                    t.insert("grpc-message", HeaderValue::from_static("credentials no longer valid: reconnect with fresh ones"));
+                    return Poll::Ready(Some(Ok(http_body::Frame::trailers(t))));
+                }
+                Poll::Ready(Err(_)) => this.revoked = None,
+                Poll::Pending => {}
+            }
+        }
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.done = true;
+        }
+        frame
+    }
+}
+
+/// Checks `headers` (and the client certificate) again every `recheck`; fires `revoked` once
+/// they no longer authenticate.
+fn watch_credentials(
+    auth: Authenticator,
+    recheck: Duration,
+    headers: http::HeaderMap,
+    path: String,
+    cert: Option<Vec<u8>>,
+    revoked: tokio::sync::oneshot::Sender<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(recheck).await;
+            let presented = Presented { headers: &headers, method: "POST", path: &path, body: None, client_cert: cert.as_deref() };
+            if let Err(e) = auth.authenticate(&presented).await {
+                if e == crate::auth::AuthError::Unavailable {
+                    // The edge store is down: not a reason to cut the caller off.
+                    continue;
+                }
+                tracing::info!(reason = e.reason(), "open stream ended: its credentials no longer pass");
+                let _ = revoked.send(());
+                return;
+            }
+        }
+    })
 }
 
 /// Services forwarded to core.
@@ -71,6 +213,19 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
             return grpc_error(tonic::Code::Unauthenticated, &e.to_string());
         }
     };
+    let streaming = STREAMING.contains(&parts.uri.path());
+    let slot = if streaming {
+        match ing.streams.take(&format!("{}:{}", caller.ente, caller.subject)) {
+            Some(s) => Some(s),
+            None => {
+                ing.metrics.refused("too_many_streams");
+                return grpc_error(tonic::Code::ResourceExhausted, "too many open streams for this caller: close one first");
+            }
+        }
+    } else {
+        None
+    };
+    let recheck = slot.is_some().then(|| (parts.headers.clone(), parts.uri.path().to_string(), cert.clone()));
     let decision = ing.limiter.check(&caller.subject);
     if let Decision::Limited { .. } = decision {
         ing.metrics.refused("rate_limited");
@@ -91,7 +246,15 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
     match ing.link.channel().oneshot(upstream).await {
         Ok(res) => {
-            let mut res = res.map(Body::new).into_response();
+            let mut res = match (slot, recheck) {
+                (Some(slot), Some((headers, path, cert))) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let watcher = watch_credentials(ing.auth.clone(), ing.streams.recheck, headers, path, cert, tx);
+                    res.map(|b| Body::new(Revocable { inner: Body::new(b), revoked: Some(rx), watcher, done: false, _slot: slot }))
+                        .into_response()
+                }
+                _ => res.map(Body::new).into_response(),
+            };
             ing.limiter.headers(&decision, res.headers_mut());
             res
         }

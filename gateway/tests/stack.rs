@@ -316,3 +316,78 @@ async fn every_route_times_out_slow_request_bodies() {
         assert!(started.elapsed() < Duration::from_secs(8), "{route}: answered only after {:?}", started.elapsed());
     }
 }
+
+#[tokio::test]
+async fn change_feed_streams_are_capped_per_caller_and_end_when_the_client_is_disabled() {
+    use gateway::{
+        auth::{AccessTokens, ClientRegistry, NewClient},
+        edge_store::EdgeStore,
+        grpc_ingress::StreamLimits,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(&format!("sqlite://{}/hub.db", dir.path().display()))).await.unwrap();
+    let key = dir.path().join("k.pem");
+    let signer = TokenSigner::load_or_create(&key).unwrap();
+    let edge = EdgeStore::open(&format!("sqlite://{}/edge.db", dir.path().display()), 1).await.unwrap();
+    let registry = ClientRegistry::new(edge.clone());
+    let tokens = AccessTokens::load(&key, Duration::from_secs(900)).unwrap();
+    let auth = Authenticator::new(signer.verifier().unwrap()).with_clients(registry.clone()).with_access_tokens(tokens.clone());
+    let link = CoreLink::in_process(core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap(), signer.clone());
+    let cfg = AppConfig { streams: StreamLimits::new(2, Duration::from_millis(300)), ..Default::default() };
+    let app = app::build(Parts { link, auth, store: None, edge: Some(edge) }, &cfg).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
+
+    let new = |name: &str| NewClient {
+        name: name.into(),
+        ente: "H501".into(),
+        ufficio: Some("M01".into()),
+        roles: vec![Role::Operatore],
+        purpose: "gestione".into(),
+        with_secret: true,
+        ..NewClient::default()
+    };
+    let (app_a, _) = registry.create(new("App A")).await.unwrap();
+    let (app_b, _) = registry.create(new("App B")).await.unwrap();
+    let token_a = tokens.issue(&app_a, &[Role::Operatore]).unwrap();
+    let token_b = tokens.issue(&app_b, &[Role::Operatore]).unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut feed = FeedServiceClient::new(channel.clone());
+    let open = |feed: &mut FeedServiceClient<Channel>, t: &str| {
+        let r = with_token(pb::WatchChangesRequest::default(), t);
+        let mut feed = feed.clone();
+        async move { feed.watch_changes(r).await }
+    };
+
+    // Two streams per caller; the third is refused, another caller is not affected.
+    let s1 = open(&mut feed, &token_a).await.unwrap().into_inner();
+    let mut s2 = open(&mut feed, &token_a).await.unwrap().into_inner();
+    assert_eq!(open(&mut feed, &token_a).await.unwrap_err().code(), Code::ResourceExhausted);
+    let mut b = open(&mut feed, &token_b).await.unwrap().into_inner();
+    // Closing one gives its slot back.
+    drop(s1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut s3 = open(&mut feed, &token_a).await.unwrap().into_inner();
+
+    // App A is disabled: its open streams end with UNAUTHENTICATED within a recheck; B's goes on.
+    registry.set_disabled(&app_a.client_id, true).await.unwrap();
+    for s in [&mut s2, &mut s3] {
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.message().await {
+                    Ok(Some(_)) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("the stream of a disabled client ends");
+        assert_eq!(end.unwrap_err().code(), Code::Unauthenticated);
+    }
+    let mut c = CartellaServiceClient::new(channel);
+    let created =
+        c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(3)) }, &token_b)).await.unwrap().into_inner();
+    let seen = tokio::time::timeout(Duration::from_secs(5), b.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen.id, created.meta.unwrap().id, "the other client's stream still flows");
+}

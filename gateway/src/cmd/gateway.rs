@@ -20,7 +20,8 @@ use super::{EdgeStoreArgs, KeyArgs, StopFuture, shutdown_signal, stopper};
 /// Settings of the gateway's HTTP side.
 #[derive(Args, Debug, Clone)]
 pub struct HttpArgs {
-    /// Seconds a REST call may take before the gateway answers 503.
+    /// Seconds any call (REST, WaaS, sessions, gRPC ingress) may take to its response head
+    /// before the gateway answers 503.
     #[arg(long, env = "SIGESS_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
     /// Largest request body in bytes (413 beyond).
@@ -38,6 +39,13 @@ pub struct HttpArgs {
     /// Requests a client may send in a burst.
     #[arg(long, env = "SIGESS_RATE_BURST", default_value_t = 60)]
     rate_burst: u32,
+    /// Change-feed streams (WatchChanges through the gRPC ingress) one caller may hold open.
+    #[arg(long, env = "SIGESS_STREAMS_PER_CALLER", default_value_t = 4)]
+    streams_per_caller: usize,
+    /// Seconds between checks of an open stream's credentials; the stream ends once they
+    /// no longer pass (client disabled, operator logged out, token expired).
+    #[arg(long, env = "SIGESS_STREAM_RECHECK", default_value_t = 30)]
+    stream_recheck: u64,
 }
 
 impl HttpArgs {
@@ -51,6 +59,7 @@ impl HttpArgs {
             },
             rate: gateway::stack::limit::RateConfig { per_minute: self.rate_per_minute, burst: self.rate_burst },
             delivery_max_age: None,
+            streams: gateway::grpc_ingress::StreamLimits::new(self.streams_per_caller, Duration::from_secs(self.stream_recheck.max(1))),
         }
     }
 }
