@@ -18,7 +18,7 @@ use crate::{
     },
 };
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AppConfig {
     pub stack: StackConfig,
     pub rate: RateConfig,
@@ -27,6 +27,32 @@ pub struct AppConfig {
     pub delivery_max_age: Option<std::time::Duration>,
     /// Bounds on change-feed streams through the gRPC ingress.
     pub streams: grpc_ingress::StreamLimits,
+    /// Requests per source address on the SPID/CIE login routes (`/oidc/rp/`), which run
+    /// before anyone is authenticated and make the hub fetch federation documents.
+    pub login_rate: RateConfig,
+}
+
+/// Default quota of the login routes per source address: a person logs in with a handful of
+/// requests; a whole office behind one address still fits.
+pub const LOGIN_RATE: RateConfig = RateConfig { per_minute: 120, burst: 30 };
+
+/// The SPID/CIE routes behind a per-source rate limit.
+pub fn login_routes(routes: Router, rate: RateConfig) -> Router {
+    let limiter = Limiter::new(rate);
+    limiter.prune_periodically(std::time::Duration::from_secs(60));
+    routes.layer(axum::middleware::from_fn_with_state(limiter, stack::limit::per_source))
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            stack: StackConfig::default(),
+            rate: RateConfig::default(),
+            delivery_max_age: None,
+            streams: grpc_ingress::StreamLimits::default(),
+            login_rate: LOGIN_RATE,
+        }
+    }
 }
 
 /// What the application is built from.
@@ -76,7 +102,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(grpc_ingress::router(ingress))
         .merge(api)
         .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
-        .merge(parts.auth.session_routes())
+        .merge(login_routes(parts.auth.session_routes(), cfg.login_rate))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());
     // Quota state of idle clients is dropped once a minute, until the server has stopped.

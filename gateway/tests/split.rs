@@ -73,7 +73,7 @@ async fn gateway_without_core_database_serves_every_route() {
         .args(["gateway", "--core-url", &format!("http://{core_addr}"), "--edge-database-url", &edge])
         .args(["--http-addr", "127.0.0.1:0", "--accept-hub-tokens", "--signing-key"])
         .arg(&key)
-        .args(["--spid-entity-id", "http://127.0.0.1:18999/oidc/rp/", "--session-cookie-secure", "false"])
+        .args(["--spid-entity-id", "http://127.0.0.1:18999/oidc/rp/", "--session-cookie-secure", "false", "--spid-allow-http-loopback"])
         .args(["--spid-federation-key", "fed.pem", "--spid-sig-key", "sig.pem", "--spid-enc-key", "enc.pem"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

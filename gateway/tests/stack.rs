@@ -391,3 +391,23 @@ async fn change_feed_streams_are_capped_per_caller_and_end_when_the_client_is_di
     let seen = tokio::time::timeout(Duration::from_secs(5), b.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(seen.id, created.meta.unwrap().id, "the other client's stream still flows");
 }
+
+#[tokio::test]
+async fn login_routes_are_rate_limited_per_source_address() {
+    use axum::{Router, routing::get};
+    let routes = Router::new().route("/oidc/rp/landing", get(|| async { "pagina di accesso" }));
+    let app = gateway::app::login_routes(routes, RateConfig { per_minute: 1, burst: 3 });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap() });
+    let from = |ip: [u8; 4]| reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap();
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let url = format!("http://{addr}/oidc/rp/landing");
+    for _ in 0..3 {
+        assert_eq!(a.get(&url).send().await.unwrap().status(), 200);
+    }
+    let r = a.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(b.get(&url).send().await.unwrap().status(), 200, "another address has its own quota");
+}

@@ -61,6 +61,15 @@ pub struct RpArgs {
     /// Hours after login after which a session ends whatever its use.
     #[arg(long, env = "SIGESS_SESSION_MAX_HOURS", default_value_t = 8)]
     pub session_max_hours: u64,
+    /// Entity ids of intermediates (with the trailing slash) a provider's chain may pass
+    /// through on its way to the Trust Anchor; authority hints naming anything else are not
+    /// followed. Empty: providers must be direct subordinates of the anchor.
+    #[arg(long, env = "SIGESS_SPID_INTERMEDIATES", value_delimiter = ',')]
+    pub spid_intermediate: Vec<String>,
+    /// Allow plain http to loopback federation peers and providers (and an http loopback
+    /// entity id). For tests against local peers only; never in production.
+    #[arg(long, env = "SIGESS_SPID_ALLOW_HTTP_LOOPBACK")]
+    pub spid_allow_http_loopback: bool,
 }
 
 /// Everything the relying party runs with.
@@ -94,6 +103,10 @@ pub struct RpConfig {
     /// Purpose written to the audit trail for an operator's calls.
     pub purpose: String,
     pub http_timeout: Duration,
+    /// Intermediates a provider's chain may pass through (besides the anchor).
+    pub intermediates: Vec<String>,
+    /// Plain http to loopback peers (tests only).
+    pub allow_http_loopback: bool,
 }
 
 /// Path under which the routes are mounted; the entity id must end with it.
@@ -124,6 +137,8 @@ impl RpConfig {
             login_timeout: Duration::from_secs(10 * 60),
             purpose: "gestione della cartella sociale".into(),
             http_timeout: Duration::from_secs(10),
+            intermediates: Vec::new(),
+            allow_http_loopback: false,
         }
     }
 
@@ -133,8 +148,8 @@ impl RpConfig {
 
     /// Checks the values that would make the login unsafe or unreachable.
     pub fn validate(&self) -> Result<()> {
-        let eid =
-            crate::http::check_url(&self.entity_id).map_err(|_| Error::Key("entity id must be https (or http on loopback)".into()))?;
+        let eid = crate::http::check_url(&self.entity_id, self.allow_http_loopback)
+            .map_err(|_| Error::Key("entity id must be https (http on loopback only with --spid-allow-http-loopback)".into()))?;
         if !eid.path().ends_with(BASE_PATH) || eid.query().is_some() || eid.fragment().is_some() {
             return Err(Error::Key(format!("entity id must end with {BASE_PATH}, without query or fragment")));
         }
@@ -177,6 +192,11 @@ impl RpArgs {
         c.cookie_secure = self.session_cookie_secure;
         c.idle_timeout = Duration::from_secs(self.session_idle_minutes.max(1) * 60);
         c.absolute_timeout = Duration::from_secs(self.session_max_hours.max(1) * 3600);
+        c.intermediates = self.spid_intermediate.clone();
+        c.allow_http_loopback = self.spid_allow_http_loopback;
+        if c.allow_http_loopback {
+            tracing::warn!("SPID/CIE: plain http to loopback peers is allowed (--spid-allow-http-loopback): tests only");
+        }
         c.validate()?;
         Ok(Some(c))
     }

@@ -130,6 +130,11 @@ pub struct TrustSettings {
     pub anchor_keys: Vec<Value>,
     /// Trust mark types a provider must carry, issued by the anchor.
     pub required_trust_marks: Vec<String>,
+    /// Intermediates a chain may pass through; authority hints naming anything else (but
+    /// the anchor) are not followed.
+    pub intermediates: Vec<String>,
+    /// Plain http to loopback peers (tests only).
+    pub allow_http_loopback: bool,
 }
 
 /// Validates the chain for `leaf` of entity type `entity_type` and returns the provider.
@@ -246,7 +251,7 @@ impl Resolver {
     }
 
     async fn entity_configuration(&self, id: &str) -> Result<String> {
-        let url = check_url(&format!("{id}{WELL_KNOWN}"))?;
+        let url = check_url(&format!("{id}{WELL_KNOWN}"), self.settings.allow_http_loopback)?;
         self.http.get_text("entity configuration", url, ENTITY_STATEMENT_CT).await
     }
 
@@ -255,7 +260,7 @@ impl Resolver {
             .metadata("federation_entity")
             .and_then(|m| str_claim(m, "federation_fetch_endpoint"))
             .ok_or(Error::Trust("superior has no fetch endpoint".into()))?;
-        let mut url = check_url(fetch)?;
+        let mut url = check_url(fetch, self.settings.allow_http_loopback)?;
         url.query_pairs_mut().append_pair("sub", sub);
         self.http.get_text("subordinate statement", url, ENTITY_STATEMENT_CT).await
     }
@@ -269,11 +274,19 @@ impl Resolver {
         let mut current_ec = verify_self_signed(&leaf_ec, leaf, now())?;
         for _ in 0..MAX_DEPTH {
             let hints = current_ec.authority_hints();
-            // Prefer the anchor itself when it is a direct superior.
+            // Prefer the anchor itself when it is a direct superior; otherwise only a
+            // configured intermediate is followed, never a host the leaf names at will.
             let sup_id = if hints.iter().any(|h| h == &self.settings.trust_anchor) {
                 self.settings.trust_anchor.clone()
             } else {
-                hints.first().cloned().ok_or(Error::Trust("no authority hints".into()))?
+                let known = hints.iter().find(|h| self.settings.intermediates.contains(h));
+                match (known, hints.is_empty()) {
+                    (Some(h), _) => h.clone(),
+                    (None, true) => return Err(Error::Trust("no authority hints".into())),
+                    (None, false) => {
+                        return Err(Error::Trust("authority hints name neither the anchor nor a configured intermediate".into()));
+                    }
+                }
             };
             let sup_ec_jwt = self.entity_configuration(&sup_id).await?;
             let sup_ec = verify_self_signed(&sup_ec_jwt, &sup_id, now())?;
@@ -286,6 +299,15 @@ impl Resolver {
             current_ec = sup_ec;
         }
         Err(Error::Trust("chain too long".into()))
+    }
+
+    /// The provider `id`, when the anchor lists it (its `federation_list_endpoint`): a login
+    /// names its provider in the query, and nothing the anchor does not list is resolved.
+    pub async fn listed_provider(&self, id: &str) -> Result<Arc<Provider>> {
+        if !self.listed_providers().await?.iter().any(|l| l == id) {
+            return Err(Error::Trust("provider not listed by the trust anchor".into()));
+        }
+        self.provider(id).await
     }
 
     /// The provider `id`, from the cache while its chain is valid.
@@ -336,7 +358,7 @@ impl Resolver {
             .metadata("federation_entity")
             .and_then(|m| str_claim(m, "federation_list_endpoint"))
             .ok_or(Error::Trust("anchor has no list endpoint".into()))?;
-        let mut url = check_url(list)?;
+        let mut url = check_url(list, self.settings.allow_http_loopback)?;
         url.query_pairs_mut().append_pair("entity_type", "openid_provider");
         let body = self.http.get_text("list", url, "application/json").await?;
         let ids: Vec<String> = serde_json::from_str(&body).map_err(|_| Error::Malformed("entity list"))?;

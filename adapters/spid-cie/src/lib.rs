@@ -67,11 +67,13 @@ impl Rp {
 
     pub fn with_keys(cfg: RpConfig, keys: RpKeys, store: Arc<dyn SessionStore>) -> Result<Self> {
         cfg.validate()?;
-        let http = Http::new(cfg.http_timeout)?;
+        let http = Http::new(cfg.http_timeout, cfg.allow_http_loopback)?;
         let settings = TrustSettings {
             trust_anchor: cfg.trust_anchor.clone(),
             anchor_keys: cfg.anchor_keys.clone(),
             required_trust_marks: cfg.provider_trust_marks.clone(),
+            intermediates: cfg.intermediates.clone(),
+            allow_http_loopback: cfg.allow_http_loopback,
         };
         let resolver = Resolver::new(http.clone(), settings, cfg.chain_max_age);
         Ok(Self { inner: Arc::new(Inner { cfg, keys, http, resolver, store }) })

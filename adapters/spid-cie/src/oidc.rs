@@ -121,7 +121,7 @@ pub fn authorization_url(cfg: &RpConfig, keys: &RpKeys, provider: &Provider, now
         "claims": {"id_token": {}, "userinfo": userinfo_claims},
     }));
     let request = jose::sign(&claims, None, keys.sig.current())?;
-    let mut url = check_url(authz)?;
+    let mut url = check_url(authz, cfg.allow_http_loopback)?;
     url.query_pairs_mut()
         .append_pair("client_id", &cfg.entity_id)
         .append_pair("response_type", "code")
@@ -160,7 +160,7 @@ impl std::fmt::Debug for Tokens {
 /// Exchanges the authorization code (PKCE verifier + client assertion).
 pub async fn exchange_code(http: &Http, cfg: &RpConfig, keys: &RpKeys, provider: &Provider, code: &str, verifier: &str) -> Result<Tokens> {
     let endpoint = provider.endpoint("token_endpoint")?;
-    let url = check_url(endpoint)?;
+    let url = check_url(endpoint, cfg.allow_http_loopback)?;
     let assertion = client_assertion(cfg, &keys.sig, endpoint, jose::now())?;
     let form = [
         ("grant_type", "authorization_code"),
@@ -309,7 +309,7 @@ pub async fn userinfo(
     access_token: &str,
     sub: &str,
 ) -> Result<Map<String, Value>> {
-    let url = check_url(provider.endpoint("userinfo_endpoint")?)?;
+    let url = http.check(provider.endpoint("userinfo_endpoint")?)?;
     let r = http.client().get(url).bearer_auth(access_token).send().await.map_err(|e| http_error("userinfo", &e))?;
     let body = read_text("userinfo", r).await?;
     open_userinfo(&body, &keys.enc, provider, client_id, sub)
@@ -318,7 +318,7 @@ pub async fn userinfo(
 /// RFC 7009 revocation of the access token (the providers have no end-session endpoint).
 pub async fn revoke(http: &Http, cfg: &RpConfig, keys: &RpKeys, provider: &Provider, access_token: &str) -> Result<()> {
     let endpoint = provider.endpoint("revocation_endpoint")?;
-    let url = check_url(endpoint)?;
+    let url = check_url(endpoint, cfg.allow_http_loopback)?;
     let assertion = client_assertion(cfg, &keys.sig, endpoint, jose::now())?;
     let form = [
         ("token", access_token),

@@ -163,10 +163,10 @@ async fn authorization(State(rp): State<Rp>, Query(q): Query<StartQuery>) -> Res
     let Some(id) = q.provider.filter(|p| !p.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "no_provider", "Scegli un gestore di identità.");
     };
-    let provider = match rp.resolver().provider(&id).await {
+    let provider = match rp.resolver().listed_provider(&id).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::info!(error = %e, "provider has no valid trust chain");
+            tracing::info!(error = %e, "provider not listed by the anchor or without a valid trust chain");
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "untrusted_provider",

@@ -98,7 +98,13 @@ impl Fed {
     }
 
     pub fn settings(&self) -> TrustSettings {
-        TrustSettings { trust_anchor: TA.into(), anchor_keys: vec![self.ta_key.public_jwk()], required_trust_marks: vec![TM_OP.into()] }
+        TrustSettings {
+            trust_anchor: TA.into(),
+            anchor_keys: vec![self.ta_key.public_jwk()],
+            required_trust_marks: vec![TM_OP.into()],
+            intermediates: Vec::new(),
+            allow_http_loopback: false,
+        }
     }
 
     pub fn provider(&self) -> Provider {

@@ -35,6 +35,7 @@ async fn rp() -> (MemoryStore, Rp) {
         },
     );
     let mut cfg = RpConfig::new(RP, "http://127.0.0.1:18998/");
+    cfg.allow_http_loopback = true;
     cfg.cookie_secure = false;
     cfg.idle_timeout = Duration::from_secs(600);
     let rp = Rp::with_keys(cfg, RpKeys::generate().expect("keys"), Arc::new(store.clone())).expect("rp");

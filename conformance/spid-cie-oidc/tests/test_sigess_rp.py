@@ -81,6 +81,8 @@ class Hub:
             "--spid-provider-trust-mark", topology.TM_OP_PUBLIC,
             "--spid-cie-providers", topology.OP_CIE_ID,
             "--session-cookie-secure", "false",
+            # The reference peers run on plain http on 127.0.0.1.
+            "--spid-allow-http-loopback",
         ]
         if trust_marks:
             args += ["--spid-trust-marks", str(trust_marks)]
@@ -302,3 +304,31 @@ def test_tampered_request_object_is_refused_by_the_op(hub):
 def test_provider_without_valid_trust_chain(hub, provider):
     r = requests.get(RP_ID + "authorization", params={"provider": provider}, allow_redirects=False, timeout=TIMEOUT)
     assert r.status_code == 400 and "non è riconosciuto" in r.text
+
+
+def test_a_provider_the_anchor_does_not_list_is_never_fetched(hub):
+    """The login names its provider in the query: one the anchor does not list is refused
+    before the hub fetches anything from it (no request reaches that host)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            seen.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rogue = f"http://127.0.0.1:{server.server_address[1]}/oidc/op/"
+        r = requests.get(RP_ID + "authorization", params={"provider": rogue}, allow_redirects=False, timeout=TIMEOUT)
+        assert r.status_code == 400 and "non è riconosciuto" in r.text
+        assert seen == [], f"the hub fetched {seen} from a provider the anchor does not list"
+    finally:
+        server.shutdown()

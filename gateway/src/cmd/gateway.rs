@@ -46,6 +46,10 @@ pub struct HttpArgs {
     /// no longer pass (client disabled, operator logged out, token expired).
     #[arg(long, env = "SIGESS_STREAM_RECHECK", default_value_t = 30)]
     stream_recheck: u64,
+    /// Requests per minute from one source address on the SPID/CIE login routes (/oidc/rp/),
+    /// a quarter of it at once; 429 past it.
+    #[arg(long, env = "SIGESS_LOGIN_RATE_PER_MINUTE", default_value_t = 120)]
+    login_rate_per_minute: u32,
 }
 
 impl HttpArgs {
@@ -60,6 +64,10 @@ impl HttpArgs {
             rate: gateway::stack::limit::RateConfig { per_minute: self.rate_per_minute, burst: self.rate_burst },
             delivery_max_age: None,
             streams: gateway::grpc_ingress::StreamLimits::new(self.streams_per_caller, Duration::from_secs(self.stream_recheck.max(1))),
+            login_rate: gateway::stack::limit::RateConfig {
+                per_minute: self.login_rate_per_minute.max(1),
+                burst: (self.login_rate_per_minute / 4).max(1),
+            },
         }
     }
 }

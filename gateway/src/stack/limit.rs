@@ -149,6 +149,27 @@ pub async fn per_caller(
     res
 }
 
+/// Middleware for routes reached before anyone is authenticated (the SPID/CIE login
+/// routes): takes one request from the quota of the source address. Without connection info
+/// (a server not built with it) every request counts against one shared source.
+pub async fn per_source(
+    axum::extract::State(l): axum::extract::State<Limiter>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| format!("source:{}", c.0.ip()));
+    let d = l.check(&key);
+    if matches!(d, Decision::Limited { .. }) {
+        return l.too_many(&d);
+    }
+    let mut res = next.run(req).await;
+    l.headers(&d, res.headers_mut());
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
