@@ -168,7 +168,7 @@ async fn write_at(store: &Store, start: u64, rate: u64, secs: u64) -> u64 {
     n
 }
 
-async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duration, u64) {
+async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duration, u64, u64) {
     let (name, url) = fresh_db().await;
     let writer = open(&url, 16).await;
     let stores: Vec<Store> = futures::future::join_all((0..workers).map(|_| open(&url, 8))).await;
@@ -188,8 +188,7 @@ async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duratio
     }
     writer.close().await;
     drop_db(&name).await;
-    assert_eq!(delivered, written, "every change delivered");
-    (pct(&lat, 0.5), pct(&lat, 0.99), delivered)
+    (pct(&lat, 0.5), pct(&lat, 0.99), delivered, written)
 }
 
 /// Commits/s of the write path alone (16 writers), then deliveries/s of `workers` engines
@@ -237,12 +236,14 @@ async fn main() {
     let backlog = env("BACKLOG", 20_000);
     println!("delivery benchmark: {rate} changes/s for {secs} s, ceiling over {backlog} changes (PostgreSQL, webhook to a loopback peer)");
     for workers in [1, 2] {
-        let (p50, p99, n) = latency_run(workers, rate, secs).await;
+        let (p50, p99, n, written) = latency_run(workers, rate, secs).await;
+        // Changes not delivered within 60 s after the last write count as beyond the p99.
+        let met = p99 <= Duration::from_millis(250) && n == written;
         println!(
-            "latency  workers={workers}: {n} delivered, p50 {:.1} ms, p99 {:.1} ms (target p99 <= 250 ms: {})",
+            "latency  workers={workers}: {n} of {written} delivered within 60 s of the last write, p50 {:.1} ms, p99 {:.1} ms of those (target p99 <= 250 ms: {})",
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
-            if p99 <= Duration::from_millis(250) { "met" } else { "NOT met" }
+            if met { "met" } else { "NOT met" }
         );
     }
     for workers in [1, 2] {

@@ -188,10 +188,15 @@ pub fn validate_chain(leaf: &str, entity_type: &str, docs: &ChainDocs, s: &Trust
     if let Some(o) = overrides {
         metadata.extend(o);
     }
-    // Anchor first: each level constrains what the levels below may publish.
-    for (p, crit) in policies.iter().rev() {
-        policy::apply(&mut metadata, p, crit)?;
+    // The policies merged from the anchor down (a level may only narrow what the levels
+    // above set), then applied once.
+    let mut merged = Map::new();
+    let mut crit: Vec<String> = Vec::new();
+    for (p, c) in policies.iter().rev() {
+        merged = policy::merge(&merged, p)?;
+        crit.extend(c.iter().cloned());
     }
+    policy::apply(&mut metadata, &merged, &crit)?;
     let trust_marks = valid_trust_marks(&leaf_unverified, &anchor, now);
     for required in &s.required_trust_marks {
         if !trust_marks.contains(required) {

@@ -1,8 +1,10 @@
 //! OpenID Federation metadata policy: the operators a superior uses to constrain the
 //! metadata of its subordinates (`value`, `add`, `default`, `one_of`, `subset_of`,
-//! `superset_of`, `essential`). Policies are applied from the Trust Anchor down, each on
-//! the result of the one above, in the order the specification gives: first the operators
-//! that change the value (`value`, `add`, `default`), then those that check it.
+//! `superset_of`, `essential`). The policies of a chain are first merged into one, from the
+//! Trust Anchor down ([`merge`]: a subordinate may only narrow what its superiors set, and a
+//! conflict makes the chain invalid), and the merged policy is then applied once ([`apply`]),
+//! in the order the specification gives: first the operators that change the value (`value`,
+//! `add`, `default`), then those that check it.
 //!
 //! A parameter holding a space-separated string (such as `scope`) is treated as a set of
 //! words by the set operators, not as a set of characters.
@@ -103,6 +105,100 @@ pub fn apply(metadata: &mut Map<String, Value>, policy: &Map<String, Value>, cri
     Ok(())
 }
 
+fn intersect(a: &[Value], b: &[Value]) -> Vec<Value> {
+    a.iter().filter(|v| b.contains(v)).cloned().collect()
+}
+
+fn union(a: &[Value], b: &[Value]) -> Vec<Value> {
+    let mut out = a.to_vec();
+    for v in b {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+fn as_values(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Merges the operators of one parameter: `upper` from the superior, `lower` from the
+/// subordinate, as OpenID Federation 1.0 (section 6.1.4) says for each operator.
+fn merge_param(param: &str, upper: &Map<String, Value>, lower: &Map<String, Value>) -> Result<Map<String, Value>> {
+    let conflict = |op: &str| Error::Policy(format!("{param}: the policies of the chain disagree on {op}"));
+    let mut out = upper.clone();
+    for (op, lv) in lower {
+        let merged = match (op.as_str(), upper.get(op)) {
+            (_, None) => lv.clone(),
+            ("value" | "default", Some(uv)) => {
+                if uv != lv {
+                    return Err(conflict(op));
+                }
+                uv.clone()
+            }
+            ("add" | "superset_of", Some(uv)) => Value::Array(union(&as_values(uv), &as_values(lv))),
+            ("one_of" | "subset_of", Some(uv)) => {
+                let both = intersect(&policy_list(uv, param, op)?, &policy_list(lv, param, op)?);
+                if both.is_empty() {
+                    return Err(conflict(op));
+                }
+                Value::Array(both)
+            }
+            ("essential", Some(uv)) => Value::Bool(uv.as_bool() == Some(true) || lv.as_bool() == Some(true)),
+            // An operator not known here: the superior's stands.
+            (_, Some(uv)) => uv.clone(),
+        };
+        out.insert(op.clone(), merged);
+    }
+    // Combinations that cannot hold at once.
+    let list = |op: &str| out.get(op).map(as_values);
+    if let (Some(v), Some(one_of)) = (out.get("value"), list("one_of"))
+        && !v.is_null()
+        && !one_of.contains(v)
+    {
+        return Err(conflict("value and one_of"));
+    }
+    if let (Some(v), Some(subset)) = (out.get("value"), list("subset_of"))
+        && !v.is_null()
+        && !as_list(v).0.iter().all(|i| subset.contains(i))
+    {
+        return Err(conflict("value and subset_of"));
+    }
+    if let (Some(add), Some(subset)) = (list("add"), list("subset_of"))
+        && !add.iter().all(|i| subset.contains(i))
+    {
+        return Err(conflict("add and subset_of"));
+    }
+    if let (Some(sup), Some(subset)) = (list("superset_of"), list("subset_of"))
+        && !sup.iter().all(|i| subset.contains(i))
+    {
+        return Err(conflict("superset_of and subset_of"));
+    }
+    Ok(out)
+}
+
+/// Merges the policy of a subordinate statement (`lower`) into the one merged from the
+/// levels above it (`upper`), parameter by parameter.
+pub fn merge(upper: &Map<String, Value>, lower: &Map<String, Value>) -> Result<Map<String, Value>> {
+    let mut out = upper.clone();
+    for (param, lops) in lower {
+        let lops = lops.as_object().ok_or_else(|| Error::Policy(format!("{param}: policy is not an object")))?;
+        let merged = match upper.get(param) {
+            Some(uops) => {
+                let uops = uops.as_object().ok_or_else(|| Error::Policy(format!("{param}: policy is not an object")))?;
+                merge_param(param, uops, lops)?
+            }
+            None => lops.clone(),
+        };
+        out.insert(param.clone(), Value::Object(merged));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +235,48 @@ mod tests {
         assert_eq!(md["application_type"], "web");
         assert_eq!(md["scope"], "openid", "a scope string is a set of words");
         assert!(!md.contains_key("id_token_signed_response_alg"));
+    }
+
+    #[test]
+    fn policies_are_merged_before_they_are_applied() {
+        let anchor = obj(json!({
+            "grant_types": {"subset_of": ["authorization_code", "refresh_token"]},
+            "contacts": {"add": ["ta@example.org"]},
+            "token_endpoint_auth_method": {"one_of": ["private_key_jwt", "self_signed_tls_client_auth"]},
+            "scope": {"superset_of": ["openid"]},
+            "application_type": {"default": "web"}
+        }));
+        let intermediate = obj(json!({
+            "grant_types": {"subset_of": ["authorization_code", "implicit"]},
+            "contacts": {"add": ["int@example.org"]},
+            "token_endpoint_auth_method": {"one_of": ["private_key_jwt"], "essential": true},
+            "application_type": {"default": "web"}
+        }));
+        let merged = merge(&anchor, &intermediate).expect("merges");
+        assert_eq!(merged["grant_types"]["subset_of"], json!(["authorization_code"]), "subset_of is intersected");
+        assert_eq!(merged["contacts"]["add"], json!(["ta@example.org", "int@example.org"]), "add is a union");
+        assert_eq!(merged["token_endpoint_auth_method"], json!({"one_of": ["private_key_jwt"], "essential": true}));
+        assert_eq!(merged["scope"]["superset_of"], json!(["openid"]));
+        // Applied once: the intermediate's implicit is not allowed by the anchor, so it goes.
+        let mut md = obj(
+            json!({"grant_types": ["authorization_code", "implicit"], "token_endpoint_auth_method": "private_key_jwt", "scope": "openid"}),
+        );
+        apply(&mut md, &merged, &[]).expect("applies");
+        assert_eq!(md["grant_types"], json!(["authorization_code"]));
+        assert_eq!(md["contacts"], json!(["ta@example.org", "int@example.org"]));
+        assert_eq!(md["application_type"], "web");
+
+        // A subordinate may narrow, never contradict.
+        for lower in [
+            json!({"application_type": {"value": "native"}}),
+            json!({"token_endpoint_auth_method": {"one_of": ["client_secret_basic"]}}),
+            json!({"grant_types": {"subset_of": ["implicit"]}}),
+            json!({"application_type": {"default": "native"}}),
+            json!({"contacts": {"add": ["x@example.org"], "subset_of": ["ta@example.org"]}}),
+        ] {
+            let upper = merge(&anchor, &obj(json!({"application_type": {"value": "web"}}))).unwrap();
+            assert!(merge(&upper, &obj(lower.clone())).is_err(), "{lower}");
+        }
     }
 
     #[test]
