@@ -46,6 +46,20 @@ pub struct RpArgs {
     /// Organisation name published in the metadata.
     #[arg(long, env = "SIGESS_SPID_ORGANIZATION", default_value = "Roma Capitale")]
     pub spid_organization: String,
+    /// Home page of the organisation, published as `homepage_uri` (default: the origin of the
+    /// entity id).
+    #[arg(long, env = "SIGESS_SPID_HOMEPAGE_URI")]
+    pub spid_homepage_uri: Option<String>,
+    /// Privacy policy page (`policy_uri`), required for AgID onboarding.
+    #[arg(long, env = "SIGESS_SPID_POLICY_URI")]
+    pub spid_policy_uri: Option<String>,
+    /// Logo (`logo_uri`), required for AgID onboarding.
+    #[arg(long, env = "SIGESS_SPID_LOGO_URI")]
+    pub spid_logo_uri: Option<String>,
+    /// Contact addresses (the organisation's PEC first), published as `contacts` of the
+    /// federation entity and of the relying party; repeat or separate with commas.
+    #[arg(long, env = "SIGESS_SPID_CONTACTS", value_delimiter = ',')]
+    pub spid_contact: Vec<String>,
     /// Client name shown by the providers.
     #[arg(long, env = "SIGESS_SPID_CLIENT_NAME", default_value = "SIGeSS - cartella sociale")]
     pub spid_client_name: String,
@@ -89,6 +103,12 @@ pub struct RpConfig {
     pub cie_providers: Vec<String>,
     pub organization_name: String,
     pub client_name: String,
+    /// `homepage_uri`; None: the origin of the entity id.
+    pub homepage_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    /// `contacts` (the PEC first).
+    pub contacts: Vec<String>,
     /// `https://www.spid.gov.it/SpidL<level>`.
     pub acr: String,
     pub cookie_secure: bool,
@@ -128,6 +148,10 @@ impl RpConfig {
             cie_providers: Vec::new(),
             organization_name: "Roma Capitale".into(),
             client_name: "SIGeSS - cartella sociale".into(),
+            homepage_uri: None,
+            policy_uri: None,
+            logo_uri: None,
+            contacts: Vec::new(),
             acr: "https://www.spid.gov.it/SpidL2".into(),
             cookie_secure: true,
             idle_timeout: Duration::from_secs(30 * 60),
@@ -144,6 +168,18 @@ impl RpConfig {
 
     pub fn redirect_uri(&self) -> String {
         format!("{}callback", self.entity_id)
+    }
+
+    /// The federation resolve endpoint the relying party serves (about itself).
+    pub fn resolve_endpoint(&self) -> String {
+        format!("{}resolve", self.entity_id)
+    }
+
+    /// `homepage_uri`: the configured one, or the origin of the entity id.
+    pub fn homepage(&self) -> String {
+        self.homepage_uri.clone().unwrap_or_else(|| {
+            reqwest::Url::parse(&self.entity_id).map(|u| u.origin().ascii_serialization() + "/").unwrap_or_else(|_| self.entity_id.clone())
+        })
     }
 
     /// Checks the values that would make the login unsafe or unreachable.
@@ -188,6 +224,19 @@ impl RpArgs {
         c.cie_providers = self.spid_cie_providers.clone();
         c.organization_name = self.spid_organization.clone();
         c.client_name = self.spid_client_name.clone();
+        c.homepage_uri = self.spid_homepage_uri.clone();
+        c.policy_uri = self.spid_policy_uri.clone();
+        c.logo_uri = self.spid_logo_uri.clone();
+        c.contacts = self.spid_contact.clone();
+        for (flag, set) in [
+            ("--spid-policy-uri", c.policy_uri.is_some()),
+            ("--spid-logo-uri", c.logo_uri.is_some()),
+            ("--spid-contact (the PEC)", !c.contacts.is_empty()),
+        ] {
+            if !set {
+                tracing::warn!("SPID/CIE: {flag} is not set; AgID onboarding requires it in the entity configuration");
+            }
+        }
         c.acr = format!("https://www.spid.gov.it/SpidL{}", self.spid_level);
         c.cookie_secure = self.session_cookie_secure;
         c.idle_timeout = Duration::from_secs(self.session_idle_minutes.max(1) * 60);

@@ -306,6 +306,26 @@ impl Resolver {
         Err(Error::Trust("chain too long".into()))
     }
 
+    /// The chain of an entity that is a direct subordinate of the anchor and whose entity
+    /// configuration is `own_ec` (the relying party itself, answering its resolve endpoint):
+    /// the anchor's configuration and its statement about the entity, fetched now.
+    pub async fn chain_below_anchor(&self, own_id: &str, own_ec: String) -> Result<ChainDocs> {
+        let ta = self.settings.trust_anchor.clone();
+        let ta_ec_jwt = self.entity_configuration(&ta).await?;
+        let ta_ec = if self.settings.anchor_keys.is_empty() {
+            verify_self_signed(&ta_ec_jwt, &ta, now())?
+        } else {
+            verify_statement(&ta_ec_jwt, &self.settings.anchor_keys, &ta, &ta, now())?
+        };
+        let stmt = self.subordinate_statement(&ta_ec, own_id).await?;
+        Ok(ChainDocs { leaf_ec: own_ec, levels: vec![(ta, ta_ec_jwt, stmt)] })
+    }
+
+    /// Settings of this resolver's chain checks.
+    pub fn settings(&self) -> &TrustSettings {
+        &self.settings
+    }
+
     /// The provider `id`, when the anchor lists it (its `federation_list_endpoint`): a login
     /// names its provider in the query, and nothing the anchor does not list is resolved.
     pub async fn listed_provider(&self, id: &str) -> Result<Arc<Provider>> {

@@ -28,6 +28,45 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
+/// The relying party's own metadata, as its entity configuration publishes it: the
+/// parameters the SPID/CIE technical rules require for onboarding (organisation, home page,
+/// policy and logo, contacts with the PEC, the resolve endpoint, automatic registration).
+pub fn own_metadata(cfg: &RpConfig, keys: &RpKeys) -> Value {
+    let mut federation = obj(json!({
+        "organization_name": cfg.organization_name,
+        "homepage_uri": cfg.homepage(),
+        "federation_resolve_endpoint": cfg.resolve_endpoint(),
+    }));
+    let mut rp = obj(json!({
+        "client_id": cfg.entity_id,
+        "client_name": cfg.client_name,
+        "organization_name": cfg.organization_name,
+        "application_type": "web",
+        "client_registration_types": ["automatic"],
+        "redirect_uris": [cfg.redirect_uri()],
+        "response_types": ["code"],
+        "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "id_token_signed_response_alg": "RS256",
+        "userinfo_signed_response_alg": "RS256",
+        "userinfo_encrypted_response_alg": "RSA-OAEP",
+        "userinfo_encrypted_response_enc": "A256CBC-HS512",
+        "subject_type": "pairwise",
+        "jwks": keys.metadata_jwks(),
+    }));
+    for (k, v) in [("policy_uri", &cfg.policy_uri), ("logo_uri", &cfg.logo_uri)] {
+        if let Some(v) = v {
+            federation.insert(k.into(), json!(v));
+            rp.insert(k.into(), json!(v));
+        }
+    }
+    if !cfg.contacts.is_empty() {
+        federation.insert("contacts".into(), json!(cfg.contacts));
+        rp.insert("contacts".into(), json!(cfg.contacts));
+    }
+    json!({ "openid_relying_party": rp, "federation_entity": federation })
+}
+
 /// The entity configuration served at `<entity id>.well-known/openid-federation`.
 pub fn entity_configuration(cfg: &RpConfig, keys: &RpKeys, now: i64) -> Result<String> {
     let exp = now + i64::try_from(cfg.ec_lifetime.as_secs()).unwrap_or(86_400);
@@ -39,28 +78,7 @@ pub fn entity_configuration(cfg: &RpConfig, keys: &RpKeys, now: i64) -> Result<S
         "jwks": keys.federation_jwks(),
         "authority_hints": [cfg.trust_anchor],
         "trust_marks": cfg.trust_marks,
-        "metadata": {
-            "openid_relying_party": {
-                "client_id": cfg.entity_id,
-                "client_name": cfg.client_name,
-                "organization_name": cfg.organization_name,
-                "application_type": "web",
-                "redirect_uris": [cfg.redirect_uri()],
-                "response_types": ["code"],
-                "grant_types": ["authorization_code"],
-                "token_endpoint_auth_method": "private_key_jwt",
-                "id_token_signed_response_alg": "RS256",
-                "userinfo_signed_response_alg": "RS256",
-                "userinfo_encrypted_response_alg": "RSA-OAEP",
-                "userinfo_encrypted_response_enc": "A256CBC-HS512",
-                "subject_type": "pairwise",
-                "jwks": keys.metadata_jwks(),
-            },
-            "federation_entity": {
-                "organization_name": cfg.organization_name,
-                "homepage_uri": cfg.entity_id,
-            }
-        }
+        "metadata": own_metadata(cfg, keys),
     }));
     jose::sign(&claims, Some(ENTITY_STATEMENT_TYP), keys.federation.current())
 }

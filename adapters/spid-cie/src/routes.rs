@@ -36,6 +36,7 @@ pub fn router(rp: Rp) -> Router {
         .route(&format!("{BASE_PATH}callback"), get(callback))
         .route(&format!("{BASE_PATH}session"), get(session_info))
         .route(&format!("{BASE_PATH}logout"), post(logout))
+        .route(&format!("{BASE_PATH}resolve"), get(resolve))
         .with_state(rp)
 }
 
@@ -90,6 +91,62 @@ fn redirect(to: &str, cookies: &[HeaderValue]) -> Response {
         r.headers_mut().append(header::SET_COOKIE, c.clone());
     }
     r
+}
+
+#[derive(Deserialize)]
+struct ResolveQuery {
+    sub: Option<String>,
+    trust_anchor: Option<String>,
+}
+
+/// Media type of a resolve response (OpenID Federation 1.0, section 8.3).
+const RESOLVE_CT: &str = "application/resolve-response+jwt";
+
+/// `federation_resolve_endpoint`: the relying party's metadata as resolved through its
+/// trust chain to the anchor, with the chain, signed with its federation key. It answers
+/// about itself and its anchor only (404 `invalid_subject` / `invalid_trust_anchor` else).
+async fn resolve(State(rp): State<Rp>, Query(q): Query<ResolveQuery>) -> Response {
+    let cfg = rp.config();
+    let fail = |status: StatusCode, error: &str, description: &str| {
+        (status, axum::Json(json!({ "error": error, "error_description": description }))).into_response()
+    };
+    if q.sub.as_deref() != Some(cfg.entity_id.as_str()) {
+        return fail(StatusCode::NOT_FOUND, "invalid_subject", "this endpoint resolves only this relying party");
+    }
+    if q.trust_anchor.as_deref() != Some(cfg.trust_anchor.as_str()) {
+        return fail(StatusCode::NOT_FOUND, "invalid_trust_anchor", "unknown trust anchor");
+    }
+    let t = now();
+    let resolved = async {
+        let own_ec = oidc::entity_configuration(cfg, rp.keys(), t)?;
+        let docs = rp.resolver().chain_below_anchor(&cfg.entity_id, own_ec).await?;
+        let mut settings = rp.resolver().settings().clone();
+        settings.required_trust_marks.clear();
+        let resolved = crate::federation::validate_chain(&cfg.entity_id, "openid_relying_party", &docs, &settings, t)?;
+        let mut chain = vec![docs.leaf_ec.clone()];
+        for (_, sup_ec, stmt) in &docs.levels {
+            chain.push(stmt.clone());
+            chain.push(sup_ec.clone());
+        }
+        // The chain ends with the anchor's configuration once, after its statement.
+        chain.dedup();
+        let claims = json!({
+            "iss": cfg.entity_id, "sub": cfg.entity_id, "iat": t, "exp": resolved.expires_at,
+            "metadata": { "openid_relying_party": resolved.metadata },
+            "trust_marks": cfg.trust_marks,
+            "trust_chain": chain,
+        });
+        let claims = claims.as_object().cloned().unwrap_or_default();
+        crate::jose::sign(&claims, Some("resolve-response+jwt"), rp.keys().federation.current())
+    }
+    .await;
+    match resolved {
+        Ok(jwt) => ([(header::CONTENT_TYPE, RESOLVE_CT)], jwt).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot resolve the relying party's own trust chain");
+            fail(StatusCode::BAD_GATEWAY, "server_error", "the trust chain cannot be resolved now")
+        }
+    }
 }
 
 async fn entity_configuration(State(rp): State<Rp>) -> Response {

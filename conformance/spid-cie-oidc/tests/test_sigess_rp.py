@@ -83,6 +83,9 @@ class Hub:
             "--session-cookie-secure", "false",
             # The reference peers run on plain http on 127.0.0.1.
             "--spid-allow-http-loopback",
+            "--spid-policy-uri", "https://www.comune.roma.it/privacy",
+            "--spid-logo-uri", "https://www.comune.roma.it/logo.svg",
+            "--spid-contact", "protocollo.sociale@pec.comune.roma.it",
         ]
         if trust_marks:
             args += ["--spid-trust-marks", str(trust_marks)]
@@ -187,6 +190,32 @@ def test_entity_configuration(hub):
     md = ec["metadata"]["openid_relying_party"]
     assert md["client_id"] == RP_ID and md["redirect_uris"] == [RP_ID + "callback"]
     assert {k["use"] for k in md["jwks"]["keys"]} == {"sig", "enc"}
+    # What the SPID/CIE technical rules require of an RP for onboarding.
+    assert md["client_registration_types"] == ["automatic"]
+    assert md["contacts"] == ["protocollo.sociale@pec.comune.roma.it"]
+    fe = ec["metadata"]["federation_entity"]
+    for claim in ("organization_name", "homepage_uri", "policy_uri", "logo_uri", "contacts", "federation_resolve_endpoint"):
+        assert fe.get(claim), f"federation_entity lacks {claim}"
+    assert fe["federation_resolve_endpoint"] == RP_ID + "resolve"
+
+
+def test_resolve_endpoint_answers_with_the_chain_through_the_anchor(hub):
+    r = requests.get(RP_ID + "resolve", params={"sub": RP_ID, "trust_anchor": topology.TA_ID}, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/resolve-response+jwt")
+    head, claims = jwt_parts(r.text)
+    assert head["typ"] == "resolve-response+jwt"
+    _, ec = entity_configuration(RP_ID)
+    verify(r.text, ec["jwks"]["keys"])
+    assert claims["iss"] == claims["sub"] == RP_ID
+    assert claims["metadata"]["openid_relying_party"]["client_id"] == RP_ID
+    chain = claims["trust_chain"]
+    assert len(chain) == 3
+    assert jwt_parts(chain[0])[1]["sub"] == RP_ID
+    assert jwt_parts(chain[1])[1]["iss"] == topology.TA_ID and jwt_parts(chain[1])[1]["sub"] == RP_ID
+    assert jwt_parts(chain[2])[1]["iss"] == jwt_parts(chain[2])[1]["sub"] == topology.TA_ID
+    other = requests.get(RP_ID + "resolve", params={"sub": topology.TA_ID, "trust_anchor": topology.TA_ID}, timeout=TIMEOUT)
+    assert other.status_code == 404 and other.json()["error"] == "invalid_subject"
 
 
 def test_login_page_lists_spid_and_cie(hub):
