@@ -274,7 +274,7 @@ mod tests {
             json!({"application_type": {"default": "native"}}),
             json!({"contacts": {"add": ["x@example.org"], "subset_of": ["ta@example.org"]}}),
         ] {
-            let upper = merge(&anchor, &obj(json!({"application_type": {"value": "web"}}))).unwrap();
+            let upper = merge(&anchor, &obj(json!({"application_type": {"value": "web"}}))).expect("the anchor and a matching value merge");
             assert!(merge(&upper, &obj(lower.clone())).is_err(), "{lower}");
         }
     }
