@@ -59,6 +59,9 @@ pub enum Role {
     Statistica,
     /// Operates the hub (deliveries, dead letters, replay); reads no records by this role.
     Amministratore,
+    /// The data protection officer: reads the registro degli accessi (the audit trail about
+    /// a person), no records by this role.
+    Dpo,
 }
 
 impl Role {
@@ -68,6 +71,7 @@ impl Role {
             "consultazione" => Some(Self::Consultazione),
             "statistica" => Some(Self::Statistica),
             "amministratore" => Some(Self::Amministratore),
+            "dpo" => Some(Self::Dpo),
             _ => None,
         }
     }
@@ -78,6 +82,7 @@ impl Role {
             Self::Consultazione => "consultazione",
             Self::Statistica => "statistica",
             Self::Amministratore => "amministratore",
+            Self::Dpo => "dpo",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod esporta;
 mod feed;
 pub mod flussi;
+pub mod registro;
 mod records;
 pub mod scope;
 pub mod sql;

@@ -83,8 +83,10 @@ pub enum RoleArg {
     Consultazione,
     /// Reads aggregates only.
     Statistica,
-    /// Operates the hub: deliveries, dead letters, replay.
+    /// Operates the hub: deliveries, dead letters, replay, INPS flows, the web console.
     Amministratore,
+    /// Data protection officer: reads the registro degli accessi.
+    Dpo,
 }
 
 impl From<RoleArg> for Role {
@@ -94,6 +96,7 @@ impl From<RoleArg> for Role {
             RoleArg::Consultazione => Role::Consultazione,
             RoleArg::Statistica => Role::Statistica,
             RoleArg::Amministratore => Role::Amministratore,
+            RoleArg::Dpo => Role::Dpo,
         }
     }
 }
