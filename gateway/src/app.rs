@@ -25,6 +25,8 @@ pub struct AppConfig {
     /// Readiness fails while an adapter's oldest pending delivery is older than this (checked
     /// when the gateway runs next to the store, as in `sigess up`).
     pub delivery_max_age: Option<std::time::Duration>,
+    /// Demo mode (`sigess up --demo`): the console's login page offers demo sessions.
+    pub console_demo: bool,
 }
 
 /// What the application is built from.
@@ -69,6 +71,16 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(api)
         .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
         .merge(parts.auth.session_routes())
+        // The web console, where the gateway holds the edge store its clients and operators
+        // live in; its pages and assets are public, its data needs a session.
+        .merge(match &parts.edge {
+            Some(edge) => crate::console::router(crate::console::Console {
+                edge: edge.clone(),
+                auth: parts.auth.clone(),
+                demo: cfg.console_demo,
+            }),
+            None => Router::new(),
+        })
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());
     // Quota state of idle clients is dropped once a minute, until the server has stopped.

@@ -51,6 +51,7 @@ impl HttpArgs {
             },
             rate: gateway::stack::limit::RateConfig { per_minute: self.rate_per_minute, burst: self.rate_burst },
             delivery_max_age: None,
+            console_demo: false,
         }
     }
 }
