@@ -38,8 +38,12 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let console = manifest.join("console");
     println!("cargo:rerun-if-changed=console/src");
+    println!("cargo:rerun-if-changed=console/package.json");
     println!("cargo:rerun-if-changed=console/package-lock.json");
-    println!("cargo:rerun-if-changed=console/node_modules/bootstrap-italia/package.json");
+    // Watched only when present: cargo reruns a script on every build for a missing path.
+    if console.join("node_modules/bootstrap-italia/package.json").is_file() {
+        println!("cargo:rerun-if-changed=console/node_modules/bootstrap-italia/package.json");
+    }
     println!("cargo:rerun-if-env-changed=SIGESS_CONSOLE_NODE_MODULES");
 
     let mut entries: Vec<(String, PathBuf)> = Vec::new();
