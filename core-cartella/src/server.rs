@@ -3,8 +3,9 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
-    FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer, delivery_service_server::DeliveryServiceServer,
-    feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
+    FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
+    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer,
+    stats_service_server::StatsServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;

@@ -236,7 +236,11 @@ async fn registro_shows_one_persons_rows_to_the_dpo(db: &Db) {
     let nobody = RegistroFilter { persona_id: "01900000-0000-7000-8000-000000000000".into(), ..Default::default() };
     assert_eq!(store.registro_accessi(&dpo, &nobody, "verifica periodica", 0, 10).await.unwrap().persona_id, "");
     // Others may not read it; a purpose is required.
-    for who in [caller(), Caller { ufficio: None, roles: vec![Role::Amministratore], ..caller() }, Caller { ufficio: Some("M01".into()), ..dpo.clone() }] {
+    for who in [
+        caller(),
+        Caller { ufficio: None, roles: vec![Role::Amministratore], ..caller() },
+        Caller { ufficio: Some("M01".into()), ..dpo.clone() },
+    ] {
         assert!(matches!(store.registro_accessi(&who, &f, "verifica periodica", 0, 10).await, Err(CoreError::Denied(_))));
     }
     assert!(matches!(store.registro_accessi(&dpo, &f, "", 0, 10).await, Err(CoreError::Invalid(v)) if v[0].field == "purpose"));

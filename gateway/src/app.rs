@@ -74,11 +74,9 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         // The web console, where the gateway holds the edge store its clients and operators
         // live in; its pages and assets are public, its data needs a session.
         .merge(match &parts.edge {
-            Some(edge) => crate::console::router(crate::console::Console {
-                edge: edge.clone(),
-                auth: parts.auth.clone(),
-                demo: cfg.console_demo,
-            }),
+            Some(edge) => {
+                crate::console::router(crate::console::Console { edge: edge.clone(), auth: parts.auth.clone(), demo: cfg.console_demo })
+            }
             None => Router::new(),
         })
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });

@@ -480,10 +480,16 @@ async fn every_route(in_process: bool) {
     assert!(rows.iter().all(|a| a["record_id"] != other_id.as_str()), "another person's rows are not shown");
     // Searched by codice fiscale, and the first consultation is in the register too.
     let cf = p.body["codice_fiscale"].as_str().unwrap().to_string();
-    let r = env.get("/api/v1/registro-accessi", &format!("/api/v1/registro-accessi?codice_fiscale={cf}&purpose=seconda%20verifica"), &dpo).await;
+    let r = env
+        .get("/api/v1/registro-accessi", &format!("/api/v1/registro-accessi?codice_fiscale={cf}&purpose=seconda%20verifica"), &dpo)
+        .await;
     assert_eq!(r.body["persona_id"], pid.as_str(), "{}", r.body);
     assert!(
-        r.body["accessi"].as_array().unwrap().iter().any(|a| a["action"] == "registro" && a["actor"] == "op-ente" && a["purpose"] == "verifica del dpo"),
+        r.body["accessi"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "registro" && a["actor"] == "op-ente" && a["purpose"] == "verifica del dpo"),
         "{}",
         r.body
     );

@@ -384,7 +384,9 @@ mod tests {
     #[test]
     fn logout_goes_only_to_paths_of_this_site() {
         assert_eq!(local_path(Some("/console/")), "/console/");
-        for other in [None, Some("https://evil.example/"), Some("//evil.example/"), Some("/\\evil.example/"), Some("console"), Some("/a\r\nb")] {
+        for other in
+            [None, Some("https://evil.example/"), Some("//evil.example/"), Some("/\\evil.example/"), Some("console"), Some("/a\r\nb")]
+        {
             assert_eq!(local_path(other), BASE_PATH, "{other:?}");
         }
     }

@@ -47,7 +47,8 @@ impl AuditService for AuditSvc {
             return Err(CoreError::Invalid(v).into());
         }
         let size = if req.page_size == 0 { 100 } else { req.page_size.unsigned_abs() };
-        let f = RegistroFilter { persona_id: req.persona_id, codice_fiscale: req.codice_fiscale, actor: req.actor, dal: req.dal, al: req.al };
+        let f =
+            RegistroFilter { persona_id: req.persona_id, codice_fiscale: req.codice_fiscale, actor: req.actor, dal: req.dal, al: req.al };
         let p = self.store.registro_accessi(&c, &f, &req.purpose, before, size).await?;
         Ok(Response::new(pb::ListRegistroAccessiResponse {
             persona_id: p.persona_id,

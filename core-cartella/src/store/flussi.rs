@@ -735,8 +735,11 @@ impl Store {
     pub async fn siuss_elenco(&self, caller: &Caller, stato: Option<StatoFlusso>, before: i64, size: u32) -> Result<ElencoFlussi> {
         super::delivery::check_admin(caller)?;
         let size = size.clamp(1, 200);
-        let counts =
-            Q::new("SELECT stato, COUNT(*) AS n FROM siuss_flusso WHERE ente = ").bind_text(&caller.ente).push(" GROUP BY stato").fetch_all(&self.pool).await?;
+        let counts = Q::new("SELECT stato, COUNT(*) AS n FROM siuss_flusso WHERE ente = ")
+            .bind_text(&caller.ente)
+            .push(" GROUP BY stato")
+            .fetch_all(&self.pool)
+            .await?;
         let mut per_stato: Vec<(StatoFlusso, i64)> = STATI.iter().map(|s| (*s, 0)).collect();
         for r in &counts {
             let s = StatoFlusso::parse(&r.try_get::<String, _>("stato")?);

@@ -75,18 +75,36 @@ fn invalid(params: Vec<(&str, &str)>) -> Response {
     problem_with(StatusCode::BAD_REQUEST, "Bad Request", "the request has invalid fields", json!({ "invalid_params": list }))
 }
 
-/// Ente-wide administrators only.
-fn admin(caller: &Caller) -> Result<(), Response> {
-    if caller.ufficio.is_none() && caller.has(Role::Amministratore) {
-        Ok(())
-    } else {
-        Err(problem(StatusCode::FORBIDDEN, "Forbidden", "clients and operators are managed by ente-wide callers with role amministratore"))
+/// Why a request is refused before it changes anything, answered as problem+json.
+#[derive(Debug)]
+enum Refusal {
+    Forbidden,
+    NotFound(&'static str),
+    Unavailable,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Forbidden => problem(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "clients and operators are managed by ente-wide callers with role amministratore",
+            ),
+            Self::NotFound(what) => problem(StatusCode::NOT_FOUND, "Not Found", what),
+            Self::Unavailable => problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the edge store does not answer"),
+        }
     }
+}
+
+/// Ente-wide administrators only.
+fn admin(caller: &Caller) -> Result<(), Refusal> {
+    if caller.ufficio.is_none() && caller.has(Role::Amministratore) { Ok(()) } else { Err(Refusal::Forbidden) }
 }
 
 fn unavailable<E: std::fmt::Display>(e: E) -> Response {
     tracing::error!(error = %e, "edge store unavailable for the console");
-    problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the edge store does not answer")
+    Refusal::Unavailable.into_response()
 }
 
 fn parse_roles(names: &[String]) -> Result<Vec<Role>, &'static str> {
@@ -113,7 +131,7 @@ fn ufficio(u: Option<&str>) -> Result<Option<String>, &'static str> {
 
 async fn list_operators(State(c): State<Console>, Extension(caller): Extension<Caller>) -> Response {
     if let Err(r) = admin(&caller) {
-        return r;
+        return r.into_response();
     }
     match c.edge.list_operators().await {
         Ok(ops) => Json(json!({ "operatori": ops.iter().filter(|o| o.ente == caller.ente).map(operator_json).collect::<Vec<_>>() }))
@@ -135,7 +153,7 @@ struct NewOperator {
 
 async fn add_operator(State(c): State<Console>, Extension(caller): Extension<Caller>, body: Option<Json<NewOperator>>) -> Response {
     if let Err(r) = admin(&caller) {
-        return r;
+        return r.into_response();
     }
     let Some(Json(n)) = body else {
         return invalid(vec![("body", "a JSON object with operator_id, codice_fiscale, ufficio, roles")]);
@@ -182,18 +200,21 @@ async fn add_operator(State(c): State<Console>, Extension(caller): Extension<Cal
 }
 
 /// The operator `id` of the caller's ente, or the answer to give.
-async fn own_operator(c: &Console, caller: &Caller, id: &str) -> Result<OperatorRecord, Response> {
+async fn own_operator(c: &Console, caller: &Caller, id: &str) -> Result<OperatorRecord, Refusal> {
     admin(caller)?;
     match c.edge.operator_record(id).await {
         Ok(Some(o)) if o.ente == caller.ente => Ok(o),
-        Ok(_) => Err(problem(StatusCode::NOT_FOUND, "Not Found", "no such operator")),
-        Err(e) => Err(unavailable(e)),
+        Ok(_) => Err(Refusal::NotFound("no such operator")),
+        Err(e) => {
+            tracing::error!(error = %e, "edge store unavailable for the console");
+            Err(Refusal::Unavailable)
+        }
     }
 }
 
 async fn set_operator(c: Console, caller: Caller, id: String, disabled: bool) -> Response {
     if let Err(r) = own_operator(&c, &caller, &id).await {
-        return r;
+        return r.into_response();
     }
     if disabled && id == caller.subject {
         return problem(StatusCode::CONFLICT, "Conflict", "an administrator cannot disable themselves");
@@ -232,7 +253,7 @@ async fn operator_roles(
     body: Option<Json<Roles>>,
 ) -> Response {
     if let Err(r) = own_operator(&c, &caller, &id).await {
-        return r;
+        return r.into_response();
     }
     let roles = match parse_roles(&body.map(|b| b.0.roles).unwrap_or_default()) {
         Ok(r) => r,
@@ -256,10 +277,12 @@ async fn operator_roles(
 
 async fn list_clients(State(c): State<Console>, Extension(caller): Extension<Caller>) -> Response {
     if let Err(r) = admin(&caller) {
-        return r;
+        return r.into_response();
     }
     match c.edge.list_clients().await {
-        Ok(all) => Json(json!({ "client": all.iter().filter(|x| x.ente == caller.ente).map(client_json).collect::<Vec<_>>() })).into_response(),
+        Ok(all) => {
+            Json(json!({ "client": all.iter().filter(|x| x.ente == caller.ente).map(client_json).collect::<Vec<_>>() })).into_response()
+        }
         Err(e) => unavailable(e),
     }
 }
@@ -280,7 +303,7 @@ struct NewClientBody {
 
 async fn add_client(State(c): State<Console>, Extension(caller): Extension<Caller>, body: Option<Json<NewClientBody>>) -> Response {
     if let Err(r) = admin(&caller) {
-        return r;
+        return r.into_response();
     }
     let Some(Json(n)) = body else {
         return invalid(vec![("body", "a JSON object with name, ufficio, roles, purpose, pdnd_client_id, secret")]);
@@ -337,25 +360,28 @@ async fn add_client(State(c): State<Console>, Extension(caller): Extension<Calle
     }
 }
 
-async fn own_client(c: &Console, caller: &Caller, id: &str) -> Result<ClientRecord, Response> {
+async fn own_client(c: &Console, caller: &Caller, id: &str) -> Result<ClientRecord, Refusal> {
     admin(caller)?;
     match c.edge.client(id).await {
         Ok(Some(x)) if x.ente == caller.ente => Ok(x),
-        Ok(_) => Err(problem(StatusCode::NOT_FOUND, "Not Found", "no such client")),
-        Err(e) => Err(unavailable(e)),
+        Ok(_) => Err(Refusal::NotFound("no such client")),
+        Err(e) => {
+            tracing::error!(error = %e, "edge store unavailable for the console");
+            Err(Refusal::Unavailable)
+        }
     }
 }
 
 async fn set_client(c: Console, caller: Caller, id: String, disabled: bool) -> Response {
     if let Err(r) = own_client(&c, &caller, &id).await {
-        return r;
+        return r.into_response();
     }
     match c.edge.set_client_disabled(&id, disabled).await {
         Ok(_) => {
             tracing::info!(by = %caller.subject, client = %id, disabled, "client changed from the console");
             match own_client(&c, &caller, &id).await {
                 Ok(x) => Json(client_json(&x)).into_response(),
-                Err(r) => r,
+                Err(r) => r.into_response(),
             }
         }
         Err(e) => unavailable(e),
@@ -377,7 +403,7 @@ async fn client_roles(
     body: Option<Json<Roles>>,
 ) -> Response {
     if let Err(r) = own_client(&c, &caller, &id).await {
-        return r;
+        return r.into_response();
     }
     let roles = match parse_roles(&body.map(|b| b.0.roles).unwrap_or_default()) {
         Ok(r) => r,
@@ -388,7 +414,7 @@ async fn client_roles(
             tracing::info!(by = %caller.subject, client = %id, "client roles changed from the console");
             match own_client(&c, &caller, &id).await {
                 Ok(x) => Json(client_json(&x)).into_response(),
-                Err(r) => r,
+                Err(r) => r.into_response(),
             }
         }
         Err(e) => unavailable(e),

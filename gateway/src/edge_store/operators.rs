@@ -167,7 +167,8 @@ impl EdgeStore {
 
     /// Every registered operator, by id.
     pub async fn list_operators(&self) -> Result<Vec<OperatorRecord>> {
-        let rows = sqlx::query(concat!("SELECT ", operator_columns!(), " FROM operator ORDER BY operator_id")).fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query(concat!("SELECT ", operator_columns!(), " FROM operator ORDER BY operator_id")).fetch_all(&self.pool).await?;
         rows.iter().map(operator_from_row).collect()
     }
 
