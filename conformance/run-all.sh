@@ -57,6 +57,9 @@ SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/siuss/run_siuss.sh
 echo "== abuse cases (issue 13) against a real sigess up"
 conformance/abuse/run_abuse.sh
 
+echo "== web console in headless Chromium with axe-core on every page (demo login, dead letter retried, INPS rejection, clients and operators, statistics and CSV, registro degli accessi)"
+conformance/console/run_console.sh
+
 echo "== Regione Lazio FHIR: adapter against Medplum, every Bundle and resource through fhir.resources"
 conformance/fhir/run_fhir.sh
 

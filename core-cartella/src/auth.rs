@@ -62,6 +62,9 @@ pub enum Role {
     /// INPS's SIUSS consumer (WaaS): is served the ente's SIUSS flows and posts their esiti;
     /// reads no records by this role.
     Siuss,
+    /// The data protection officer: reads the registro degli accessi (the audit trail about
+    /// a person), no records by this role.
+    Dpo,
 }
 
 impl Role {
@@ -72,6 +75,7 @@ impl Role {
             "statistica" => Some(Self::Statistica),
             "amministratore" => Some(Self::Amministratore),
             "siuss" => Some(Self::Siuss),
+            "dpo" => Some(Self::Dpo),
             _ => None,
         }
     }
@@ -83,6 +87,7 @@ impl Role {
             Self::Statistica => "statistica",
             Self::Amministratore => "amministratore",
             Self::Siuss => "siuss",
+            Self::Dpo => "dpo",
         }
     }
 }

@@ -3,8 +3,9 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
-    FILE_DESCRIPTOR_SET, cartella_service_server::CartellaServiceServer, delivery_service_server::DeliveryServiceServer,
-    feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
+    FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
+    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer,
+    stats_service_server::StatsServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -17,16 +18,17 @@ use tonic_health::ServingStatus;
 
 use crate::{
     auth::TokenVerifier,
-    service::{CartellaSvc, DeliverySvc, FeedSvc, SiussSvc, StatsSvc},
+    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, SiussSvc, StatsSvc},
     store::Store,
 };
 
-pub const SERVICES: [&str; 5] = [
+pub const SERVICES: [&str; 6] = [
     "cartella.v1.CartellaService",
     "cartella.v1.FeedService",
     "cartella.v1.StatsService",
     "cartella.v1.SiussService",
     "cartella.v1.DeliveryService",
+    "cartella.v1.AuditService",
 ];
 
 /// Verifies the caller token of every call and puts the `Caller` in the request extensions.
@@ -106,7 +108,8 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
         .add_service(FeedServiceServer::with_interceptor(FeedSvc::new(store.clone()), auth.clone()))
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
-        .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth));
+        .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth.clone()))
+        .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth));
     Ok(routes)
 }
 

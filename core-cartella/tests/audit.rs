@@ -14,7 +14,7 @@ use core_cartella::{
     auth::{Caller, CallerKind, Role},
     domain::codice_fiscale::compose,
     record::Kind,
-    store::{ListFilter, Page, Store, StoreOptions},
+    store::{ListFilter, Page, Store, StoreOptions, registro::RegistroFilter},
 };
 use sqlx::Row;
 
@@ -191,10 +191,74 @@ async fn purpose_is_bounded_and_registered_purpose_stands(db: &Db) {
     store.close().await;
 }
 
+/// The registro degli accessi shows the rows about one person (their anagrafica, their
+/// cartella), newest first and paged without overlap, only to an ente-wide dpo; each
+/// consultation is itself audited before rows are returned.
+async fn registro_shows_one_persons_rows_to_the_dpo(db: &Db) {
+    let store = open(db).await;
+    let cartella = fixture(&store, 3).await;
+    let c = caller();
+    let cart: pb::Cartella = store.get(&c, &cartella, "lettura di prova").await.unwrap();
+    let pid = cart.persona_id.clone();
+    let person: pb::Persona = store.get(&c, &pid, "").await.unwrap();
+    let dpo = Caller { subject: "dpo-1".into(), ufficio: None, roles: vec![Role::Dpo], ..caller() };
+    let f = RegistroFilter { persona_id: pid.clone(), ..Default::default() };
+    let page = store.registro_accessi(&dpo, &f, "verifica periodica", 0, 100).await.unwrap();
+    assert_eq!(page.persona_id, pid);
+    assert!(page.righe.iter().all(|r| r.record_id == pid || r.record_id == cartella), "only this person's records: {:?}", page.righe);
+    let has = |kind: &str, action: &str, purpose: &str| {
+        page.righe.iter().any(|r| r.kind == kind && r.action == action && r.actor == "op-M01" && r.purpose == purpose)
+    };
+    assert!(has("cartella", "read", "lettura di prova"), "{:?}", page.righe);
+    assert!(has("persona", "read", "test") && has("persona", "create", "test") && has("cartella", "create", "test"));
+    assert!(page.righe.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    // The consultation is in the register (and in the audit table) before anything is returned.
+    assert_eq!(page.righe[0].action, "registro");
+    assert_eq!(page.righe[0].actor, "dpo-1");
+
+    // Paging: one row a page walks the same rows, each once.
+    let all = store.registro_accessi(&dpo, &f, "verifica periodica", 0, 500).await.unwrap().righe;
+    let (mut seen, mut before) = (Vec::new(), 0);
+    loop {
+        let p = store.registro_accessi(&dpo, &f, "verifica periodica", before, 1).await.unwrap();
+        seen.extend(p.righe.iter().map(|r| r.id).filter(|id| all.iter().any(|a| a.id == *id)));
+        match p.next {
+            Some(n) => before = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, all.iter().map(|r| r.id).collect::<Vec<_>>());
+
+    // By codice fiscale, the same person.
+    let by_cf = RegistroFilter { codice_fiscale: person.codice_fiscale.clone(), ..Default::default() };
+    assert_eq!(store.registro_accessi(&dpo, &by_cf, "verifica periodica", 0, 10).await.unwrap().persona_id, pid);
+    // Unknown person: nothing, and nothing audited about anyone.
+    let nobody = RegistroFilter { persona_id: "01900000-0000-7000-8000-000000000000".into(), ..Default::default() };
+    assert_eq!(store.registro_accessi(&dpo, &nobody, "verifica periodica", 0, 10).await.unwrap().persona_id, "");
+    // Others may not read it; a purpose is required.
+    for who in [
+        caller(),
+        Caller { ufficio: None, roles: vec![Role::Amministratore], ..caller() },
+        Caller { ufficio: Some("M01".into()), ..dpo.clone() },
+    ] {
+        assert!(matches!(store.registro_accessi(&who, &f, "verifica periodica", 0, 10).await, Err(CoreError::Denied(_))));
+    }
+    assert!(matches!(store.registro_accessi(&dpo, &f, "", 0, 10).await, Err(CoreError::Invalid(v)) if v[0].field == "purpose"));
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE action = 'registro' AND actor = 'dpo-1'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert!(n >= 3, "every consultation of a known person is audited ({n})");
+    store.close().await;
+}
+
 on_both_backends!(
     concurrent_reads_each_commit_their_audit,
     read_fails_when_its_audit_cannot_commit,
-    purpose_is_bounded_and_registered_purpose_stands
+    purpose_is_bounded_and_registered_purpose_stands,
+    registro_shows_one_persons_rows_to_the_dpo
 );
 
 /// The SQLite file, its WAL and the folder the store creates are owner-only whatever the umask.

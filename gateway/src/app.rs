@@ -30,6 +30,8 @@ pub struct AppConfig {
     /// Requests per source address on the SPID/CIE login routes (`/oidc/rp/`), which run
     /// before anyone is authenticated and make the hub fetch federation documents.
     pub login_rate: RateConfig,
+    /// Demo mode (`sigess up --demo`): the console's login page offers demo sessions.
+    pub console_demo: bool,
 }
 
 /// Default quota of the login routes per source address: a person logs in with a handful of
@@ -51,6 +53,7 @@ impl Default for AppConfig {
             delivery_max_age: None,
             streams: grpc_ingress::StreamLimits::default(),
             login_rate: LOGIN_RATE,
+            console_demo: false,
         }
     }
 }
@@ -103,6 +106,14 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(api)
         .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
         .merge(login_routes(parts.auth.session_routes(), cfg.login_rate))
+        // The web console, where the gateway holds the edge store its clients and operators
+        // live in; its pages and assets are public, its data needs a session.
+        .merge(match &parts.edge {
+            Some(edge) => {
+                crate::console::router(crate::console::Console { edge: edge.clone(), auth: parts.auth.clone(), demo: cfg.console_demo })
+            }
+            None => Router::new(),
+        })
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());
     // Quota state of idle clients is dropped once a minute, until the server has stopped.

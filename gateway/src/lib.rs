@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod app;
 pub mod auth;
+pub mod console;
 pub mod core_link;
 pub mod delivery;
 pub mod edge_store;

@@ -458,6 +458,49 @@ async fn every_route(in_process: bool) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["generation"], 1);
 
+    // The ente's INPS flows for administrators (none produced here: no SIUSS worker runs).
+    let r = env.get("/api/v1/siuss/flussi", "/api/v1/siuss/flussi?stato=rejected&page_size=10", &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stati: Vec<&str> = r.body["per_stato"].as_array().unwrap().iter().map(|c| c["stato"].as_str().unwrap()).collect();
+    assert_eq!(stati, ["ready", "served", "acknowledged", "rejected"]);
+    env.get("/api/v1/siuss/flussi", "/api/v1/siuss/flussi?stato=perso", &admin).await.problem(400);
+    env.get("/api/v1/siuss/flussi", "/api/v1/siuss/flussi", &t).await.problem(403);
+
+    // The registro degli accessi: the rows about Mario Rossi, for the dpo only.
+    let dpo = env.token(None, &[Role::Dpo]);
+    let path = format!("/api/v1/registro-accessi?persona_id={pid}&purpose=verifica%20del%20dpo");
+    let r = env.get("/api/v1/registro-accessi", &path, &dpo).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["persona_id"], pid.as_str());
+    let rows = r.body["accessi"].as_array().unwrap().clone();
+    let has = |kind: &str, action: &str| rows.iter().any(|a| a["kind"] == kind && a["action"] == action && a["actor"] == "op-M01");
+    assert!(has("persona", "create") && has("persona", "read") && has("persona", "update"), "{rows:?}");
+    assert!(has("cartella", "create"), "the person's cartella is in their register: {rows:?}");
+    let other_id = other.id();
+    assert!(rows.iter().all(|a| a["record_id"] != other_id.as_str()), "another person's rows are not shown");
+    // Searched by codice fiscale, and the first consultation is in the register too.
+    let cf = p.body["codice_fiscale"].as_str().unwrap().to_string();
+    let r = env
+        .get("/api/v1/registro-accessi", &format!("/api/v1/registro-accessi?codice_fiscale={cf}&purpose=seconda%20verifica"), &dpo)
+        .await;
+    assert_eq!(r.body["persona_id"], pid.as_str(), "{}", r.body);
+    assert!(
+        r.body["accessi"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "registro" && a["actor"] == "op-ente" && a["purpose"] == "verifica del dpo"),
+        "{}",
+        r.body
+    );
+    let r = env.get("/api/v1/registro-accessi", &format!("{path}&dal=2100-01-01"), &dpo).await;
+    assert_eq!(r.body["accessi"], json!([]), "{}", r.body);
+    let r = env.get("/api/v1/registro-accessi", &format!("/api/v1/registro-accessi?persona_id={pid}&dal=ieri"), &dpo).await;
+    let names: Vec<&str> = r.problem(400).body["invalid_params"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["purpose", "dal"], "every bad field at once");
+    env.get("/api/v1/registro-accessi", &path, &t).await.problem(403);
+    env.get("/api/v1/registro-accessi", &path, &admin).await.problem(403);
+
     // Every route of the table was exercised successfully.
     let covered = env.covered.lock().unwrap().clone();
     for route in rest::routes::ROUTES {

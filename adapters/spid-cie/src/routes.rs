@@ -23,7 +23,7 @@ use crate::{
     jose::{now, random_token},
     oidc::{self, FISCAL_NUMBER, Pending},
     session::{cookie, digest},
-    store::{LoginRequest, Session},
+    store::LoginRequest,
 };
 
 /// The routes, to merge into the gateway's application.
@@ -359,29 +359,11 @@ async fn finish_login(rp: &Rp, headers: &HeaderMap, q: CallbackQuery) -> Respons
         }
         Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "store", "Servizio momentaneamente non disponibile: riprova."),
     };
-    // A brand-new id on every login: a session id planted before login is never promoted.
-    let old = cookie(headers, rp.session_cookie_name()).map(digest);
-    if let Some(old) = old {
-        let _ = rp.store().delete_session(&old).await;
-    }
-    let sid = random_token(32);
-    let t = now();
-    let max = i64::try_from(cfg.absolute_timeout.as_secs()).unwrap_or(8 * 3600);
-    let rec = Session {
-        id_hash: digest(&sid),
-        operator_id: operator.operator_id.clone(),
-        csrf_token: random_token(32),
-        provider: provider.entity_id.clone(),
-        access_token: Some(tokens.access_token),
-        created_at: t,
-        last_seen: t,
-        expires_at: t + max,
-    };
-    if rp.store().insert_session(&rec).await.is_err() {
+    let Ok(set_cookie) = rp.open_session(headers, &operator.operator_id, &provider.entity_id, Some(tokens.access_token)).await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "store", "Servizio momentaneamente non disponibile: riprova.");
-    }
+    };
     tracing::info!(operator = %operator.operator_id, acr = %id.acr, "operator logged in with SPID/CIE");
-    let cookies: Vec<HeaderValue> = rp.set_cookie(rp.session_cookie_name(), &sid, max).into_iter().collect();
+    let cookies: Vec<HeaderValue> = set_cookie.into_iter().collect();
     redirect(BASE_PATH, &cookies)
 }
 
@@ -410,6 +392,17 @@ async fn session_info(State(rp): State<Rp>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct LogoutForm {
     csrf_token: Option<String>,
+    /// Where to go afterwards: a path of this site (the web console's), else the login page.
+    next: Option<String>,
+}
+
+/// `next` when it is a path on this site (not `//host` or `/\\host`, which browsers read as
+/// another site), else the login page.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) => n,
+        _ => BASE_PATH,
+    }
 }
 
 async fn logout(State(rp): State<Rp>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
@@ -438,5 +431,20 @@ async fn logout(State(rp): State<Rp>, headers: HeaderMap, Form(f): Form<LogoutFo
         }
     }
     tracing::info!(operator = %s.operator_id, "operator logged out");
-    redirect(BASE_PATH, &rp.clear_cookie(rp.session_cookie_name()).into_iter().collect::<Vec<_>>())
+    redirect(local_path(f.next.as_deref()), &rp.clear_cookie(rp.session_cookie_name()).into_iter().collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BASE_PATH, local_path};
+
+    #[test]
+    fn logout_goes_only_to_paths_of_this_site() {
+        assert_eq!(local_path(Some("/console/")), "/console/");
+        for other in
+            [None, Some("https://evil.example/"), Some("//evil.example/"), Some("/\\evil.example/"), Some("console"), Some("/a\r\nb")]
+        {
+            assert_eq!(local_path(other), BASE_PATH, "{other:?}");
+        }
+    }
 }

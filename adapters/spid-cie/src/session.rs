@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Rp,
-    jose::now,
+    jose::{now, random_token},
     oidc::constant_time_eq,
-    store::{OperatorIdentity, Session},
+    store::{OperatorIdentity, Session, StoreError},
 };
 
 /// Header carrying the CSRF token on state-changing REST calls.
@@ -82,6 +82,37 @@ impl Rp {
     /// falling back to other credentials).
     pub fn has_session_cookie(&self, headers: &HeaderMap) -> bool {
         cookie(headers, self.session_cookie_name()).is_some()
+    }
+
+    /// Opens a session for `operator_id` and returns its `Set-Cookie` value. A session the
+    /// request already carried is ended first: a session id planted before login is never
+    /// promoted. `provider` names who vouched for the operator (an SPID/CIE provider's
+    /// entity id, or the demo login); `access_token` is kept only to revoke it on logout.
+    pub async fn open_session(
+        &self,
+        headers: &HeaderMap,
+        operator_id: &str,
+        provider: &str,
+        access_token: Option<String>,
+    ) -> Result<Option<HeaderValue>, StoreError> {
+        if let Some(old) = cookie(headers, self.session_cookie_name()).map(digest) {
+            let _ = self.store().delete_session(&old).await;
+        }
+        let sid = random_token(32);
+        let t = now();
+        let max = i64::try_from(self.config().absolute_timeout.as_secs()).unwrap_or(8 * 3600);
+        let rec = Session {
+            id_hash: digest(&sid),
+            operator_id: operator_id.to_string(),
+            csrf_token: random_token(32),
+            provider: provider.to_string(),
+            access_token,
+            created_at: t,
+            last_seen: t,
+            expires_at: t + max,
+        };
+        self.store().insert_session(&rec).await?;
+        Ok(self.set_cookie(self.session_cookie_name(), &sid, max))
     }
 
     /// The live session of this request, ended here if it timed out.

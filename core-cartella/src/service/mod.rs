@@ -1,12 +1,14 @@
 //! The tonic services of `cartella.v1`. They only translate: the caller comes from the
 //! request extensions (set by `server::Authenticate`), the work is done by the store.
 
+mod audit;
 mod cartella;
 mod delivery;
 mod feed;
 mod siuss;
 mod stats;
 
+pub use audit::AuditSvc;
 pub use cartella::CartellaSvc;
 pub use delivery::DeliverySvc;
 pub use feed::FeedSvc;

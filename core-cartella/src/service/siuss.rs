@@ -9,7 +9,7 @@ use crate::{
     error::CoreError,
     store::{
         Store,
-        flussi::{EsitiError, Esito},
+        flussi::{EsitiError, Esito, Flusso, StatoFlusso, significato_esito},
     },
 };
 
@@ -29,6 +29,26 @@ impl SiussSvc {
     }
 }
 
+fn flusso_pb(f: Flusso) -> pb::FlussoSiuss {
+    pb::FlussoSiuss {
+        id_flusso: f.id_flusso,
+        tipo: f.tipo,
+        operazione: f.operazione,
+        ts_flusso: f.ts_flusso,
+        stato: f.stato.as_str().to_string(),
+        prestazione_version: f.prestazione_version,
+        created_at: f.created_at,
+        served_at: f.served_at,
+        codice_esito: f.codice_esito,
+        descrizione_esito: f.descrizione_esito,
+        id_acquisizione_siuss: f.id_acquisizione_siuss,
+        ts_acquisizione: f.ts_acquisizione,
+    }
+}
+
+/// Most flows one `ListFlussi` page holds.
+const MAX_LIST: i32 = 200;
+
 #[tonic::async_trait]
 impl SiussService for SiussSvc {
     async fn get_stato_siuss(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::StatoSiuss>, Status> {
@@ -44,24 +64,7 @@ impl SiussService for SiussSvc {
             versione_valutata: s.version,
             inviabile: s.valutata && s.mancanze.is_empty(),
             mancanti: s.mancanze.into_iter().map(|m| pb::MancanzaSiuss { path: m.path, regola: m.rule, messaggio: m.message }).collect(),
-            flussi: s
-                .flussi
-                .into_iter()
-                .map(|f| pb::FlussoSiuss {
-                    id_flusso: f.id_flusso,
-                    tipo: f.tipo,
-                    operazione: f.operazione,
-                    ts_flusso: f.ts_flusso,
-                    stato: f.stato.as_str().to_string(),
-                    prestazione_version: f.prestazione_version,
-                    created_at: f.created_at,
-                    served_at: f.served_at,
-                    codice_esito: f.codice_esito,
-                    descrizione_esito: f.descrizione_esito,
-                    id_acquisizione_siuss: f.id_acquisizione_siuss,
-                    ts_acquisizione: f.ts_acquisizione,
-                })
-                .collect(),
+            flussi: s.flussi.into_iter().map(flusso_pb).collect(),
             nota: s.nota,
         }))
     }
@@ -128,5 +131,48 @@ impl SiussService for SiussSvc {
         caller(&r)?;
         let serving = self.store.ping().await.is_ok();
         Ok(Response::new(pb::StatoServizioResponse { serving }))
+    }
+
+    async fn list_flussi(&self, r: Request<pb::ListFlussiRequest>) -> Result<Response<pb::ListFlussiResponse>, Status> {
+        let c = caller(&r)?;
+        let req = r.into_inner();
+        let mut v = Vec::new();
+        let stato = match req.stato.as_str() {
+            "" => None,
+            s => StatoFlusso::from_name(s).or_else(|| {
+                v.push(Violation { field: "stato".into(), description: "must be ready, served, acknowledged or rejected".into() });
+                None
+            }),
+        };
+        if !(0..=MAX_LIST).contains(&req.page_size) {
+            v.push(Violation { field: "page_size".into(), description: format!("must be between 0 and {MAX_LIST}") });
+        }
+        let before = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse::<i64>().ok().filter(|n| *n > 0).unwrap_or_else(|| {
+                v.push(Violation { field: "page_token".into(), description: "is not a token this service issued".into() });
+                0
+            })
+        };
+        if !v.is_empty() {
+            return Err(CoreError::Invalid(v).into());
+        }
+        let size = if req.page_size == 0 { 50 } else { req.page_size.unsigned_abs() };
+        let e = self.store.siuss_elenco(&c, stato, before, size).await?;
+        Ok(Response::new(pb::ListFlussiResponse {
+            per_stato: e.per_stato.into_iter().map(|(s, n)| pb::ConteggioFlussi { stato: s.as_str().to_string(), flussi: n }).collect(),
+            flussi: e
+                .flussi
+                .into_iter()
+                .map(|f| pb::FlussoRegistrato {
+                    prestazione_id: f.flusso.prestazione_id.clone(),
+                    significato_esito: significato_esito(&f.flusso.codice_esito).to_string(),
+                    flusso: Some(flusso_pb(f.flusso)),
+                    ufficio: f.ufficio,
+                })
+                .collect(),
+            next_page_token: e.next.map(|n| n.to_string()).unwrap_or_default(),
+        }))
     }
 }

@@ -682,3 +682,92 @@ impl Store {
         Ok((out, Some(last)))
     }
 }
+
+/// A flow in the administrators' list: the ledger row (no XML, no snapshot) and its ufficio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlussoElencato {
+    pub flusso: Flusso,
+    pub ufficio: String,
+}
+
+/// One page of the administrators' list of flows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ElencoFlussi {
+    /// Every state with its count (zeros included), in the ledger's order of states.
+    pub per_stato: Vec<(StatoFlusso, i64)>,
+    pub flussi: Vec<FlussoElencato>,
+    /// The ledger sequence to continue before, when there is a next page.
+    pub next: Option<i64>,
+}
+
+/// What INPS's `codice_esito` means for the people who run the hub, and what to do about it.
+/// The codes are those of WaaS `api-comuni.yaml` 2.0.1 (`EsitoFlusso.codice_esito`).
+pub fn significato_esito(codice: &str) -> &'static str {
+    match codice {
+        "" => "",
+        "OK" => "Flusso acquisito da INPS nel SIUSS.",
+        "DATI_NON_TROVATI" => {
+            "INPS non ha trovato i dati a cui il flusso si riferisce (ad esempio la prestazione da cancellare): \
+             verificare che l'inserimento originario sia stato acquisito."
+        }
+        "RICHIESTA_INVALIDA" => {
+            "INPS ha rifiutato il flusso perché non rispetta la specifica (vedere la descrizione dell'esito): \
+             correggere la prestazione o la cartella; la modifica produce un nuovo flusso."
+        }
+        "ERRORE_GENERICO" => "Errore di INPS nell'acquisizione: il flusso va ripresentato quando il servizio torna disponibile.",
+        _ => "Codice di esito non previsto dalla specifica WaaS 2.0.1.",
+    }
+}
+
+const STATI: [StatoFlusso; 4] = [StatoFlusso::Ready, StatoFlusso::Served, StatoFlusso::Acknowledged, StatoFlusso::Rejected];
+
+impl StatoFlusso {
+    /// The state named `s`, if it is one.
+    pub fn from_name(s: &str) -> Option<Self> {
+        STATI.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl Store {
+    /// The flows of the caller's ente, newest first, with the count of every state: what
+    /// the console's INPS page shows. For hub administrators (ente-wide, `amministratore`);
+    /// flows carry ids and codes only, so nothing is audited as a read of personal data.
+    pub async fn siuss_elenco(&self, caller: &Caller, stato: Option<StatoFlusso>, before: i64, size: u32) -> Result<ElencoFlussi> {
+        super::delivery::check_admin(caller)?;
+        let size = size.clamp(1, 200);
+        let counts = Q::new("SELECT stato, COUNT(*) AS n FROM siuss_flusso WHERE ente = ")
+            .bind_text(&caller.ente)
+            .push(" GROUP BY stato")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut per_stato: Vec<(StatoFlusso, i64)> = STATI.iter().map(|s| (*s, 0)).collect();
+        for r in &counts {
+            let s = StatoFlusso::parse(&r.try_get::<String, _>("stato")?);
+            let n: i64 = r.try_get("n")?;
+            if let Some(e) = per_stato.iter_mut().find(|(x, _)| *x == s) {
+                e.1 += n;
+            }
+        }
+        let mut q = Q::new("SELECT ");
+        q.push(FLUSSO_COLS).push(", ufficio FROM siuss_flusso WHERE ente = ").bind_text(&caller.ente);
+        if let Some(s) = stato {
+            q.push(" AND stato = ").bind_text(s.as_str());
+        }
+        if before > 0 {
+            q.push(" AND seq < ").bind_int(before);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ").bind_int(i64::from(size) + 1);
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut flussi = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut f = flusso(r, false)?;
+            f.snapshot.clear();
+            flussi.push(FlussoElencato { flusso: f, ufficio: r.try_get("ufficio")? });
+        }
+        let next = (flussi.len() > size as usize).then(|| {
+            flussi.truncate(size as usize);
+            flussi.last().map_or(0, |f| f.flusso.seq)
+        });
+        Ok(ElencoFlussi { per_stato, flussi, next })
+    }
+}

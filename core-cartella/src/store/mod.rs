@@ -15,6 +15,7 @@ pub mod esporta;
 mod feed;
 pub mod flussi;
 mod records;
+pub mod registro;
 pub mod scope;
 pub mod sql;
 mod stats;

@@ -236,6 +236,11 @@ impl Authenticator {
         self
     }
 
+    /// The relying party holding operator sessions, when sessions are enabled.
+    pub fn sessions(&self) -> Option<&spid_cie::Rp> {
+        self.sessions.as_ref()
+    }
+
     /// The SPID/CIE routes under `/oidc/rp/` (none when login is not enabled).
     pub fn session_routes(&self) -> axum::Router {
         self.sessions.as_ref().map(spid_cie::Rp::router).unwrap_or_default()

@@ -68,6 +68,7 @@ impl HttpArgs {
                 per_minute: self.login_rate_per_minute.max(1),
                 burst: (self.login_rate_per_minute / 4).max(1),
             },
+            console_demo: false,
         }
     }
 }

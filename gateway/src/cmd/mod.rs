@@ -83,10 +83,12 @@ pub enum RoleArg {
     Consultazione,
     /// Reads aggregates only.
     Statistica,
-    /// Operates the hub: deliveries, dead letters, replay.
+    /// Operates the hub: deliveries, dead letters, replay, INPS flows, the web console.
     Amministratore,
     /// INPS's WaaS consumer: pulls SIUSS flows and posts esiti; reads no records.
     Siuss,
+    /// Data protection officer: reads the registro degli accessi.
+    Dpo,
 }
 
 impl From<RoleArg> for Role {
@@ -97,6 +99,7 @@ impl From<RoleArg> for Role {
             RoleArg::Statistica => Role::Statistica,
             RoleArg::Amministratore => Role::Amministratore,
             RoleArg::Siuss => Role::Siuss,
+            RoleArg::Dpo => Role::Dpo,
         }
     }
 }

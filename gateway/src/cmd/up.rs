@@ -92,9 +92,23 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
     let grpc_addr = grpc.local_addr()?;
     let http_addr = web.local_addr()?;
+    // The demo's console login opens operator sessions even without SPID/CIE settings.
+    let spid = match spid {
+        None if a.demo => {
+            gateway::console::seed_demo_operators(&edge).await.context("demo operators")?;
+            let dir = a.key.signing_key.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            Some(gateway::console::demo_login_config(http_addr, &dir))
+        }
+        other => {
+            if a.demo {
+                gateway::console::seed_demo_operators(&edge).await.context("demo operators")?;
+            }
+            other
+        }
+    };
     tracing::info!(%grpc_addr, %http_addr, "SIGeSS hub listening");
     println!(
-        "SIGeSS hub: core gRPC on {grpc_addr}; gateway on http://{http_addr} (REST /api/v1, gRPC ingress, /metrics, /healthz, /readyz)"
+        "SIGeSS hub: core gRPC on {grpc_addr}; gateway on http://{http_addr} (REST /api/v1, web console /console/, gRPC ingress, /metrics, /healthz, /readyz)"
     );
     if a.demo {
         let demo_caller = Caller {
@@ -132,7 +146,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let auth = with_sessions(auth, spid, &edge, on_stop())?;
     let app = app::build_full(
         Parts { link, auth, store: Some(store.clone()), edge: Some(edge.clone()) },
-        &gateway::app::AppConfig { delivery_max_age: a.engine.max_age(), ..a.http.app_config() },
+        &gateway::app::AppConfig { delivery_max_age: a.engine.max_age(), console_demo: a.demo, ..a.http.app_config() },
         Some(token_endpoint),
     )
     .context("building the HTTP application")?;

@@ -161,6 +161,20 @@ impl EdgeStore {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Replaces a client's roles (access tokens already issued keep only the roles still
+    /// granted); false when there is no such client.
+    pub async fn set_client_roles(&self, client_id: &str, roles: &[Role]) -> Result<bool> {
+        if roles.is_empty() {
+            return Err(EdgeStoreError::Invalid("at least one role is required"));
+        }
+        let res = sqlx::query("UPDATE hub_client SET roles = $1 WHERE client_id = $2")
+            .bind(roles_text(roles))
+            .bind(client_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// Replaces a client's secret hash (rotation); false when there is no such client.
     pub async fn set_client_secret_hash(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
         let res = sqlx::query("UPDATE hub_client SET secret_hash = $1 WHERE client_id = $2")

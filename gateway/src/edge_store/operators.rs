@@ -165,6 +165,27 @@ impl EdgeStore {
         Ok(found)
     }
 
+    /// Every registered operator, by id.
+    pub async fn list_operators(&self) -> Result<Vec<OperatorRecord>> {
+        let rows =
+            sqlx::query(concat!("SELECT ", operator_columns!(), " FROM operator ORDER BY operator_id")).fetch_all(&self.pool).await?;
+        rows.iter().map(operator_from_row).collect()
+    }
+
+    /// Replaces an operator's roles (their sessions see the change at their next request);
+    /// false when unknown.
+    pub async fn set_operator_roles(&self, operator_id: &str, roles: &[Role]) -> Result<bool> {
+        if roles.is_empty() {
+            return Err(EdgeStoreError::Invalid("at least one role is required"));
+        }
+        let res = sqlx::query("UPDATE operator SET roles = $1 WHERE operator_id = $2")
+            .bind(roles_text(roles))
+            .bind(operator_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn insert_login(&self, r: &LoginRequest) -> Result<()> {
         sqlx::query(concat!("INSERT INTO login_request (", login_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(r.state_hash.clone())

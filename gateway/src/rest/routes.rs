@@ -112,6 +112,8 @@ pub const ROUTES: &[Route] = &[
     r(Put, "/prestazioni/{id}", cs!("UpdatePrestazione"), Some("prestazione"), &[("id", "prestazione.meta.id")], "prestazioni"),
     // Its INPS SIUSS flows, their esiti and what still blocks it (SiussService).
     r(Get, "/prestazioni/{id}/siuss", "cartella.v1.SiussService.GetStatoSiuss", None, &[("id", "id")], "prestazioni"),
+    // The ente's INPS SIUSS flows by state, with esiti and what their codes mean (administrators).
+    r(Get, "/siuss/flussi", "cartella.v1.SiussService.ListFlussi", None, &[], "siuss"),
     // Condivisioni
     r(Post, "/condivisioni", cs!("CreateCondivisione"), Some("condivisione"), &[], "condivisioni"),
     r(Post, "/condivisioni/{id}/revoca", cs!("RevokeCondivisione"), None, &[("id", "id")], "condivisioni"),
@@ -125,6 +127,8 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/deliveries/{id}", ds!("GetDelivery"), None, &[("id", "id")], "deliveries"),
     r(Post, "/deliveries/{id}/retry", ds!("RetryDelivery"), None, &[("id", "id")], "deliveries"),
     r(Post, "/deliveries/{id}/discard", ds!("DiscardDelivery"), None, &[("id", "id")], "deliveries"),
+    // Registro degli accessi (AuditService): who read a person's records, when and why (DPO).
+    r(Get, "/registro-accessi", "cartella.v1.AuditService.ListRegistroAccessi", None, &[], "registro"),
 ];
 
 /// Whether a route creates a record (201 with `Location`), rather than acting on one (200).
