@@ -1,6 +1,7 @@
 //! Assembles the gRPC server of core: the three `cartella.v1` services behind caller-token
-//! authentication, plus standard health (tracking the store) and reflection.
-use std::{future::Future, net::SocketAddr, time::Duration};
+//! authentication, plus standard health (tracking the store) and reflection, served in
+//! plaintext (loopback) or over rustls with optional client certificates (mTLS).
+use std::{fmt, future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, cartella_service_server::CartellaServiceServer, delivery_service_server::DeliveryServiceServer,
@@ -11,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Status,
     service::{Interceptor, Routes},
-    transport::Server,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tonic_health::ServingStatus;
 
@@ -110,6 +111,41 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
     Ok(routes)
 }
 
+/// Longest a TLS handshake may take on core's listener, so a silent peer cannot hold a slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS of core's gRPC listener, as PEM: the server's certificate chain (leaf first) and key,
+/// and, for mutual TLS, the CA certificates every client certificate must chain to. With a
+/// client CA a connection without a certificate from it is refused at the handshake.
+#[derive(Clone)]
+pub struct GrpcTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for GrpcTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcTls").field("mutual", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl GrpcTls {
+    /// Builds the TLS configuration once, so files that are not a certificate chain, its
+    /// key or a CA stop the process before it listens.
+    pub fn check(&self) -> Result<(), tonic::transport::Error> {
+        Server::builder().tls_config(self.server_config()).map(drop)
+    }
+
+    fn server_config(&self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem)).timeout(HANDSHAKE_TIMEOUT);
+        match &self.client_ca_pem {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(false),
+            None => config,
+        }
+    }
+}
+
 /// Serves core's gRPC on `listener` until `shutdown` completes, then drains in-flight calls.
 pub async fn serve(
     listener: TcpListener,
@@ -117,17 +153,23 @@ pub async fn serve(
     verifier: TokenVerifier,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    serve_routes(listener, routes(store, verifier).await?, shutdown).await
+    serve_routes(listener, routes(store, verifier).await?, None, shutdown).await
 }
 
-/// Serves routes built by [`routes`] on `listener` (when the same routes are also called in
-/// the process, as `sigess up` does for its gateway).
+/// Serves routes built by [`routes`] on `listener`, over TLS when `tls` is given (when the
+/// same routes are also called in the process, as `sigess up` does for its gateway). Bad
+/// certificate or key files fail here, before the first connection.
 pub async fn serve_routes(
     listener: TcpListener,
     routes: Routes,
+    tls: Option<&GrpcTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

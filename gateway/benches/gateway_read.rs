@@ -26,7 +26,7 @@ use core_cartella::{
 use gateway::{
     app::{self, AppConfig, Parts},
     auth::Authenticator,
-    core_link::CoreLink,
+    core_link::{CoreLink, LinkSecurity},
     stack::limit::RateConfig,
 };
 use tonic::transport::Channel;
@@ -119,7 +119,7 @@ async fn main() {
     let core_addr = core_l.local_addr().unwrap();
     let (s, v) = (store.clone(), signer.verifier().unwrap());
     tokio::spawn(async move { core_cartella::server::serve(core_l, &s, v, std::future::pending()).await.unwrap() });
-    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap();
+    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), &LinkSecurity::default(), signer.clone()).unwrap();
     let cfg = AppConfig { rate: RateConfig { per_minute: 100_000_000, burst: 1_000_000 }, ..Default::default() };
     let app = app::build(
         Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None, edge: None },
