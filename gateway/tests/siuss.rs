@@ -705,7 +705,8 @@ async fn failed_cancellation_holds_insertion(backend: TestBackend) {
     assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), [siuss::ledger::RULE_HELD]);
 
     // The cause fixed: the next apply emits C then I, and the hold is gone.
-    let restore = if backend == TestBackend::Postgres { format!("'\\x{}'::bytea", hex(&snapshot)) } else { format!("X'{}'", hex(&snapshot)) };
+    let restore =
+        if backend == TestBackend::Postgres { format!("'\\x{}'::bytea", hex(&snapshot)) } else { format!("X'{}'", hex(&snapshot)) };
     sql(&db.url, &format!("UPDATE siuss_flusso SET snapshot = {restore} WHERE id_flusso = '{}'", first.id_flusso)).await;
     drain(&store, &cfg.ente).await;
     let s = store.siuss_stato(&operatore(), &pid, "").await.unwrap();
