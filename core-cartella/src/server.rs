@@ -7,7 +7,7 @@ use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, cartella_service_server::CartellaServiceServer, delivery_service_server::DeliveryServiceServer,
     feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Status,
@@ -66,8 +66,23 @@ impl Interceptor for Authenticate {
     }
 }
 
-/// The gRPC routes of core, to serve alone or merged with HTTP routes.
+/// The gRPC routes of core, to serve alone or merged with HTTP routes. Feed streams end
+/// only when their client goes: see [`routes_until`].
 pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    routes_until(store, verifier, None).await
+}
+
+/// [`routes`] whose open feed streams end once `stop` turns `true`, so a server stopping
+/// gracefully is not held open by followers.
+pub async fn routes_until(
+    store: &Store,
+    verifier: TokenVerifier,
+    stop: Option<watch::Receiver<bool>>,
+) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    let feed = match stop {
+        Some(stop) => FeedSvc::until(store.clone(), stop),
+        None => FeedSvc::new(store.clone()),
+    };
     let auth = Authenticate::new(verifier);
     let (reporter, health) = tonic_health::server::health_reporter();
     for s in SERVICES {
@@ -104,7 +119,7 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(CartellaServiceServer::with_interceptor(CartellaSvc::new(store.clone()), auth.clone()))
-        .add_service(FeedServiceServer::with_interceptor(FeedSvc::new(store.clone()), auth.clone()))
+        .add_service(FeedServiceServer::with_interceptor(feed, auth.clone()))
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth));
@@ -153,7 +168,13 @@ pub async fn serve(
     verifier: TokenVerifier,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    serve_routes(listener, routes(store, verifier).await?, None, shutdown).await
+    let (stop, stopping) = watch::channel(false);
+    let routes = routes_until(store, verifier, Some(stopping)).await?;
+    serve_routes(listener, routes, None, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await
 }
 
 /// Serves routes built by [`routes`] on `listener`, over TLS when `tls` is given (when the

@@ -859,6 +859,23 @@ on_both_backends!(
     restart_keeps_data,
 );
 
+/// Stopping the server ends open feed streams with UNAVAILABLE (the follower resumes from
+/// its cursor elsewhere) instead of waiting for every follower to leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_open_feeds() {
+    let db = TestDb::sqlite("sigess_test.db");
+    let hub = Hub::start(&db).await;
+    let mut c = hub.op("M08").await;
+    c.create_persona(pb::CreatePersonaRequest { persona: Some(persona("Feed", "Mario", 1)) }).await.unwrap();
+    let mut feed = hub.feed(&hub.token(Some("M08"), &[Role::Operatore])).await;
+    let mut stream = feed.watch_changes(pb::WatchChangesRequest::default()).await.unwrap().into_inner();
+    assert_eq!(next_events(&mut stream, 1).await.len(), 1, "the stream is open and caught up");
+    // Hub::stop waits up to 10 s for the server: a stream holding it open would exceed this.
+    tokio::time::timeout(std::time::Duration::from_secs(5), hub.stop()).await.expect("the server stops with a feed open");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message()).await.expect("the stream ends");
+    assert_eq!(end.unwrap_err().code(), Code::Unavailable);
+}
+
 /// Server reflection answers in both versions clients speak: v1 (grpcurl) and v1alpha
 /// (Python's grpcio-reflection and other common tools), listing the same services.
 #[tokio::test]

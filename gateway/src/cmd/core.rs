@@ -38,8 +38,16 @@ pub async fn run(a: CoreArgs) -> Result<()> {
     let transport = transport_name(tls.as_ref());
     tracing::info!(grpc_addr = %listener.local_addr()?, transport, "core-cartella listening");
     println!("core-cartella: gRPC on {} ({transport})", listener.local_addr()?);
-    let routes = core_cartella::server::routes(&store, verifier).await.map_err(anyhow::Error::from_boxed).context("gRPC routes")?;
-    core_cartella::server::serve_routes(listener, routes, tls.as_ref(), shutdown_signal())
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let routes = core_cartella::server::routes_until(&store, verifier, Some(stopping))
+        .await
+        .map_err(anyhow::Error::from_boxed)
+        .context("gRPC routes")?;
+    let signalled = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    core_cartella::server::serve_routes(listener, routes, tls.as_ref(), signalled)
         .await
         .map_err(anyhow::Error::from_boxed)
         .context("gRPC server")?;

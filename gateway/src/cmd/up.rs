@@ -116,7 +116,11 @@ pub async fn run(a: UpArgs) -> Result<()> {
     }
     let (stop, on_stop) = stopper();
     let verifier = signer.verifier()?;
-    let routes = core_cartella::server::routes(&store, verifier).await.map_err(anyhow::Error::from_boxed).context("gRPC routes")?;
+    // Feed streams end when the hub stops, on core's port and through the gateway alike.
+    let routes = core_cartella::server::routes_until(&store, verifier, Some(stop.subscribe()))
+        .await
+        .map_err(anyhow::Error::from_boxed)
+        .context("gRPC routes")?;
     let grpc_routes = routes.clone();
     let grpc_stop = on_stop();
     let grpc_task = tokio::spawn(async move {
