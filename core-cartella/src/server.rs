@@ -79,8 +79,8 @@ pub async fn routes_until(
     verifier: TokenVerifier,
     stop: Option<watch::Receiver<bool>>,
 ) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
-    let feed = match stop {
-        Some(stop) => FeedSvc::until(store.clone(), stop),
+    let feed = match &stop {
+        Some(stop) => FeedSvc::until(store.clone(), stop.clone()),
         None => FeedSvc::new(store.clone()),
     };
     let auth = Authenticate::new(verifier);
@@ -89,12 +89,17 @@ pub async fn routes_until(
         reporter.set_service_status(s, ServingStatus::Serving).await;
     }
     // Health follows the store: a database that stops answering makes the services NOT_SERVING.
-    // The watch ends when the store is closed, which every command does on shutdown.
+    // The watch ends with `stop`, or when the store is closed, which every command does on
+    // shutdown.
     let watched = store.clone();
+    let mut stop = stop;
     tokio::spawn(async move {
         let mut last = true;
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stopped(&mut stop) => break,
+            }
             if watched.pool().is_closed() {
                 break;
             }
@@ -124,6 +129,16 @@ pub async fn routes_until(
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth));
     Ok(routes)
+}
+
+/// Resolves once `stop` turns `true` (or its sender is gone); never without one.
+pub(crate) async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Longest a TLS handshake may take on core's listener, so a silent peer cannot hold a slot.

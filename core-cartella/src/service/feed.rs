@@ -12,6 +12,7 @@ use super::caller;
 use crate::{
     error::CoreError,
     record::Kind,
+    server::stopped,
     store::{Change, Cursor, Store},
 };
 
@@ -38,16 +39,6 @@ impl FeedSvc {
     /// for its calls to finish would otherwise wait for every follower to leave.
     pub fn until(store: Store, stop: watch::Receiver<bool>) -> Self {
         Self { store, stop: Some(stop) }
-    }
-}
-
-/// Resolves once `stop` turns `true` (or its sender is gone); never without one.
-async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
-    match stop {
-        Some(rx) => {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-        None => std::future::pending().await,
     }
 }
 
