@@ -23,28 +23,16 @@ use core_cartella::{
     delivery::{Engine, EngineConfig},
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
+    testkit::TestDb,
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-
-const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-async fn fresh_db() -> (String, String) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(ADMIN).await.expect("PostgreSQL at 127.0.0.1:5432");
-    let name = format!("sigess_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
-    pool.close().await;
-    (name.clone(), format!("postgres://postgres@127.0.0.1:5432/{name}"))
-}
-
-async fn drop_db(name: &str) {
-    let pool = sqlx::AnyPool::connect(ADMIN).await.unwrap();
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&pool).await;
-    pool.close().await;
+async fn fresh_db() -> TestDb {
+    TestDb::postgres("sigess_bench").await.expect("the benchmark needs PostgreSQL at 127.0.0.1:5432")
 }
 
 /// Arrivals at the peer: latency from the change's commit instant, when it arrived.
@@ -169,7 +157,8 @@ async fn write_at(store: &Store, start: u64, rate: u64, secs: u64) -> u64 {
 }
 
 async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duration, u64, u64) {
-    let (name, url) = fresh_db().await;
+    let db = fresh_db().await;
+    let url = db.url.clone();
     let writer = open(&url, 16).await;
     let stores: Vec<Store> = futures::future::join_all((0..workers).map(|_| open(&url, 8))).await;
     let (p, hook) = peer().await;
@@ -187,14 +176,15 @@ async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duratio
         s.close().await;
     }
     writer.close().await;
-    drop_db(&name).await;
+    db.drop_pg().await;
     (pct(&lat, 0.5), pct(&lat, 0.99), delivered, written)
 }
 
 /// Commits/s of the write path alone (16 writers), then deliveries/s of `workers` engines
 /// over that backlog.
 async fn ceiling_run(workers: usize, backlog: u64) -> (f64, f64) {
-    let (name, url) = fresh_db().await;
+    let db = fresh_db().await;
+    let url = db.url.clone();
     let writer = open(&url, 16).await;
     let began = Instant::now();
     let mut tasks = Vec::new();
@@ -225,7 +215,7 @@ async fn ceiling_run(workers: usize, backlog: u64) -> (f64, f64) {
         s.close().await;
     }
     writer.close().await;
-    drop_db(&name).await;
+    db.drop_pg().await;
     (writes, deliveries)
 }
 

@@ -23,17 +23,9 @@ use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
+    testkit::TestDb,
 };
 use tonic::{metadata::MetadataValue, transport::Channel};
-
-const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-async fn admin_exec(sql: String) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(ADMIN).await.expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-    pool.close().await;
-}
 
 fn pgbench(db: &str, clients: u32, secs: u64) -> f64 {
     let init =
@@ -58,12 +50,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let (hub_db, pgb_db) = (format!("sigess_bench_{tag}"), format!("pgbench_{tag}"));
-    admin_exec(format!("CREATE DATABASE {hub_db}")).await;
-    admin_exec(format!("CREATE DATABASE {pgb_db}")).await;
+    let hub_db = TestDb::postgres("sigess_bench").await.expect("the benchmark needs PostgreSQL at 127.0.0.1:5432");
+    let pgb_db = TestDb::postgres("pgbench").await.expect("the benchmark needs PostgreSQL at 127.0.0.1:5432");
 
-    let mut opts = StoreOptions::new(&format!("postgres://postgres@127.0.0.1:5432/{hub_db}"));
+    let mut opts = StoreOptions::new(&hub_db.url);
     opts.max_connections = 32;
     let store = Store::open(&opts).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +159,7 @@ async fn main() {
         t.await.unwrap();
     }
     let hub_tps = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    let pg_tps = pgbench(&pgb_db, 16, secs);
+    let pg_tps = pgbench(pgb_db.pg_name().unwrap_or_default(), 16, secs);
 
     // 2. Read path at 64 clients.
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -206,6 +196,6 @@ async fn main() {
     );
 
     store.close().await;
-    admin_exec(format!("DROP DATABASE IF EXISTS {hub_db} WITH (FORCE)")).await;
-    admin_exec(format!("DROP DATABASE IF EXISTS {pgb_db} WITH (FORCE)")).await;
+    hub_db.drop_pg().await;
+    pgb_db.drop_pg().await;
 }

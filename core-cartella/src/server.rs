@@ -1,18 +1,19 @@
 //! Assembles the gRPC server of core: the three `cartella.v1` services behind caller-token
-//! authentication, plus standard health (tracking the store) and reflection.
-use std::{future::Future, net::SocketAddr, time::Duration};
+//! authentication, plus standard health (tracking the store) and reflection, served in
+//! plaintext (loopback) or over rustls with optional client certificates (mTLS).
+use std::{fmt, future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
     delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer,
     stats_service_server::StatsServiceServer,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Status,
     service::{Interceptor, Routes},
-    transport::Server,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tonic_health::ServingStatus;
 
@@ -67,20 +68,40 @@ impl Interceptor for Authenticate {
     }
 }
 
-/// The gRPC routes of core, to serve alone or merged with HTTP routes.
+/// The gRPC routes of core, to serve alone or merged with HTTP routes. Feed streams end
+/// only when their client goes: see [`routes_until`].
 pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    routes_until(store, verifier, None).await
+}
+
+/// [`routes`] whose open feed streams end once `stop` turns `true`, so a server stopping
+/// gracefully is not held open by followers.
+pub async fn routes_until(
+    store: &Store,
+    verifier: TokenVerifier,
+    stop: Option<watch::Receiver<bool>>,
+) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    let feed = match &stop {
+        Some(stop) => FeedSvc::until(store.clone(), stop.clone()),
+        None => FeedSvc::new(store.clone()),
+    };
     let auth = Authenticate::new(verifier);
     let (reporter, health) = tonic_health::server::health_reporter();
     for s in SERVICES {
         reporter.set_service_status(s, ServingStatus::Serving).await;
     }
     // Health follows the store: a database that stops answering makes the services NOT_SERVING.
-    // The watch ends when the store is closed, which every command does on shutdown.
+    // The watch ends with `stop`, or when the store is closed, which every command does on
+    // shutdown.
     let watched = store.clone();
+    let mut stop = stop;
     tokio::spawn(async move {
         let mut last = true;
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stopped(&mut stop) => break,
+            }
             if watched.pool().is_closed() {
                 break;
             }
@@ -105,12 +126,57 @@ pub async fn routes(store: &Store, verifier: TokenVerifier) -> Result<Routes, Bo
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(CartellaServiceServer::with_interceptor(CartellaSvc::new(store.clone()), auth.clone()))
-        .add_service(FeedServiceServer::with_interceptor(FeedSvc::new(store.clone()), auth.clone()))
+        .add_service(FeedServiceServer::with_interceptor(feed, auth.clone()))
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth.clone()))
         .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth));
     Ok(routes)
+}
+
+/// Resolves once `stop` turns `true` (or its sender is gone); never without one.
+pub(crate) async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Longest a TLS handshake may take on core's listener, so a silent peer cannot hold a slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS of core's gRPC listener, as PEM: the server's certificate chain (leaf first) and key,
+/// and, for mutual TLS, the CA certificates every client certificate must chain to. With a
+/// client CA a connection without a certificate from it is refused at the handshake.
+#[derive(Clone)]
+pub struct GrpcTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for GrpcTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcTls").field("mutual", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl GrpcTls {
+    /// Builds the TLS configuration once, so files that are not a certificate chain, its
+    /// key or a CA stop the process before it listens.
+    pub fn check(&self) -> Result<(), tonic::transport::Error> {
+        Server::builder().tls_config(self.server_config()).map(drop)
+    }
+
+    fn server_config(&self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem)).timeout(HANDSHAKE_TIMEOUT);
+        match &self.client_ca_pem {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(false),
+            None => config,
+        }
+    }
 }
 
 /// Serves core's gRPC on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -120,17 +186,29 @@ pub async fn serve(
     verifier: TokenVerifier,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    serve_routes(listener, routes(store, verifier).await?, shutdown).await
+    let (stop, stopping) = watch::channel(false);
+    let routes = routes_until(store, verifier, Some(stopping)).await?;
+    serve_routes(listener, routes, None, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await
 }
 
-/// Serves routes built by [`routes`] on `listener` (when the same routes are also called in
-/// the process, as `sigess up` does for its gateway).
+/// Serves routes built by [`routes`] on `listener`, over TLS when `tls` is given (when the
+/// same routes are also called in the process, as `sigess up` does for its gateway). Bad
+/// certificate or key files fail here, before the first connection.
 pub async fn serve_routes(
     listener: TcpListener,
     routes: Routes,
+    tls: Option<&GrpcTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

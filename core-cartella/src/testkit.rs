@@ -61,9 +61,21 @@ impl TestDb {
         }
     }
 
+    /// The name of a PostgreSQL database (None on SQLite), for tools that take one.
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+
     /// The folder of a SQLite database (None on PostgreSQL).
     pub fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+
+    /// Core's store on this database with a pool of `max_connections`, migrations applied.
+    pub async fn store(&self, max_connections: u32) -> crate::store::Store {
+        let mut opts = crate::store::StoreOptions::new(&self.url);
+        opts.max_connections = max_connections;
+        crate::store::Store::open(&opts).await.unwrap()
     }
 
     /// Drops the PostgreSQL database (closing its connections); nothing on SQLite.

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use cartella_proto::v1 as pb;
-use common::Db;
+use core_cartella::testkit::TestDb;
 use core_cartella::{
     CoreError,
     auth::{Caller, CallerKind, Role},
@@ -47,7 +47,7 @@ fn persona(i: u32) -> pb::Persona {
     }
 }
 
-async fn open(db: &Db) -> Store {
+async fn open(db: &TestDb) -> Store {
     let mut opts = StoreOptions::new(&db.url);
     opts.max_connections = 20;
     Store::open(&opts).await.unwrap()
@@ -77,7 +77,7 @@ async fn read_audits(store: &Store) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE action = 'read'").fetch_one(store.pool()).await.unwrap().try_get("n").unwrap()
 }
 
-async fn concurrent_reads_each_commit_their_audit(db: &Db) {
+async fn concurrent_reads_each_commit_their_audit(db: &TestDb) {
     let store = open(db).await;
     let cid = fixture(&store, 60).await;
     let c = caller();
@@ -117,7 +117,7 @@ async fn concurrent_reads_each_commit_their_audit(db: &Db) {
     store.close().await;
 }
 
-async fn read_fails_when_its_audit_cannot_commit(db: &Db) {
+async fn read_fails_when_its_audit_cannot_commit(db: &TestDb) {
     let store = open(db).await;
     let cid = fixture(&store, 3).await;
     let c = caller();
@@ -153,7 +153,7 @@ async fn read_fails_when_its_audit_cannot_commit(db: &Db) {
 
 /// A declared purpose is bounded in length and characters before anything is read, and a
 /// system client reads only for the purpose it was registered with.
-async fn purpose_is_bounded_and_registered_purpose_stands(db: &Db) {
+async fn purpose_is_bounded_and_registered_purpose_stands(db: &TestDb) {
     let store = open(db).await;
     let cid = fixture(&store, 3).await;
     let op = caller();
@@ -194,7 +194,7 @@ async fn purpose_is_bounded_and_registered_purpose_stands(db: &Db) {
 /// The registro degli accessi shows the rows about one person (their anagrafica, their
 /// cartella), newest first and paged without overlap, only to an ente-wide dpo; each
 /// consultation is itself audited before rows are returned.
-async fn registro_shows_one_persons_rows_to_the_dpo(db: &Db) {
+async fn registro_shows_one_persons_rows_to_the_dpo(db: &TestDb) {
     let store = open(db).await;
     let cartella = fixture(&store, 3).await;
     let c = caller();
@@ -281,14 +281,14 @@ async fn sqlite_files_are_owner_only() {
 /// store: seeding refuses a store holding data it did not seed.
 #[tokio::test]
 async fn demo_refuses_a_store_with_other_data() {
-    let real = common::database(common::Backend::Sqlite).await.unwrap();
+    let real = TestDb::sqlite("sigess_test.db");
     let store = open(&real).await;
     store.create(&caller(), persona(1)).await.unwrap();
     let err = core_cartella::demo::seed(&store, 1, 7).await.unwrap_err();
     assert!(matches!(err, CoreError::Denied(_)), "{err:?}");
     store.close().await;
 
-    let demo = common::database(common::Backend::Sqlite).await.unwrap();
+    let demo = TestDb::sqlite("sigess_test.db");
     let store = open(&demo).await;
     let first = core_cartella::demo::seed(&store, 1, 7).await.unwrap();
     assert!(!first.already_seeded && first.persone > 0);

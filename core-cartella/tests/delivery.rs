@@ -23,7 +23,8 @@ use axum::{
     routing::post,
 };
 use cartella_proto::v1::{self as pb, delivery_service_client::DeliveryServiceClient};
-use common::{Backend, Bearer, Db, Hub};
+use common::{Bearer, Hub};
+use core_cartella::testkit::TestDb;
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
     delivery::{Engine, EngineConfig},
@@ -193,13 +194,13 @@ fn check_exactly_once_in_order(seen: &[Arrival], ids: &[String], per_person: i64
     }
 }
 
-async fn open(db: &Db) -> Store {
+async fn open(db: &TestDb) -> Store {
     let mut opts = StoreOptions::new(&db.url);
     opts.max_connections = 10;
     Store::open(&opts).await.unwrap()
 }
 
-async fn delivers_each_change_once_in_order(db: &Db) {
+async fn delivers_each_change_once_in_order(db: &TestDb) {
     let store = open(db).await;
     let peer = Peer::start(Box::new(|_, _| Act::Ok)).await;
     let ids = write_changes(&store, 60, 2, 3).await;
@@ -217,7 +218,7 @@ async fn delivers_each_change_once_in_order(db: &Db) {
     store.close().await;
 }
 
-async fn poison_is_parked_and_retried_after_the_fix(db: &Db) {
+async fn poison_is_parked_and_retried_after_the_fix(db: &TestDb) {
     let hub = Hub::start(db).await;
     let store = hub.store.clone();
     let ids = write_changes(&store, 20, 0, 1).await;
@@ -294,7 +295,7 @@ async fn poison_is_parked_and_retried_after_the_fix(db: &Db) {
     hub.stop().await;
 }
 
-async fn a_failing_peer_is_retried_with_backoff(db: &Db) {
+async fn a_failing_peer_is_retried_with_backoff(db: &TestDb) {
     let store = open(db).await;
     // 500 for the first requests, then 429 with Retry-After 1 s, then slower than the
     // adapter's timeout, then fine.
@@ -341,7 +342,7 @@ async fn a_failing_peer_is_retried_with_backoff(db: &Db) {
     store.close().await;
 }
 
-async fn replay_repeats_with_the_same_keys(db: &Db) {
+async fn replay_repeats_with_the_same_keys(db: &TestDb) {
     let hub = Hub::start(db).await;
     let store = hub.store.clone();
     let peer = Peer::start(Box::new(|_, _| Act::Ok)).await;
@@ -376,7 +377,7 @@ on_both_backends!(
 /// Two engines, each with its own pool, share 2,000 changes of 500 people on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_share_the_work_on_postgres() {
-    let Some(db) = common::database(Backend::Postgres).await else { return };
+    let Some(db) = TestDb::postgres("sigess_test").await else { return };
     let store = open(&db).await;
     let peer = Peer::start(Box::new(|_, _| Act::Ok)).await;
     let mut stops = Vec::new();

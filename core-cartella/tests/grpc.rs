@@ -6,7 +6,8 @@ mod common;
 use std::collections::HashSet;
 
 use cartella_proto::v1::{self as pb, valutazione::Scheda};
-use common::{Db, Hub};
+use common::Hub;
+use core_cartella::testkit::TestDb;
 use core_cartella::{auth::Role, domain::codice_fiscale::compose, record::Kind};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -92,7 +93,7 @@ fn prestazione(cartella_id: &str) -> pb::Prestazione {
     }
 }
 
-async fn crud_every_kind(db: &Db) {
+async fn crud_every_kind(db: &TestDb) {
     let hub = Hub::start(db).await;
     let mut c = hub.op("M01").await;
 
@@ -337,7 +338,7 @@ async fn crud_every_kind(db: &Db) {
     hub.stop().await;
 }
 
-async fn duplicate_codice_fiscale(db: &Db) {
+async fn duplicate_codice_fiscale(db: &TestDb) {
     let hub = Hub::start(db).await;
     let mut m1 = hub.op("M01").await;
     let mut m2 = hub.op("M02").await;
@@ -364,7 +365,7 @@ async fn duplicate_codice_fiscale(db: &Db) {
     hub.stop().await;
 }
 
-async fn tenancy(db: &Db) {
+async fn tenancy(db: &TestDb) {
     let hub = Hub::start(db).await;
     let (pid, cid) = persona_with_cartella(&hub, "M01", "Neri", 6).await;
     let mut m1 = hub.op("M01").await;
@@ -465,7 +466,7 @@ async fn tenancy(db: &Db) {
     hub.stop().await;
 }
 
-async fn stale_version(db: &Db) {
+async fn stale_version(db: &TestDb) {
     let hub = Hub::start(db).await;
     let (_, cid) = persona_with_cartella(&hub, "M04", "Marrone", 8).await;
     let mut a = hub.op("M04").await;
@@ -484,7 +485,7 @@ async fn stale_version(db: &Db) {
     hub.stop().await;
 }
 
-async fn reads_are_audited(db: &Db) {
+async fn reads_are_audited(db: &TestDb) {
     let hub = Hub::start(db).await;
     let (pid, cid) = persona_with_cartella(&hub, "M05", "Viola", 9).await;
     let mut c = hub.op("M05").await;
@@ -511,7 +512,7 @@ async fn reads_are_audited(db: &Db) {
     hub.stop().await;
 }
 
-async fn malformed_input(db: &Db) {
+async fn malformed_input(db: &TestDb) {
     let hub = Hub::start(db).await;
     let mut c = hub.op("M07").await;
     let mut bad = persona("Blu", "Mario", 10);
@@ -580,7 +581,7 @@ async fn next_events(stream: &mut tonic::Streaming<pb::ChangeEvent>, n: usize) -
     out
 }
 
-async fn watch_changes_resumes(db: &Db) {
+async fn watch_changes_resumes(db: &TestDb) {
     let hub = Hub::start(db).await;
     let token = hub.token(Some("M08"), &[Role::Operatore]);
     let mut c = hub.op("M08").await;
@@ -629,7 +630,7 @@ async fn watch_changes_resumes(db: &Db) {
 }
 
 /// Many concurrent writers while a follower streams: it must see every change exactly once.
-async fn feed_under_concurrency(db: &Db) {
+async fn feed_under_concurrency(db: &TestDb) {
     let hub = Hub::start(db).await;
     let token = hub.token(None, &[Role::Consultazione]);
     let mut feed = hub.feed(&token).await;
@@ -666,7 +667,7 @@ async fn feed_under_concurrency(db: &Db) {
     hub.stop().await;
 }
 
-async fn restart_keeps_data(db: &Db) {
+async fn restart_keeps_data(db: &TestDb) {
     let hub = Hub::start(db).await;
     let (pid, cid) = persona_with_cartella(&hub, "M10", "Durevole", 13).await;
     let mut c = hub.op("M10").await;
@@ -683,7 +684,7 @@ async fn restart_keeps_data(db: &Db) {
 /// not filter by another ufficio's cartelle, an accesso makes the anagrafica readable but not
 /// writable, the codice fiscale is unique within an ente and never reveals another ente's
 /// persona, and the feed brings a persona's updates to every ufficio that sees the persona.
-async fn tenancy_edges_two_enti(db: &Db) {
+async fn tenancy_edges_two_enti(db: &TestDb) {
     use core_cartella::auth::{Caller, CallerKind};
     let hub = Hub::start(db).await;
     let caller = |ente: &str, ufficio: &str| Caller {
@@ -779,7 +780,7 @@ async fn tenancy_edges_two_enti(db: &Db) {
 
 /// A sharing basis without an end lasts a year; the owning ufficio revokes it (audited, in the
 /// feed), after which the recipient reads nothing; the recipient cannot revoke it.
-async fn condivisione_revoked_and_bounded(db: &Db) {
+async fn condivisione_revoked_and_bounded(db: &TestDb) {
     let hub = Hub::start(db).await;
     let (_, cid) = persona_with_cartella(&hub, "M01", "Revoca", 11).await;
     let mut m1 = hub.op("M01").await;
@@ -858,13 +859,30 @@ on_both_backends!(
     restart_keeps_data,
 );
 
+/// Stopping the server ends open feed streams with UNAVAILABLE (the follower resumes from
+/// its cursor elsewhere) instead of waiting for every follower to leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_open_feeds() {
+    let db = TestDb::sqlite("sigess_test.db");
+    let hub = Hub::start(&db).await;
+    let mut c = hub.op("M08").await;
+    c.create_persona(pb::CreatePersonaRequest { persona: Some(persona("Feed", "Mario", 1)) }).await.unwrap();
+    let mut feed = hub.feed(&hub.token(Some("M08"), &[Role::Operatore])).await;
+    let mut stream = feed.watch_changes(pb::WatchChangesRequest::default()).await.unwrap().into_inner();
+    assert_eq!(next_events(&mut stream, 1).await.len(), 1, "the stream is open and caught up");
+    // Hub::stop waits up to 10 s for the server: a stream holding it open would exceed this.
+    tokio::time::timeout(std::time::Duration::from_secs(5), hub.stop()).await.expect("the server stops with a feed open");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message()).await.expect("the stream ends");
+    assert_eq!(end.unwrap_err().code(), Code::Unavailable);
+}
+
 /// Server reflection answers in both versions clients speak: v1 (grpcurl) and v1alpha
 /// (Python's grpcio-reflection and other common tools), listing the same services.
 #[tokio::test]
 async fn reflection_v1_and_v1alpha() {
     use tokio_stream::StreamExt;
     use tonic_reflection::pb::{v1, v1alpha};
-    let db = common::database(common::Backend::Sqlite).await.unwrap();
+    let db = TestDb::sqlite("sigess_test.db");
     let hub = Hub::start(&db).await;
     let ch = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr)).unwrap().connect().await.unwrap();
 

@@ -22,23 +22,15 @@ use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
+    testkit::TestDb,
 };
 use gateway::{
     app::{self, AppConfig, Parts},
     auth::Authenticator,
-    core_link::CoreLink,
+    core_link::{CoreLink, LinkSecurity},
     stack::limit::RateConfig,
 };
 use tonic::transport::Channel;
-
-const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-async fn admin(sql: String) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(ADMIN).await.expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-    pool.close().await;
-}
 
 struct Wrk {
     rps: f64,
@@ -107,9 +99,8 @@ fn free_port() -> u16 {
 async fn main() {
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     let conns: u32 = std::env::var("BENCH_CONNS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
-    let db = format!("sigess_gwbench_{}", uuid::Uuid::new_v4().simple());
-    admin(format!("CREATE DATABASE {db}")).await;
-    let mut opts = StoreOptions::new(&format!("postgres://postgres@127.0.0.1:5432/{db}"));
+    let db = TestDb::postgres("sigess_gwbench").await.expect("the benchmark needs PostgreSQL at 127.0.0.1:5432");
+    let mut opts = StoreOptions::new(&db.url);
     opts.max_connections = 32;
     let store = Store::open(&opts).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -119,7 +110,7 @@ async fn main() {
     let core_addr = core_l.local_addr().unwrap();
     let (s, v) = (store.clone(), signer.verifier().unwrap());
     tokio::spawn(async move { core_cartella::server::serve(core_l, &s, v, std::future::pending()).await.unwrap() });
-    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap();
+    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), &LinkSecurity::default(), signer.clone()).unwrap();
     let cfg = AppConfig { rate: RateConfig { per_minute: 100_000_000, burst: 1_000_000 }, ..Default::default() };
     let app = app::build(
         Parts { link, auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None, edge: None },
@@ -307,5 +298,5 @@ async fn main() {
     }
 
     store.close().await;
-    admin(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+    db.drop_pg().await;
 }

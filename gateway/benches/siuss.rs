@@ -24,7 +24,13 @@ use core_cartella::{
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
 };
-use gateway::{adapters::siuss_drain, app, auth::Authenticator, core_link::CoreLink, siuss_config::SiussConfig};
+use gateway::{
+    adapters::siuss_drain,
+    app,
+    auth::Authenticator,
+    core_link::{CoreLink, LinkSecurity},
+    siuss_config::SiussConfig,
+};
 use prost::Message;
 use serde_json::Value;
 
@@ -180,7 +186,7 @@ async fn flussi(n: u64) {
     println!("worker produced {n} flows in {:.2}s ({:.0} flows/s)", t.elapsed().as_secs_f64(), n as f64 / t.elapsed().as_secs_f64());
 
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
-    let link = CoreLink::connect_lazy("http://127.0.0.1:9", signer.clone()).unwrap();
+    let link = CoreLink::connect_lazy("http://127.0.0.1:9", &LinkSecurity::default(), signer.clone()).unwrap();
     let rate = gateway::stack::limit::RateConfig { per_minute: 10_000_000, burst: 1_000_000 };
     let built = app::build(
         app::Parts {

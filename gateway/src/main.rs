@@ -50,6 +50,9 @@ enum Command {
     Operator(cmd::operator::OperatorCmd),
     /// Run the delivery engine alone (scale-out on PostgreSQL): every outbound adapter.
     Worker(cmd::worker::WorkerArgs),
+    /// Make a private CA, core's server certificate and the gateway's client certificate
+    /// for TLS between gateway and core.
+    Certs(cmd::certs::CertsArgs),
     /// INPS SIUSS one-shot jobs.
     Siuss {
         #[command(subcommand)]
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
             Command::Client(c) => cmd::client::run(c).await,
             Command::Operator(c) => cmd::operator::run(c).await,
             Command::Worker(a) => cmd::worker::run(a).await,
+            Command::Certs(a) => cmd::certs::run(a),
             Command::Siuss { command } => cmd::siuss::run(command).await,
         }
     })

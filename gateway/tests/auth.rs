@@ -21,6 +21,7 @@ use base64::{
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     store::{Store, StoreOptions},
+    testkit::TestDb,
 };
 use gateway::auth::{
     AccessTokens, Authenticator, ClientRegistry, JwksSource, NewClient, PdndConfig, PdndVerifier, Presented, cert_fingerprint,
@@ -809,19 +810,8 @@ async fn refusals_through_post_are_never_server_errors() {
 /// upsert semantics are what differ). Skips outside CI when PostgreSQL is not reachable.
 #[tokio::test]
 async fn registry_and_jti_ledger_on_postgres() {
-    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
-        Ok(p) => p,
-        Err(e) => {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
-            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e}); set CI=true to make this a failure");
-            return;
-        }
-    };
-    let name = format!("sigess_auth_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let store = EdgeStore::open(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 4).await.unwrap();
+    let Some(db) = TestDb::postgres("sigess_auth").await else { return };
+    let store = EdgeStore::open(&db.url, 4).await.unwrap();
     let registry = ClientRegistry::new(store.clone());
     let (c, secret) = registry
         .create(NewClient {
@@ -865,8 +855,7 @@ async fn registry_and_jti_ledger_on_postgres() {
     assert!(store.remember_jti("iss", "j3", t - 5, t).await.unwrap());
     assert_eq!(store.purge_jtis(t).await.unwrap(), 1);
     store.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-    admin.close().await;
+    db.drop_pg().await;
 }
 
 #[tokio::test]

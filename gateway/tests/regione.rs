@@ -20,63 +20,17 @@ use core_cartella::{
     delivery::{Engine, EngineConfig},
     domain::codice_fiscale::compose,
     store::{
-        Store, StoreOptions,
+        Store,
         delivery::{JobFilter, JobState},
     },
+    testkit::{TestBackend, TestDb},
 };
 use regione_lazio::{Config, RegioneLazio, mapping::CF_SYSTEM};
 use serde_json::Value;
 
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 /// The resource types one shared cartella (persona, cartella, PAI with a goal, one
 /// prestazione, the consent) becomes, one each.
 const PER_CARTELLA: [&str; 6] = ["Patient", "EpisodeOfCare", "Goal", "CarePlan", "ServiceRequest", "Consent"];
-
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<String>,
-}
-
-async fn database(pg: bool) -> Option<Db> {
-    if !pg {
-        let dir = tempfile::tempdir().unwrap();
-        return Some(Db { url: format!("sqlite://{}/sigess.db", dir.path().display()), _dir: Some(dir), pg: None });
-    }
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
-        Ok(p) => p,
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
-            }
-            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e})");
-            return None;
-        }
-    };
-    let name = format!("sigess_regione_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    admin.close().await;
-    Some(Db { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), _dir: None, pg: Some(name) })
-}
-
-impl Db {
-    async fn store(&self) -> Store {
-        let mut opts = StoreOptions::new(&self.url);
-        opts.max_connections = 5;
-        Store::open(&opts).await.unwrap()
-    }
-
-    async fn drop_pg(&self) {
-        if let Some(name) = &self.pg
-            && let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-            admin.close().await;
-        }
-    }
-}
 
 fn operatore() -> Caller {
     Caller {
@@ -272,11 +226,11 @@ async fn jobs(store: &Store, state: Option<JobState>) -> Vec<core_cartella::stor
     store.delivery_list(&amministratore(), &f, 0, 1000).await.unwrap().0
 }
 
-async fn journey(pg: bool) {
+async fn journey(backend: TestBackend) {
     let Some(server) = peer::start(0) else { return };
-    let Some(db) = database(pg).await else { return };
+    let Some(db) = TestDb::new(backend, "sigess_regione").await else { return };
     let base = server.base();
-    let store = db.store().await;
+    let store = db.store(5).await;
     let op = operatore();
 
     let shared = write(&store, 1, true).await;
@@ -353,11 +307,11 @@ async fn journey(pg: bool) {
     db.drop_pg().await;
 }
 
-async fn engine_dropped_mid_run(pg: bool) {
+async fn engine_dropped_mid_run(backend: TestBackend) {
     let Some(server) = peer::start(0) else { return };
-    let Some(db) = database(pg).await else { return };
+    let Some(db) = TestDb::new(backend, "sigess_regione").await else { return };
     let base = server.base();
-    let store = db.store().await;
+    let store = db.store(5).await;
     const N: usize = 12;
     let mut written = Vec::new();
     for i in 0..N {
@@ -394,12 +348,12 @@ async fn engine_dropped_mid_run(pg: bool) {
     db.drop_pg().await;
 }
 
-async fn outage_then_delivered(pg: bool) {
+async fn outage_then_delivered(backend: TestBackend) {
     let port = peer::free_port();
     let Some(server) = peer::start(port) else { return };
-    let Some(db) = database(pg).await else { return };
+    let Some(db) = TestDb::new(backend, "sigess_regione").await else { return };
     let base = server.base();
-    let store = db.store().await;
+    let store = db.store(5).await;
     server.kill();
 
     let w = write(&store, 40, true).await;
@@ -428,30 +382,30 @@ async fn outage_then_delivered(pg: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_sqlite() {
-    journey(false).await;
+    journey(TestBackend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_postgres() {
-    journey(true).await;
+    journey(TestBackend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_dropped_mid_run_sqlite() {
-    engine_dropped_mid_run(false).await;
+    engine_dropped_mid_run(TestBackend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_dropped_mid_run_postgres() {
-    engine_dropped_mid_run(true).await;
+    engine_dropped_mid_run(TestBackend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_then_delivered_sqlite() {
-    outage_then_delivered(false).await;
+    outage_then_delivered(TestBackend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_then_delivered_postgres() {
-    outage_then_delivered(true).await;
+    outage_then_delivered(TestBackend::Postgres).await;
 }

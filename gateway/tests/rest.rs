@@ -12,7 +12,11 @@ use core_cartella::{
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
 };
-use gateway::{auth::Authenticator, core_link::CoreLink, rest};
+use gateway::{
+    auth::Authenticator,
+    core_link::{CoreLink, LinkSecurity},
+    rest,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot};
@@ -54,7 +58,7 @@ async fn start_with(in_process: bool) -> Env {
     let link = if in_process {
         CoreLink::in_process(core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap(), signer.clone())
     } else {
-        CoreLink::connect_lazy(&format!("http://{grpc_addr}"), signer.clone()).unwrap()
+        CoreLink::connect_lazy(&format!("http://{grpc_addr}"), &LinkSecurity::default(), signer.clone()).unwrap()
     };
     let app = rest::router(link, Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true));
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();

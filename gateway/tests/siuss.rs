@@ -17,6 +17,7 @@ use core_cartella::{
         Store, StoreOptions,
         flussi::{EsitiError, Esito, StatoFlusso},
     },
+    testkit::{TestBackend, TestDb},
 };
 use gateway::{
     adapters::siuss_drain,
@@ -30,47 +31,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siuss::from_core::EnteSiuss;
 use tokio::net::TcpListener;
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<String>,
-}
-
-async fn database(pg: bool) -> Option<Db> {
-    if !pg {
-        let dir = tempfile::tempdir().unwrap();
-        return Some(Db { url: format!("sqlite://{}/sigess.db", dir.path().display()), _dir: Some(dir), pg: None });
-    }
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
-        Ok(p) => p,
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
-            }
-            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e})");
-            return None;
-        }
-    };
-    let name = format!("sigess_siuss_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    admin.close().await;
-    Some(Db { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), _dir: None, pg: Some(name) })
-}
-
-impl Db {
-    async fn drop_pg(&self) {
-        if let Some(name) = &self.pg
-            && let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-            admin.close().await;
-        }
-    }
-}
 
 fn operatore() -> Caller {
     Caller {
@@ -196,8 +156,8 @@ fn check_xsd(id_flusso: &str, xml: &[u8]) {
     assert!(out.status.success(), "{id_flusso} not valid: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-async fn ledger(pg: bool) {
-    let Some(db) = database(pg).await else { return };
+async fn ledger(backend: TestBackend) {
+    let Some(db) = TestDb::new(backend, "sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let e = ente();
 
@@ -357,12 +317,12 @@ async fn ledger(pg: bool) {
 
 #[tokio::test]
 async fn ledger_sqlite() {
-    ledger(false).await;
+    ledger(TestBackend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn ledger_postgres() {
-    ledger(true).await;
+    ledger(TestBackend::Postgres).await;
 }
 
 /// The export's page stream on both engines (SQLite: its own reader thread and read-only
@@ -371,8 +331,8 @@ async fn ledger_postgres() {
 /// cartella, pages of the size asked, each person audited for every page that read them,
 /// writes of the hub going on meanwhile, and a stream dropped halfway leaving the store
 /// usable.
-async fn export_stream(pg: bool) {
-    let Some(db) = database(pg).await else { return };
+async fn export_stream(backend: TestBackend) {
+    let Some(db) = TestDb::new(backend, "sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let mut attese = Vec::new();
     for cognome in ["Rossi", "Bianchi", "Verdi", "Neri", "Gialli", "Marroni", "Viola"] {
@@ -441,12 +401,12 @@ async fn export_stream(pg: bool) {
 
 #[tokio::test]
 async fn export_stream_sqlite() {
-    export_stream(false).await;
+    export_stream(TestBackend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn export_stream_postgres() {
-    export_stream(true).await;
+    export_stream(TestBackend::Postgres).await;
 }
 
 struct Web {
@@ -628,8 +588,8 @@ fn prestazione_change(p: &pb::Prestazione, persona_id: &str) -> adapter_contract
 /// rounds of updates (some prestazioni unchanged in a round). Each prestazione must end with
 /// exactly its expected flows: one insertion, then a cancellation and an insertion per round
 /// that changed it; never two live insertions, never the same insertion twice.
-async fn two_appliers(pg: bool, n: usize) {
-    let Some(db) = database(pg).await else { return };
+async fn two_appliers(backend: TestBackend, n: usize) {
+    let Some(db) = TestDb::new(backend, "sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let cfg = SiussConfig { ente: ente() };
     let runner = gateway::adapters::siuss(store.clone(), &cfg);
@@ -693,12 +653,12 @@ async fn two_appliers(pg: bool, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_appliers_postgres() {
-    two_appliers(true, 300).await;
+    two_appliers(TestBackend::Postgres, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_appliers_sqlite() {
-    two_appliers(false, 60).await;
+    two_appliers(TestBackend::Sqlite, 60).await;
 }
 
 /// Runs SQL on the test's database beside the store (to damage the ledger on purpose).
@@ -717,8 +677,8 @@ fn hex(b: &[u8]) -> String {
 /// reads) holds the new insertion: nothing is emitted, the reason is on the prestazione and
 /// the change fails permanently; once the snapshot is restored, the next apply emits the
 /// cancellation and then the insertion.
-async fn failed_cancellation_holds_insertion(pg: bool) {
-    let Some(db) = database(pg).await else { return };
+async fn failed_cancellation_holds_insertion(backend: TestBackend) {
+    let Some(db) = TestDb::new(backend, "sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let cfg = SiussConfig { ente: ente() };
     let c = cartella(&store, "Rossi", pb::AreaUtenza::PovertaEsclusioneSociale).await;
@@ -745,7 +705,8 @@ async fn failed_cancellation_holds_insertion(pg: bool) {
     assert_eq!(s.mancanze.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(), [siuss::ledger::RULE_HELD]);
 
     // The cause fixed: the next apply emits C then I, and the hold is gone.
-    let restore = if pg { format!("'\\x{}'::bytea", hex(&snapshot)) } else { format!("X'{}'", hex(&snapshot)) };
+    let restore =
+        if backend == TestBackend::Postgres { format!("'\\x{}'::bytea", hex(&snapshot)) } else { format!("X'{}'", hex(&snapshot)) };
     sql(&db.url, &format!("UPDATE siuss_flusso SET snapshot = {restore} WHERE id_flusso = '{}'", first.id_flusso)).await;
     drain(&store, &cfg.ente).await;
     let s = store.siuss_stato(&operatore(), &pid, "").await.unwrap();
@@ -762,12 +723,12 @@ async fn failed_cancellation_holds_insertion(pg: bool) {
 
 #[tokio::test]
 async fn failed_cancellation_holds_insertion_sqlite() {
-    failed_cancellation_holds_insertion(false).await;
+    failed_cancellation_holds_insertion(TestBackend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn failed_cancellation_holds_insertion_postgres() {
-    failed_cancellation_holds_insertion(true).await;
+    failed_cancellation_holds_insertion(TestBackend::Postgres).await;
 }
 
 /// The store's ledger, except that the XML writer of one prestazione's insertion fails while
@@ -795,8 +756,8 @@ impl siuss::ledger::Ledger for PoisonLedger {
 
 /// A prestazione whose flow cannot be written fails its own changes permanently, with the
 /// reason on the prestazione; every other prestazione is applied; once fixed, it is applied.
-async fn poison_prestazione(pg: bool) {
-    let Some(db) = database(pg).await else { return };
+async fn poison_prestazione(backend: TestBackend) {
+    let Some(db) = TestDb::new(backend, "sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let cfg = SiussConfig { ente: ente() };
     let mut ids = Vec::new();
@@ -833,12 +794,12 @@ async fn poison_prestazione(pg: bool) {
 
 #[tokio::test]
 async fn poison_prestazione_sqlite() {
-    poison_prestazione(false).await;
+    poison_prestazione(TestBackend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn poison_prestazione_postgres() {
-    poison_prestazione(true).await;
+    poison_prestazione(TestBackend::Postgres).await;
 }
 
 /// The SIUSS adapter run by two delivery engines, each with its own pool, on one PostgreSQL
@@ -848,7 +809,7 @@ async fn poison_prestazione_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_engines_postgres() {
     use core_cartella::delivery::{Engine, EngineConfig};
-    let Some(db) = database(true).await else { return };
+    let Some(db) = TestDb::postgres("sigess_siuss").await else { return };
     let store = Store::open(&StoreOptions::new(&db.url)).await.unwrap();
     let cfg = SiussConfig { ente: ente() };
     let engine_cfg = EngineConfig { poll: Duration::from_millis(20), backoff_base: Duration::from_millis(50), ..EngineConfig::default() };

@@ -13,7 +13,7 @@ use core_cartella::{
 use gateway::{
     app::{self, AppConfig, Parts},
     auth::Authenticator,
-    core_link::CoreLink,
+    core_link::{CoreLink, LinkSecurity},
     stack::{StackConfig, limit::RateConfig},
 };
 use tokio::{net::TcpListener, sync::oneshot};
@@ -50,7 +50,7 @@ async fn start_with(cfg: AppConfig, in_process: bool) -> Running {
     let link = if in_process {
         CoreLink::in_process(core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap(), signer.clone())
     } else {
-        CoreLink::connect_lazy(&format!("http://{core_addr}"), signer.clone()).unwrap()
+        CoreLink::connect_lazy(&format!("http://{core_addr}"), &LinkSecurity::default(), signer.clone()).unwrap()
     };
     let auth = Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true);
     let app = app::build(Parts { link, auth, store: None, edge: None }, &cfg).unwrap();

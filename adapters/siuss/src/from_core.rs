@@ -25,6 +25,7 @@ use crate::flow_id::{FlowId, TipoFlusso};
 use crate::model::*;
 use crate::rules::{Dot, Rule, Schema, Violation, validate_beneficiario, validate_identificazione, validate_sinba_record};
 use crate::validato::Validato;
+use crate::writer::VoceFlusso;
 
 /// The ente sending the flows, as INPS knows it (`EnteType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,13 +305,8 @@ fn map_ps(src: &Sorgente<'_>, op: TipoOperazione) -> Result<Validato<Beneficiari
     }
     let ps = prestazione_sociale(&mut g, src, op, &f("prestazioni_sociali[0]"));
     let out = Beneficiario { codice_fiscale, anagrafica, indirizzi, prestazioni_sociali: vec![ps] };
-    let mut all = g.out;
-    if let Err(v) = validate_beneficiario(&out, b) {
-        let gaps = all_paths(&all);
-        all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
-    }
-    // No gap and no broken rule: the record passed every rule.
-    if all.is_empty() { Ok(Validato::gia_validato(out)) } else { Err(all) }
+    let rules = validate_beneficiario(&out, b);
+    concludi(g, out, rules)
 }
 
 /// Paths already explained by a gap of the mapping: the rules' own finding there (an empty
@@ -524,40 +520,131 @@ fn fascia_eta(anni: u16) -> FasciaEtaBeneficiario {
     }
 }
 
+/// The path of every SINBA gap and violation.
+const SINBA: &str = "sinba";
+
+fn sinba_field(name: &'static str) -> Dot<'static> {
+    Dot(&SINBA, name)
+}
+
+/// Maps a minor's SINBA record, one section of the INPS record at a time. The sections run
+/// in the order of the record's fields, so the gaps come out in that order too.
 fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Violation>> {
     let mut g = Gaps::default();
-    let p = "sinba";
-    let f = |name: &'static str| Dot(&p, name);
     let empty = pb::Sinba::default();
     let s = match src.sinba.and_then(|v| v.scheda.as_ref()) {
         Some(Scheda::Sinba(s)) => s,
         _ => &empty,
     };
+    let nessuna = pb::Indirizzo::default();
+    let residenza = src.persona.residenza.as_ref().unwrap_or(&nessuna);
+    let chi = sinba_beneficiario(&mut g, src, s, residenza, oggi);
+    let Some(data_prima_segnalazione) = sinba_prima_segnalazione(&mut g, s) else { return Err(g.out) };
+    let minore = sinba_minore(&mut g, s);
+    let SinbaGenitori {
+        cittadinanza: [codice_cittadinanza_padre, codice_cittadinanza_madre],
+        regione_residenza: [codice_regione_residenza_padre, codice_regione_residenza_madre],
+        titolo_studio: [titolo_studio_padre, titolo_studio_madre],
+        occupazione: [occupazione_padre, occupazione_madre],
+    } = sinba_genitori(&mut g, s);
+    let segnalazione = sinba_segnalazione(&mut g, s);
+    let interventi = sinba_interventi(&mut g, s);
+    let chiusura = sinba_chiusura(&mut g, s);
+    let fascia_isee_beneficiario =
+        g.code(sinba_field("fascia_isee_beneficiario"), s.fascia_isee_beneficiario, FasciaIseeBeneficiario::from_codice);
+    let out = Sinba {
+        id_beneficiario: chi.id_beneficiario,
+        prestazioni: vec![chi.codice_prestazione],
+        famiglia: chi.famiglia,
+        minore_straniero_no_acc: minore.straniero_non_accompagnato,
+        condizione_minore: minore.condizione,
+        luogo_vita: minore.luogo_vita,
+        scuola_frequentata: minore.scuola_frequentata,
+        condizione_lavoro: minore.condizione_lavoro,
+        disabilita: minore.disabilita,
+        tipo_disabilita: minore.tipo_disabilita,
+        inv_civ_certificazioni: minore.inv_civ_certificazioni,
+        codice_cittadinanza_padre,
+        codice_cittadinanza_madre,
+        codice_regione_residenza_padre,
+        codice_regione_residenza_madre,
+        titolo_studio_padre,
+        titolo_studio_madre,
+        occupazione_padre,
+        occupazione_madre,
+        data_prima_segnalazione,
+        fonte_segnalazione: segnalazione.fonte,
+        valutazione_minore: segnalazione.valutazione_minore,
+        valutazione_famiglia_minore: segnalazione.valutazione_famiglia,
+        segnalazione_autorita_giudiziaria: segnalazione.autorita_giudiziaria,
+        data_segnalazione: segnalazione.data,
+        provvedimento_giudiziario: segnalazione.provvedimento,
+        data_provvedimento_giudiziario: segnalazione.data_provvedimento,
+        autorita_provvedimento: segnalazione.autorita_provvedimento,
+        potesta_tutela: segnalazione.potesta_tutela,
+        tipo_provvedimento_giudiziario: segnalazione.tipo_provvedimento,
+        forma_intervento_affido: interventi.forma_affido,
+        tipo_intervento_affido: interventi.tipo_affido,
+        durata_affido: interventi.durata_affido,
+        carattere_affido: interventi.carattere_affido,
+        esito_affido: interventi.esito_affido,
+        carattere_inserimento_residenziale: interventi.carattere_residenziale,
+        forma_inserimento_residenziale: interventi.forma_residenziale,
+        tipo_inserimento_residenziale: interventi.tipo_residenziale,
+        esito_inserimento_struttura: interventi.esito_struttura,
+        motivazione_chiusura_carico: chiusura.motivazione,
+        situazione_chiusura_carico: chiusura.situazione,
+        collaborazioni_interventi: chiusura.collaborazioni,
+        numero_componenti_isee: match s.numero_componenti_isee {
+            0 => None,
+            n => Some(u8::try_from(n).unwrap_or(0)),
+        },
+        fascia_eta_beneficiario: chi.fascia_eta,
+        fascia_isee_beneficiario,
+        anno_nascita: chi.anno_nascita,
+        codice_regione_residenza: Gaps::opt_text(&residenza.codice_regione),
+        codice_nazione_residenza: chi.codice_nazione_residenza,
+    };
+    let rules = validate_sinba_record(&out, SINBA);
+    concludi(g, out, rules)
+}
+
+/// Who the record is about: the pseudonymous id, the prestazione, the family, age and
+/// country of residence.
+struct SinbaBeneficiario {
+    id_beneficiario: String,
+    codice_prestazione: String,
+    famiglia: Vec<ComposizioneFamiglia>,
+    anno_nascita: u16,
+    fascia_eta: FasciaEtaBeneficiario,
+    codice_nazione_residenza: String,
+}
+
+fn sinba_beneficiario(g: &mut Gaps, src: &Sorgente<'_>, s: &pb::Sinba, residenza: &pb::Indirizzo, oggi: Data) -> SinbaBeneficiario {
+    let f = sinba_field;
     let persona_id = src.persona.meta.as_ref().map(|m| m.id.as_str()).unwrap_or_default();
     let id_beneficiario = id_beneficiario_sinba(persona_id);
     if id_beneficiario.is_empty() {
         g.missing(f("id_beneficiario"), "identificativo della persona");
     }
-    let codice = g.text(f("prestazioni[0]"), "codice prestazione", &src.prestazione.codice_prestazione).to_string();
+    let codice_prestazione = g.text(f("prestazioni[0]"), "codice prestazione", &src.prestazione.codice_prestazione).to_string();
     let mut famiglia = Vec::new();
     for (i, c) in s.composizione_famiglia.iter().enumerate() {
-        if let Some(c) = g.code(format_args!("{p}.famiglia[{i}]"), *c, ComposizioneFamiglia::from_codice) {
+        if let Some(c) = g.code(format_args!("{SINBA}.famiglia[{i}]"), *c, ComposizioneFamiglia::from_codice) {
             famiglia.push(c);
         }
     }
     if s.composizione_famiglia.is_empty() {
         g.missing(f("famiglia"), "composizione della famiglia");
     }
-    let anno_nascita = anno_nascita(&mut g, f("anno_nascita"), src.persona);
-    let fascia_eta_beneficiario = match s.fascia_eta_beneficiario {
+    let anno_nascita = anno_nascita(g, f("anno_nascita"), src.persona);
+    let fascia_eta = match s.fascia_eta_beneficiario {
         0 => match eta(src.persona, data_riferimento(src.prestazione, oggi)) {
             Some(a) => fascia_eta(a),
             None => FasciaEtaBeneficiario::Da0a3,
         },
         v => g.req(f("fascia_eta_beneficiario"), "fascia di età", v, FasciaEtaBeneficiario::from_codice, FasciaEtaBeneficiario::ALL),
     };
-    let nessuna = pb::Indirizzo::default();
-    let residenza = src.persona.residenza.as_ref().unwrap_or(&nessuna);
     let codice_nazione_residenza = match trim(&residenza.codice_nazione) {
         "" => {
             g.missing(f("codice_nazione_residenza"), "nazione di residenza");
@@ -565,34 +652,47 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         }
         n => n.to_string(),
     };
-    let data_prima_segnalazione = match g.mese_anno(f("data_prima_segnalazione"), &s.data_prima_segnalazione) {
-        Some(d) => d,
+    SinbaBeneficiario { id_beneficiario, codice_prestazione, famiglia, anno_nascita, fascia_eta, codice_nazione_residenza }
+}
+
+/// When the minor first came to the service; 01/2000 stands in for a missing one (reported
+/// as a gap). None only if that placeholder could not be built.
+fn sinba_prima_segnalazione(g: &mut Gaps, s: &pb::Sinba) -> Option<MeseAnno> {
+    let f = sinba_field;
+    match g.mese_anno(f("data_prima_segnalazione"), &s.data_prima_segnalazione) {
+        Some(d) => Some(d),
         None => {
             if s.data_prima_segnalazione.is_empty() {
                 g.missing(f("data_prima_segnalazione"), "data della prima segnalazione");
             }
-            match MeseAnno::new(1, 2000) {
-                Ok(m) => m,
-                Err(_) => return Err(g.out),
-            }
+            MeseAnno::new(1, 2000).ok()
         }
-    };
-    let numero_componenti_isee = match s.numero_componenti_isee {
-        0 => None,
-        n => Some(u8::try_from(n).unwrap_or(0)),
-    };
-    let out = Sinba {
-        id_beneficiario,
-        prestazioni: vec![codice],
-        famiglia,
-        minore_straniero_no_acc: g.req(
+    }
+}
+
+/// The minor's own situation: origin, where and how they live, school, work, disability.
+struct SinbaMinore {
+    straniero_non_accompagnato: SiNo,
+    condizione: CondizioneMinore,
+    luogo_vita: LuogoVita,
+    scuola_frequentata: ScuolaFrequentata,
+    condizione_lavoro: CondizioneLavoro,
+    disabilita: SiNo,
+    tipo_disabilita: Option<TipoDisabilita>,
+    inv_civ_certificazioni: Option<InvCivCertificazioni>,
+}
+
+fn sinba_minore(g: &mut Gaps, s: &pb::Sinba) -> SinbaMinore {
+    let f = sinba_field;
+    SinbaMinore {
+        straniero_non_accompagnato: g.req(
             f("minore_straniero_no_acc"),
             "minore straniero non accompagnato",
             s.minore_straniero_non_accompagnato,
             SiNo::from_codice,
             SiNo::ALL,
         ),
-        condizione_minore: g.req(
+        condizione: g.req(
             f("condizione_minore"),
             "condizione del minore",
             s.condizione_minore,
@@ -617,16 +717,51 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
         disabilita: g.req(f("disabilita"), "disabilità", s.disabilita, SiNo::from_codice, SiNo::ALL),
         tipo_disabilita: g.code(f("tipo_disabilita"), s.tipo_disabilita, TipoDisabilita::from_codice),
         inv_civ_certificazioni: g.code(f("inv_civ_certificazioni"), s.inv_civ_certificazioni, InvCivCertificazioni::from_codice),
-        codice_cittadinanza_padre: Gaps::opt_text(&s.codice_cittadinanza_padre),
-        codice_cittadinanza_madre: Gaps::opt_text(&s.codice_cittadinanza_madre),
-        codice_regione_residenza_padre: Gaps::opt_text(&s.codice_regione_residenza_padre),
-        codice_regione_residenza_madre: Gaps::opt_text(&s.codice_regione_residenza_madre),
-        titolo_studio_padre: g.code(f("titolo_studio_padre"), s.titolo_studio_padre, TitoloStudio::from_codice),
-        titolo_studio_madre: g.code(f("titolo_studio_madre"), s.titolo_studio_madre, TitoloStudio::from_codice),
-        occupazione_padre: g.code(f("occupazione_padre"), s.occupazione_padre, Occupazione::from_codice),
-        occupazione_madre: g.code(f("occupazione_madre"), s.occupazione_madre, Occupazione::from_codice),
-        data_prima_segnalazione,
-        fonte_segnalazione: g.req(
+    }
+}
+
+/// The parents, father first then mother: citizenship, region of residence, schooling, work.
+struct SinbaGenitori {
+    cittadinanza: [Option<String>; 2],
+    regione_residenza: [Option<String>; 2],
+    titolo_studio: [Option<TitoloStudio>; 2],
+    occupazione: [Option<Occupazione>; 2],
+}
+
+fn sinba_genitori(g: &mut Gaps, s: &pb::Sinba) -> SinbaGenitori {
+    let f = sinba_field;
+    SinbaGenitori {
+        cittadinanza: [Gaps::opt_text(&s.codice_cittadinanza_padre), Gaps::opt_text(&s.codice_cittadinanza_madre)],
+        regione_residenza: [Gaps::opt_text(&s.codice_regione_residenza_padre), Gaps::opt_text(&s.codice_regione_residenza_madre)],
+        titolo_studio: [
+            g.code(f("titolo_studio_padre"), s.titolo_studio_padre, TitoloStudio::from_codice),
+            g.code(f("titolo_studio_madre"), s.titolo_studio_madre, TitoloStudio::from_codice),
+        ],
+        occupazione: [
+            g.code(f("occupazione_padre"), s.occupazione_padre, Occupazione::from_codice),
+            g.code(f("occupazione_madre"), s.occupazione_madre, Occupazione::from_codice),
+        ],
+    }
+}
+
+/// How the case was reported and assessed, and what the courts decided.
+struct SinbaSegnalazione {
+    fonte: FonteSegnalazione,
+    valutazione_minore: ValutazioneMinore,
+    valutazione_famiglia: ValutazioneFamigliaMinore,
+    autorita_giudiziaria: SiNo,
+    data: Option<MeseAnno>,
+    provvedimento: SiNo,
+    data_provvedimento: Option<MeseAnno>,
+    autorita_provvedimento: Option<AutoritaProvvedimento>,
+    potesta_tutela: Option<PotestaTutela>,
+    tipo_provvedimento: Option<TipoProvvedimentoGiudiziario>,
+}
+
+fn sinba_segnalazione(g: &mut Gaps, s: &pb::Sinba) -> SinbaSegnalazione {
+    let f = sinba_field;
+    SinbaSegnalazione {
+        fonte: g.req(
             f("fonte_segnalazione"),
             "fonte della segnalazione",
             s.fonte_segnalazione,
@@ -640,89 +775,99 @@ fn map_sinba(src: &Sorgente<'_>, oggi: Data) -> Result<Validato<Sinba>, Vec<Viol
             ValutazioneMinore::from_codice,
             ValutazioneMinore::ALL,
         ),
-        valutazione_famiglia_minore: g.req(
+        valutazione_famiglia: g.req(
             f("valutazione_famiglia_minore"),
             "valutazione della famiglia",
             s.valutazione_famiglia_minore,
             ValutazioneFamigliaMinore::from_codice,
             ValutazioneFamigliaMinore::ALL,
         ),
-        segnalazione_autorita_giudiziaria: g.req(
+        autorita_giudiziaria: g.req(
             f("segnalazione_autorita_giudiziaria"),
             "segnalazione all'autorità giudiziaria",
             s.segnalazione_autorita_giudiziaria,
             SiNo::from_codice,
             SiNo::ALL,
         ),
-        data_segnalazione: g.mese_anno(f("data_segnalazione"), &s.data_segnalazione),
-        provvedimento_giudiziario: g.req(
+        data: g.mese_anno(f("data_segnalazione"), &s.data_segnalazione),
+        provvedimento: g.req(
             f("provvedimento_giudiziario"),
             "provvedimento giudiziario",
             s.provvedimento_giudiziario,
             SiNo::from_codice,
             SiNo::ALL,
         ),
-        data_provvedimento_giudiziario: g.mese_anno(f("data_provvedimento_giudiziario"), &s.data_provvedimento_giudiziario),
+        data_provvedimento: g.mese_anno(f("data_provvedimento_giudiziario"), &s.data_provvedimento_giudiziario),
         autorita_provvedimento: g.code(f("autorita_provvedimento"), s.autorita_provvedimento, AutoritaProvvedimento::from_codice),
         potesta_tutela: g.code(f("potesta_tutela"), s.potesta_tutela, PotestaTutela::from_codice),
-        tipo_provvedimento_giudiziario: g.code(
+        tipo_provvedimento: g.code(
             f("tipo_provvedimento_giudiziario"),
             s.tipo_provvedimento_giudiziario,
             TipoProvvedimentoGiudiziario::from_codice,
         ),
-        forma_intervento_affido: g.code(f("forma_intervento_affido"), s.forma_intervento_affido, FormaIntervento::from_codice),
-        tipo_intervento_affido: g.code(f("tipo_intervento_affido"), s.tipo_intervento_affido, TipoInterventoAffido::from_codice),
+    }
+}
+
+/// Foster care (affido) and residential placement, when the minor has either.
+struct SinbaInterventi {
+    forma_affido: Option<FormaIntervento>,
+    tipo_affido: Option<TipoInterventoAffido>,
+    durata_affido: Option<DurataAffido>,
+    carattere_affido: Option<CarattereAffido>,
+    esito_affido: Option<EsitoAffido>,
+    carattere_residenziale: Option<CarattereInserimentoResidenziale>,
+    forma_residenziale: Option<FormaIntervento>,
+    tipo_residenziale: Option<TipoInserimentoResidenziale>,
+    esito_struttura: Option<EsitoInserimentoStruttura>,
+}
+
+fn sinba_interventi(g: &mut Gaps, s: &pb::Sinba) -> SinbaInterventi {
+    let f = sinba_field;
+    SinbaInterventi {
+        forma_affido: g.code(f("forma_intervento_affido"), s.forma_intervento_affido, FormaIntervento::from_codice),
+        tipo_affido: g.code(f("tipo_intervento_affido"), s.tipo_intervento_affido, TipoInterventoAffido::from_codice),
         durata_affido: g.code(f("durata_affido"), s.durata_affido, DurataAffido::from_codice),
         carattere_affido: g.code(f("carattere_affido"), s.carattere_affido, CarattereAffido::from_codice),
         esito_affido: g.code(f("esito_affido"), s.esito_affido, EsitoAffido::from_codice),
-        carattere_inserimento_residenziale: g.code(
+        carattere_residenziale: g.code(
             f("carattere_inserimento_residenziale"),
             s.carattere_inserimento_residenziale,
             CarattereInserimentoResidenziale::from_codice,
         ),
-        forma_inserimento_residenziale: g.code(
-            f("forma_inserimento_residenziale"),
-            s.forma_inserimento_residenziale,
-            FormaIntervento::from_codice,
-        ),
-        tipo_inserimento_residenziale: g.code(
+        forma_residenziale: g.code(f("forma_inserimento_residenziale"), s.forma_inserimento_residenziale, FormaIntervento::from_codice),
+        tipo_residenziale: g.code(
             f("tipo_inserimento_residenziale"),
             s.tipo_inserimento_residenziale,
             TipoInserimentoResidenziale::from_codice,
         ),
-        esito_inserimento_struttura: g.code(
-            f("esito_inserimento_struttura"),
-            s.esito_inserimento_struttura,
-            EsitoInserimentoStruttura::from_codice,
-        ),
-        motivazione_chiusura_carico: g.code(
-            f("motivazione_chiusura_carico"),
-            s.motivazione_chiusura_carico,
-            MotivazioneChiusuraCarico::from_codice,
-        ),
-        situazione_chiusura_carico: g.code(
-            f("situazione_chiusura_carico"),
-            s.situazione_chiusura_carico,
-            SituazioneChiusuraCarico::from_codice,
-        ),
-        collaborazioni_interventi: g.code(
-            f("collaborazioni_interventi"),
-            s.collaborazioni_interventi,
-            CollaborazioniInterventi::from_codice,
-        ),
-        numero_componenti_isee,
-        fascia_eta_beneficiario,
-        fascia_isee_beneficiario: g.code(f("fascia_isee_beneficiario"), s.fascia_isee_beneficiario, FasciaIseeBeneficiario::from_codice),
-        anno_nascita,
-        codice_regione_residenza: Gaps::opt_text(&residenza.codice_regione),
-        codice_nazione_residenza,
-    };
+        esito_struttura: g.code(f("esito_inserimento_struttura"), s.esito_inserimento_struttura, EsitoInserimentoStruttura::from_codice),
+    }
+}
+
+/// Why and how the service closed the case, and who it worked with.
+struct SinbaChiusura {
+    motivazione: Option<MotivazioneChiusuraCarico>,
+    situazione: Option<SituazioneChiusuraCarico>,
+    collaborazioni: Option<CollaborazioniInterventi>,
+}
+
+fn sinba_chiusura(g: &mut Gaps, s: &pb::Sinba) -> SinbaChiusura {
+    let f = sinba_field;
+    SinbaChiusura {
+        motivazione: g.code(f("motivazione_chiusura_carico"), s.motivazione_chiusura_carico, MotivazioneChiusuraCarico::from_codice),
+        situazione: g.code(f("situazione_chiusura_carico"), s.situazione_chiusura_carico, SituazioneChiusuraCarico::from_codice),
+        collaborazioni: g.code(f("collaborazioni_interventi"), s.collaborazioni_interventi, CollaborazioniInterventi::from_codice),
+    }
+}
+
+/// The mapping's gaps, then the rules' findings on what it built (except where a gap
+/// already explains them); none at all means the record passed every rule.
+fn concludi<T: VoceFlusso>(g: Gaps, out: T, rules: Result<(), Vec<Violation>>) -> Result<Validato<T>, Vec<Violation>> {
     let mut all = g.out;
-    if let Err(v) = validate_sinba_record(&out, p) {
+    if let Err(v) = rules {
         let gaps = all_paths(&all);
         all.extend(v.into_iter().filter(|x| !all_has_gap(&gaps, &x.path)));
     }
-    // No gap and no broken rule: the record passed every rule.
     if all.is_empty() { Ok(Validato::gia_validato(out)) } else { Err(all) }
 }
 

@@ -1,9 +1,10 @@
-//! FeedService.WatchChanges: replays the outbox after the client's cursor, then follows it.
+//! FeedService.WatchChanges: replays the outbox after the client's cursor, then follows it
+//! until the client goes or the server stops (the client resumes from its last cursor).
 use std::{pin::Pin, time::Duration};
 
 use cartella_proto::v1::{self as pb, feed_service_server::FeedService};
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -11,6 +12,7 @@ use super::caller;
 use crate::{
     error::CoreError,
     record::Kind,
+    server::stopped,
     store::{Change, Cursor, Store},
 };
 
@@ -23,11 +25,20 @@ const POLL: Duration = Duration::from_millis(500);
 #[derive(Clone, Debug)]
 pub struct FeedSvc {
     store: Store,
+    /// Turns `true` when the server stops: open streams end, so it can drain.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl FeedSvc {
+    /// Streams that end only when their client goes.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, stop: None }
+    }
+
+    /// Streams that also end, with UNAVAILABLE, once `stop` turns `true`: a server waiting
+    /// for its calls to finish would otherwise wait for every follower to leave.
+    pub fn until(store: Store, stop: watch::Receiver<bool>) -> Self {
+        Self { store, stop: Some(stop) }
     }
 }
 
@@ -65,6 +76,7 @@ impl FeedService for FeedSvc {
         let (tx, rx) = mpsc::channel(BATCH as usize);
         let store = self.store.clone();
         let mut wake = store.subscribe();
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             let mut batch = first;
             loop {
@@ -80,6 +92,10 @@ impl FeedService for FeedSvc {
                         _ = wake.changed() => {}
                         _ = tokio::time::sleep(POLL) => {}
                         _ = tx.closed() => return,
+                        _ = stopped(&mut stop) => {
+                            let _ = tx.send(Err(Status::unavailable("core is stopping: resume from the last cursor"))).await;
+                            return;
+                        }
                     }
                 }
                 batch = match store.changes_after(&c, cursor, &kinds, BATCH).await {

@@ -1,5 +1,6 @@
-//! Test harness: a real core server on 127.0.0.1:0 over SQLite (a temp file) or PostgreSQL
-//! (a fresh database per test on the local server), plus authenticated clients.
+//! Test harness: a real core server on 127.0.0.1:0 over a `testkit` database (SQLite in a
+//! temp file, or a fresh PostgreSQL database per test on the local server), plus
+//! authenticated clients.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::{net::SocketAddr, time::Duration};
@@ -10,6 +11,7 @@ use cartella_proto::v1::{
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     store::{Store, StoreOptions},
+    testkit::TestDb,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{
@@ -18,60 +20,6 @@ use tonic::{
     service::{Interceptor, interceptor::InterceptedService},
     transport::Channel,
 };
-
-pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub struct Db {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
-}
-
-/// A database for one test, or None when PostgreSQL is not reachable outside CI.
-/// Under CI=true an unreachable PostgreSQL fails the test.
-pub async fn database(backend: Backend) -> Option<Db> {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/sigess.db", dir.path().display());
-            Some(Db { url, _dir: Some(dir), pg_name: None })
-        }
-        Backend::Postgres => {
-            sqlx::any::install_default_drivers();
-            let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
-                Ok(p) => p,
-                Err(e) => {
-                    if std::env::var("CI").as_deref() == Ok("true") {
-                        panic!("PostgreSQL at {PG_ADMIN} is required under CI=true: {e}");
-                    }
-                    eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN} ({e}); set CI=true to make this a failure");
-                    return None;
-                }
-            };
-            let name = format!("sigess_test_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-            admin.close().await;
-            Some(Db { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), _dir: None, pg_name: Some(name) })
-        }
-    }
-}
-
-impl Db {
-    pub async fn drop_pg(&self) {
-        if let Some(name) = &self.pg_name
-            && let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-            admin.close().await;
-        }
-    }
-}
 
 pub struct Hub {
     pub addr: SocketAddr,
@@ -83,13 +31,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub async fn start(db: &Db) -> Hub {
+    pub async fn start(db: &TestDb) -> Hub {
         let keydir = tempfile::tempdir().unwrap();
         let signer = TokenSigner::load_or_create(&keydir.path().join("key.pem")).unwrap();
         Self::start_with(db, signer, keydir).await
     }
 
-    pub async fn start_with(db: &Db, signer: TokenSigner, keydir: tempfile::TempDir) -> Hub {
+    pub async fn start_with(db: &TestDb, signer: TokenSigner, keydir: tempfile::TempDir) -> Hub {
         let mut opts = StoreOptions::new(&db.url);
         opts.max_connections = 20;
         let store = Store::open(&opts).await.unwrap();
@@ -173,7 +121,7 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Runs `$body` (an async fn taking `&Db`) once per backend as two tests.
+/// Runs `$body` (an async fn taking `&TestDb`) once per backend as two tests.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -181,7 +129,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::common::database($crate::common::Backend::Sqlite).await.unwrap();
+                    let db = ::core_cartella::testkit::TestDb::sqlite("sigess_test.db");
                     super::$name(&db).await;
                 }
             )*
@@ -190,7 +138,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = $crate::common::database($crate::common::Backend::Postgres).await else { return };
+                    let Some(db) = ::core_cartella::testkit::TestDb::postgres("sigess_test").await else { return };
                     super::$name(&db).await;
                     db.drop_pg().await;
                 }

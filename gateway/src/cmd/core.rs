@@ -1,20 +1,20 @@
-//! `sigess core`: core-cartella's gRPC server alone.
-use std::{net::SocketAddr, path::PathBuf};
+//! `sigess core`: core-cartella's gRPC server alone, over TLS (with optional mTLS) or, on
+//! loopback, in plaintext.
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use core_cartella::auth::{TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 
-use super::{StoreArgs, shutdown_signal};
+use super::{GrpcListenArgs, StoreArgs, shutdown_signal};
 
 #[derive(Args, Debug)]
 pub struct CoreArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// gRPC listen address.
-    #[arg(long, env = "SIGESS_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    grpc_addr: SocketAddr,
+    #[command(flatten)]
+    grpc: GrpcListenArgs,
     /// Ed25519 public key (PEM) that verifies caller tokens. Core needs no private key.
     #[arg(long, env = "SIGESS_VERIFY_KEY", conflicts_with = "signing_key")]
     verify_key: Option<PathBuf>,
@@ -30,15 +30,36 @@ pub async fn run(a: CoreArgs) -> Result<()> {
         (None, Some(p)) => TokenSigner::load_or_create(p).context("signing key")?.verifier()?,
         (None, None) => bail!("core needs --verify-key (public PEM) or --signing-key"),
     };
+    let tls = a.grpc.tls()?;
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
-    let listener = TcpListener::bind(a.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc_addr))?;
-    tracing::info!(grpc_addr = %listener.local_addr()?, "core-cartella listening");
-    println!("core-cartella: gRPC on {}", listener.local_addr()?);
-    core_cartella::server::serve(listener, &store, verifier, shutdown_signal())
+    let addr = a.grpc.grpc_addr;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding gRPC on {addr}"))?;
+    let transport = transport_name(tls.as_ref());
+    tracing::info!(grpc_addr = %listener.local_addr()?, transport, "core-cartella listening");
+    println!("core-cartella: gRPC on {} ({transport})", listener.local_addr()?);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let routes = core_cartella::server::routes_until(&store, verifier, Some(stopping))
+        .await
+        .map_err(anyhow::Error::from_boxed)
+        .context("gRPC routes")?;
+    let signalled = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    core_cartella::server::serve_routes(listener, routes, tls.as_ref(), signalled)
         .await
         .map_err(anyhow::Error::from_boxed)
         .context("gRPC server")?;
     store.close().await;
     Ok(())
+}
+
+/// How core's listener is protected, for its start line.
+pub fn transport_name(tls: Option<&core_cartella::server::GrpcTls>) -> &'static str {
+    match tls {
+        None => "plaintext",
+        Some(t) if t.client_ca_pem.is_some() => "TLS, client certificates required",
+        Some(_) => "TLS",
+    }
 }

@@ -1,16 +1,15 @@
 //! `sigess gateway`: the HTTP side alone, in front of a core reached over gRPC, with its
 //! own edge store and no access to core's database; and the
 //! HTTP settings and session purge it shares with `sigess up`.
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::sync::Arc;
 
 use core_cartella::auth::TokenSigner;
 use gateway::{
     app::{self, Parts},
-    core_link::CoreLink,
+    core_link::{CoreLink, CoreTls, LinkSecurity},
     edge_store::EdgeStore,
 };
 use tokio::net::TcpListener;
@@ -85,12 +84,51 @@ pub struct GatewayArgs {
     http: HttpArgs,
     #[command(flatten)]
     auth: gateway::setup::AuthArgs,
-    /// Where core's gRPC answers.
-    #[arg(long, env = "SIGESS_CORE_URL", default_value = "http://127.0.0.1:50051")]
-    core_url: String,
+    #[command(flatten)]
+    core: CoreLinkArgs,
     /// HTTP listen address (REST, gRPC ingress, metrics, health).
     #[arg(long, env = "SIGESS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
+}
+
+/// How the gateway reaches core: its URL and how the link is protected.
+#[derive(Args, Debug)]
+pub struct CoreLinkArgs {
+    /// Where core's gRPC answers: https://HOST:PORT (TLS, with --core-ca) or http://… (plaintext,
+    /// only to a loopback address unless --core-plaintext).
+    #[arg(long, env = "SIGESS_CORE_URL", default_value = "http://127.0.0.1:50051")]
+    core_url: String,
+    /// PEM CA certificate(s) that core's server certificate must chain to (https:// core URL).
+    #[arg(long, env = "SIGESS_CORE_CA")]
+    core_ca: Option<PathBuf>,
+    /// PEM client certificate the gateway presents to core (when core requires mTLS).
+    #[arg(long, env = "SIGESS_CORE_CLIENT_CERT", requires = "core_client_key")]
+    core_client_cert: Option<PathBuf>,
+    /// PEM private key of --core-client-cert.
+    #[arg(long, env = "SIGESS_CORE_CLIENT_KEY", requires = "core_client_cert")]
+    core_client_key: Option<PathBuf>,
+    /// Allow a plaintext http:// core URL to a non-loopback address: only where the network
+    /// between gateway and core is already encrypted (service mesh, VPN).
+    #[arg(long, env = "SIGESS_CORE_PLAINTEXT")]
+    core_plaintext: bool,
+}
+
+impl CoreLinkArgs {
+    /// Reads the TLS files and opens the link, refusing what [`LinkSecurity::check`] refuses.
+    pub fn connect(&self, signer: TokenSigner) -> Result<CoreLink> {
+        let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let identity = match (&self.core_client_cert, &self.core_client_key) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        let tls = match &self.core_ca {
+            Some(ca) => Some(CoreTls::from_pem(read(ca)?, identity)?),
+            None if identity.is_some() => bail!("--core-client-cert needs --core-ca (the CA that signed core's certificate)"),
+            None => None,
+        };
+        let security = LinkSecurity { tls, plaintext_anywhere: self.core_plaintext };
+        CoreLink::connect_lazy(&self.core_url, &security, signer).context("the link to core")
+    }
 }
 
 /// The gateway alone, in front of a core reached at `--core-url`.
@@ -99,15 +137,15 @@ pub async fn run(a: GatewayArgs) -> Result<()> {
     let spid = a.spid.config().context("SPID/CIE login settings")?;
     // The gateway has no access to core's database: everything of core's goes over gRPC.
     let edge = a.edge.open().await?;
-    let link = CoreLink::connect_lazy(&a.core_url, signer.clone()).with_context(|| format!("core URL {}", a.core_url))?;
+    let link = a.core.connect(signer.clone())?;
     let (auth, token_endpoint) = a.auth.build(&edge, &signer, &a.key.signing_key).await.context("authentication settings")?;
     let (stop, on_stop) = stopper();
     let auth = with_sessions(auth, spid, &edge, on_stop())?;
     let app = app::build_full(Parts { link, auth, store: None, edge: Some(edge.clone()) }, &a.http.app_config(), Some(token_endpoint))
         .context("building the HTTP application")?;
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
-    tracing::info!(http_addr = %web.local_addr()?, core = %a.core_url, "gateway listening");
-    println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core_url);
+    tracing::info!(http_addr = %web.local_addr()?, core = %a.core.core_url, "gateway listening");
+    println!("SIGeSS gateway: http://{} in front of core at {}", web.local_addr()?, a.core.core_url);
     let signalled = async move {
         shutdown_signal().await;
         let _ = stop.send(true);

@@ -1,16 +1,18 @@
 //! The `sigess` subcommands, one module per command group, and what they share: the store
 //! and key flags, role and caller-kind values, opening the store, and the shutdown signal.
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use ::gateway::edge_store::EdgeStore;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use core_cartella::{
     auth::Role,
+    server::GrpcTls,
     store::{Store, StoreOptions},
 };
 use tokio::sync::watch;
 
+pub mod certs;
 pub mod client;
 pub mod core;
 pub mod gateway;
@@ -65,6 +67,51 @@ pub async fn open_edge(url: &str, max_connections: u32) -> Result<EdgeStore> {
     let edge = EdgeStore::open(url, max_connections).await.context("opening the edge store")?;
     tracing::debug!(backend = ?edge.backend(), "edge store open, migrations applied");
     Ok(edge)
+}
+
+/// Core's gRPC listener: where it binds and how it is protected.
+#[derive(Args, Debug, Clone)]
+pub struct GrpcListenArgs {
+    /// gRPC listen address. Without --grpc-tls-cert only a loopback address is accepted,
+    /// unless --grpc-plaintext.
+    #[arg(long, env = "SIGESS_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// PEM certificate chain (leaf first) core's gRPC serves over TLS.
+    #[arg(long, env = "SIGESS_GRPC_TLS_CERT", requires = "grpc_tls_key")]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// PEM private key of --grpc-tls-cert.
+    #[arg(long, env = "SIGESS_GRPC_TLS_KEY", requires = "grpc_tls_cert")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) client certificates must chain to: with it, core accepts only
+    /// connections presenting such a certificate (mTLS; the gateway's --core-client-cert).
+    #[arg(long, env = "SIGESS_GRPC_CLIENT_CA", requires = "grpc_tls_cert")]
+    pub grpc_client_ca: Option<PathBuf>,
+    /// Serve plaintext gRPC on a non-loopback address: only where the network is already
+    /// encrypted (service mesh, VPN).
+    #[arg(long, env = "SIGESS_GRPC_PLAINTEXT", conflicts_with = "grpc_tls_cert")]
+    pub grpc_plaintext: bool,
+}
+
+impl GrpcListenArgs {
+    /// The listener's TLS settings read from their files, or none for plaintext, which is
+    /// refused on a non-loopback address without --grpc-plaintext.
+    pub fn tls(&self) -> Result<Option<GrpcTls>> {
+        let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let (Some(cert), Some(key)) = (&self.grpc_tls_cert, &self.grpc_tls_key) else {
+            if !self.grpc_addr.ip().is_loopback() && !self.grpc_plaintext {
+                bail!(
+                    "plaintext gRPC on {}, which is not a loopback address: give --grpc-tls-cert and --grpc-tls-key \
+                     (and --grpc-client-ca for mTLS), or --grpc-plaintext where the network is already encrypted",
+                    self.grpc_addr
+                );
+            }
+            return Ok(None);
+        };
+        let tls =
+            GrpcTls { cert_pem: read(cert)?, key_pem: read(key)?, client_ca_pem: self.grpc_client_ca.as_ref().map(read).transpose()? };
+        tls.check().context("gRPC TLS settings")?;
+        Ok(Some(tls))
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -16,7 +16,7 @@ use gateway::{
 use tokio::net::TcpListener;
 
 use super::{
-    KeyArgs, StoreArgs,
+    GrpcListenArgs, KeyArgs, StoreArgs,
     gateway::{HttpArgs, with_sessions},
     open_edge, shutdown_signal, stopper,
 };
@@ -41,9 +41,9 @@ pub struct UpArgs {
     http: HttpArgs,
     #[command(flatten)]
     auth: gateway::setup::AuthArgs,
-    /// gRPC listen address of core.
-    #[arg(long, env = "SIGESS_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    grpc_addr: SocketAddr,
+    /// Core's gRPC listener (local tools; the gateway calls core inside the process).
+    #[command(flatten)]
+    grpc: GrpcListenArgs,
     /// HTTP listen address of the gateway (REST, gRPC ingress, metrics, health).
     #[arg(long, env = "SIGESS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
@@ -62,6 +62,7 @@ pub struct UpArgs {
 pub async fn run(a: UpArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
+    let grpc_tls = a.grpc.tls()?;
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
     let edge_url = a.edge_database_url.clone().unwrap_or_else(|| gateway::edge_store::default_url_beside(&a.store.database_url));
@@ -88,7 +89,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             );
         }
     }
-    let grpc = TcpListener::bind(a.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc_addr))?;
+    let grpc = TcpListener::bind(a.grpc.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc.grpc_addr))?;
     let web = TcpListener::bind(a.http_addr).await.with_context(|| format!("binding HTTP on {}", a.http_addr))?;
     let grpc_addr = grpc.local_addr()?;
     let http_addr = web.local_addr()?;
@@ -129,11 +130,18 @@ pub async fn run(a: UpArgs) -> Result<()> {
     }
     let (stop, on_stop) = stopper();
     let verifier = signer.verifier()?;
-    let routes = core_cartella::server::routes(&store, verifier).await.map_err(anyhow::Error::from_boxed).context("gRPC routes")?;
+    // Feed streams end when the hub stops, on core's port and through the gateway alike.
+    let routes = core_cartella::server::routes_until(&store, verifier, Some(stop.subscribe()))
+        .await
+        .map_err(anyhow::Error::from_boxed)
+        .context("gRPC routes")?;
     let grpc_routes = routes.clone();
     let grpc_stop = on_stop();
     let grpc_task = tokio::spawn(async move {
-        core_cartella::server::serve_routes(grpc, grpc_routes, grpc_stop).await.map_err(anyhow::Error::from_boxed).context("gRPC server")
+        core_cartella::server::serve_routes(grpc, grpc_routes, grpc_tls.as_ref(), grpc_stop)
+            .await
+            .map_err(anyhow::Error::from_boxed)
+            .context("gRPC server")
     });
     // The gateway calls core's routes in this process: the same gRPC calls, caller tokens and
     // audit, without a loopback connection.
