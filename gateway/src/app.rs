@@ -68,6 +68,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(grpc_ingress::router(ingress))
         .merge(api)
         .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
+        .merge(crate::dimissioni::router(parts.link.clone(), parts.auth.clone()))
         .merge(parts.auth.session_routes())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such resource") });
     let router = stack::outer(router, &cfg.stack, metrics.clone());

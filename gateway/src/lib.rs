@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod core_link;
 pub mod delivery;
+pub mod dimissioni;
 pub mod edge_store;
 pub mod grpc_ingress;
 pub mod http;

@@ -16,6 +16,7 @@ mod feed;
 pub mod flussi;
 mod records;
 pub mod scope;
+mod segnalazioni;
 pub mod sql;
 mod stats;
 
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 
 pub use feed::{Change, Cursor};
 pub use records::{ListFilter, MAX_PAGE, Page, PersonaSearch};
+pub use segnalazioni::Registrata;
 pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};
 
 /// Smallest number of people a published statistics cell may describe.

@@ -112,6 +112,8 @@ pub const ROUTES: &[Route] = &[
     r(Put, "/prestazioni/{id}", cs!("UpdatePrestazione"), Some("prestazione"), &[("id", "prestazione.meta.id")], "prestazioni"),
     // Its INPS SIUSS flows, their esiti and what still blocks it (SiussService).
     r(Get, "/prestazioni/{id}/siuss", "cartella.v1.SiussService.GetStatoSiuss", None, &[("id", "id")], "prestazioni"),
+    // Referrals from other systems (e.g. a protected discharge), recorded as an accesso.
+    r(Post, "/segnalazioni", cs!("RecordSegnalazione"), Some("segnalazione"), &[], "accessi"),
     // Condivisioni
     r(Post, "/condivisioni", cs!("CreateCondivisione"), Some("condivisione"), &[], "condivisioni"),
     r(Post, "/condivisioni/{id}/revoca", cs!("RevokeCondivisione"), None, &[("id", "id")], "condivisioni"),
