@@ -73,7 +73,7 @@ async fn seed_one(store: &Store, i: usize) -> (String, String, pb::Prestazione) 
     let op = operatore();
     let nome = format!("Nome{}", char::from(b'a' + (i % 26) as u8));
     let (year, month, day) = (1930 + (i % 70) as i32, 1 + (i % 12) as u8, 1 + (i / 12 % 28) as u8);
-    let female = i % 2 == 0;
+    let female = i.is_multiple_of(2);
     let p = store
         .create(
             &op,

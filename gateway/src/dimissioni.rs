@@ -158,11 +158,18 @@ async fn process_message(State(s): State<Inbound>, req: Request) -> Response {
         return outcome(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "the message is too large");
     };
     let cert = parts.extensions.get::<ClientCert>().map(|c| c.0.clone());
-    let presented =
-        Presented { headers: &parts.headers, method: parts.method.as_str(), path: parts.uri.path(), body: &bytes, client_cert: cert.as_deref() };
+    let presented = Presented {
+        headers: &parts.headers,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        body: &bytes,
+        client_cert: cert.as_deref(),
+    };
     let (caller, credential) = match s.auth.authenticate_with(&presented).await {
         Ok(x) => x,
-        Err(AuthError::Unavailable) => return outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "authentication temporarily unavailable"),
+        Err(AuthError::Unavailable) => {
+            return outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "authentication temporarily unavailable");
+        }
         Err(e) => {
             tracing::info!(reason = e.reason(), "discharge message refused at authentication");
             return unauthorized(&e.to_string());

@@ -357,28 +357,42 @@ async fn same_message_twice_is_one_case(backend: TestBackend) {
     assert_eq!((s1, s2), (200, 200), "{first} {second}");
     assert_eq!(accesso_of(&first), accesso_of(&second), "the resend answers with the case of the first");
     assert_ne!(first["id"], second["id"], "each response message is its own");
-    // Concurrent copies too.
-    let (a, b) = tokio::join!(hub.send(&m, Cred::Full), hub.send(&m, Cred::Full));
-    assert_eq!((a.0, b.0), (200, 200));
-    assert_eq!((accesso_of(&a.1), accesso_of(&b.1)), (accesso_of(&first), accesso_of(&first)));
     let reader = ente_reader();
     assert_eq!(accessi(&hub.store, &reader).await.len(), 1);
     assert_eq!(persone(&hub.store, &reader).await.len(), 1);
 
-    // A new message about the same person: a second case, the same person.
+    // Two copies of a new message at once (about an unknown person): still one case.
+    let race = message("msg-race", 9, "120202-06");
+    let (a, b) = tokio::join!(hub.send(&race, Cred::Full), hub.send(&race, Cred::Full));
+    assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+    assert_eq!(accesso_of(&a.1), accesso_of(&b.1));
+    assert_eq!(accessi(&hub.store, &reader).await.len(), 2);
+    assert_eq!(persone(&hub.store, &reader).await.len(), 2);
+
+    // Two different messages about one unknown person at once: two cases, one person.
+    let (mx, my) = (message("msg-x", 8, "120201-01"), message("msg-y", 8, "120201-01"));
+    let (x, y) = tokio::join!(hub.send(&mx, Cred::Full), hub.send(&my, Cred::Full));
+    assert_eq!((x.0, y.0), (200, 200), "{} {}", x.1, y.1);
+    assert_ne!(accesso_of(&x.1), accesso_of(&y.1));
+    let m01 = accessi(&hub.store, &operatore("M01")).await;
+    assert_eq!(m01.len(), 2);
+    assert_eq!(m01[0].persona_id, m01[1].persona_id);
+    assert_eq!(persone(&hub.store, &reader).await.len(), 3);
+
+    // A new message about an earlier person: a second case, the same person.
     let (status, answer) = hub.send(&message("msg-again", 3, "120203-10"), Cred::Full).await;
     assert_eq!(status, 200, "{answer}");
     assert_ne!(accesso_of(&answer), accesso_of(&first));
-    let all = accessi(&hub.store, &reader).await;
-    assert_eq!(all.len(), 2);
-    assert_eq!(all[0].persona_id, all[1].persona_id);
-    assert_eq!(persone(&hub.store, &reader).await.len(), 1);
+    let m10 = accessi(&hub.store, &operatore("M10")).await;
+    assert_eq!(m10.len(), 2);
+    assert_eq!(m10[0].persona_id, m10[1].persona_id);
+    assert_eq!(persone(&hub.store, &reader).await.len(), 3);
     hub.close().await;
 }
 
 async fn known_person_is_not_created_again(backend: TestBackend) {
     let Some(hub) = hub(backend).await else { return };
-    // Already known to Municipio I, registered there with a residence.
+    // Already known to Municipio I.
     let known = hub
         .store
         .create(

@@ -307,14 +307,7 @@ fn check_patient(i: usize, r: &Value, p: &mut Problems) -> Option<Person> {
     if cittadinanza.is_none() && cf.as_deref().is_some_and(|c| c.as_bytes().get(11) == Some(&b'Z')) {
         p.add("required", at("extension"), "the citizenship of a person born abroad is missing");
     }
-    Some(Person {
-        cf: cf?,
-        cognome: cognome?.trim().to_string(),
-        nome: nome?.trim().to_string(),
-        sesso,
-        nascita: nascita?,
-        cittadinanza,
-    })
+    Some(Person { cf: cf?, cognome: cognome?.trim().to_string(), nome: nome?.trim().to_string(), sesso, nascita: nascita?, cittadinanza })
 }
 
 fn check_encounter(i: usize, r: &Value, patient: Option<&Value>, p: &mut Problems) -> Option<String> {

@@ -29,7 +29,8 @@ pub struct Registrata {
 /// Every problem of a request, before anything is read or written.
 fn check(req: &Segnalazione) -> Vec<Violation> {
     let mut v = Vec::new();
-    let mut add = |field: &str, description: &str| v.push(Violation { field: format!("segnalazione.{field}"), description: description.into() });
+    let mut add =
+        |field: &str, description: &str| v.push(Violation { field: format!("segnalazione.{field}"), description: description.into() });
     let token = |s: &str, max: usize| s.len() <= max && s.bytes().all(|c| c.is_ascii_graphic());
     if req.origine.is_empty() {
         add("origine", "is required");
@@ -148,8 +149,8 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let body: Vec<u8> = row.try_get("body")?;
-        let accesso = <Accesso as prost::Message>::decode(body.as_slice())
-            .map_err(|_| CoreError::Internal("undecodable accesso record".into()))?;
+        let accesso =
+            <Accesso as prost::Message>::decode(body.as_slice()).map_err(|_| CoreError::Internal("undecodable accesso record".into()))?;
         let (at, _) = now();
         let id = accesso.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
         self.audit_read(caller, &at, Kind::Accesso, &[&id], &caller.purpose).await?;
@@ -201,5 +202,73 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(Registrata { accesso, nuova_persona: nuova, gia_registrata: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::codice_fiscale::compose;
+
+    fn good() -> Segnalazione {
+        Segnalazione {
+            origine: "regione-lazio".into(),
+            id_messaggio: "msg-1".into(),
+            persona: Some(Persona {
+                codice_fiscale: compose("Verdi", "Anna", 1950, 3, 4, true, "Z129"),
+                cognome: "Verdi".into(),
+                nome: "Anna".into(),
+                data_nascita: "1950-03-04".into(),
+                ..Persona::default()
+            }),
+            ufficio: "M05".into(),
+            ..Segnalazione::default()
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        assert!(check(&good()).is_empty());
+        type Edit = fn(&mut Segnalazione);
+        let cases: [(Edit, &str); 7] = [
+            (|s| s.origine.clear(), "segnalazione.origine"),
+            (|s| s.origine = "regione lazio".into(), "segnalazione.origine"),
+            (|s| s.id_messaggio.clear(), "segnalazione.id_messaggio"),
+            (|s| s.id_messaggio = "x".repeat(201), "segnalazione.id_messaggio"),
+            (|s| s.ufficio = " ".into(), "segnalazione.ufficio"),
+            (|s| s.persona = None, "segnalazione.persona"),
+            (|s| s.persona.as_mut().unwrap().codice_fiscale = "VRDNNA50C44Z129A".into(), "segnalazione.persona.codice_fiscale"),
+        ];
+        for (edit, field) in cases {
+            let mut s = good();
+            edit(&mut s);
+            let v = check(&s);
+            assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec![field]);
+            assert!(!v[0].description.contains("VRDNNA"), "no value in the description");
+        }
+    }
+
+    #[test]
+    fn a_new_person_gets_what_the_code_encodes() {
+        let s = good();
+        let cf = CodiceFiscale::parse(&s.persona.as_ref().unwrap().codice_fiscale).unwrap();
+        let p = nuova_persona(&s, &cf);
+        assert_eq!((p.luogo_nascita.as_str(), p.sesso), ("Z129", Sesso::Femmina as i32));
+        assert_eq!(p.cittadinanza, "", "born abroad: not assumed");
+        assert_eq!(p.meta.unwrap().ufficio, "M05");
+        let mut italian = good();
+        let born_in_rome = compose("Verdi", "Anna", 1950, 3, 4, true, "H501");
+        italian.persona.as_mut().unwrap().codice_fiscale = born_in_rome.clone();
+        let p = nuova_persona(&italian, &CodiceFiscale::parse(&born_in_rome).unwrap());
+        assert_eq!((p.luogo_nascita.as_str(), p.cittadinanza.as_str()), ("H501", "380"));
+    }
+
+    #[test]
+    fn refusals_of_the_records_name_request_fields() {
+        let v = |f: &str| as_request_field(Violation { field: f.into(), description: "x".into() }).field;
+        assert_eq!(v("persona.cittadinanza"), "segnalazione.persona.cittadinanza");
+        assert_eq!(v("accesso.data"), "segnalazione.data");
+        assert_eq!(v("segnalazione.ufficio"), "segnalazione.ufficio");
     }
 }
