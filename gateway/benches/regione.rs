@@ -219,13 +219,16 @@ async fn main() {
     let adapter = Arc::new(RegioneLazio::new(Config::plain(&base)).expect("adapter"));
     let cfg = EngineConfig { poll: Duration::from_millis(10), ..EngineConfig::default() };
     let engine = Engine::new(store.clone(), vec![register(RegioneLazio::new(Config::plain(&base)).expect("adapter"))], cfg, None);
+    let warm_started = Instant::now();
     engine.drain(Duration::from_secs(300)).await.expect("warm-up");
+    let warm_secs = warm_started.elapsed().as_secs_f64();
     let warm = jobs(&store, JobState::Delivered).await.len();
     assert!(jobs(&store, JobState::Dead).await.is_empty(), "warm-up left dead letters");
 
     // 2. The server's ceiling for the same Bundles, posted directly.
     let source = StoreSource::new(store.clone(), regione_lazio::ID, "H501");
     let mut bodies = Vec::with_capacity(n);
+    let load_started = Instant::now();
     for (cartella, persona, _) in &seeded {
         let change = Change {
             kind: "cartella".into(),
@@ -240,6 +243,7 @@ async fn main() {
         assert_eq!(planned.len(), 1, "one Bundle per cartella");
         bodies.push(serde_json::to_vec(&planned[0].delivery.bundle).expect("json"));
     }
+    let load_each = load_started.elapsed() / n as u32;
     let entries = planned_entries(&bodies[0]);
     let bodies = Arc::new(bodies);
     let http = reqwest::Client::new();
@@ -340,7 +344,11 @@ async fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()
     );
-    println!("Bundle: {entries} entries (one shared cartella), {n} cartelle; warm-up delivered {warm} changes");
+    println!(
+        "Bundle: {entries} entries (one shared cartella), {n} cartelle; warm-up: the engine drained a backlog of {warm} changes in {warm_secs:.1} s ({:.0}/s)",
+        warm as f64 / warm_secs
+    );
+    println!("one cartella loaded through core's audited reads (StoreSource) and mapped, serially: {load_each:?} each");
     println!(
         "direct POST, {c} concurrent, {secs} s: ceiling {ceiling:.0} Bundles/s, p50 {:?}, p99 {:?}",
         pct(&direct, 0.5),
