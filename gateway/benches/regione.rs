@@ -12,7 +12,8 @@
 //!    `occurred_at` (taken in its transaction) to the job's `finished_at` (after the server's
 //!    2xx: the resource is committed, so visible to any read), both from core's tables.
 //!
-//! PostgreSQL on 127.0.0.1:5432 when reachable (`BENCH_DB=sqlite` to force SQLite).
+//! PostgreSQL on 127.0.0.1:5432 when reachable (`BENCH_DB=sqlite` to force SQLite);
+//! `BENCH_RATE` sets the offered rate instead.
 //! `cargo bench -p gateway --bench regione` (needs `conformance/fhir/setup.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -280,7 +281,10 @@ async fn main() {
     direct.sort();
 
     // 3. Through core and the engine: an open loop of updates at a sustained rate.
-    let rate = (0.8 * ceiling).min(500.0);
+    let rate = match env("BENCH_RATE", 0) {
+        0 => (0.8 * ceiling).min(500.0),
+        r => r as f64,
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = engine.clone().spawn(async move {
         let _ = stop_rx.await;
