@@ -9,6 +9,7 @@ pub mod auth;
 pub mod console;
 pub mod core_link;
 pub mod delivery;
+pub mod dimissioni;
 pub mod edge_store;
 pub mod grpc_ingress;
 pub mod http;

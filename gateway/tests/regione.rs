@@ -380,6 +380,54 @@ async fn outage_then_delivered(backend: TestBackend) {
     db.drop_pg().await;
 }
 
+/// Consent withdrawn through `RevokeCondivisione` (the operator's act, audited as a revoke):
+/// the region gets the Consent `inactive`, and later changes of the cartella send nothing else.
+async fn revoked_consent_is_sent_and_stops_deliveries(backend: TestBackend) {
+    let Some(server) = peer::start(0) else { return };
+    let Some(db) = TestDb::new(backend, "sigess_regione").await else { return };
+    let base = server.base();
+    let store = db.store(5).await;
+    let w = write(&store, 50, true).await;
+    let engine = engine(&store, &base, fast());
+    engine.drain(Duration::from_secs(30)).await.unwrap();
+    exactly_one_each(&base, &[&w], 1).await;
+    let consent = all_of(&base, "Consent").await.remove(0);
+    assert_eq!(consent["status"], "active");
+
+    let c = w.condivisione.as_ref().unwrap();
+    let revoked = store.revoke_condivisione(&operatore(), &id(&c.meta), "consenso revocato dall'interessato").await.unwrap();
+    assert!(!revoked.revocata_il.is_empty());
+    assert_eq!(store.audit_count(core_cartella::record::Kind::Condivisione, &id(&c.meta), "revoke").await.unwrap(), 1);
+    engine.drain(Duration::from_secs(30)).await.unwrap();
+    let now = all_of(&base, "Consent").await;
+    assert_eq!(now.len(), 1, "the one Consent, updated");
+    assert_eq!(now[0]["id"], consent["id"]);
+    assert_eq!(now[0]["status"], "inactive");
+    assert_ne!(version(&now[0]), version(&consent), "a new version of the Consent");
+
+    let sr = all_of(&base, "ServiceRequest").await.remove(0);
+    let mut p = w.prestazione.clone();
+    p.importo_mensile = Some(41_000);
+    store.update(&operatore(), p).await.unwrap();
+    engine.drain(Duration::from_secs(30)).await.unwrap();
+    let sr_after = all_of(&base, "ServiceRequest").await;
+    assert_eq!(sr_after, vec![sr], "no cartella data after the consent was revoked");
+    assert_eq!(all_of(&base, "Consent").await[0]["status"], "inactive");
+    assert!(jobs(&store, Some(JobState::Dead)).await.is_empty());
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_consent_is_sent_and_stops_deliveries_sqlite() {
+    revoked_consent_is_sent_and_stops_deliveries(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_consent_is_sent_and_stops_deliveries_postgres() {
+    revoked_consent_is_sent_and_stops_deliveries(TestBackend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_sqlite() {
     journey(TestBackend::Sqlite).await;

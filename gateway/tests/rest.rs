@@ -504,6 +504,24 @@ async fn every_route(in_process: bool) {
     assert_eq!(names, ["purpose", "dal"], "every bad field at once");
     env.get("/api/v1/registro-accessi", &path, &t).await.problem(403);
     env.get("/api/v1/registro-accessi", &path, &admin).await.problem(403);
+    // A referral from another system: the person found or created, an accesso in the ufficio;
+    // the same message id again records nothing new; another ufficio's caller is refused.
+    let cf = core_cartella::domain::codice_fiscale::compose("Segnalata", "Rita", 1948, 5, 6, true, "H501");
+    let segnalazione = json!({
+        "origine": "consultorio-asl", "id_messaggio": "seg-1", "ufficio": "M03",
+        "persona": { "codice_fiscale": cf, "cognome": "Segnalata", "nome": "Rita", "data_nascita": "1948-05-06" },
+        "segnalante": "Consultorio ASL", "motivo": "Richiesta di valutazione sociale",
+    });
+    let t3 = env.op("M03");
+    let r = env.post("/api/v1/segnalazioni", &t3, segnalazione.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["accesso"]["meta"]["ufficio"], "M03");
+    assert_eq!(r.body["accesso"]["canale"], "CANALE_ACCESSO_SEGNALAZIONE");
+    assert_eq!(r.body["nuova_persona"], true);
+    let again = env.post("/api/v1/segnalazioni", &t3, segnalazione.clone()).await;
+    assert_eq!(again.body["accesso"]["meta"]["id"], r.body["accesso"]["meta"]["id"]);
+    assert_eq!(again.body["gia_registrata"], true);
+    env.post("/api/v1/segnalazioni", &t, segnalazione).await.problem(403);
 
     // Every route of the table was exercised successfully.
     let covered = env.covered.lock().unwrap().clone();

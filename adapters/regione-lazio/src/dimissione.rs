@@ -8,7 +8,9 @@
 //!   [`EVENT_SYSTEM`]|[`EVENT_CODE`], an `id` (the message id: the same id twice is one case)
 //!   and `source.endpoint`;
 //! - one Patient: codice fiscale (under its OID, or the older `http://hl7.it/sid/codiceFiscale`),
-//!   family and given name, birth date; gender optional;
+//!   family and given name, birth date; gender optional; citizenship (the `patient-citizenship`
+//!   extension, ISO 3166 numeric) optional for a person born in Italy, required for one whose
+//!   codice fiscale says born abroad;
 //! - one Encounter, the discharge: `status` finished, `period.end` the discharge day, `subject`
 //!   the Patient;
 //! - one ServiceRequest for the social assessment: an `identifier`, `status` active, `intent`
@@ -20,7 +22,7 @@
 use adapter_contract::pb;
 use serde_json::{Value, json};
 
-use crate::mapping::{CF_SYSTEM, CF_SYSTEM_LEGACY, code_system, is_calendar_date, sid, urn_uuid};
+use crate::mapping::{CF_SYSTEM, CF_SYSTEM_LEGACY, CITIZENSHIP, ISO_3166, code_system, is_calendar_date, sid, urn_uuid};
 
 /// The event of a protected discharge, in the hub's code system of regional events.
 pub const EVENT_CODE: &str = "dimissione-protetta";
@@ -70,6 +72,8 @@ pub struct Dimissione {
     pub sesso: pb::Sesso,
     /// "YYYY-MM-DD".
     pub data_nascita: String,
+    /// ISO 3166 numeric code of the citizenship, when the message states it.
+    pub cittadinanza: Option<String>,
     /// The discharge day, "YYYY-MM-DD".
     pub data_dimissione: String,
     pub distretto: String,
@@ -87,6 +91,7 @@ impl std::fmt::Debug for Dimissione {
             .field("nome", &"<redacted>")
             .field("sesso", &"<redacted>")
             .field("data_nascita", &"<redacted>")
+            .field("cittadinanza", &"<redacted>")
             .field("data_dimissione", &self.data_dimissione)
             .field("distretto", &self.distretto)
             .field("municipio", &self.municipio)
@@ -224,6 +229,25 @@ struct Person {
     nome: String,
     sesso: pb::Sesso,
     nascita: String,
+    cittadinanza: Option<String>,
+}
+
+/// The citizenship the Patient states, if any: `Ok(None)` without the extension, `Err(())`
+/// when it is there but holds no ISO 3166 numeric code.
+fn citizenship(r: &Value) -> Result<Option<String>, ()> {
+    let Some(ext) = r["extension"].as_array().and_then(|a| a.iter().find(|e| e["url"] == CITIZENSHIP)) else { return Ok(None) };
+    let code = ext["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["url"] == "code")
+        .flat_map(|e| e["valueCodeableConcept"]["coding"].as_array().into_iter().flatten())
+        .find(|c| c["system"] == ISO_3166)
+        .and_then(|c| c["code"].as_str());
+    match code {
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()) && c != "000" => Ok(Some(c.to_string())),
+        _ => Err(()),
+    }
 }
 
 fn check_patient(i: usize, r: &Value, p: &mut Problems) -> Option<Person> {
@@ -271,7 +295,19 @@ fn check_patient(i: usize, r: &Value, p: &mut Problems) -> Option<Person> {
             pb::Sesso::Unspecified
         }
     };
-    Some(Person { cf: cf?, cognome: cognome?.trim().to_string(), nome: nome?.trim().to_string(), sesso, nascita: nascita? })
+    let cittadinanza = match citizenship(r) {
+        Ok(c) => c,
+        Err(()) => {
+            p.add("code-invalid", at("extension"), "the citizenship is not an ISO 3166 numeric code");
+            None
+        }
+    };
+    // The cartella needs a citizenship; for a person born in Italy the hub may assume it, for
+    // one born abroad (a "Z" place of birth in the codice fiscale) the message must state it.
+    if cittadinanza.is_none() && cf.as_deref().is_some_and(|c| c.as_bytes().get(11) == Some(&b'Z')) {
+        p.add("required", at("extension"), "the citizenship of a person born abroad is missing");
+    }
+    Some(Person { cf: cf?, cognome: cognome?.trim().to_string(), nome: nome?.trim().to_string(), sesso, nascita: nascita?, cittadinanza })
 }
 
 fn check_encounter(i: usize, r: &Value, patient: Option<&Value>, p: &mut Problems) -> Option<String> {
@@ -383,6 +419,7 @@ pub fn parse(body: &[u8]) -> Result<Dimissione, Invalid> {
                 nome: person.nome,
                 sesso: person.sesso,
                 data_nascita: person.nascita,
+                cittadinanza: person.cittadinanza,
                 data_dimissione,
                 distretto,
                 municipio,

@@ -37,8 +37,8 @@ pub const ISTAT_SYSTEM: &str = "http://terminology.hl7.it/CodeSystem/istat-unita
 /// The coding of a string element (an address part), as those guides code city and state.
 const SC_CODING: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-SC-coding";
 const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
-const CITIZENSHIP: &str = "http://hl7.org/fhir/StructureDefinition/patient-citizenship";
-const ISO_3166: &str = "urn:iso:std:iso:3166";
+pub(crate) const CITIZENSHIP: &str = "http://hl7.org/fhir/StructureDefinition/patient-citizenship";
+pub(crate) const ISO_3166: &str = "urn:iso:std:iso:3166";
 const V3_ROLE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
 const V3_ACT: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 

@@ -34,6 +34,26 @@ fn a_valid_message_gives_the_case_routed_to_its_municipio() {
     assert_eq!(parse(&body(&m)).expect("valid").codice_fiscale, common::CF);
 }
 
+/// A fake codice fiscale of someone born abroad (place of birth Z129).
+const CF_ESTERO: &str = "RSSMRA80A01Z129W";
+
+fn citizenship(code: &str) -> Value {
+    json!([{
+        "url": "http://hl7.org/fhir/StructureDefinition/patient-citizenship",
+        "extension": [{ "url": "code", "valueCodeableConcept": { "coding": [{ "system": "urn:iso:std:iso:3166", "code": code }] } }],
+    }])
+}
+
+#[test]
+fn citizenship_is_read_and_needed_for_people_born_abroad() {
+    assert_eq!(parse(&body(&common::message())).expect("valid").cittadinanza, None, "born in Rome: may be left out");
+    let mut m = common::message();
+    m["entry"][1]["resource"]["identifier"][0]["value"] = json!(CF_ESTERO);
+    m["entry"][1]["resource"]["extension"] = citizenship("642");
+    let d = parse(&body(&m)).expect("valid");
+    assert_eq!((d.codice_fiscale.as_str(), d.cittadinanza.as_deref()), (CF_ESTERO, Some("642")));
+}
+
 #[test]
 fn each_defect_is_reported_with_its_expression() {
     type Edit = fn(&mut Value);
@@ -86,6 +106,16 @@ fn each_defect_is_reported_with_its_expression() {
             "district outside Rome",
             |m| m["entry"][3]["resource"]["locationCode"][0]["coding"][0]["code"] = json!("120204-01"),
             "Bundle.entry[3].resource.locationCode",
+        ),
+        (
+            "citizenship not ISO 3166 numeric",
+            |m| m["entry"][1]["resource"]["extension"] = citizenship("ROU"),
+            "Bundle.entry[1].resource.extension",
+        ),
+        (
+            "born abroad, no citizenship",
+            |m| m["entry"][1]["resource"]["identifier"][0]["value"] = json!(CF_ESTERO),
+            "Bundle.entry[1].resource.extension",
         ),
         ("no encounter", |m| drop(m["entry"].as_array_mut().expect("a").remove(2)), "Bundle.entry.resource.ofType(Encounter)"),
         (

@@ -32,6 +32,18 @@ impl CodiceFiscale {
         let female = raw_day > 40;
         (year, month, if female { raw_day - 40 } else { raw_day }, female)
     }
+
+    /// Belfiore code of the place of birth encoded in the code (a comune, or "Znnn" for a
+    /// foreign country), omocodia letters mapped back to digits.
+    pub fn luogo_nascita(&self) -> String {
+        let d = decoded_digits(&self.0);
+        format!("{}{}{}{}", char::from(self.0.as_bytes()[11]), d[4], d[5], d[6])
+    }
+
+    /// Whether the code says the person was born abroad (a "Z" place of birth).
+    pub fn nato_all_estero(&self) -> bool {
+        self.0.as_bytes()[11] == b'Z'
+    }
 }
 
 impl fmt::Debug for CodiceFiscale {
@@ -184,6 +196,19 @@ mod tests {
         let cf = CodiceFiscale::parse(&omocode(&compose("Verdi", "Anna", 1990, 7, 15, true, "H501"), &[6, 7, 9, 10])).expect("valid");
         assert!(cf.is_omocodico());
         assert_eq!(cf.birth(), (90, 7, 15, true));
+    }
+
+    #[test]
+    fn place_of_birth_decoded() {
+        let cases = [
+            (compose("Verdi", "Anna", 1990, 7, 15, true, "H501"), &[][..], "H501", false),
+            (compose("Verdi", "Anna", 1990, 7, 15, true, "F205"), &[12, 13, 14][..], "F205", false),
+            (compose("Ionescu", "Ana", 1985, 3, 2, true, "Z129"), &[14][..], "Z129", true),
+        ];
+        for (cf, omocodia, luogo, estero) in cases {
+            let cf = CodiceFiscale::parse(&omocode(&cf, omocodia)).expect("valid");
+            assert_eq!((cf.luogo_nascita().as_str(), cf.nato_all_estero()), (luogo, estero));
+        }
     }
 
     #[test]

@@ -233,6 +233,18 @@ impl CartellaService for CartellaSvc {
         let r = r.into_inner();
         Ok(Response::new(self.store.revoke_condivisione(&c, &r.id, &r.motivo).await?))
     }
+    async fn record_segnalazione(
+        &self,
+        r: Request<pb::RecordSegnalazioneRequest>,
+    ) -> Result<Response<pb::RecordSegnalazioneResponse>, Status> {
+        let c = caller(&r)?;
+        let done = self.store.record_segnalazione(&c, required(r.into_inner().segnalazione, "segnalazione")?).await?;
+        Ok(Response::new(pb::RecordSegnalazioneResponse {
+            accesso: Some(done.accesso),
+            nuova_persona: done.nuova_persona,
+            gia_registrata: done.gia_registrata,
+        }))
+    }
     async fn create_condivisione(&self, r: Request<pb::CreateCondivisioneRequest>) -> Result<Response<pb::Condivisione>, Status> {
         let c = caller(&r)?;
         self.create(c, r.into_inner().condivisione, "condivisione").await

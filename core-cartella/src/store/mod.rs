@@ -17,6 +17,7 @@ pub mod flussi;
 mod records;
 pub mod registro;
 pub mod scope;
+mod segnalazioni;
 pub mod sql;
 mod stats;
 
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 
 pub use feed::{Change, Cursor};
 pub use records::{ListFilter, MAX_PAGE, Page, PersonaSearch};
+pub use segnalazioni::Registrata;
 pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};
 
 /// Smallest number of people a published statistics cell may describe.

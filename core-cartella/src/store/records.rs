@@ -153,7 +153,41 @@ struct Placement {
 }
 
 impl Store {
-    pub async fn create<R: Record>(&self, caller: &Caller, mut rec: R) -> Result<R> {
+    pub async fn create<R: Record>(&self, caller: &Caller, rec: R) -> Result<R> {
+        let cf = (R::KIND == Kind::Persona).then(|| rec.codice_fiscale_ref().to_string());
+        let mut tx = self.pool.begin().await?;
+        match self.create_in(&mut tx, caller, rec).await {
+            Ok(rec) => {
+                tx.commit().await?;
+                self.notify();
+                Ok(rec)
+            }
+            // Another writer stored the same codice fiscale between the check and the insert:
+            // answer as the check would have, with the id now committed.
+            Err(CoreError::Store(e)) if is_unique_violation(&e) && cf.as_deref().is_some_and(|c| !c.is_empty()) => {
+                drop(tx);
+                match self.persona_id_by_cf(&caller.ente, cf.as_deref().unwrap_or_default()).await? {
+                    Some(id) => Err(CoreError::PersonaExists { id }),
+                    None => Err(CoreError::Store(e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn persona_id_by_cf(&self, ente: &str, cf: &str) -> Result<Option<String>> {
+        let row = Q::new("SELECT id FROM persona WHERE ente = ")
+            .bind_text(ente)
+            .push(" AND codice_fiscale = ")
+            .bind_text(cf)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("id")).transpose()?)
+    }
+
+    /// `create` inside the caller's transaction: the record, its audit row and its outbox
+    /// row. The caller commits, then calls `notify`.
+    pub(super) async fn create_in<R: Record>(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, mut rec: R) -> Result<R> {
         if !caller.can_write() {
             return Err(CoreError::Denied("the caller's roles do not allow writing"));
         }
@@ -163,11 +197,10 @@ impl Store {
             return Err(CoreError::Invalid(violations));
         }
         let today_s = crate::domain::codes::format_date(today);
-        let mut tx = self.pool.begin().await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let place = self.place(&mut tx, caller, &rec, &id, &today_s).await?;
+        let place = self.place(tx, caller, &rec, &id, &today_s).await?;
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
+            self.check_cf_unique(tx, &place.ente, &rec, None).await?;
         }
         let meta = rec.meta_mut();
         *meta = Meta {
@@ -194,21 +227,12 @@ impl Store {
             q.push(", ").bind(v);
         }
         q.push(")");
-        if let Err(e) = q.execute(&mut *tx).await {
-            if R::KIND == Kind::Persona && is_unique_violation(&e) {
-                drop(tx);
-                let mut tx = self.pool.begin().await?;
-                self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
-            }
-            return Err(e.into());
-        }
+        q.execute(&mut **tx).await?;
         if R::KIND == Kind::Nucleo {
-            self.replace_members(&mut tx, &id, &rec).await?;
+            self.replace_members(tx, &id, &rec).await?;
         }
-        audit(&mut *tx, caller, &at, "create", R::KIND, &[&id], "").await?;
-        self.outbox(&mut tx, R::KIND, &id, 1, 1, &place, &at).await?;
-        tx.commit().await?;
-        self.notify();
+        audit(&mut **tx, caller, &at, "create", R::KIND, &[&id], "").await?;
+        self.outbox(tx, R::KIND, &id, 1, 1, &place, &at).await?;
         Ok(rec)
     }
 
@@ -629,6 +653,6 @@ fn like_prefix(s: &str) -> String {
     out
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

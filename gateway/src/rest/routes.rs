@@ -114,6 +114,8 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/prestazioni/{id}/siuss", "cartella.v1.SiussService.GetStatoSiuss", None, &[("id", "id")], "prestazioni"),
     // The ente's INPS SIUSS flows by state, with esiti and what their codes mean (administrators).
     r(Get, "/siuss/flussi", "cartella.v1.SiussService.ListFlussi", None, &[], "siuss"),
+    // Referrals from other systems (e.g. a protected discharge), recorded as an accesso.
+    r(Post, "/segnalazioni", cs!("RecordSegnalazione"), Some("segnalazione"), &[], "accessi"),
     // Condivisioni
     r(Post, "/condivisioni", cs!("CreateCondivisione"), Some("condivisione"), &[], "condivisioni"),
     r(Post, "/condivisioni/{id}/revoca", cs!("RevokeCondivisione"), None, &[("id", "id")], "condivisioni"),
