@@ -50,6 +50,9 @@ enum Command {
     Operator(cmd::operator::OperatorCmd),
     /// Run the delivery engine alone (scale-out on PostgreSQL): every outbound adapter.
     Worker(cmd::worker::WorkerArgs),
+    /// Link the persons of several offices' CSV exports without storing them: counts, the
+    /// estimated model and (optionally) every record's cluster.
+    Linkage(cmd::linkage::LinkageArgs),
     /// INPS SIUSS one-shot jobs.
     Siuss {
         #[command(subcommand)]
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
             Command::Client(c) => cmd::client::run(c).await,
             Command::Operator(c) => cmd::operator::run(c).await,
             Command::Worker(a) => cmd::worker::run(a).await,
+            Command::Linkage(a) => cmd::linkage::run(a),
             Command::Siuss { command } => cmd::siuss::run(command).await,
         }
     })

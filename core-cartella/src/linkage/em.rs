@@ -1,8 +1,10 @@
 //! The Fellegi–Sunter model: for each field and agreement level, m (the probability of the
 //! level among pairs of the same person) and u (among pairs of different people), and λ,
-//! the share of matches among the compared pairs. u comes from random pairs of records
-//! (nearly all of different people); m and λ from expectation–maximisation over the
-//! comparison patterns of the blocked pairs, with u held fixed. Patterns are counted once
+//! the share of matches among all pairs. u comes from random pairs of records
+//! (nearly all of different people); m from expectation–maximisation in one session per
+//! training key, each leaving out the fields its key is made of (the approach splink
+//! takes); λ, the prior share of matches among all pairs, from the matches one session
+//! expects divided by the share of matches its key catches. Patterns are counted once
 //! each, so an iteration costs the number of distinct patterns, not of pairs.
 use std::collections::HashMap;
 
@@ -74,30 +76,57 @@ impl Model {
         Self { m, u, lambda: 0.3 }
     }
 
-    /// Expectation–maximisation of m and λ over the patterns, u fixed.
-    pub fn estimate(&mut self, patterns: &Patterns, iterations: usize) {
+    /// One training session: expectation–maximisation of m and of the session's share of
+    /// matches over the patterns of the pairs one blocking key brought together, with u
+    /// fixed and the fields that key is made of left out (within its blocks they agree by
+    /// construction, which says nothing of matches). Returns the m of the fields trained
+    /// (None for those left out) and the session's share of matches.
+    pub fn train_session(&self, patterns: &Patterns, left_out: &[usize], iterations: usize) -> (Vec<Option<Vec<f64>>>, f64) {
+        let mut m = self.m.clone();
+        let mut lambda: f64 = 0.1;
         let total = patterns.total() as f64;
-        if total == 0.0 {
-            return;
-        }
-        for _ in 0..iterations {
-            let mut acc: Vec<Vec<f64>> = self.m.iter().map(|v| vec![0.0; v.len()]).collect();
-            let mut matches = 0.0;
-            for (levels, &count) in &patterns.counts {
-                let w = probability(self.weight_of(levels)) * count as f64;
-                matches += w;
-                for (k, l) in levels.iter().enumerate() {
-                    if let Some(l) = l {
-                        acc[k][*l as usize] += w;
+        if total > 0.0 {
+            for _ in 0..iterations {
+                let mut acc: Vec<Vec<f64>> = m.iter().map(|v| vec![0.0; v.len()]).collect();
+                let mut matches = 0.0;
+                for (levels, &count) in &patterns.counts {
+                    let mut w = (lambda / (1.0 - lambda)).log2();
+                    for (k, l) in levels.iter().enumerate() {
+                        if let Some(l) = l
+                            && !left_out.contains(&k)
+                        {
+                            w += (m[k][*l as usize] / self.u[k][*l as usize]).log2();
+                        }
+                    }
+                    let wm = probability(w) * count as f64;
+                    matches += wm;
+                    for (k, l) in levels.iter().enumerate() {
+                        if let Some(l) = l {
+                            acc[k][*l as usize] += wm;
+                        }
                     }
                 }
-            }
-            for (m, a) in self.m.iter_mut().zip(acc) {
-                if a.iter().sum::<f64>() > 0.0 {
-                    *m = normalised(a);
+                for (k, a) in acc.into_iter().enumerate() {
+                    if !left_out.contains(&k) && a.iter().sum::<f64>() > 0.0 {
+                        m[k] = normalised(a);
+                    }
                 }
+                lambda = (matches / total).clamp(FLOOR, 1.0 - FLOOR);
             }
-            self.lambda = (matches / total).clamp(FLOOR, 1.0 - FLOOR);
+        }
+        let trained = m.into_iter().enumerate().map(|(k, v)| (!left_out.contains(&k)).then_some(v)).collect();
+        (trained, lambda)
+    }
+
+    /// Sets each field's m to the mean of the sessions that trained it.
+    pub fn combine(&mut self, sessions: &[Vec<Option<Vec<f64>>>]) {
+        for k in 0..self.m.len() {
+            let trained: Vec<&Vec<f64>> = sessions.iter().filter_map(|s| s[k].as_ref()).collect();
+            if !trained.is_empty() {
+                let mean: Vec<f64> =
+                    (0..self.m[k].len()).map(|l| trained.iter().map(|v| v[l]).sum::<f64>() / trained.len() as f64).collect();
+                self.m[k] = normalised(mean);
+            }
         }
     }
 
@@ -171,13 +200,18 @@ mod tests {
         model.m[1] = vec![0.7, 0.1, 0.1, 0.1];
         model.u[0] = true_u[0].to_vec();
         model.u[1] = true_u[1].to_vec();
-        model.estimate(&patterns, 50);
-        assert!((model.lambda - 0.2).abs() < 0.01, "lambda {}", model.lambda);
+        let (trained, lambda) = model.train_session(&patterns, &[], 50);
+        assert!((lambda - 0.2).abs() < 0.01, "lambda {lambda}");
+        model.combine(&[trained]);
+        model.lambda = lambda;
         for k in 0..2 {
             for l in 0..3 {
                 assert!((model.m[k][l] - true_m[k][l]).abs() < 0.02, "m[{k}][{l}] = {} want {}", model.m[k][l], true_m[k][l]);
             }
         }
+        // A left-out field keeps its starting m.
+        let (left, _) = model.train_session(&patterns, &[1], 50);
+        assert!(left[1].is_none() && left[0].is_some());
         // Full agreement weighs for a match, full disagreement against.
         let agree = Comparison { levels: [Some(0), Some(0), None, None, None, None], swapped_names: false };
         let disagree = Comparison { levels: [Some(3), Some(3), None, None, None, None], swapped_names: false };

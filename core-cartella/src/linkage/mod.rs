@@ -184,19 +184,27 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
     stats.trusted_cf = records.iter().filter(|r| r.trusted_cf().is_some()).count();
 
     let mut model = em::Model::u_from_random_pairs(records, cfg.u_sample_pairs, cfg.seed);
-    let mut patterns = em::Patterns::default();
-    let skipped = blocking::for_each_pair(&keys, cfg.max_block, |a, b| {
-        let (ra, rb) = (&records[a as usize], &records[b as usize]);
-        if cf_decides(ra, rb).is_none() {
-            patterns.add(compare::compare(ra, rb));
+    let mut sessions = Vec::new();
+    let mut expected_matches = None;
+    for (key, left_out) in blocking::TRAINING {
+        let mut patterns = em::Patterns::default();
+        blocking::for_each_pair_of_key(&keys, key, cfg.max_block, |a, b| patterns.add(compare::compare(&records[a as usize], &records[b as usize])));
+        let (trained, lambda) = model.train_session(&patterns, left_out, cfg.em_iterations);
+        if key == 0 {
+            expected_matches = Some(lambda * patterns.total() as f64);
         }
-    });
-    stats.skipped_blocks = skipped;
-    stats.candidate_pairs = patterns.total();
-    model.estimate(&patterns, cfg.em_iterations);
-
+        sessions.push(trained);
+    }
+    model.combine(&sessions);
+    // Matches sharing a birth date, over the share of matches whose dates agree.
+    let n = records.len() as f64;
+    let all_pairs = (n * (n - 1.0) / 2.0).max(1.0);
+    let date_recall = model.m[2][0].max(0.05);
+    model.lambda = (expected_matches.unwrap_or(0.0) / date_recall / all_pairs).clamp(1e-12, 0.5);
     let mut pairs = Vec::new();
-    blocking::for_each_pair(&keys, cfg.max_block, |a, b| {
+    let mut candidates = 0u64;
+    stats.skipped_blocks = blocking::for_each_pair(&keys, cfg.max_block, |a, b| {
+        candidates += 1;
         let (ra, rb) = (&records[a as usize], &records[b as usize]);
         let (probability, evidence) = match cf_decides(ra, rb) {
             Some(e @ Evidence::SameTrustedCf) => (1.0, e),
@@ -218,6 +226,7 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
             pairs.push(Pair { a, b, probability, outcome, evidence });
         }
     });
+    stats.candidate_pairs = candidates;
     // Records sharing a trusted code may sit in no common block (a typo in every field):
     // they are linked all the same.
     for (a, b) in same_trusted_cf(records) {
