@@ -47,6 +47,9 @@ LUOGHI = [("Roma", "H501", 55), ("Milano", "F205", 3), ("Napoli", "F839", 5), ("
           ("Guidonia Montecelio", "E263", 1), ("Fiumicino", "M297", 1), ("Reggio Calabria", "H224", 1),
           ("Albania", "Z100", 2), ("Romania", "Z129", 4), ("Marocco", "Z330", 2), ("Filippine", "Z216", 2),
           ("Bangladesh", "Z249", 2), ("Egitto", "Z336", 1), ("Ucraina", "Z138", 1), ("Perù", "Z611", 1)]
+# ISO 3166-1 numeric citizenship of people born abroad (the others are Italian, 380).
+CITTADINANZE = {"Z100": "008", "Z129": "642", "Z330": "504", "Z216": "608", "Z249": "050", "Z336": "818",
+                "Z138": "804", "Z611": "604"}
 VIE = ["Via Appia Nuova", "Via Tuscolana", "Via Casilina", "Via Prenestina", "Via Tiburtina",
        "Via Nomentana", "Via Salaria", "Via Cassia", "Via Aurelia", "Via Portuense", "Via Ostiense",
        "Viale Marconi", "Via Laurentina", "Via Cristoforo Colombo", "Via dei Castani"]
@@ -209,7 +212,8 @@ def noisy_record(rng, p, sep, err):
         cf = compose_cf(typo(rng, p.cognome), p.nome, p.birth, p.female, p.belfiore)
     elif rng.random() < 0.2:
         cf = cf.lower()
-    return cognome, nome, sesso, date, luogo, cf
+    codice_luogo = p.belfiore if rng.random() > err * 0.3 else ""
+    return cognome, nome, sesso, date, luogo, codice_luogo, cf
 
 
 def main():
@@ -249,9 +253,10 @@ def main():
              open(os.path.join(d, "cartelle.csv"), "w", encoding=enc, newline="") as fc, \
              open(os.path.join(d, "prestazioni.csv"), "w", encoding=enc, newline="") as fs:
             wp, wn, wc, ws = (csv.writer(f, delimiter=";", lineterminator="\r\n") for f in (fp, fn, fc, fs))
-            wp.writerow(["id_persona", "cognome", "nome", "sesso", "data_nascita", "luogo_nascita", "codice_fiscale", "indirizzo"])
+            wp.writerow(["id_persona", "cognome", "nome", "sesso", "data_nascita", "luogo_nascita", "codice_luogo_nascita",
+                         "cittadinanza", "codice_fiscale", "indirizzo"])
             wn.writerow(["id_nucleo", "id_persona", "relazione"])
-            wc.writerow(["id_cartella", "id_persona", "data_apertura", "area_utenza", "stato"])
+            wc.writerow(["id_cartella", "id_persona", "data_apertura", "area_utenza", "stato", "data_chiusura", "motivo_chiusura"])
             ws.writerow(["id_prestazione", "id_cartella", "codice_prestazione", "data_inizio", "data_fine", "importo"])
             i = 0
             while i < len(ps):
@@ -259,14 +264,19 @@ def main():
                 nid += 1
                 for j, p in enumerate(ps[i:i + size]):
                     lid = f"{folder[:3]}{k:02d}{i + j + 1:07d}"
-                    cognome, nome, sesso, date, luogo, cf = noisy_record(rng, p, sep, a.error_rate)
-                    wp.writerow([lid, cognome, nome, sesso, date, luogo, cf, p.via])
+                    cognome, nome, sesso, date, luogo, codice_luogo, cf = noisy_record(rng, p, sep, a.error_rate)
+                    cittadinanza = CITTADINANZE.get(p.belfiore, "380")
+                    wp.writerow([lid, cognome, nome, sesso, date, luogo, codice_luogo, cittadinanza, cf, p.via])
                     wn.writerow([f"N{k:02d}{nid:07d}", lid, "intestatario" if j == 0 else "componente"])
                     truth.append((folder, ufficio, lid, p.pid))
                     if rng.random() < 0.6:
                         cid = f"C{lid}"
                         opened = dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(0, 3600))
-                        wc.writerow([cid, lid, fmt_date(opened, sep), rng.choice(AREE), rng.choice(["aperta", "aperta", "chiusa"])])
+                        closed = min(opened + dt.timedelta(days=rng.randrange(30, 900)), dt.date(2026, 6, 30))
+                        if rng.random() < 0.33:
+                            wc.writerow([cid, lid, fmt_date(opened, sep), rng.choice(AREE), "chiusa", fmt_date(closed, sep), "Obiettivi del progetto raggiunti"])
+                        else:
+                            wc.writerow([cid, lid, fmt_date(opened, sep), rng.choice(AREE), "aperta", "", ""])
                         for n in range(rng.choice([0, 0, 1, 1, 2, 3])):
                             start = opened + dt.timedelta(days=rng.randrange(0, 300))
                             end = start + dt.timedelta(days=rng.randrange(0, 365))

@@ -50,6 +50,9 @@ enum Command {
     Operator(cmd::operator::OperatorCmd),
     /// Run the delivery engine alone (scale-out on PostgreSQL): every outbound adapter.
     Worker(cmd::worker::WorkerArgs),
+    /// Import one office's CSV export into core's store: persons linked against the hub,
+    /// each person with their cartelle in one transaction; --dry-run checks only.
+    Import(cmd::import::ImportArgs),
     /// Link the persons of several offices' CSV exports without storing them: counts, the
     /// estimated model and (optionally) every record's cluster.
     Linkage(cmd::linkage::LinkageArgs),
@@ -83,6 +86,7 @@ fn main() -> Result<()> {
             Command::Client(c) => cmd::client::run(c).await,
             Command::Operator(c) => cmd::operator::run(c).await,
             Command::Worker(a) => cmd::worker::run(a).await,
+            Command::Import(a) => cmd::import::run(a).await,
             Command::Linkage(a) => cmd::linkage::run(a),
             Command::Siuss { command } => cmd::siuss::run(command).await,
         }

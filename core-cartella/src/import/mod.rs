@@ -5,6 +5,7 @@
 //! Every problem names the file, line and column and never the value (it may be personal
 //! data). Rows with a problem are reported and left out; the others are kept.
 
+pub mod load;
 pub mod rows;
 
 use std::{
@@ -184,6 +185,13 @@ pub fn parse_date(s: &str) -> Result<Date, DateError> {
     let y = num(y, 4)? as i32;
     let month = Month::try_from(u8::try_from(m).map_err(|_| DateError::NoSuchDay)?).map_err(|_| DateError::NoSuchDay)?;
     Date::from_calendar_date(y, month, u8::try_from(d).map_err(|_| DateError::NoSuchDay)?).map_err(|_| DateError::NoSuchDay)
+}
+
+/// Parses the hub's own yyyy-mm-dd dates.
+pub fn parse_iso(s: &str) -> Option<Date> {
+    let mut it = s.splitn(3, '-');
+    let (y, m, d) = (it.next()?.parse::<i32>().ok()?, it.next()?.parse::<u8>().ok()?, it.next()?.parse::<u8>().ok()?);
+    Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()
 }
 
 /// Parses an amount in euro with a decimal comma (or point), at most two decimals, into

@@ -14,6 +14,10 @@ pub struct PersonaRow {
     pub line: u64,
     pub id: String,
     pub record: Record,
+    /// Belfiore code of the place of birth (optional column).
+    pub codice_luogo: String,
+    /// ISO 3166 numeric (optional column).
+    pub cittadinanza: String,
     pub indirizzo: String,
 }
 
@@ -40,6 +44,8 @@ pub struct CartellaRow {
     /// `cartella.v1.AreaUtenza` number.
     pub area_utenza: i32,
     pub aperta: bool,
+    pub chiusura: Option<Date>,
+    pub motivo_chiusura: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +212,8 @@ fn persona(row: &Row<'_>, today: Date, problems: &mut Vec<Problem>) -> Option<Pe
             luogo_nascita: row.get("luogo_nascita").into_owned(),
             codice_fiscale: cf.into_owned(),
         },
+        codice_luogo: row.get("codice_luogo_nascita").to_ascii_uppercase(),
+        cittadinanza: row.get("cittadinanza").into_owned(),
         indirizzo: row.get("indirizzo").into_owned(),
     })
 }
@@ -248,7 +256,20 @@ fn cartella(row: &Row<'_>, persone: &HashSet<&str>, today: Date, problems: &mut 
     if problems.len() > before {
         return None;
     }
-    Some(CartellaRow { line: row.line, id: id?, persona: persona?, apertura: apertura?, area_utenza: area?, aperta: aperta? })
+    let chiusura = date(row, "data_chiusura", true, problems).flatten();
+    if problems.len() > before {
+        return None;
+    }
+    Some(CartellaRow {
+        line: row.line,
+        id: id?,
+        persona: persona?,
+        apertura: apertura?,
+        area_utenza: area?,
+        aperta: aperta?,
+        chiusura,
+        motivo_chiusura: row.get("motivo_chiusura").into_owned(),
+    })
 }
 
 fn prestazione(row: &Row<'_>, cartelle: &HashSet<&str>, problems: &mut Vec<Problem>) -> Option<PrestazioneRow> {

@@ -154,20 +154,48 @@ struct Placement {
 
 impl Store {
     pub async fn create<R: Record>(&self, caller: &Caller, mut rec: R) -> Result<R> {
+        let mut tx = self.pool.begin().await?;
+        let (at, today) = now();
+        match self.create_in(&mut tx, caller, &mut rec, &at, today).await {
+            Ok(()) => {
+                tx.commit().await?;
+                self.notify();
+                Ok(rec)
+            }
+            Err(CoreError::Store(e)) if R::KIND == Kind::Persona && is_unique_violation(&e) => {
+                // Another writer took the code between the check and the insert: answer
+                // as the check would have.
+                drop(tx);
+                let mut tx = self.pool.begin().await?;
+                self.check_cf_unique(&mut tx, &caller.ente, &rec, None).await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Validates, places and inserts a new record with its audit and outbox rows in the
+    /// caller's transaction (the import writes a person and their records in one).
+    pub(crate) async fn create_in<R: Record>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        rec: &mut R,
+        at: &str,
+        today: time::Date,
+    ) -> Result<()> {
         if !caller.can_write() {
             return Err(CoreError::Denied("the caller's roles do not allow writing"));
         }
-        let (at, today) = now();
         let violations = rec.validate(today);
         if !violations.is_empty() {
             return Err(CoreError::Invalid(violations));
         }
         let today_s = crate::domain::codes::format_date(today);
-        let mut tx = self.pool.begin().await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let place = self.place(&mut tx, caller, &rec, &id, &today_s).await?;
+        let place = self.place(tx, caller, &*rec, &id, &today_s).await?;
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
+            self.check_cf_unique(tx, &place.ente, &*rec, None).await?;
         }
         let meta = rec.meta_mut();
         *meta = Meta {
@@ -175,8 +203,8 @@ impl Store {
             version: 1,
             ente: place.ente.clone(),
             ufficio: place.ufficio.clone(),
-            created_at: at.clone(),
-            updated_at: at.clone(),
+            created_at: at.to_string(),
+            updated_at: at.to_string(),
             updated_by: caller.subject.clone(),
         };
         let mut q = Q::new("INSERT INTO ");
@@ -188,28 +216,19 @@ impl Store {
         }
         q.push(") VALUES (").bind_text(&id).push(", ").bind_int(1).push(", ").bind_text(&place.ente);
         q.push(", ").bind_text(&place.ufficio).push(", ").bind(Val::Text(place.persona_id.clone()));
-        q.push(", ").bind(Val::Text(place.cartella_id.clone())).push(", ").bind_text(&at).push(", ").bind_text(&at);
+        q.push(", ").bind(Val::Text(place.cartella_id.clone())).push(", ").bind_text(at).push(", ").bind_text(at);
         q.push(", ").bind_text(&caller.subject).push(", ").bind(Val::Bytes(rec.encode_to_vec()));
         for (_, v) in cols {
             q.push(", ").bind(v);
         }
         q.push(")");
-        if let Err(e) = q.execute(&mut *tx).await {
-            if R::KIND == Kind::Persona && is_unique_violation(&e) {
-                drop(tx);
-                let mut tx = self.pool.begin().await?;
-                self.check_cf_unique(&mut tx, &place.ente, &rec, None).await?;
-            }
-            return Err(e.into());
-        }
+        q.execute(&mut **tx).await?;
         if R::KIND == Kind::Nucleo {
-            self.replace_members(&mut tx, &id, &rec).await?;
+            self.replace_members(tx, &id, &*rec).await?;
         }
-        audit(&mut *tx, caller, &at, "create", R::KIND, &[&id], "").await?;
-        self.outbox(&mut tx, R::KIND, &id, 1, 1, &place, &at).await?;
-        tx.commit().await?;
-        self.notify();
-        Ok(rec)
+        audit(&mut **tx, caller, at, "create", R::KIND, &[&id], "").await?;
+        self.outbox(tx, R::KIND, &id, 1, 1, &place, at).await?;
+        Ok(())
     }
 
     pub async fn get<R: Record>(&self, caller: &Caller, id: &str, purpose: &str) -> Result<R> {

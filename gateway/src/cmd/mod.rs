@@ -14,6 +14,7 @@ use tokio::sync::watch;
 pub mod client;
 pub mod core;
 pub mod gateway;
+pub mod import;
 pub mod linkage;
 pub mod operator;
 pub mod siuss;
