@@ -106,7 +106,8 @@ fn cartella_of(c: &CartellaRow, persona_id: &str) -> Cartella {
 }
 
 fn problem_of(file: &str, line: u64, field: &str, description: &str) -> Problem {
-    Problem { file: file.into(), line, column: column_of(field).into(), reason: description.into() }
+    // The hub's own date format means nothing to someone fixing a CSV file in dd/mm/yyyy.
+    Problem { file: file.into(), line, column: column_of(field).into(), reason: description.replace(" (YYYY-MM-DD)", "") }
 }
 
 /// Ids the office's rows of `kind` already have in the hub.
