@@ -13,6 +13,7 @@ mod audit_log;
 pub mod delivery;
 pub mod esporta;
 mod feed;
+pub mod fusione;
 pub mod flussi;
 mod records;
 pub mod scope;

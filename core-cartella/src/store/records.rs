@@ -145,11 +145,11 @@ fn check_page(page: &Page) -> Result<u32> {
 }
 
 /// Owner and links a new record gets.
-struct Placement {
-    ente: String,
-    ufficio: String,
-    persona_id: Option<String>,
-    cartella_id: Option<String>,
+pub(super) struct Placement {
+    pub(super) ente: String,
+    pub(super) ufficio: String,
+    pub(super) persona_id: Option<String>,
+    pub(super) cartella_id: Option<String>,
 }
 
 impl Store {
@@ -615,7 +615,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn outbox(
+    pub(super) async fn outbox(
         &self,
         tx: &mut Transaction<'static, Any>,
         kind: Kind,
