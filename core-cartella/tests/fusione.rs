@@ -72,7 +72,11 @@ async fn owner(store: &Store, table: &'static str, id: &str) -> String {
 }
 
 async fn members(store: &Store, nid: &str) -> Vec<String> {
-    let rows = sqlx::query("SELECT persona_id FROM nucleo_membro WHERE nucleo_id = $1 ORDER BY persona_id").bind(nid.to_string()).fetch_all(store.pool()).await.unwrap();
+    let rows = sqlx::query("SELECT persona_id FROM nucleo_membro WHERE nucleo_id = $1 ORDER BY persona_id")
+        .bind(nid.to_string())
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
     rows.iter().map(|r| r.try_get(0).unwrap()).collect()
 }
 

@@ -31,7 +31,8 @@ fn caller() -> Caller {
     }
 }
 
-const HEADER: &str = "id_persona;cognome;nome;sesso;data_nascita;luogo_nascita;codice_luogo_nascita;cittadinanza;codice_fiscale;indirizzo\r\n";
+const HEADER: &str =
+    "id_persona;cognome;nome;sesso;data_nascita;luogo_nascita;codice_luogo_nascita;cittadinanza;codice_fiscale;indirizzo\r\n";
 
 fn persone(rows: &[String]) -> String {
     let mut s = HEADER.to_string();
@@ -125,12 +126,13 @@ C4;A4;01/02/2020;anziani;chiusa;;\n";
     assert_eq!(count(&store, "SELECT COUNT(*) FROM cartella").await, 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM import_origine WHERE kind = 'persona'").await, 4);
     assert_eq!(count(&store, "SELECT COUNT(DISTINCT record_id) FROM import_origine WHERE kind = 'persona'").await, 3);
-    let verdi: String = sqlx::query("SELECT p.codice_fiscale FROM import_origine o JOIN persona p ON p.id = o.record_id WHERE o.id_locale = 'A3'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let verdi: String =
+        sqlx::query("SELECT p.codice_fiscale FROM import_origine o JOIN persona p ON p.id = o.record_id WHERE o.id_locale = 'A3'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
     assert_eq!(verdi, cf_verdi, "A3 joined the persona the hub held");
     let audits = count(&store, "SELECT COUNT(*) FROM audit WHERE action = 'create' AND kind = 'persona'").await;
     assert_eq!(audits, 3, "each created persona audited like any other write");

@@ -149,10 +149,22 @@ async fn hub_persone(store: &Store, ente: &str) -> Result<(Vec<String>, Vec<Reco
 
 /// Imports (or with `dry_run` only checks) the export in `dir` for `caller`'s ente and
 /// ufficio. `progress(done, total)` is called after each person.
-pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<ImportSummary> {
+pub async fn import(
+    store: &Store,
+    caller: &Caller,
+    dir: &Path,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportSummary> {
     let (_, today) = now();
     let Export { persone, nuclei, cartelle, prestazioni, problems } = read_export(dir, today);
-    let mut s = ImportSummary { problems, persone_rows: persone.len(), nuclei_letti: nuclei.len(), prestazioni_lette: prestazioni.len(), ..Default::default() };
+    let mut s = ImportSummary {
+        problems,
+        persone_rows: persone.len(),
+        nuclei_letti: nuclei.len(),
+        prestazioni_lette: prestazioni.len(),
+        ..Default::default()
+    };
     let ente = caller.ente.clone();
     let done_persone = imported(store, &ente, &opts.origine, "persona").await?;
     let done_cartelle = imported(store, &ente, &opts.origine, "cartella").await?;
@@ -187,9 +199,19 @@ pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOpt
         let violations = pb.validate(today);
         let persona_ok = done_persone.contains_key(&c.persona) || candidates.iter().any(|(r, _)| r.id == c.persona);
         if !violations.is_empty() {
-            s.problems.extend(violations.iter().filter(|v| !v.field.ends_with("persona_id")).map(|v| problem_of(super::rows::CARTELLE, c.line, &v.field, &v.description)));
+            s.problems.extend(
+                violations
+                    .iter()
+                    .filter(|v| !v.field.ends_with("persona_id"))
+                    .map(|v| problem_of(super::rows::CARTELLE, c.line, &v.field, &v.description)),
+            );
         } else if !persona_ok {
-            s.problems.push(Problem { file: super::rows::CARTELLE.into(), line: c.line, column: "id_persona".into(), reason: "its persona is in error".into() });
+            s.problems.push(Problem {
+                file: super::rows::CARTELLE.into(),
+                line: c.line,
+                column: "id_persona".into(),
+                reason: "its persona is in error".into(),
+            });
         } else {
             cartelle_of.entry(c.persona.as_str()).or_default().push(c);
         }
@@ -210,7 +232,9 @@ pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOpt
     let mut groups: BTreeMap<u32, (Option<String>, Vec<usize>)> = BTreeMap::new();
     for (k, _) in candidates.iter().enumerate() {
         let cluster = result.clusters[h + k];
-        let g = groups.entry(cluster).or_insert_with(|| ((cluster as usize) < h).then(|| hub_ids[cluster as usize].clone()).map_or((None, Vec::new()), |id| (Some(id), Vec::new())));
+        let g = groups.entry(cluster).or_insert_with(|| {
+            ((cluster as usize) < h).then(|| hub_ids[cluster as usize].clone()).map_or((None, Vec::new()), |id| (Some(id), Vec::new()))
+        });
         g.1.push(k);
     }
     for (existing, rows) in groups.values() {
@@ -223,7 +247,8 @@ pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOpt
         }
     }
     // Cartelle of rows imported on an earlier run, now in the export.
-    let late: Vec<(&str, &Vec<&CartellaRow>)> = cartelle_of.iter().filter_map(|(p, cs)| done_persone.get(*p).map(|id| (id.as_str(), cs))).collect();
+    let late: Vec<(&str, &Vec<&CartellaRow>)> =
+        cartelle_of.iter().filter_map(|(p, cs)| done_persone.get(*p).map(|id| (id.as_str(), cs))).collect();
     if opts.dry_run {
         s.cartelle_nuove = cartelle_of.values().map(Vec::len).sum();
         return Ok(s);
@@ -271,7 +296,12 @@ pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOpt
             Err(CoreError::PersonaExists { .. }) => {
                 drop(tx);
                 let row = candidates[rows[0]].0;
-                s.problems.push(problem_of(super::rows::PERSONE, row.line, "codice_fiscale", "another persona of the ente has this codice fiscale"));
+                s.problems.push(problem_of(
+                    super::rows::PERSONE,
+                    row.line,
+                    "codice_fiscale",
+                    "another persona of the ente has this codice fiscale",
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -295,7 +325,15 @@ pub async fn import(store: &Store, caller: &Caller, dir: &Path, opts: &ImportOpt
     Ok(s)
 }
 
-async fn origin(tx: &mut sqlx::Transaction<'static, sqlx::Any>, ente: &str, origine: &str, kind: &str, id_locale: &str, record_id: &str, at: &str) -> Result<()> {
+async fn origin(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ente: &str,
+    origine: &str,
+    kind: &str,
+    id_locale: &str,
+    record_id: &str,
+    at: &str,
+) -> Result<()> {
     Q::new("INSERT INTO import_origine (ente, origine, kind, id_locale, record_id, imported_at) VALUES (")
         .bind_text(ente)
         .push(", ")

@@ -79,7 +79,12 @@ impl CsvFile {
             header.iter().enumerate().map(|(i, h)| (decode(h).trim().trim_start_matches('\u{feff}').to_ascii_lowercase(), i)).collect();
         for c in required {
             if !columns.contains_key(*c) {
-                return Err(Problem { file: name.into(), line: 1, column: (*c).into(), reason: "required column missing from the header".into() });
+                return Err(Problem {
+                    file: name.into(),
+                    line: 1,
+                    column: (*c).into(),
+                    reason: "required column missing from the header".into(),
+                });
             }
         }
         Ok(Self { name: name.to_string(), reader, columns, record: csv::ByteRecord::new() })
@@ -202,7 +207,12 @@ pub fn parse_euro_cents(s: &str) -> Option<i64> {
         Some((i, f)) => (i, f),
         None => (s, ""),
     };
-    if int.is_empty() || int.len() > 12 || !int.bytes().all(|c| c.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+    if int.is_empty()
+        || int.len() > 12
+        || !int.bytes().all(|c| c.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let cents = match frac.len() {
@@ -243,7 +253,17 @@ mod tests {
 
     #[test]
     fn amounts() {
-        let cases = [("12,50", Some(1250)), ("12.5", Some(1250)), ("0", Some(0)), ("1234,05", Some(123405)), ("1.234,05", None), ("-3", None), ("", None), ("1,234", None), ("x", None)];
+        let cases = [
+            ("12,50", Some(1250)),
+            ("12.5", Some(1250)),
+            ("0", Some(0)),
+            ("1234,05", Some(123405)),
+            ("1.234,05", None),
+            ("-3", None),
+            ("", None),
+            ("1,234", None),
+            ("x", None),
+        ];
         for (s, want) in cases {
             assert_eq!(parse_euro_cents(s), want, "{s:?}");
         }
@@ -266,7 +286,16 @@ mod tests {
             got.push((row.line, row.get("id_persona").into_owned(), row.get("cognome").into_owned()));
         }
         assert_eq!(got, vec![(2, "A1".into(), "Rossi".into()), (3, "A2".into(), "De; Luca".into()), (4, "A3".into(), String::new())]);
-        let missing = CsvFile::from_reader("persone.csv", Box::new(std::io::Cursor::new(b"id_persona\n".to_vec())), &["id_persona", "cognome"]);
-        assert_eq!(missing.map(|_| ()), Err(Problem { file: "persone.csv".into(), line: 1, column: "cognome".into(), reason: "required column missing from the header".into() }));
+        let missing =
+            CsvFile::from_reader("persone.csv", Box::new(std::io::Cursor::new(b"id_persona\n".to_vec())), &["id_persona", "cognome"]);
+        assert_eq!(
+            missing.map(|_| ()),
+            Err(Problem {
+                file: "persone.csv".into(),
+                line: 1,
+                column: "cognome".into(),
+                reason: "required column missing from the header".into()
+            })
+        );
     }
 }

@@ -78,12 +78,18 @@ pub const PRESTAZIONI: &str = "prestazioni.csv";
 pub fn read_export(dir: &Path, today: Date) -> Export {
     let mut x = Export::default();
     let mut ids = HashSet::new();
-    each_row(dir, PERSONE, &["id_persona", "cognome", "nome", "sesso", "data_nascita", "luogo_nascita", "codice_fiscale"], &mut x.problems, |row, problems| {
-        let p = persona(row, today, problems)?;
-        unique(row, "id_persona", &p.id, &mut ids, problems)?;
-        x.persone.push(p);
-        Some(())
-    });
+    each_row(
+        dir,
+        PERSONE,
+        &["id_persona", "cognome", "nome", "sesso", "data_nascita", "luogo_nascita", "codice_fiscale"],
+        &mut x.problems,
+        |row, problems| {
+            let p = persona(row, today, problems)?;
+            unique(row, "id_persona", &p.id, &mut ids, problems)?;
+            x.persone.push(p);
+            Some(())
+        },
+    );
     let persone: HashSet<&str> = x.persone.iter().map(|p| p.id.as_str()).collect();
     each_row(dir, NUCLEI, &["id_nucleo", "id_persona", "relazione"], &mut x.problems, |row, problems| {
         let id = required(row, "id_nucleo", problems)?;
@@ -121,7 +127,13 @@ pub fn read_export(dir: &Path, today: Date) -> Export {
 }
 
 /// Calls `f` on every row of a file; a missing file or header is one problem.
-fn each_row(dir: &Path, name: &str, required: &[&str], problems: &mut Vec<Problem>, mut f: impl FnMut(&Row<'_>, &mut Vec<Problem>) -> Option<()>) {
+fn each_row(
+    dir: &Path,
+    name: &str,
+    required: &[&str],
+    problems: &mut Vec<Problem>,
+    mut f: impl FnMut(&Row<'_>, &mut Vec<Problem>) -> Option<()>,
+) {
     let mut file = match CsvFile::open(dir, name, required) {
         Ok(f) => f,
         Err(p) => {
@@ -291,7 +303,15 @@ fn prestazione(row: &Row<'_>, cartelle: &HashSet<&str>, problems: &mut Vec<Probl
     if problems.len() > before {
         return None;
     }
-    Some(PrestazioneRow { line: row.line, id: id?, cartella: cartella?, codice: codice?, inizio: inizio?, fine, importo_centesimi: importo? })
+    Some(PrestazioneRow {
+        line: row.line,
+        id: id?,
+        cartella: cartella?,
+        codice: codice?,
+        inizio: inizio?,
+        fine,
+        importo_centesimi: importo?,
+    })
 }
 
 #[cfg(test)]

@@ -129,9 +129,9 @@ mod tests {
         let d = Some(date!(1980 - 03 - 07));
         let records = vec![
             rec("Rossi", "Mario", d, "RSSMRA80C07H501X"),
-            rec("Mario", "Rossi", Some(date!(1980 - 07 - 03)), ""),   // swapped names and day/month
-            rec("Rosi", "Mario", None, "RSSMRA80C07H501Y"),           // surname typo, no date, CF typo
-            rec("Rossi", "Mario", Some(date!(1981 - 03 - 07)), ""),   // year typo
+            rec("Mario", "Rossi", Some(date!(1980 - 07 - 03)), ""), // swapped names and day/month
+            rec("Rosi", "Mario", None, "RSSMRA80C07H501Y"),         // surname typo, no date, CF typo
+            rec("Rossi", "Mario", Some(date!(1981 - 03 - 07)), ""), // year typo
             rec("Bianchi", "Giulia", Some(date!(1990 - 11 - 21)), ""), // nobody
         ];
         let (p, skipped) = pairs(&records, 100);
@@ -142,7 +142,8 @@ mod tests {
     #[test]
     fn large_blocks_are_skipped_but_other_keys_still_pair() {
         let d = Some(date!(1980 - 03 - 07));
-        let mut records: Vec<Prepared> = (0..5).map(|i| rec(&format!("Cognome{}", "x".repeat(i)), &format!("Anna{}", "y".repeat(i)), d, "")).collect();
+        let mut records: Vec<Prepared> =
+            (0..5).map(|i| rec(&format!("Cognome{}", "x".repeat(i)), &format!("Anna{}", "y".repeat(i)), d, "")).collect();
         records.push(rec("Verdi", "Luca", Some(date!(1970 - 01 - 01)), ""));
         records.push(rec("Verdi", "Luca", Some(date!(1970 - 01 - 01)), ""));
         // The shared birth date makes a block of 5 > 3: skipped; the Verdi pair stays.

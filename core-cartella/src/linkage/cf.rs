@@ -70,7 +70,8 @@ mod tests {
         let nicolo = compose("Fabbrò", "Niccolò", 1950, 12, 1, false, "H501");
         let omocodico = omocode_last(&rossi);
         let d = Some(date!(1980 - 03 - 07));
-        let cases: Vec<(&str, &str, &str, Option<Date>, Option<Sesso>, Judgement)> = vec![
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<Date>, Option<Sesso>, Judgement);
+        let cases: Vec<Case<'_>> = vec![
             (&rossi, "ROSSI", "MARIO", d, Some(Sesso::M), Judgement::Trusted),
             (&rossi, "ROSSI", "MARIO", None, None, Judgement::Trusted),
             // Swapped in the record: the code still names the person.

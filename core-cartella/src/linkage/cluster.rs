@@ -52,7 +52,8 @@ mod tests {
     fn chain_across_two_trusted_codes_is_cut() {
         let cf1 = compose("Rossi", "Mario", 1980, 3, 7, false, "H501");
         let cf2 = compose("Rossi", "Mario", 1980, 3, 7, false, "F205");
-        let r = |cf: &str| prepare(&Record { cognome: "Rossi".into(), nome: "Mario".into(), codice_fiscale: cf.into(), ..Record::default() });
+        let r =
+            |cf: &str| prepare(&Record { cognome: "Rossi".into(), nome: "Mario".into(), codice_fiscale: cf.into(), ..Record::default() });
         let records = vec![r(&cf1), r(""), r(&cf2), r(""), r("")];
         let pairs = vec![linked(0, 1), linked(1, 2), linked(3, 4)];
         assert_eq!(clusters(&records, &pairs), vec![0, 0, 2, 3, 3]);

@@ -123,7 +123,15 @@ fn date_level(a: Option<Date>, b: Option<Date>) -> Option<u8> {
 }
 
 fn place_level(a: &str, b: &str) -> Option<u8> {
-    similarity(a, b).map(|s| if s >= 1.0 { 0 } else if s >= 0.88 { 1 } else { 2 })
+    similarity(a, b).map(|s| {
+        if s >= 1.0 {
+            0
+        } else if s >= 0.88 {
+            1
+        } else {
+            2
+        }
+    })
 }
 
 fn cf_level(a: &str, b: &str) -> Option<u8> {
@@ -160,13 +168,29 @@ mod tests {
         let base = rec("Rossi", "Mario", Some(date!(1980 - 03 - 07)), "Roma", Some(Sesso::M), "RSSMRA80C07H501X");
         let cases = vec![
             // identical, apart from case and accents
-            (rec("ROSSI", "MARIO", Some(date!(1980 - 03 - 07)), "ROMA", Some(Sesso::M), "rssmra80c07h501x"), [Some(0), Some(0), Some(0), Some(0), Some(0), Some(0)], false),
+            (
+                rec("ROSSI", "MARIO", Some(date!(1980 - 03 - 07)), "ROMA", Some(Sesso::M), "rssmra80c07h501x"),
+                [Some(0), Some(0), Some(0), Some(0), Some(0), Some(0)],
+                false,
+            ),
             // swapped names, day/month swapped, place typo, sex missing, CF one char off
-            (rec("Mario", "Rossi", Some(date!(1980 - 07 - 03)), "Rma", None, "RSSMRA80C07H501Y"), [Some(0), Some(0), Some(1), Some(1), None, Some(1)], true),
+            (
+                rec("Mario", "Rossi", Some(date!(1980 - 07 - 03)), "Rma", None, "RSSMRA80C07H501Y"),
+                [Some(0), Some(0), Some(1), Some(1), None, Some(1)],
+                true,
+            ),
             // surname typo, year typo, different place and sex, no CF
-            (rec("Rosi", "Marco", Some(date!(1981 - 03 - 07)), "Milano", Some(Sesso::F), ""), [Some(1), Some(2), Some(2), Some(2), Some(1), None], false),
+            (
+                rec("Rosi", "Marco", Some(date!(1981 - 03 - 07)), "Milano", Some(Sesso::F), ""),
+                [Some(1), Some(2), Some(2), Some(2), Some(1), None],
+                false,
+            ),
             // nothing in common
-            (rec("Bianchi", "Giulia", Some(date!(1990 - 11 - 21)), "", None, "BNCGLI90S61H501Z"), [Some(3), Some(3), Some(3), None, None, Some(2)], false),
+            (
+                rec("Bianchi", "Giulia", Some(date!(1990 - 11 - 21)), "", None, "BNCGLI90S61H501Z"),
+                [Some(3), Some(3), Some(3), None, None, Some(2)],
+                false,
+            ),
             (rec("", "", None, "", None, ""), [None, None, None, None, None, None], false),
         ];
         for (other, want, swapped) in cases {

@@ -204,9 +204,9 @@ mod tests {
         assert!((lambda - 0.2).abs() < 0.01, "lambda {lambda}");
         model.combine(&[trained]);
         model.lambda = lambda;
-        for k in 0..2 {
-            for l in 0..3 {
-                assert!((model.m[k][l] - true_m[k][l]).abs() < 0.02, "m[{k}][{l}] = {} want {}", model.m[k][l], true_m[k][l]);
+        for (k, want) in true_m.iter().enumerate() {
+            for (l, &w) in want.iter().enumerate().take(3) {
+                assert!((model.m[k][l] - w).abs() < 0.02, "m[{k}][{l}] = {} want {w}", model.m[k][l]);
             }
         }
         // A left-out field keeps its starting m.

@@ -188,7 +188,9 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
     let mut expected_matches = None;
     for (key, left_out) in blocking::TRAINING {
         let mut patterns = em::Patterns::default();
-        blocking::for_each_pair_of_key(&keys, key, cfg.max_block, |a, b| patterns.add(compare::compare(&records[a as usize], &records[b as usize])));
+        blocking::for_each_pair_of_key(&keys, key, cfg.max_block, |a, b| {
+            patterns.add(compare::compare(&records[a as usize], &records[b as usize]))
+        });
         let (trained, lambda) = model.train_session(&patterns, left_out, cfg.em_iterations);
         if key == 0 {
             expected_matches = Some(lambda * patterns.total() as f64);

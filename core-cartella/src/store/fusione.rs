@@ -18,7 +18,8 @@ use crate::{
 };
 
 /// Tables whose rows carry `persona_id`, in the order they are moved.
-const TABLES: [Kind; 8] = [Kind::Accesso, Kind::Cartella, Kind::Nucleo, Kind::Diario, Kind::Valutazione, Kind::Pai, Kind::Prestazione, Kind::Condivisione];
+const TABLES: [Kind; 8] =
+    [Kind::Accesso, Kind::Cartella, Kind::Nucleo, Kind::Diario, Kind::Valutazione, Kind::Pai, Kind::Prestazione, Kind::Condivisione];
 
 /// One merge as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +80,29 @@ impl Store {
             self.repoint_member(&mut tx, caller, &nid, fusa, (!both).then_some(superstite), &at).await?;
             moved.push(format!("{}:{nid}", if both { "membro-" } else { "membro+" }));
         }
-        let rows = Q::new("SELECT origine, id_locale FROM import_origine WHERE kind = 'persona' AND record_id = ").bind_text(fusa).fetch_all(&mut *tx).await?;
+        let rows = Q::new("SELECT origine, id_locale FROM import_origine WHERE kind = 'persona' AND record_id = ")
+            .bind_text(fusa)
+            .fetch_all(&mut *tx)
+            .await?;
         for r in rows {
             // Tab-separated: office names and local ids hold no tabs (CSV cells are trimmed).
             moved.push(format!("origine:{}\t{}", r.try_get::<String, _>("origine")?, r.try_get::<String, _>("id_locale")?));
         }
-        Q::new("UPDATE import_origine SET record_id = ").bind_text(superstite).push(" WHERE record_id = ").bind_text(fusa).execute(&mut *tx).await?;
-        let row = Q::new("SELECT ufficio, version, created_at, updated_at, updated_by, body FROM persona WHERE id = ").bind_text(fusa).fetch_optional(&mut *tx).await?.ok_or(CoreError::NotFound { kind: "persona" })?;
+        Q::new("UPDATE import_origine SET record_id = ")
+            .bind_text(superstite)
+            .push(" WHERE record_id = ")
+            .bind_text(fusa)
+            .execute(&mut *tx)
+            .await?;
+        let row = Q::new("SELECT ufficio, version, created_at, updated_at, updated_by, body FROM persona WHERE id = ")
+            .bind_text(fusa)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(CoreError::NotFound { kind: "persona" })?;
         let id = uuid::Uuid::now_v7().to_string();
-        let mut q = Q::new("INSERT INTO fusione (id, ente, superstite, fusa, fusa_ufficio, fusa_version, fusa_created_at, fusa_updated_at, fusa_updated_by, fusa_body, spostati, at, actor) VALUES (");
+        let mut q = Q::new(
+            "INSERT INTO fusione (id, ente, superstite, fusa, fusa_ufficio, fusa_version, fusa_created_at, fusa_updated_at, fusa_updated_by, fusa_body, spostati, at, actor) VALUES (",
+        );
         q.bind_text(&id).push(", ").bind_text(&caller.ente).push(", ").bind_text(superstite).push(", ").bind_text(fusa);
         q.push(", ").bind_text(&row.try_get::<String, _>("ufficio")?).push(", ").bind_int(row.try_get("version")?);
         q.push(", ").bind_text(&row.try_get::<String, _>("created_at")?).push(", ").bind_text(&row.try_get::<String, _>("updated_at")?);
@@ -130,7 +145,10 @@ impl Store {
         }
         q.push(") VALUES (").bind_text(&fusa).push(", ").bind_int(row.try_get("fusa_version")?).push(", ").bind_text(&caller.ente);
         q.push(", ").bind_text(&ufficio).push(", ").bind_text(&row.try_get::<String, _>("fusa_created_at")?);
-        q.push(", ").bind_text(&row.try_get::<String, _>("fusa_updated_at")?).push(", ").bind_text(&row.try_get::<String, _>("fusa_updated_by")?);
+        q.push(", ")
+            .bind_text(&row.try_get::<String, _>("fusa_updated_at")?)
+            .push(", ")
+            .bind_text(&row.try_get::<String, _>("fusa_updated_by")?);
         q.push(", ").bind(Val::Bytes(body));
         for (_, v) in cols {
             q.push(", ").bind(v);
@@ -196,7 +214,16 @@ impl Store {
     /// Points one record from persona `from` to `to`: the column, and the body for the
     /// kinds whose message carries the persona's id; a new version and an outbox row.
     #[allow(clippy::too_many_arguments)]
-    async fn repoint(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, kind: Kind, id: &str, from: &str, to: &str, at: &str) -> Result<()> {
+    async fn repoint(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        kind: Kind,
+        id: &str,
+        from: &str,
+        to: &str,
+        at: &str,
+    ) -> Result<()> {
         let mut q = Q::new("SELECT version, ente, ufficio, cartella_id, body FROM ");
         q.push(kind.table()).push(" WHERE id = ").bind_text(id);
         let Some(row) = q.fetch_optional(&mut **tx).await? else { return Ok(()) };
@@ -228,28 +255,56 @@ impl Store {
         q.push(", updated_at = ").bind_text(at).push(", updated_by = ").bind_text(&caller.subject);
         q.push(", body = ").bind(Val::Bytes(body)).push(" WHERE id = ").bind_text(id);
         q.execute(&mut **tx).await?;
-        let place = Placement { ente: row.try_get("ente")?, ufficio: row.try_get("ufficio")?, persona_id: Some(to.to_string()), cartella_id: row.try_get("cartella_id")? };
+        let place = Placement {
+            ente: row.try_get("ente")?,
+            ufficio: row.try_get("ufficio")?,
+            persona_id: Some(to.to_string()),
+            cartella_id: row.try_get("cartella_id")?,
+        };
         self.outbox(tx, kind, id, 2, version, &place, at).await
     }
 
     /// In household `nid`, replaces member `from` with `to` (or removes `from` when `to` is
     /// None: `to` already belongs).
-    async fn repoint_member(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, nid: &str, from: &str, to: Option<&str>, at: &str) -> Result<()> {
-        Q::new("DELETE FROM nucleo_membro WHERE nucleo_id = ").bind_text(nid).push(" AND persona_id = ").bind_text(from).execute(&mut **tx).await?;
+    async fn repoint_member(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        nid: &str,
+        from: &str,
+        to: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        Q::new("DELETE FROM nucleo_membro WHERE nucleo_id = ")
+            .bind_text(nid)
+            .push(" AND persona_id = ")
+            .bind_text(from)
+            .execute(&mut **tx)
+            .await?;
         if let Some(to) = to {
-            Q::new("INSERT INTO nucleo_membro (nucleo_id, persona_id) VALUES (").bind_text(nid).push(", ").bind_text(to).push(")").execute(&mut **tx).await?;
+            Q::new("INSERT INTO nucleo_membro (nucleo_id, persona_id) VALUES (")
+                .bind_text(nid)
+                .push(", ")
+                .bind_text(to)
+                .push(")")
+                .execute(&mut **tx)
+                .await?;
         }
-        self.rewrite_members(tx, caller, nid, at, |membri| {
-            match to {
-                Some(to) => membri.iter_mut().filter(|m| m.persona_id == from).for_each(|m| m.persona_id = to.to_string()),
-                None => membri.retain(|m| m.persona_id != from),
-            }
+        self.rewrite_members(tx, caller, nid, at, |membri| match to {
+            Some(to) => membri.iter_mut().filter(|m| m.persona_id == from).for_each(|m| m.persona_id = to.to_string()),
+            None => membri.retain(|m| m.persona_id != from),
         })
         .await
     }
 
     async fn add_member(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, nid: &str, who: &str, at: &str) -> Result<()> {
-        Q::new("INSERT INTO nucleo_membro (nucleo_id, persona_id) VALUES (").bind_text(nid).push(", ").bind_text(who).push(")").execute(&mut **tx).await?;
+        Q::new("INSERT INTO nucleo_membro (nucleo_id, persona_id) VALUES (")
+            .bind_text(nid)
+            .push(", ")
+            .bind_text(who)
+            .push(")")
+            .execute(&mut **tx)
+            .await?;
         self.rewrite_members(tx, caller, nid, at, |membri| {
             membri.push(cartella_proto::v1::MembroNucleo { persona_id: who.to_string(), parentela: 0 });
         })
@@ -264,7 +319,11 @@ impl Store {
         at: &str,
         change: impl FnOnce(&mut Vec<cartella_proto::v1::MembroNucleo>),
     ) -> Result<()> {
-        let Some(row) = Q::new("SELECT version, ente, ufficio, persona_id, body FROM nucleo WHERE id = ").bind_text(nid).fetch_optional(&mut **tx).await? else {
+        let Some(row) = Q::new("SELECT version, ente, ufficio, persona_id, body FROM nucleo WHERE id = ")
+            .bind_text(nid)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
             return Ok(());
         };
         let body: Vec<u8> = row.try_get("body")?;
@@ -283,7 +342,12 @@ impl Store {
             .bind_text(nid)
             .execute(&mut **tx)
             .await?;
-        let place = Placement { ente: row.try_get("ente")?, ufficio: row.try_get("ufficio")?, persona_id: row.try_get("persona_id")?, cartella_id: None };
+        let place = Placement {
+            ente: row.try_get("ente")?,
+            ufficio: row.try_get("ufficio")?,
+            persona_id: row.try_get("persona_id")?,
+            cartella_id: None,
+        };
         self.outbox(tx, Kind::Nucleo, nid, 2, version, &place, at).await
     }
 }

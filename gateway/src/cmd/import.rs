@@ -41,7 +41,12 @@ pub async fn run(a: ImportArgs) -> Result<()> {
     let linkage = a.thresholds.config()?;
     let origine = match a.origine {
         Some(o) => o,
-        None => a.dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).context("the folder has no name: give --origine")?,
+        None => a
+            .dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .context("the folder has no name: give --origine")?,
     };
     let store = a.store.open().await?;
     let caller = Caller {
