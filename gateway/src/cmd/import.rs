@@ -10,6 +10,8 @@ use clap::Args;
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
     import::load::{ImportOptions, import},
+    linkage::Config,
+    store::Store,
 };
 
 use super::{StoreArgs, linkage::ThresholdArgs};
@@ -49,15 +51,7 @@ pub async fn run(a: ImportArgs) -> Result<()> {
             .context("the folder has no name: give --origine")?,
     };
     let store = a.store.open().await?;
-    let caller = Caller {
-        kind: CallerKind::Sistema,
-        subject: "sigess-import".into(),
-        ente: a.ente,
-        ufficio: Some(a.ufficio),
-        roles: vec![Role::Operatore],
-        purpose: "importazione dalle banche dati degli uffici".into(),
-        request_id: format!("import-{origine}"),
-    };
+    let caller = importer(&a.ente, &a.ufficio, &origine);
     let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} persone [{elapsed_precise}, {per_sec}, eta {eta}]")
@@ -84,5 +78,45 @@ pub async fn run(a: ImportArgs) -> Result<()> {
     println!("pairs for review: {}  codici fiscali not trusted (not stored): {}", s.coppie_da_rivedere, s.cf_non_affidabili);
     println!("cartelle: {} new, {} already imported", s.cartelle_nuove, s.cartelle_gia_importate);
     println!("nuclei read: {}  prestazioni read: {} (checked, not imported yet)", s.nuclei_letti, s.prestazioni_lette);
+    Ok(())
+}
+
+fn importer(ente: &str, ufficio: &str, origine: &str) -> Caller {
+    Caller {
+        kind: CallerKind::Sistema,
+        subject: "sigess-import".into(),
+        ente: ente.into(),
+        ufficio: Some(ufficio.into()),
+        roles: vec![Role::Operatore],
+        purpose: "importazione dalle banche dati degli uffici".into(),
+        request_id: format!("import-{origine}"),
+    }
+}
+
+/// Imports every office folder under `dir` (sub-folders named `Mnn-…`, ufficio `Mnn`), in
+/// name order, logging counts per office.
+pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) -> Result<()> {
+    let mut offices: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("persone.csv").is_file())
+        .collect();
+    offices.sort();
+    for office in offices {
+        let origine = office.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ufficio = origine.split('-').next().unwrap_or_default().to_string();
+        let opts = ImportOptions { origine: origine.clone(), dry_run: false, linkage: Config::default() };
+        let s = import(store, &importer(ente, &ufficio, &origine), &office, &opts, &mut |_, _| {}).await?;
+        tracing::info!(
+            origine,
+            problems = s.problems.len(),
+            nuove = s.persone_nuove,
+            collegate = s.persone_collegate,
+            unite = s.persone_unite,
+            da_rivedere = s.coppie_da_rivedere,
+            cartelle = s.cartelle_nuove,
+            "office export imported"
+        );
+    }
     Ok(())
 }
