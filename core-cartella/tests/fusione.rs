@@ -147,6 +147,48 @@ async fn merge_and_unmerge(backend: Backend) {
     db.drop_pg().await;
 }
 
+async fn review_queue(backend: Backend) {
+    let Some(db) = database(backend).await else { return };
+    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let c = caller();
+    let (p1, p2, p3) = (persona(&store, "Rossi").await, persona(&store, "Rosi").await, persona(&store, "Russo").await);
+    let c2 = cartella(&store, &p2).await;
+    assert!(store.queue_review("H501", &p2, &p1, 0.72, "cognome: simile").await.unwrap());
+    assert!(!store.queue_review("H501", &p1, &p2, 0.72, "cognome: simile").await.unwrap(), "queued once whatever the order");
+    assert!(store.queue_review("H501", &p1, &p3, 0.55, "nome: uguale").await.unwrap());
+    let q = store.review_queue(&c).await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert!((q[0].probabilita - 0.72).abs() < 1e-9, "most likely first");
+    assert_eq!(q[0].evidenza, "cognome: simile");
+    let (a, b) = (q[0].persona_a.clone(), q[0].persona_b.clone());
+    let same = store.decide_review(&c, &q[0].id, true).await.unwrap();
+    assert!(same.fusione_id.is_some());
+    // The survivor is persona_a; the cartella now belongs to it.
+    let survivor_of_c2 = if b == p2 { a.clone() } else { p2.clone() };
+    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, survivor_of_c2);
+    let other = store.review_queue(&c).await.unwrap();
+    assert_eq!(other.len(), 1);
+    let diff = store.decide_review(&c, &other[0].id, false).await.unwrap();
+    assert_eq!(diff.stato, "persone_diverse");
+    assert_eq!(store.audit_count(Kind::Persona, &p3, "distinct").await.unwrap(), 1);
+    assert!(store.review_queue(&c).await.unwrap().is_empty());
+    assert!(matches!(store.decide_review(&c, &other[0].id, true).await, Err(CoreError::Conflict(_))));
+    let outsider = Caller { ente: "F205".into(), ..caller() };
+    assert!(matches!(store.decide_review(&outsider, &other[0].id, true).await, Err(CoreError::NotFound { .. })));
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn review_sqlite() {
+    review_queue(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn review_postgres() {
+    review_queue(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn fusione_sqlite() {
     merge_and_unmerge(Backend::Sqlite).await;

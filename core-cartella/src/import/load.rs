@@ -256,6 +256,7 @@ pub async fn import(
 
     let total = (groups.len() + late.len()) as u64;
     let mut done = 0u64;
+    let mut written: Vec<Option<String>> = vec![None; candidates.len()];
     for (existing, rows) in groups.values() {
         let mut tx = store.pool().begin().await?;
         let (at, today) = now();
@@ -270,6 +271,7 @@ pub async fn import(
             };
             let mut n = 0;
             for &k in rows {
+                written[k] = Some(persona_id.clone());
                 let row = candidates[k].0;
                 origin(&mut tx, &ente, &opts.origine, "persona", &row.id, &persona_id, &at).await?;
                 for c in cartelle_of.get(row.id.as_str()).into_iter().flatten() {
@@ -290,11 +292,13 @@ pub async fn import(
             }
             Err(CoreError::Invalid(v)) => {
                 drop(tx);
+                rows.iter().for_each(|&k| written[k] = None);
                 let row = candidates[rows[0]].0;
                 s.problems.extend(v.iter().map(|v| problem_of(super::rows::PERSONE, row.line, &v.field, &v.description)));
             }
             Err(CoreError::PersonaExists { .. }) => {
                 drop(tx);
+                rows.iter().for_each(|&k| written[k] = None);
                 let row = candidates[rows[0]].0;
                 s.problems.push(problem_of(
                     super::rows::PERSONE,
@@ -322,7 +326,31 @@ pub async fn import(
         done += 1;
         progress(done, total);
     }
+    // Undecided pairs go to the review queue, as the personas they became.
+    let persona_at =
+        |i: u32| -> Option<String> { if (i as usize) < h { Some(hub_ids[i as usize].clone()) } else { written[i as usize - h].clone() } };
+    for p in result.pairs.iter().filter(|p| p.outcome == Outcome::Review && (p.b as usize) >= h) {
+        if let (Some(a), Some(b), linkage::Evidence::Score { comparison, match_weight }) = (persona_at(p.a), persona_at(p.b), &p.evidence) {
+            store.queue_review(&ente, &a, &b, p.probability, &evidence_text(&result.model, comparison, *match_weight)).await?;
+        }
+    }
     Ok(s)
+}
+
+/// The evidence of a pair as people read it: each field's agreement and weight, no values.
+pub fn evidence_text(model: &linkage::Model, c: &linkage::Comparison, match_weight: f64) -> String {
+    let mut out = Vec::new();
+    for (k, f) in linkage::FIELDS.iter().enumerate() {
+        match c.levels[k] {
+            Some(l) => out.push(format!("{}: {} ({:+.1})", f.name(), f.level_name(l), model.field_weight(k, l))),
+            None => out.push(format!("{}: mancante", f.name())),
+        }
+    }
+    if c.swapped_names {
+        out.push("cognome e nome scambiati".into());
+    }
+    out.push(format!("peso complessivo: {match_weight:+.1}"));
+    out.join("\n")
 }
 
 async fn origin(

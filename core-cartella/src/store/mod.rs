@@ -16,6 +16,7 @@ mod feed;
 pub mod flussi;
 pub mod fusione;
 mod records;
+pub mod revisione;
 pub mod scope;
 pub mod sql;
 mod stats;
