@@ -54,6 +54,9 @@ SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/schemathesis/run_schemathes
 echo "== SIUSS: xmllint on every flow (ledger tests, demo data via GET /waas/v1/flussi, portal export); schemathesis with INPS's api-comuni.yaml"
 SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/siuss/run_siuss.sh
 
+echo "== record linkage (issue 15): sigess linkage against splink (DuckDB) on fake exports of the 26 offices"
+conformance/linkage/run_linkage.sh
+
 echo "== abuse cases (issue 13) against a real sigess up"
 conformance/abuse/run_abuse.sh
 

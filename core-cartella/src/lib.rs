@@ -7,6 +7,8 @@ pub mod delivery;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod import;
+pub mod linkage;
 pub mod private_fs;
 pub mod record;
 pub mod server;

@@ -53,6 +53,12 @@ enum Command {
     /// Make a private CA, core's server certificate and the gateway's client certificate
     /// for TLS between gateway and core.
     Certs(cmd::certs::CertsArgs),
+    /// Import one office's CSV export into core's store: persons linked against the hub,
+    /// each person with their cartelle in one transaction; --dry-run checks only.
+    Import(cmd::import::ImportArgs),
+    /// Link the persons of several offices' CSV exports without storing them: counts, the
+    /// estimated model and (optionally) every record's cluster.
+    Linkage(cmd::linkage::LinkageArgs),
     /// INPS SIUSS one-shot jobs.
     Siuss {
         #[command(subcommand)]
@@ -84,6 +90,8 @@ fn main() -> Result<()> {
             Command::Operator(c) => cmd::operator::run(c).await,
             Command::Worker(a) => cmd::worker::run(a).await,
             Command::Certs(a) => cmd::certs::run(a),
+            Command::Import(a) => cmd::import::run(a).await,
+            Command::Linkage(a) => cmd::linkage::run(a),
             Command::Siuss { command } => cmd::siuss::run(command).await,
         }
     })

@@ -137,8 +137,7 @@ pub fn check_char(first15: &[u8]) -> u8 {
 /// name parts, then date, sex, place and check character.
 pub fn compose(cognome: &str, nome: &str, year: i32, month: u8, day: u8, female: bool, belfiore: &str) -> String {
     let mut s = String::with_capacity(16);
-    s.push_str(&name_part(cognome, false));
-    s.push_str(&name_part(nome, true));
+    s.push_str(&name_letters(cognome, nome));
     s.push_str(&format!("{:02}", year.rem_euclid(100)));
     s.push(MONTHS[(month.clamp(1, 12) - 1) as usize] as char);
     s.push_str(&format!("{:02}", if female { day + 40 } else { day }));
@@ -148,8 +147,16 @@ pub fn compose(cognome: &str, nome: &str, year: i32, month: u8, day: u8, female:
     s
 }
 
+/// The six letters a code takes from surname and name (accented letters count as plain ones).
+pub fn name_letters(cognome: &str, nome: &str) -> String {
+    let mut s = name_part(cognome, false);
+    s.push_str(&name_part(nome, true));
+    s
+}
+
 fn name_part(name: &str, is_nome: bool) -> String {
-    let up: Vec<u8> = name.bytes().filter(u8::is_ascii_alphabetic).map(|c| c.to_ascii_uppercase()).collect();
+    let folded = super::codes::normalize_name(name);
+    let up: Vec<u8> = folded.bytes().filter(u8::is_ascii_alphabetic).map(|c| c.to_ascii_uppercase()).collect();
     let cons: Vec<u8> = up.iter().copied().filter(|c| !b"AEIOU".contains(c)).collect();
     let vow: Vec<u8> = up.iter().copied().filter(|c| b"AEIOU".contains(c)).collect();
     let mut picked: Vec<u8> =

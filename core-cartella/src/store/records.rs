@@ -145,11 +145,11 @@ fn check_page(page: &Page) -> Result<u32> {
 }
 
 /// Owner and links a new record gets.
-struct Placement {
-    ente: String,
-    ufficio: String,
-    persona_id: Option<String>,
-    cartella_id: Option<String>,
+pub(super) struct Placement {
+    pub(super) ente: String,
+    pub(super) ufficio: String,
+    pub(super) persona_id: Option<String>,
+    pub(super) cartella_id: Option<String>,
 }
 
 impl Store {
@@ -188,19 +188,33 @@ impl Store {
     /// `create` inside the caller's transaction: the record, its audit row and its outbox
     /// row. The caller commits, then calls `notify`.
     pub(super) async fn create_in<R: Record>(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, mut rec: R) -> Result<R> {
+        let (at, today) = now();
+        self.create_with(tx, caller, &mut rec, &at, today).await?;
+        Ok(rec)
+    }
+
+    /// Validates, places and inserts a new record with its audit and outbox rows in the
+    /// caller's transaction (the import writes a person and their records in one).
+    pub(crate) async fn create_with<R: Record>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        rec: &mut R,
+        at: &str,
+        today: time::Date,
+    ) -> Result<()> {
         if !caller.can_write() {
             return Err(CoreError::Denied("the caller's roles do not allow writing"));
         }
-        let (at, today) = now();
         let violations = rec.validate(today);
         if !violations.is_empty() {
             return Err(CoreError::Invalid(violations));
         }
         let today_s = crate::domain::codes::format_date(today);
         let id = uuid::Uuid::now_v7().to_string();
-        let place = self.place(tx, caller, &rec, &id, &today_s).await?;
+        let place = self.place(tx, caller, &*rec, &id, &today_s).await?;
         if R::KIND == Kind::Persona {
-            self.check_cf_unique(tx, &place.ente, &rec, None).await?;
+            self.check_cf_unique(tx, &place.ente, &*rec, None).await?;
         }
         let meta = rec.meta_mut();
         *meta = Meta {
@@ -208,8 +222,8 @@ impl Store {
             version: 1,
             ente: place.ente.clone(),
             ufficio: place.ufficio.clone(),
-            created_at: at.clone(),
-            updated_at: at.clone(),
+            created_at: at.to_string(),
+            updated_at: at.to_string(),
             updated_by: caller.subject.clone(),
         };
         let mut q = Q::new("INSERT INTO ");
@@ -221,7 +235,7 @@ impl Store {
         }
         q.push(") VALUES (").bind_text(&id).push(", ").bind_int(1).push(", ").bind_text(&place.ente);
         q.push(", ").bind_text(&place.ufficio).push(", ").bind(Val::Text(place.persona_id.clone()));
-        q.push(", ").bind(Val::Text(place.cartella_id.clone())).push(", ").bind_text(&at).push(", ").bind_text(&at);
+        q.push(", ").bind(Val::Text(place.cartella_id.clone())).push(", ").bind_text(at).push(", ").bind_text(at);
         q.push(", ").bind_text(&caller.subject).push(", ").bind(Val::Bytes(rec.encode_to_vec()));
         for (_, v) in cols {
             q.push(", ").bind(v);
@@ -229,11 +243,11 @@ impl Store {
         q.push(")");
         q.execute(&mut **tx).await?;
         if R::KIND == Kind::Nucleo {
-            self.replace_members(tx, &id, &rec).await?;
+            self.replace_members(tx, &id, &*rec).await?;
         }
-        audit(&mut **tx, caller, &at, "create", R::KIND, &[&id], "").await?;
-        self.outbox(tx, R::KIND, &id, 1, 1, &place, &at).await?;
-        Ok(rec)
+        audit(&mut **tx, caller, at, "create", R::KIND, &[&id], "").await?;
+        self.outbox(tx, R::KIND, &id, 1, 1, &place, at).await?;
+        Ok(())
     }
 
     pub async fn get<R: Record>(&self, caller: &Caller, id: &str, purpose: &str) -> Result<R> {
@@ -620,7 +634,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn outbox(
+    pub(super) async fn outbox(
         &self,
         tx: &mut Transaction<'static, Any>,
         kind: Kind,

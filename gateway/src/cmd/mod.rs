@@ -16,6 +16,8 @@ pub mod certs;
 pub mod client;
 pub mod core;
 pub mod gateway;
+pub mod import;
+pub mod linkage;
 pub mod operator;
 pub mod siuss;
 pub mod token;

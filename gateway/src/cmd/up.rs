@@ -53,6 +53,12 @@ pub struct UpArgs {
     /// People per Municipio seeded by --demo.
     #[arg(long, env = "SIGESS_DEMO_SIZE", default_value_t = 40)]
     demo_size: u32,
+    /// With --demo: also import a folder of fake office exports (one sub-folder per office,
+    /// named like M01-A for Municipio I; made by conformance/linkage/gen_offices.py), whose
+    /// duplicates are linked to the demo's people and to each other. Re-runs import nothing
+    /// twice.
+    #[arg(long, env = "SIGESS_DEMO_IMPORT", requires = "demo")]
+    demo_import: Option<std::path::PathBuf>,
     #[command(flatten)]
     adapters: gateway::adapters::AdapterArgs,
     #[command(flatten)]
@@ -87,6 +93,9 @@ pub async fn run(a: UpArgs) -> Result<()> {
                 consensi_regione = s.consensi_regione,
                 "demo data seeded"
             );
+        }
+        if let Some(dir) = &a.demo_import {
+            super::import::import_offices(&store, demo::ENTE, dir).await.context("importing the demo office exports")?;
         }
     }
     let grpc = TcpListener::bind(a.grpc.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc.grpc_addr))?;

@@ -1,0 +1,200 @@
+//! Merging two personas and undoing it, on both engines: every reference moves to the
+//! survivor (column and body), households keep consistent members, the merged row is kept,
+//! audit rows are written, and undoing moves back exactly what moved.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use cartella_proto::v1::{
+    Accesso, AreaUtenza, CanaleAccesso, Cartella, EsitoAccesso, MembroNucleo, Nucleo, Parentela, Persona, Sesso, StatoCartella,
+};
+use core_cartella::testkit::{TestBackend as Backend, TestDb};
+use core_cartella::{
+    CoreError,
+    auth::{Caller, CallerKind, Role},
+    record::Kind,
+    store::{Store, StoreOptions},
+};
+use sqlx::Row;
+
+fn caller() -> Caller {
+    Caller {
+        kind: CallerKind::Operatore,
+        subject: "op-fusione".into(),
+        ente: "H501".into(),
+        ufficio: Some("M01".into()),
+        roles: vec![Role::Operatore],
+        purpose: "unificazione anagrafica".into(),
+        request_id: "t".into(),
+    }
+}
+
+async fn persona(store: &Store, cognome: &str) -> String {
+    let p = Persona {
+        cognome: cognome.into(),
+        nome: "Anna".into(),
+        sesso: Sesso::Femmina as i32,
+        data_nascita: "1960-05-05".into(),
+        luogo_nascita: "H501".into(),
+        cittadinanza: "380".into(),
+        ..Default::default()
+    };
+    store.create(&caller(), p).await.unwrap().meta.unwrap().id
+}
+
+async fn cartella(store: &Store, persona_id: &str) -> String {
+    let c = Cartella {
+        persona_id: persona_id.into(),
+        area_utenza: AreaUtenza::Anziani as i32,
+        stato: StatoCartella::Aperta as i32,
+        data_apertura: "2024-01-10".into(),
+        ..Default::default()
+    };
+    store.create(&caller(), c).await.unwrap().meta.unwrap().id
+}
+
+async fn nucleo(store: &Store, riferimento: &str, membro: &str) -> String {
+    let n = Nucleo {
+        persona_riferimento_id: riferimento.into(),
+        membri: vec![MembroNucleo { persona_id: membro.into(), parentela: Parentela::Convivente as i32 }],
+        ..Default::default()
+    };
+    store.create(&caller(), n).await.unwrap().meta.unwrap().id
+}
+
+async fn owner(store: &Store, table: &'static str, id: &str) -> String {
+    let sql = match table {
+        "cartella" => "SELECT persona_id FROM cartella WHERE id = $1",
+        "accesso" => "SELECT persona_id FROM accesso WHERE id = $1",
+        _ => "SELECT persona_id FROM nucleo WHERE id = $1",
+    };
+    sqlx::query(sql).bind(id.to_string()).fetch_one(store.pool()).await.unwrap().try_get(0).unwrap()
+}
+
+async fn members(store: &Store, nid: &str) -> Vec<String> {
+    let rows = sqlx::query("SELECT persona_id FROM nucleo_membro WHERE nucleo_id = $1 ORDER BY persona_id")
+        .bind(nid.to_string())
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.try_get(0).unwrap()).collect()
+}
+
+async fn merge_and_unmerge(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let c = caller();
+    let (p1, p2, p3) = (persona(&store, "Rossi").await, persona(&store, "Rosi").await, persona(&store, "Neri").await);
+    let c1 = cartella(&store, &p1).await;
+    let c2 = cartella(&store, &p2).await;
+    let a2 = store
+        .create(
+            &c,
+            Accesso {
+                persona_id: p2.clone(),
+                data: "2024-01-05".into(),
+                canale: CanaleAccesso::Sportello as i32,
+                esito: EsitoAccesso::Informazioni as i32,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .meta
+        .unwrap()
+        .id;
+    let n1 = nucleo(&store, &p3, &p2).await; // p2 a member
+    let n2 = nucleo(&store, &p2, &p1).await; // p2 the reference, p1 already a member
+    let outbox_before: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(store.pool()).await.unwrap().try_get(0).unwrap();
+
+    let f = store.merge_persone(&c, &p1, &p2).await.unwrap();
+    assert!(matches!(store.get::<Persona>(&c, &p2, "").await, Err(CoreError::NotFound { .. })));
+    assert_eq!(owner(&store, "cartella", &c2).await, p1);
+    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, p1, "the body moves with the column");
+    assert_eq!(store.get::<Accesso>(&c, &a2, "").await.unwrap().persona_id, p1);
+    assert_eq!(members(&store, &n1).await, vec![p1.clone()]);
+    let n2_body = store.get::<Nucleo>(&c, &n2, "").await.unwrap();
+    assert_eq!(n2_body.persona_riferimento_id, p1);
+    assert_eq!(store.get::<Nucleo>(&c, &n1, "").await.unwrap().membri[0].persona_id, p1);
+    assert_eq!(owner(&store, "cartella", &c1).await, p1);
+    let outbox_after: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(store.pool()).await.unwrap().try_get(0).unwrap();
+    assert_eq!(outbox_after - outbox_before, 4, "c2, a2, n2 (reference) and n1 (member) rewritten, each with an outbox row");
+    assert_eq!(store.audit_count(Kind::Persona, &p2, "merge").await.unwrap(), 1);
+    assert_eq!(store.audit_count(Kind::Persona, &p1, "merge").await.unwrap(), 1);
+    let list = store.fusioni(&c, &p1).await.unwrap();
+    assert_eq!((list.len(), list[0].fusa.as_str(), list[0].annullata), (1, p2.as_str(), false));
+    assert!(matches!(store.merge_persone(&c, &p1, &p2).await, Err(CoreError::NotFound { .. })), "already merged");
+    assert!(store.merge_persone(&c, &p1, &p1).await.is_err());
+
+    // A cartella opened for the survivor after the merge stays with it on undo.
+    let c3 = cartella(&store, &p1).await;
+    store.unmerge_persone(&c, &f).await.unwrap();
+    assert_eq!(store.get::<Persona>(&c, &p2, "").await.unwrap().cognome, "Rosi");
+    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, p2);
+    assert_eq!(owner(&store, "cartella", &c2).await, p2);
+    assert_eq!(owner(&store, "cartella", &c3).await, p1);
+    assert_eq!(owner(&store, "cartella", &c1).await, p1);
+    assert_eq!(store.get::<Accesso>(&c, &a2, "").await.unwrap().persona_id, p2);
+    assert_eq!(members(&store, &n1).await, vec![p2.clone()]);
+    assert_eq!(store.get::<Nucleo>(&c, &n2, "").await.unwrap().persona_riferimento_id, p2);
+    let mut n2_members = members(&store, &n2).await;
+    n2_members.sort();
+    assert_eq!(n2_members, vec![p1.clone()], "p1 was a member of n2 before the merge and still is");
+    assert_eq!(store.audit_count(Kind::Persona, &p2, "unmerge").await.unwrap(), 1);
+    assert!(store.fusioni(&c, &p1).await.unwrap()[0].annullata);
+    assert!(matches!(store.unmerge_persone(&c, &f).await, Err(CoreError::NotFound { .. })), "undone once");
+    store.close().await;
+    db.drop_pg().await;
+}
+
+async fn review_queue(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let c = caller();
+    let (p1, p2, p3) = (persona(&store, "Rossi").await, persona(&store, "Rosi").await, persona(&store, "Russo").await);
+    let c2 = cartella(&store, &p2).await;
+    assert!(store.queue_review("H501", &p2, &p1, 0.72, "cognome: simile").await.unwrap());
+    assert!(!store.queue_review("H501", &p1, &p2, 0.72, "cognome: simile").await.unwrap(), "queued once whatever the order");
+    assert!(store.queue_review("H501", &p1, &p3, 0.55, "nome: uguale").await.unwrap());
+    let q = store.review_queue(&c).await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert!((q[0].probabilita - 0.72).abs() < 1e-9, "most likely first");
+    assert_eq!(q[0].evidenza, "cognome: simile");
+    let (a, b) = (q[0].persona_a.clone(), q[0].persona_b.clone());
+    let same = store.decide_review(&c, &q[0].id, true).await.unwrap();
+    assert!(same.fusione_id.is_some());
+    // The survivor is persona_a; the cartella now belongs to it.
+    let survivor_of_c2 = if b == p2 { a.clone() } else { p2.clone() };
+    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, survivor_of_c2);
+    let other = store.review_queue(&c).await.unwrap();
+    assert_eq!(other.len(), 1);
+    let diff = store.decide_review(&c, &other[0].id, false).await.unwrap();
+    assert_eq!(diff.stato, "persone_diverse");
+    assert_eq!(store.audit_count(Kind::Persona, &p3, "distinct").await.unwrap(), 1);
+    assert!(store.review_queue(&c).await.unwrap().is_empty());
+    assert!(matches!(store.decide_review(&c, &other[0].id, true).await, Err(CoreError::Conflict(_))));
+    let outsider = Caller { ente: "F205".into(), ..caller() };
+    assert!(matches!(store.decide_review(&outsider, &other[0].id, true).await, Err(CoreError::NotFound { .. })));
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn review_sqlite() {
+    review_queue(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn review_postgres() {
+    review_queue(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn fusione_sqlite() {
+    merge_and_unmerge(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn fusione_postgres() {
+    merge_and_unmerge(Backend::Postgres).await;
+}
