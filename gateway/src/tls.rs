@@ -35,6 +35,68 @@ use crate::auth::ClientCert;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest open connections are given to finish after shutdown is asked.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time a client may take to send a request's head (HTTP/1): a client dribbling
+/// its headers a byte at a time (slowloris) loses the connection instead of holding it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection builder both servers use: HTTP/1.1 and h2, with a timer so the header
+/// read timeout applies.
+fn conn_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+    builder
+}
+
+/// Serves `router` over plain HTTP on `listener` until `shutdown` completes, then drains,
+/// as `serve_tls` does: with the peer address in every request (`ConnectInfo`) and a bound
+/// on the time to send a request's head.
+pub async fn serve_plain(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    serve_plain_with(listener, router, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// As `serve_plain`, with another header read timeout.
+pub async fn serve_plain_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    header_timeout: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let svc = tower::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                router.clone().oneshot(req)
+            });
+            let builder = conn_builder(header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(svc));
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    Ok(())
+}
 
 /// TLS settings (`--tls-cert`, `--tls-key`, `--tls-client-ca`, `--tls-client-cert-required`).
 #[derive(Clone, Debug)]
@@ -171,7 +233,7 @@ pub async fn serve_tls_with(
                 }
                 router.clone().oneshot(req)
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = conn_builder(HEADER_READ_TIMEOUT);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

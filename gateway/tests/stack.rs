@@ -411,3 +411,25 @@ async fn login_routes_are_rate_limited_per_source_address() {
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(b.get(&url).send().await.unwrap().status(), 200, "another address has its own quota");
 }
+
+#[tokio::test]
+async fn a_client_dribbling_its_headers_loses_the_connection() {
+    use axum::{Router, extract::ConnectInfo, routing::get};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = Router::new().route("/peer", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway::tls::serve_plain_with(listener, app, std::future::pending(), Duration::from_secs(1)));
+    // A whole request is served, with the peer's address.
+    let r = reqwest::get(format!("http://{addr}/peer")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "127.0.0.1");
+    // Half a head, then silence: the server gives up on it.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("the server closed or answered").unwrap_or(0);
+    assert!(started.elapsed() < Duration::from_secs(5), "held for {:?}", started.elapsed());
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+}

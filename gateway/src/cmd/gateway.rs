@@ -152,10 +152,7 @@ pub async fn run(a: GatewayArgs) -> Result<()> {
     };
     match a.auth.tls() {
         Some(t) => gateway::tls::serve_tls(web, app.router, t, signalled).await.context("HTTPS server")?,
-        None => axum::serve(web, app.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signalled)
-            .await
-            .context("HTTP server")?,
+        None => gateway::tls::serve_plain(web, app.router, signalled).await.context("HTTP server")?,
     }
     edge.close().await;
     Ok(())

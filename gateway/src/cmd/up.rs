@@ -175,10 +175,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let web_task = tokio::spawn(async move {
         match tls {
             Some(t) => gateway::tls::serve_tls(web, app.router, t, web_stop).await.context("HTTPS server")?,
-            None => axum::serve(web, app.router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(web_stop)
-                .await
-                .context("HTTP server")?,
+            None => gateway::tls::serve_plain(web, app.router, web_stop).await.context("HTTP server")?,
         }
         Ok::<_, anyhow::Error>(store)
     });
