@@ -207,7 +207,9 @@ impl Engine {
         }
         *paused = None;
         let slots = self.cfg.concurrency.saturating_sub(inflight.len());
-        if slots > 0 {
+        // Claim in bunches: a claim is a round trip, so refilling one slot at a time would
+        // cap the engine at one delivery per round trip.
+        if slots > 0 && (inflight.is_empty() || slots >= (self.cfg.concurrency / 4).max(1)) {
             let n = u32::try_from(slots).unwrap_or(u32::MAX).min(self.cfg.claim_batch);
             let lease = i64::try_from(self.cfg.lease.as_millis()).unwrap_or(i64::MAX);
             let jobs = self.store.delivery_claim(a.id(), &self.claim, n, lease).await?;
@@ -305,7 +307,14 @@ impl Engine {
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
                 Some(Ok(d)) = inflight.join_next(), if !inflight.is_empty() => {
-                    if let Err(e) = self.finish(a.id(), vec![d], &mut paused).await {
+                    // Every job that has ended by now is recorded in the same transaction.
+                    let mut done = vec![d];
+                    while let Some(r) = inflight.try_join_next() {
+                        if let Ok(d) = r {
+                            done.push(d);
+                        }
+                    }
+                    if let Err(e) = self.finish(a.id(), done, &mut paused).await {
                         tracing::warn!(adapter = a.id(), error = %e, "recording a delivery failed; its lease will bring it back");
                     }
                 }
