@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::siuss::SiussCommand,
     },
+    /// Statistics (conoscitivo level) one-shot jobs: `sigess stats rebuild`.
+    Stats {
+        #[command(subcommand)]
+        command: cmd::stats::StatsCommand,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -81,6 +86,7 @@ fn main() -> Result<()> {
             Command::Operator(c) => cmd::operator::run(c).await,
             Command::Worker(a) => cmd::worker::run(a).await,
             Command::Siuss { command } => cmd::siuss::run(command).await,
+            Command::Stats { command } => cmd::stats::run(command).await,
         }
     })
 }

@@ -21,6 +21,8 @@ pub struct CoreArgs {
     /// Alternatively, the private key file (the public half is derived from it).
     #[arg(long, env = "SIGESS_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    stats: super::stats::ProjectorArgs,
 }
 
 pub async fn run(a: CoreArgs) -> Result<()> {
@@ -35,10 +37,14 @@ pub async fn run(a: CoreArgs) -> Result<()> {
     let listener = TcpListener::bind(a.grpc_addr).await.with_context(|| format!("binding gRPC on {}", a.grpc_addr))?;
     tracing::info!(grpc_addr = %listener.local_addr()?, "core-cartella listening");
     println!("core-cartella: gRPC on {}", listener.local_addr()?);
-    core_cartella::server::serve(listener, &store, verifier, shutdown_signal())
-        .await
-        .map_err(anyhow::Error::from_boxed)
-        .context("gRPC server")?;
+    let (stop, on_stop) = super::stopper();
+    let stats_task = a.stats.projector(&store).map(|p| p.spawn(on_stop()));
+    let served = core_cartella::server::serve(listener, &store, verifier, shutdown_signal()).await;
+    let _ = stop.send(true);
+    if let Some(t) = stats_task {
+        let _ = t.await;
+    }
+    served.map_err(anyhow::Error::from_boxed).context("gRPC server")?;
     store.close().await;
     Ok(())
 }
