@@ -151,14 +151,26 @@ async fn dump(store: &Store) -> Vec<String> {
     out
 }
 
-/// The unrounded number of people of a Municipio's prestazioni in 2026, as projected.
-async fn raw_persone(store: &Store, municipio: &str) -> i64 {
-    sqlx::query("SELECT persone FROM stats_cella WHERE misura = 'prestazioni' AND gruppo = 'municipio' AND periodo = '2026' AND v1 = $1")
-        .bind(municipio)
+/// The unrounded (valore, persone) of a cell of a one-dimension grouping, as projected.
+async fn raw(store: &Store, misura: &str, gruppo: &str, periodo: &str, v1: &str) -> (i64, i64) {
+    sqlx::query("SELECT valore, persone FROM stats_cella WHERE misura = $1 AND gruppo = $2 AND periodo = $3 AND v1 = $4")
+        .bind(misura)
+        .bind(gruppo)
+        .bind(periodo)
+        .bind(v1)
         .fetch_optional(store.pool())
         .await
         .unwrap()
-        .map_or(0, |r| r.get::<i64, _>(0))
+        .map_or((0, 0), |r| (r.get::<i64, _>(0), r.get::<i64, _>(1)))
+}
+
+/// Waits until the projection holds `want` for a cell, for at most 5 s.
+async fn settle(store: &Store, misura: &str, gruppo: &str, periodo: &str, v1: &str, want: (i64, i64)) {
+    let t0 = Instant::now();
+    while raw(store, misura, gruppo, periodo, v1).await != want {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{misura}/{gruppo}/{periodo}/{v1} never became {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Starts the hub with its projector running, as `sigess up` does.
@@ -205,9 +217,10 @@ async fn live_values_and_rebuild(db: &Db) {
     // Real values of the published cells, rounded to base 5 (12 → 10, 19 → 20).
     let m01 = cella(&t, "2026", "M01", "*");
     assert!(!m01.soppressa);
-    assert_eq!((m01.valore, m01.persone, m01.somma), (10, 10, 12 * SPESA));
+    // `somma` is the rounded count times the mean rounded to 100 €.
+    assert_eq!((m01.valore, m01.persone, m01.somma, m01.media), (10, 10, 10 * SPESA, SPESA as f64));
     let tot = cella(&t, "2026", "*", "*");
-    assert_eq!((tot.soppressa, tot.valore, tot.persone, tot.somma), (false, 20, 20, 19 * SPESA));
+    assert_eq!((tot.soppressa, tot.valore, tot.persone, tot.somma), (false, 20, 20, 20 * SPESA));
     // M02 (2 people) is under the threshold; M03 is suppressed with it, or M02 would be the
     // total minus M01 minus M03.
     assert!(cella(&t, "2026", "M02", "*").soppressa);
@@ -241,9 +254,10 @@ async fn live_values_and_rebuild(db: &Db) {
     per.nome = "Maria".into();
     per.codice_fiscale = compose("Statistici", "Maria", 1990, 1, 2, true, "H501");
     c.update_persona(pb::UpdatePersonaRequest { persona: Some(per) }).await.unwrap();
-    let rs = richiesta("persone_in_carico", "sesso", "", "anno");
-    let (s, _) = until(&hub, rs, Duration::from_secs(5), |t| cella(t, "2026", "F", "*").persone == 10).await;
-    // 9 women (rounded 10), 10 men.
+    settle(&hub.store, "persone_in_carico", "sesso", "2026", "F", (9, 9)).await;
+    settle(&hub.store, "persone_in_carico", "sesso", "2026", "M", (10, 10)).await;
+    let s = tabella(&hub, richiesta("persone_in_carico", "sesso", "", "anno")).await;
+    // 9 women and 10 men, rounded.
     assert_eq!((cella(&s, "2026", "F", "*").persone, cella(&s, "2026", "M", "*").persone), (10, 10));
 
     // The live projection equals a rebuild from scratch.
@@ -322,11 +336,8 @@ async fn one_persons_change_is_not_revealed(db: &Db) {
     for i in 5..8 {
         person(&hub, i, Chi { municipio: "M01", femmina: true, anno_nascita: 1950 }).await;
         // Wait for the projection itself to count the new person.
-        let t0 = Instant::now();
-        while raw_persone(&hub.store, "M01").await != i64::try_from(i + 1).unwrap() {
-            assert!(t0.elapsed() < Duration::from_secs(5), "person {i} not projected");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let n = i64::try_from(i + 1).unwrap();
+        settle(&hub.store, "prestazioni", "municipio", "2026", "M01", (n, n)).await;
         seen.push(tabella(&hub, r.clone()).await.celle);
     }
     // 5 → 6 → 7 people: the answers are identical, nothing tells a reader someone came.

@@ -575,15 +575,26 @@ impl Store {
     }
 }
 
-/// A cell as published: zeros when suppressed, rounded figures otherwise, the mean from the
-/// rounded figures.
+/// A cell as published: zeros when suppressed; otherwise counts rounded to the base, the
+/// mean rounded to `base_somma`, and `somma` as the rounded count times the rounded mean
+/// (rounding the sum alone would show one person's amount in the difference of two
+/// answers).
 #[allow(clippy::too_many_arguments)]
 fn pubblica(periodo: String, riga: String, colonna: String, valore: i64, persone: i64, somma: i64, soppressa: bool, base_somma: i64) -> CellaPubblicata {
-    if soppressa {
-        return CellaPubblicata { periodo, riga, colonna, soppressa, ..Default::default() };
+    if soppressa || valore <= 0 {
+        return CellaPubblicata { periodo, riga, colonna, soppressa: true, ..Default::default() };
     }
     let base = crate::stats::BASE_ARROTONDAMENTO;
-    let (valore, persone, somma) = (disclosure::arrotonda(valore, base), disclosure::arrotonda(persone, base), disclosure::arrotonda(somma, base_somma));
-    let media = if valore > 0 { (somma as f64 / valore as f64 * 10.0).round() / 10.0 } else { 0.0 };
-    CellaPubblicata { periodo, riga, colonna, soppressa, valore, persone, somma, media }
+    let media = disclosure::arrotonda((somma + valore / 2) / valore, base_somma);
+    let valore = disclosure::arrotonda(valore, base);
+    CellaPubblicata {
+        periodo,
+        riga,
+        colonna,
+        soppressa,
+        valore,
+        persone: disclosure::arrotonda(persone, base),
+        somma: valore.saturating_mul(media),
+        media: media as f64,
+    }
 }
