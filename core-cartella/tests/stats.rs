@@ -493,3 +493,59 @@ mod solve {
         out
     }
 }
+
+/// Random tables from random people (month, row, column), protected by the hub's own
+/// function and checked by the solver above: no suppressed cell can be derived, every cell
+/// under the threshold is suppressed, and large tables keep most cells published.
+#[test]
+fn random_tables_keep_suppressed_cells_unsolvable() {
+    let mut seed: u64 = 0x5EED_0014;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut published_total = 0;
+    let mut cells_total = 0;
+    for _ in 0..60 {
+        let (rows, cols, months, people) = (2 + next(4), 2 + next(3), 1 + next(12), 5 + next(120));
+        let mut truth: HashMap<(String, String, String), i64> = HashMap::new();
+        for _ in 0..people {
+            let m = 1 + next(months);
+            let (r, c) = (format!("r{}", next(rows)), format!("c{}", next(cols)));
+            let periods = [format!("2026-{m:02}"), format!("2026-T{}", (m - 1) / 3 + 1), "2026".to_string()];
+            for p in &periods {
+                for (rr, cc) in [(r.as_str(), c.as_str()), (r.as_str(), "*"), ("*", c.as_str()), ("*", "*")] {
+                    *truth.entry((p.clone(), rr.into(), cc.into())).or_default() += 1;
+                }
+            }
+        }
+        let mut keys: Vec<_> = truth.keys().cloned().collect();
+        keys.sort();
+        let cells: Vec<disclosure::Cella> = keys
+            .iter()
+            .map(|(p, r, c)| disclosure::Cella {
+                periodo: p.clone(),
+                riga: r.clone(),
+                colonna: c.clone(),
+                valore: truth[&(p.clone(), r.clone(), c.clone())],
+                persone: truth[&(p.clone(), r.clone(), c.clone())],
+                somma: 0,
+            })
+            .collect();
+        let s = disclosure::sopprimi(&cells, 3);
+        let published: BTreeMap<_, _> = keys.iter().cloned().zip(s.iter().copied()).collect();
+        for (k, sup) in &published {
+            assert!(*sup || truth[k] >= 3, "{k:?} has {} people and is published", truth[k]);
+        }
+        let derivable = solve::derivable(&published, &truth);
+        // The hub's own check agrees with the independent solver.
+        let rel = disclosure::relazioni(&cells);
+        assert!(disclosure::derivabili(&rel.iter().collect::<Vec<_>>(), &s).is_empty());
+        assert!(derivable.is_empty(), "derivable {derivable:?} in a {rows}×{cols} table over {months} months of {people} people");
+        published_total += s.iter().filter(|x| !**x).count();
+        cells_total += s.len();
+    }
+    // Small random tables are mostly small cells; still, a function suppressing everything
+    // (or most) fails here.
+    assert!(published_total * 4 > cells_total, "{published_total} of {cells_total} cells published: suppression too broad");
+}

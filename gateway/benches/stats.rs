@@ -47,7 +47,8 @@ struct Riga {
 
 async fn insert(store: &Store, table: &str, rows: &[Riga]) {
     let mut tx = store.pool().begin().await.unwrap();
-    for chunk in rows.chunks(1000) {
+    // Small statements: SQLite's binding cost grows with the square of the parameter count.
+    for chunk in rows.chunks(64) {
         let mut q = Q::new("INSERT INTO ");
         q.push(table).push(" (").push(chunk[0].cols).push(") VALUES ");
         for (i, r) in chunk.iter().enumerate() {

@@ -45,3 +45,7 @@ CREATE TABLE stats_cella (
     somma BIGINT NOT NULL,
     PRIMARY KEY (ente, misura, gruppo, anno, periodo, v1, v2)
 );
+
+-- A rebuild aggregates one measure at a time; a new month finds the open cartelle and PAI
+-- of the month before.
+CREATE INDEX stats_fatto_misura ON stats_fatto (misura, mese);

@@ -12,7 +12,10 @@
 //! Within a level, suppression is repeated until every relation has none or at least two
 //! suppressed cells, and then until exact elimination over the suppressed cells determines
 //! none of them (a relation-count rule alone can leave a cell bridging two protected groups
-//! derivable).
+//! derivable). When inner cells tie a row margin to a column margin so that a lower level's
+//! cell becomes determined and no cell of the level is left to suppress, a lower-level cell
+//! is suppressed after all: the table stays safe, and that margin is then suppressed in this
+//! table but not in the tables that show it without these inner cells.
 use std::collections::HashMap;
 
 use super::{Grana, TOTALE};
@@ -133,15 +136,35 @@ fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppre
         }
         // Then exact elimination: a cell still determined gets a companion in one of its
         // relations.
+        let determinate = derivabili(rel, soppressa);
+        if determinate.is_empty() {
+            return;
+        }
         let mut progress = false;
-        for j in derivabili(rel, soppressa) {
-            if let Some(m) = rel.iter().filter(|r| r.membri().any(|m| m == j)).find_map(|r| scegli(celle, r, liberi, soppressa)) {
+        for j in &determinate {
+            if let Some(m) = rel.iter().filter(|r| r.membri().any(|m| m == *j)).find_map(|r| scegli(celle, r, liberi, soppressa)) {
                 soppressa[m] = true;
                 progress = true;
             }
         }
         if !progress {
-            return;
+            // The determined cells are of lower levels, pinned through this level's
+            // relations: suppress the smallest published cell of this level that shares a
+            // relation with any suppressed cell, until none is determined or none is left.
+            // When this level has none left, a lower level's cell is suppressed after all
+            // (the table stays safe; the margin then differs from other tables').
+            let tutti = vec![true; celle.len()];
+            let pick = |liberi: &[bool]| {
+                rel.iter()
+                    .filter(|r| r.membri().any(|m| soppressa[m]))
+                    .filter_map(|r| scegli(celle, r, liberi, soppressa))
+                    .min_by_key(|&m| (celle[m].persone, celle[m].valore, m))
+            };
+            let m = pick(liberi).or_else(|| pick(&tutti));
+            match m {
+                Some(m) => soppressa[m] = true,
+                None => return,
+            }
         }
     }
 }

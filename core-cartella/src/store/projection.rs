@@ -29,8 +29,9 @@ use crate::{
 /// Name of the projection's cursor row.
 const CURSORE: &str = "stats";
 
-/// Rows per multi-row INSERT (12 values each, under both engines' parameter limits).
-const CHUNK: usize = 1000;
+/// Rows per multi-row INSERT: SQLite looks a numbered parameter up in a list when binding,
+/// so a statement's cost grows with the square of its parameter count; ~800 keeps it small.
+const CHUNK: usize = 64;
 
 /// The kinds whose records feed the statistics.
 const KINDS: [&str; 5] = ["persona", "accesso", "cartella", "pai", "prestazione"];
@@ -455,7 +456,7 @@ impl Store {
         let mut batch = Vec::new();
         for (id, d) in &all {
             batch.extend(fatti(id, d, oggi));
-            if batch.len() >= CHUNK * 10 {
+            if batch.len() >= 10_000 {
                 n += batch.len() as u64;
                 insert_fatti(&mut tx, &batch).await?;
                 batch.clear();
