@@ -87,15 +87,35 @@ async fn seed(store: &Store, n_p: usize, n_pr: usize, dir: &std::path::Path) {
         let nascita = format!("{}-{:02}-{:02}", 1930 + i % 90, 1 + i % 12, 1 + i % 28);
         let area = 1 + (i % 8) as i32;
         let apertura = format!("2026-{:02}-01", 9 + i % 3);
-        let body = pb::Persona { cognome: "Prova".into(), nome: format!("N{i}"), sesso, data_nascita: nascita.clone(), ..Default::default() };
+        let body =
+            pb::Persona { cognome: "Prova".into(), nome: format!("N{i}"), sesso, data_nascita: nascita.clone(), ..Default::default() };
         persone.push(Riga {
             cols: "id, version, ente, ufficio, persona_id, cartella_id, created_at, updated_at, updated_by, body, cognome_norm, nome_norm, data_nascita",
             vals: vec![t(&id), Val::Int(Some(1)), t("H501"), t(&uff), t(&id), Val::Text(None), t(AT), t(AT), t("bench"), Val::Bytes(body.encode_to_vec()), t("PROVA"), t(&format!("N{i}")), t(&nascita)],
         });
-        let body = pb::Cartella { persona_id: id.clone(), area_utenza: area, stato: pb::StatoCartella::Aperta as i32, data_apertura: apertura, ..Default::default() };
+        let body = pb::Cartella {
+            persona_id: id.clone(),
+            area_utenza: area,
+            stato: pb::StatoCartella::Aperta as i32,
+            data_apertura: apertura,
+            ..Default::default()
+        };
         cartelle.push(Riga {
             cols: "id, version, ente, ufficio, persona_id, cartella_id, created_at, updated_at, updated_by, body, area_utenza, stato",
-            vals: vec![t(&cid), Val::Int(Some(1)), t("H501"), t(&uff), t(&id), t(&cid), t(AT), t(AT), t("bench"), Val::Bytes(body.encode_to_vec()), Val::Int(Some(i64::from(area))), Val::Int(Some(1))],
+            vals: vec![
+                t(&cid),
+                Val::Int(Some(1)),
+                t("H501"),
+                t(&uff),
+                t(&id),
+                t(&cid),
+                t(AT),
+                t(AT),
+                t("bench"),
+                Val::Bytes(body.encode_to_vec()),
+                Val::Int(Some(i64::from(area))),
+                Val::Int(Some(1)),
+            ],
         });
         writeln!(csv_p, "{id},{sesso},{nascita}").unwrap();
         writeln!(csv_c, "{cid},{id},{uff},{area}").unwrap();
@@ -179,13 +199,22 @@ async fn main() {
     let t0 = Instant::now();
     let facts = store.stats_rebuild().await.unwrap();
     let rebuilt = t0.elapsed();
-    println!("{n_p} people, {n_pr} prestazioni: inserted in {:.1} s; projection rebuilt in {:.1} s ({facts} facts)", seeded.as_secs_f64(), rebuilt.as_secs_f64());
+    println!(
+        "{n_p} people, {n_pr} prestazioni: inserted in {:.1} s; projection rebuilt in {:.1} s ({facts} facts)",
+        seeded.as_secs_f64(),
+        rebuilt.as_secs_f64()
+    );
 
     let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
     let routes = core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap();
     let cfg = AppConfig { rate: RateConfig { per_minute: 100_000_000, burst: 1_000_000 }, ..Default::default() };
     let app = app::build(
-        Parts { link: CoreLink::in_process(routes, signer.clone()), auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true), store: None, edge: None },
+        Parts {
+            link: CoreLink::in_process(routes, signer.clone()),
+            auth: Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true),
+            store: None,
+            edge: None,
+        },
         &cfg,
     )
     .unwrap();
@@ -239,7 +268,9 @@ async fn main() {
             duck.insert(f[0].to_string(), (f[1].parse::<f64>().unwrap(), f[2].parse::<f64>().unwrap(), f[3].to_string()));
         }
     }
-    println!("\n| table (prestazioni, 2026) | hub cells | hub p50 ms | hub p99 ms | DuckDB rows | DuckDB p50 ms | DuckDB p99 ms | p99 DuckDB/hub |");
+    println!(
+        "\n| table (prestazioni, 2026) | hub cells | hub p50 ms | hub p99 ms | DuckDB rows | DuckDB p50 ms | DuckDB p99 ms | p99 DuckDB/hub |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut ok = true;
     for (name, p50, p99, cells) in &ours {

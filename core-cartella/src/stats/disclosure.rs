@@ -75,7 +75,9 @@ pub fn relazioni(celle: &[Cella]) -> Vec<Relazione> {
         }
         // Periods: a month sums into its quarter, a quarter into its year.
         let parent = match Grana::di(p) {
-            Grana::Mese => p.get(5..7).and_then(|m| m.parse::<u8>().ok()).map(|m| format!("{}-T{}", &p[..4], (m.saturating_sub(1)) / 3 + 1)),
+            Grana::Mese => {
+                p.get(5..7).and_then(|m| m.parse::<u8>().ok()).map(|m| format!("{}-T{}", &p[..4], (m.saturating_sub(1)) / 3 + 1))
+            }
             Grana::Trimestre => Some(p[..4].to_string()),
             Grana::Anno => None,
         };

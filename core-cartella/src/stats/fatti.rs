@@ -112,7 +112,17 @@ struct Chi<'a> {
 
 impl Chi<'_> {
     #[allow(clippy::too_many_arguments)]
-    fn fatto(&self, record_id: &str, misura: Misura, m: i32, ente: &str, municipio: &str, area: &str, prestazione: &str, somma: i64) -> Fatto {
+    fn fatto(
+        &self,
+        record_id: &str,
+        misura: Misura,
+        m: i32,
+        ente: &str,
+        municipio: &str,
+        area: &str,
+        prestazione: &str,
+        somma: i64,
+    ) -> Fatto {
         let (anno, mese) = from_idx(m);
         Fatto {
             persona_id: self.persona_id.to_string(),
@@ -145,8 +155,7 @@ pub fn fatti(persona_id: &str, d: &Dossier, oggi: Date) -> Vec<Fatto> {
     };
     let ora = month_of(oggi);
     let mut out = Vec::new();
-    let accessi: Vec<(&str, Date)> =
-        d.accessi.iter().filter_map(|a| parse_date(&a.data).map(|dt| (meta(a.meta.as_ref()).0, dt))).collect();
+    let accessi: Vec<(&str, Date)> = d.accessi.iter().filter_map(|a| parse_date(&a.data).map(|dt| (meta(a.meta.as_ref()).0, dt))).collect();
     for a in &d.accessi {
         let (id, ente, uff) = meta(a.meta.as_ref());
         if let Some(dt) = parse_date(&a.data) {

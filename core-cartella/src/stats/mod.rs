@@ -264,9 +264,7 @@ impl Richiesta {
                 Ok(Self { misura, righe: righe_d.or(colonne_d), colonne: righe_d.and(colonne_d), grana, anno_da: da, anno_a: a })
             }
             _ => Err(CoreError::Invalid(
-                bad.into_iter()
-                    .map(|(f, d)| crate::domain::Violation { field: f.to_string(), description: d.to_string() })
-                    .collect(),
+                bad.into_iter().map(|(f, d)| crate::domain::Violation { field: f.to_string(), description: d.to_string() }).collect(),
             )),
         }
     }
@@ -280,14 +278,20 @@ mod tests {
     #[test]
     fn requests_are_checked_field_by_field() {
         let r = Richiesta::parse("prestazioni", "municipio", "prestazione", "mese", 2025, 2026, 2026).unwrap();
-        assert_eq!((r.misura, r.righe, r.colonne, r.grana), (Misura::Prestazioni, Some(Dim::Municipio), Some(Dim::Prestazione), Grana::Mese));
+        assert_eq!(
+            (r.misura, r.righe, r.colonne, r.grana),
+            (Misura::Prestazioni, Some(Dim::Municipio), Some(Dim::Prestazione), Grana::Mese)
+        );
         let r = Richiesta::parse("accessi", "", "sesso", "", 0, 0, 2026).unwrap();
         assert_eq!((r.righe, r.colonne, r.grana, r.anno_da, r.anno_a), (Some(Dim::Sesso), None, Grana::Anno, 2026, 2026));
         let fields = |e: CoreError| match e {
             CoreError::Invalid(v) => v.into_iter().map(|v| v.field).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(fields(Richiesta::parse("nulla", "x", "", "settimana", 2026, 2020, 2026).unwrap_err()), ["misura", "righe", "periodo", "anno_a"]);
+        assert_eq!(
+            fields(Richiesta::parse("nulla", "x", "", "settimana", 2026, 2020, 2026).unwrap_err()),
+            ["misura", "righe", "periodo", "anno_a"]
+        );
         assert_eq!(fields(Richiesta::parse("accessi", "area", "", "", 0, 0, 2026).unwrap_err()), ["righe"]);
         assert_eq!(fields(Richiesta::parse("pai_attivi", "prestazione", "", "", 0, 0, 2026).unwrap_err()), ["righe"]);
         assert_eq!(fields(Richiesta::parse("prestazioni", "sesso", "sesso", "", 0, 0, 2026).unwrap_err()), ["colonne"]);

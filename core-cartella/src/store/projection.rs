@@ -140,7 +140,8 @@ fn fatto_of(r: &AnyRow) -> Result<Fatto> {
     })
 }
 
-const FATTO_COLS: &str = "persona_id, record_id, misura, anno, trimestre, mese, ente, municipio, area, prestazione, sesso, fascia_eta, somma";
+const FATTO_COLS: &str =
+    "persona_id, record_id, misura, anno, trimestre, mese, ente, municipio, area, prestazione, sesso, fascia_eta, somma";
 
 async fn insert_fatti(tx: &mut Transaction<'static, Any>, fatti: &[Fatto]) -> Result<()> {
     for chunk in fatti.chunks(CHUNK) {
@@ -474,7 +475,9 @@ impl Store {
                         Grana::Mese => "mese",
                     };
                     let col = |i: usize| g.get(i).map_or("'*'", |d| d.as_str());
-                    let mut q = Q::new("INSERT INTO stats_cella (ente, misura, gruppo, anno, periodo, v1, v2, valore, persone, somma) SELECT ente, misura, ");
+                    let mut q = Q::new(
+                        "INSERT INTO stats_cella (ente, misura, gruppo, anno, periodo, v1, v2, valore, persone, somma) SELECT ente, misura, ",
+                    );
                     q.bind_text(&gruppo(&g)).push(", anno, ").push(periodo).push(", ").push(col(0)).push(", ").push(col(1));
                     q.push(", COUNT(DISTINCT record_id), COUNT(DISTINCT persona_id), SUM(somma) FROM stats_fatto WHERE misura = ");
                     q.bind_text(m.as_str()).push(" GROUP BY ente, misura, anno, ").push(periodo);
@@ -497,7 +500,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| CoreError::Internal("the statistics cursor row is missing".into()))?;
-        Ok(StatoProiezione { cursore: Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? }, aggiornato_al: r.try_get("updated_at")? })
+        Ok(StatoProiezione {
+            cursore: Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? },
+            aggiornato_al: r.try_get("updated_at")?,
+        })
     }
 
     /// The catalogue's reading rights: who may ask for `stats_stato` and tables.
@@ -581,7 +587,16 @@ impl Store {
 /// (rounding the sum alone would show one person's amount in the difference of two
 /// answers).
 #[allow(clippy::too_many_arguments)]
-fn pubblica(periodo: String, riga: String, colonna: String, valore: i64, persone: i64, somma: i64, soppressa: bool, base_somma: i64) -> CellaPubblicata {
+fn pubblica(
+    periodo: String,
+    riga: String,
+    colonna: String,
+    valore: i64,
+    persone: i64,
+    somma: i64,
+    soppressa: bool,
+    base_somma: i64,
+) -> CellaPubblicata {
     if soppressa || valore <= 0 {
         return CellaPubblicata { periodo, riga, colonna, soppressa: true, ..Default::default() };
     }

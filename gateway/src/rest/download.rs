@@ -74,7 +74,16 @@ fn rows(t: &Value) -> Vec<[String; 8]> {
         let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let soppressa = c.get("soppressa").and_then(Value::as_bool).unwrap_or(false);
         let n = |k: &str| if soppressa { SOPPRESSO.to_string() } else { c.get(k).map_or(String::new(), |v| v.to_string()) };
-        out.push([s("periodo"), s("riga"), s("colonna"), n("valore"), n("persone"), n("somma"), n("media"), if soppressa { "si" } else { "no" }.into()]);
+        out.push([
+            s("periodo"),
+            s("riga"),
+            s("colonna"),
+            n("valore"),
+            n("persone"),
+            n("somma"),
+            n("media"),
+            if soppressa { "si" } else { "no" }.into(),
+        ]);
     }
     out
 }
