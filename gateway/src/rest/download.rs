@@ -36,16 +36,20 @@ impl Formato {
     }
 }
 
+/// A `format` the table cannot be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormatoIgnoto;
+
 /// The format asked for: `format` taken out of the query pairs (it is not a field of the
-/// request), else the first download type `Accept` names. Err on an unknown `format`.
-pub fn formato(pairs: &mut Vec<(String, String)>, headers: &HeaderMap) -> Result<Option<Formato>, ()> {
+/// request), else the first download type `Accept` names.
+pub fn formato(pairs: &mut Vec<(String, String)>, headers: &HeaderMap) -> Result<Option<Formato>, FormatoIgnoto> {
     if let Some(i) = pairs.iter().position(|(k, _)| k == "format") {
         let (_, v) = pairs.remove(i);
         return match v.as_str() {
             "csv" => Ok(Some(Formato::Csv)),
             "xlsx" => Ok(Some(Formato::Xlsx)),
             "json" => Ok(None),
-            _ => Err(()),
+            _ => Err(FormatoIgnoto),
         };
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -189,7 +193,7 @@ mod tests {
         let mut q = vec![("misura".to_string(), "accessi".to_string()), ("format".to_string(), "xlsx".to_string())];
         assert_eq!(formato(&mut q, &h), Ok(Some(Formato::Xlsx)));
         assert_eq!(q.len(), 1, "format is not passed on as a request field");
-        assert_eq!(formato(&mut vec![("format".into(), "pdf".into())], &h), Err(()));
+        assert_eq!(formato(&mut vec![("format".into(), "pdf".into())], &h), Err(FormatoIgnoto));
         h.insert(header::ACCEPT, HeaderValue::from_static("text/csv;q=0.9, application/json"));
         assert_eq!(formato(&mut Vec::new(), &h), Ok(Some(Formato::Csv)));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));

@@ -501,7 +501,7 @@ async fn serve(ctx: &Ctx, route: &CompiledRoute, req: Request) -> Result<Respons
     let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map_err(|_| RestError::invalid("query", "is not a valid URL-encoded query string"))?;
     let download = if route.method.full_name() == download::RPC {
-        download::formato(&mut pairs, &parts.headers).map_err(|()| RestError::invalid("format", "must be csv, xlsx or json"))?
+        download::formato(&mut pairs, &parts.headers).map_err(|_| RestError::invalid("format", "must be csv, xlsx or json"))?
     } else {
         None
     };
