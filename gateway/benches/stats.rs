@@ -262,9 +262,12 @@ async fn main() {
     let mut duck = std::collections::HashMap::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 2 {
+            continue;
+        }
         if f[0] == "load" {
             println!("DuckDB: CSV loaded into tables in {} ms (not counted below)", f[1]);
-        } else {
+        } else if f.len() == 4 {
             duck.insert(f[0].to_string(), (f[1].parse::<f64>().unwrap(), f[2].parse::<f64>().unwrap(), f[3].to_string()));
         }
     }

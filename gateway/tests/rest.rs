@@ -424,7 +424,10 @@ async fn every_route(in_process: bool) {
     let tpl = "/api/v1/statistiche/tabella";
     let r = env.get(tpl, &format!("{tpl}?misura=prestazioni&righe=municipio&anno_da=2026"), &st).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!((r.body["misura"].as_str(), r.body["righe"].as_str(), r.body["soglia_minima"].as_i64()), (Some("prestazioni"), Some("municipio"), Some(3)));
+    assert_eq!(
+        (r.body["misura"].as_str(), r.body["righe"].as_str(), r.body["soglia_minima"].as_i64()),
+        (Some("prestazioni"), Some("municipio"), Some(3))
+    );
     let r = env.get(tpl, &format!("{tpl}?misura=prestazioni&righe=municipio&anno_da=2026&format=csv"), &st).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[reqwest::header::CONTENT_TYPE], "text/csv; charset=utf-8");
