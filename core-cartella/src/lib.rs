@@ -13,6 +13,7 @@ pub mod private_fs;
 pub mod record;
 pub mod server;
 pub mod service;
+pub mod stats;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -82,7 +82,7 @@ async fn members(store: &Store, nid: &str) -> Vec<String> {
 
 async fn merge_and_unmerge(backend: Backend) {
     let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
-    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
     let c = caller();
     let (p1, p2, p3) = (persona(&store, "Rossi").await, persona(&store, "Rosi").await, persona(&store, "Neri").await);
     let c1 = cartella(&store, &p1).await;
@@ -149,7 +149,7 @@ async fn merge_and_unmerge(backend: Backend) {
 
 async fn review_queue(backend: Backend) {
     let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
-    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
     let c = caller();
     let (p1, p2, p3) = (persona(&store, "Rossi").await, persona(&store, "Rosi").await, persona(&store, "Russo").await);
     let c2 = cartella(&store, &p2).await;

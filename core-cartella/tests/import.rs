@@ -61,7 +61,7 @@ async fn run(store: &Store, dir: &Path, dry_run: bool) -> ImportSummary {
 
 async fn bad_rows_dry_run_rerun_and_links(backend: Backend) {
     let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
-    let store = Store::open(&StoreOptions { url: db.url.clone(), max_connections: 4 }).await.unwrap();
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
     // A persona the hub already holds, with a trusted code.
     let cf_verdi = compose("Verdi", "Anna", 1950, 4, 9, true, "H501");
     store

@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::siuss::SiussCommand,
     },
+    /// Statistics (conoscitivo level) one-shot jobs: `sigess stats rebuild`.
+    Stats {
+        #[command(subcommand)]
+        command: cmd::stats::StatsCommand,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +98,7 @@ fn main() -> Result<()> {
             Command::Import(a) => cmd::import::run(a).await,
             Command::Linkage(a) => cmd::linkage::run(a),
             Command::Siuss { command } => cmd::siuss::run(command).await,
+            Command::Stats { command } => cmd::stats::run(command).await,
         }
     })
 }

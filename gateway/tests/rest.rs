@@ -423,6 +423,29 @@ async fn every_route(in_process: bool) {
     assert_eq!(r.body["anno"], 2026);
     assert_eq!(r.body["prestazioni"][0]["soppressa"], true);
     assert_eq!(r.body["prestazioni"][0]["spesa_centesimi"], json!(0));
+    // The live tables (the projector is not running here: the table is empty but shaped),
+    // as JSON, CSV and XLSX, and the catalogue.
+    let tpl = "/api/v1/statistiche/tabella";
+    let r = env.get(tpl, &format!("{tpl}?misura=prestazioni&righe=municipio&anno_da=2026"), &st).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["misura"].as_str(), r.body["righe"].as_str(), r.body["soglia_minima"].as_i64()),
+        (Some("prestazioni"), Some("municipio"), Some(3))
+    );
+    let r = env.get(tpl, &format!("{tpl}?misura=prestazioni&righe=municipio&anno_da=2026&format=csv"), &st).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[reqwest::header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(r.headers[reqwest::header::CONTENT_DISPOSITION].to_str().unwrap().contains("statistiche_prestazioni_municipio_anno_2026.csv"));
+    assert!(r.body.as_str().unwrap().starts_with("periodo,municipio,colonna,valore,persone,somma,media,soppressa"), "{}", r.body);
+    let xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+    let r = env.send(Method::GET, tpl, &format!("{tpl}?misura=accessi&righe=sesso"), Some(&st), None, &[("accept", xlsx)]).await;
+    assert_eq!((r.status, r.headers[reqwest::header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::OK, xlsx));
+    env.get(tpl, &format!("{tpl}?misura=accessi&format=pdf"), &st).await.problem(400);
+    env.get(tpl, &format!("{tpl}?misura=accessi&righe=area"), &st).await.problem(400);
+    env.get(tpl, &format!("{tpl}?misura=accessi"), &t).await.problem(403);
+    let r = env.get("/api/v1/statistiche/catalogo", "/api/v1/statistiche/catalogo", &st).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["misure"].as_array().unwrap().len(), 6);
 
     // Deliveries: a webhook peer that refuses everything parks one dead letter per change.
     let refusing = TcpListener::bind("127.0.0.1:0").await.unwrap();

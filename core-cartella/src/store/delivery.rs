@@ -587,7 +587,7 @@ impl Store {
 
     /// Up to `limit` outbox changes after `cursor`, of every kind and ente, in feed order
     /// and with the feed's visibility bound.
-    async fn outbox_after<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    pub(super) async fn outbox_after<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
         &self,
         e: E,
         cursor: Cursor,

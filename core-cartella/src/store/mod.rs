@@ -15,6 +15,7 @@ pub mod esporta;
 mod feed;
 pub mod flussi;
 pub mod fusione;
+pub mod projection;
 mod records;
 pub mod registro;
 pub mod revisione;
@@ -73,11 +74,13 @@ pub struct StoreOptions {
     /// Pool size for PostgreSQL. SQLite always uses one connection: every read also writes
     /// an audit row, and a single writer avoids SQLITE_BUSY on lock upgrades.
     pub max_connections: u32,
+    /// Smallest number of people a published statistics cell may describe.
+    pub stats_soglia: i64,
 }
 
 impl StoreOptions {
     pub fn new(url: &str) -> Self {
-        Self { url: url.to_string(), max_connections: 32 }
+        Self { url: url.to_string(), max_connections: 32, stats_soglia: crate::stats::SOGLIA_PREDEFINITA }
     }
 }
 
@@ -93,6 +96,8 @@ pub struct Store {
     /// The database file, for readers that open their own connection (the SIUSS export);
     /// None for PostgreSQL and in-memory SQLite.
     sqlite_file: Option<PathBuf>,
+    /// Disclosure threshold of the statistics tables.
+    stats_soglia: i64,
 }
 
 /// Read-audit batches committed at once on PostgreSQL, each on its own connection. SQLite
@@ -136,7 +141,7 @@ impl Store {
         let (tx, _) = watch::channel(0);
         let in_flight = if backend == Backend::Sqlite { 1 } else { READ_AUDIT_BATCHES_PG };
         let reads = Arc::new(audit_log::ReadAudits::start(pool.clone(), in_flight));
-        Ok(Self { pool, backend, changed: Arc::new(tx), reads, sqlite_file })
+        Ok(Self { pool, backend, changed: Arc::new(tx), reads, sqlite_file, stats_soglia: opts.stats_soglia.max(1) })
     }
 
     pub fn backend(&self) -> Backend {

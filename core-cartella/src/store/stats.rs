@@ -59,7 +59,7 @@ impl Store {
         let mut out = Riepilogo { ente: caller.ente.clone(), anno, ..Default::default() };
         for r in q.fetch_all(&self.pool).await? {
             let persone: i64 = r.try_get("persone")?;
-            let soppressa = persone < SOGLIA_MINIMA;
+            let soppressa = persone < self.stats_soglia;
             out.cartelle.push(CellaCartelle {
                 ufficio: r.try_get("ufficio")?,
                 area_utenza: i32::try_from(r.try_get::<i64, _>("area_utenza")?).unwrap_or(0),
@@ -80,7 +80,7 @@ impl Store {
         q.push(" GROUP BY ufficio, codice_prestazione ORDER BY ufficio, codice_prestazione");
         for r in q.fetch_all(&self.pool).await? {
             let persone: i64 = r.try_get("persone")?;
-            let soppressa = persone < SOGLIA_MINIMA;
+            let soppressa = persone < self.stats_soglia;
             out.prestazioni.push(CellaPrestazioni {
                 ufficio: r.try_get("ufficio")?,
                 codice_prestazione: r.try_get("codice_prestazione")?,

@@ -21,6 +21,8 @@ pub struct CoreArgs {
     /// Alternatively, the private key file (the public half is derived from it).
     #[arg(long, env = "SIGESS_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    stats: super::stats::ProjectorArgs,
 }
 
 pub async fn run(a: CoreArgs) -> Result<()> {
@@ -38,6 +40,8 @@ pub async fn run(a: CoreArgs) -> Result<()> {
     let transport = transport_name(tls.as_ref());
     tracing::info!(grpc_addr = %listener.local_addr()?, transport, "core-cartella listening");
     println!("core-cartella: gRPC on {} ({transport})", listener.local_addr()?);
+    let (stats_stop, on_stats_stop) = super::stopper();
+    let stats_task = a.stats.projector(&store).map(|p| p.spawn(on_stats_stop()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let routes = core_cartella::server::routes_until(&store, verifier, Some(stopping))
         .await
@@ -47,10 +51,12 @@ pub async fn run(a: CoreArgs) -> Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     };
-    core_cartella::server::serve_routes(listener, routes, tls.as_ref(), signalled)
-        .await
-        .map_err(anyhow::Error::from_boxed)
-        .context("gRPC server")?;
+    let served = core_cartella::server::serve_routes(listener, routes, tls.as_ref(), signalled).await;
+    let _ = stats_stop.send(true);
+    if let Some(t) = stats_task {
+        let _ = t.await;
+    }
+    served.map_err(anyhow::Error::from_boxed).context("gRPC server")?;
     store.close().await;
     Ok(())
 }

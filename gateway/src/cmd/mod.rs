@@ -20,6 +20,7 @@ pub mod import;
 pub mod linkage;
 pub mod operator;
 pub mod siuss;
+pub mod stats;
 pub mod token;
 pub mod up;
 pub mod worker;
@@ -32,6 +33,10 @@ pub struct StoreArgs {
     /// Connection pool size on PostgreSQL (SQLite always uses one writer connection).
     #[arg(long, env = "SIGESS_DB_MAX_CONNECTIONS", default_value_t = 32)]
     pub db_max_connections: u32,
+    /// Statistics: smallest number of people a published cell may describe; smaller cells
+    /// are suppressed (and further cells so that none can be worked out).
+    #[arg(long, env = "SIGESS_STATS_SOGLIA", default_value_t = core_cartella::stats::SOGLIA_PREDEFINITA, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub stats_soglia: i64,
 }
 
 impl StoreArgs {
@@ -39,6 +44,7 @@ impl StoreArgs {
     pub async fn open(&self) -> Result<Store> {
         let mut opts = StoreOptions::new(&self.database_url);
         opts.max_connections = self.db_max_connections;
+        opts.stats_soglia = self.stats_soglia;
         let store = Store::open(&opts).await.context("opening the store")?;
         tracing::debug!(backend = ?store.backend(), "store open, migrations applied");
         Ok(store)

@@ -63,6 +63,8 @@ pub struct UpArgs {
     adapters: gateway::adapters::AdapterArgs,
     #[command(flatten)]
     engine: gateway::delivery::EngineArgs,
+    #[command(flatten)]
+    stats: super::stats::ProjectorArgs,
 }
 
 pub async fn run(a: UpArgs) -> Result<()> {
@@ -170,6 +172,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let adapters = gateway::adapters::registered(&store, &a.adapters, a.demo).context("outbound adapters")?;
     let engine_metrics = EngineMetrics::register(app.metrics.registry()).context("delivery metrics")?;
     let engine_task = Engine::new(store.clone(), adapters, a.engine.config(), Some(engine_metrics)).spawn(on_stop());
+    let stats_task = a.stats.projector(&store).map(|p| p.spawn(on_stop()));
     let tls = a.auth.tls();
     let web_stop = on_stop();
     let web_task = tokio::spawn(async move {
@@ -184,6 +187,9 @@ pub async fn run(a: UpArgs) -> Result<()> {
     grpc_task.await??;
     let store = web_task.await??;
     let _ = engine_task.await;
+    if let Some(t) = stats_task {
+        let _ = t.await;
+    }
     store.close().await;
     edge.close().await;
     tracing::info!("stopped");

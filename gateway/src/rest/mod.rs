@@ -12,6 +12,7 @@
 //! error is `application/problem+json`; input the schema refuses is a 400 naming each bad
 //! field or parameter, and never reaches core.
 
+pub mod download;
 pub mod grpc;
 pub mod mapping;
 pub mod openapi;
@@ -497,8 +498,13 @@ async fn serve(ctx: &Ctx, route: &CompiledRoute, req: Request) -> Result<Respons
     let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, &())
         .await
         .map_err(|_| RestError::invalid("path", "a path parameter is not valid percent-encoded UTF-8"))?;
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+    let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map_err(|_| RestError::invalid("query", "is not a valid URL-encoded query string"))?;
+    let download = if route.method.full_name() == download::RPC {
+        download::formato(&mut pairs, &parts.headers).map_err(|_| RestError::invalid("format", "must be csv, xlsx or json"))?
+    } else {
+        None
+    };
     let body = if route.body.is_some() {
         if !is_json(&parts.headers) {
             return Err(RestError::UnsupportedMediaType);
@@ -523,6 +529,16 @@ async fn serve(ctx: &Ctx, route: &CompiledRoute, req: Request) -> Result<Respons
         Err(s) => return Err(RestError::Core(rename_violations(route, s))),
     };
     let json = mapping::to_json(&out).map_err(|_| RestError::Encode)?;
+    if let Some(f) = download {
+        let bytes = download::render(&json, f).map_err(|_| RestError::Encode)?;
+        let disposition = format!("attachment; filename=\"{}\"", download::nome_file(&json, f));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(f.media_type()));
+        if let Ok(h) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, h);
+        }
+        return Ok((StatusCode::OK, headers, bytes).into_response());
+    }
     let status = if routes::creates(&route.route) { StatusCode::CREATED } else { StatusCode::OK };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

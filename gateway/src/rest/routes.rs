@@ -122,6 +122,9 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/cartelle/{cartella_id}/condivisioni", cs!("ListCondivisioni"), None, &[("cartella_id", "cartella_id")], "condivisioni"),
     // Statistiche (StatsService)
     r(Get, "/statistiche/riepilogo", "cartella.v1.StatsService.GetRiepilogo", None, &[], "statistiche"),
+    // JSON, or CSV / XLSX with `?format=csv|xlsx` or `Accept` (see `rest::download`).
+    r(Get, "/statistiche/tabella", "cartella.v1.StatsService.GetTabella", None, &[], "statistiche"),
+    r(Get, "/statistiche/catalogo", "cartella.v1.StatsService.GetCatalogo", None, &[], "statistiche"),
     // Outbound delivery (DeliveryService): adapters, deliveries, dead letters, replay.
     r(Get, "/adapters", ds!("ListAdapters"), None, &[], "deliveries"),
     r(Post, "/adapters/{adapter}/replay", ds!("Replay"), None, &[("adapter", "adapter")], "deliveries"),
