@@ -107,7 +107,16 @@ pub struct Engine {
     metrics: Option<EngineMetrics>,
     /// This worker's claim token: unique per process start.
     claim: String,
+    /// Jobs planned since the queue's statistics were last refreshed.
+    planned: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Jobs planned after which the engine refreshes the queue table's planner statistics. The
+/// queue grows from nothing to a backlog far faster than autovacuum analyzes it, and with
+/// the statistics of an empty table PostgreSQL checks "no older open job of this subject" by
+/// walking every open job instead of the subject's own: measured at 150 ms per claim on a
+/// 17,000-job backlog, against 0.2 ms with fresh statistics.
+const ANALYZE_EVERY: usize = 2000;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +138,7 @@ struct Done {
 
 impl Engine {
     pub fn new(store: Store, adapters: Vec<Arc<dyn Runner>>, cfg: EngineConfig, metrics: Option<EngineMetrics>) -> Self {
-        Self { store, adapters, cfg, metrics, claim: format!("worker-{}", uuid::Uuid::new_v4()) }
+        Self { store, adapters, cfg, metrics, claim: format!("worker-{}", uuid::Uuid::new_v4()), planned: Arc::default() }
     }
 
     pub fn adapter_ids(&self) -> Vec<&'static str> {
@@ -200,6 +209,15 @@ impl Engine {
         let follows = a.follows();
         let runner = Arc::clone(a);
         let planned = self.store.delivery_plan(a.id(), follows, &move |c| runner.subject(c), self.cfg.plan_batch).await?.unwrap_or(0);
+        if planned > 0 {
+            let since = self.planned.fetch_add(planned, std::sync::atomic::Ordering::Relaxed) + planned;
+            if since >= ANALYZE_EVERY {
+                self.planned.store(0, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = self.store.delivery_analyze().await {
+                    tracing::warn!(error = %e, "refreshing the delivery queue's statistics failed");
+                }
+            }
+        }
         let mut claimed = 0;
         let now = now_ms();
         if paused.is_some_and(|until| until > now) {

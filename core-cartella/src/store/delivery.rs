@@ -203,6 +203,13 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics of the job table (see the engine's
+    /// `ANALYZE_EVERY`).
+    pub async fn delivery_analyze(&self) -> Result<()> {
+        Q::new("ANALYZE delivery").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Turns up to `limit` outbox changes after the adapter's cursor, of the `kinds` it
     /// follows, into jobs, and moves the cursor past every change read. `subject` names each
     /// job's subject. Returns None when another worker is planning this adapter.
