@@ -102,3 +102,16 @@ fn main() -> Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's flags are consistent (unique ids and names, valid defaults): clap
+    /// checks this only when a subcommand is parsed, so a clash would otherwise surface as a
+    /// panic at start.
+    #[test]
+    fn every_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -14,7 +14,7 @@ pub struct ProjectorArgs {
     /// Milliseconds between looks at the outbox for writes of other processes (writes of
     /// this process are applied at once).
     #[arg(long = "stats-poll-ms", env = "SIGESS_STATS_POLL_MS", default_value_t = 500)]
-    pub poll_ms: u64,
+    pub stats_poll_ms: u64,
     /// Do not run the statistics projector in this process (another process runs it).
     #[arg(long = "no-stats-projector", env = "SIGESS_NO_STATS_PROJECTOR")]
     pub off: bool,
@@ -23,7 +23,7 @@ pub struct ProjectorArgs {
 impl ProjectorArgs {
     /// The projector of this process, unless turned off.
     pub fn projector(&self, store: &Store) -> Option<Projector> {
-        (!self.off).then(|| Projector::new(store.clone(), Duration::from_millis(self.poll_ms.max(10))))
+        (!self.off).then(|| Projector::new(store.clone(), Duration::from_millis(self.stats_poll_ms.max(10))))
     }
 }
 
