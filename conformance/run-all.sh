@@ -54,10 +54,10 @@ SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/schemathesis/run_schemathes
 echo "== SIUSS: xmllint on every flow (ledger tests, demo data via GET /waas/v1/flussi, portal export); schemathesis with INPS's api-comuni.yaml"
 SCHEMATHESIS="$ST_VENV/bin/schemathesis" conformance/siuss/run_siuss.sh
 
-echo "== record linkage (issue 15): sigess linkage against splink (DuckDB) on fake exports of the 26 offices"
+echo "== record linkage: sigess linkage against splink (DuckDB) on fake exports of the 26 offices"
 conformance/linkage/run_linkage.sh
 
-echo "== abuse cases (issue 13) against a real sigess up"
+echo "== abuse cases against a real sigess up"
 conformance/abuse/run_abuse.sh
 
 echo "== web console in headless Chromium with axe-core on every page (demo login, dead letter retried, INPS rejection, clients and operators, statistics and CSV, registro degli accessi)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Abuse cases against a real `sigess up` (issue 13), on loopback only, every loop bounded:
+# Abuse cases against a real `sigess up`, on loopback only, every loop bounded:
 #
 #  1. a hub with real data (no --demo) prints no caller token, and refuses at its edge a
 #     token from `sigess token` (401, reason hub_token_not_accepted);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Record linkage against splink (issue 15): fake exports of the 26 offices, `sigess linkage`
+# Record linkage against splink: fake exports of the 26 offices, `sigess linkage`
 # and splink (DuckDB) on them, precision/recall/F1 side by side; fails when the hub's F1
 # is below splink's. SIGESS_BIN names the binary; LINKAGE_PERSONS the size (CI: 2000).
 set -euo pipefail
