@@ -98,14 +98,18 @@ for name, headers in [("no voucher", {}), ("wrong audience", {"Authorization": "
         json.loads(e.read())
 print("WaaS refuses calls without a valid PDND voucher (401 problem+json)")
 PY
-# The worker drains the demo outbox in the background: wait until two reads agree.
+# The delivery engine drains the demo outbox in the background (beside the statistics
+# projector, on the same SQLite file): wait for the first flows, then until two reads agree.
 prev=-1
-for _ in $(seq 1 60); do
-  n=$(python3 "$ROOT/conformance/siuss/fetch_flows.py" "$BASE" "$TOKEN" "$TMP/demo-flows" | awk '{print $1}')
-  [ "$n" = "$prev" ] && break
+n=0
+for _ in $(seq 1 120); do
+  n=$(python3 "$ROOT/conformance/siuss/fetch_flows.py" "$BASE" "$TOKEN" "$TMP/demo-flows" 2>/dev/null | awk '{print $1}' || true)
+  n=${n:-0}
+  if [ "$n" != "0" ] && [ "$n" = "$prev" ]; then break; fi
   prev=$n
   sleep 1
 done
+[ "$n" != "0" ] || { echo "no SIUSS flow served within 120 s" >&2; exit 1; }
 validate_dir "$TMP/demo-flows"
 
 echo "-- portal export of the demo store, validated in streaming mode"
