@@ -83,6 +83,8 @@ class Hub:
             "--session-cookie-secure", "false",
             # The reference peers run on plain http on 127.0.0.1.
             "--spid-allow-http-loopback",
+            # Every login of the suite comes from 127.0.0.1, faster than any office would.
+            "--login-rate-per-minute", "100000",
             "--spid-policy-uri", "https://www.comune.roma.it/privacy",
             "--spid-logo-uri", "https://www.comune.roma.it/logo.svg",
             "--spid-contact", "protocollo.sociale@pec.comune.roma.it",
