@@ -30,7 +30,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tonic_types::StatusExt;
 
 use crate::{
-    auth::{AuthError, Authenticator, ClientCert, Credential, MAX_AUTH_BODY, Presented, modi},
+    auth::{Admission, AuthError, Authenticator, ClientCert, Credential, MAX_AUTH_BODY, modi},
     core_link::CoreLink,
     problem::http_status,
 };
@@ -154,35 +154,22 @@ fn core_refusal(s: &tonic::Status) -> Response {
 
 async fn process_message(State(s): State<Inbound>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let cert = parts.extensions.get::<ClientCert>().map(|c| c.0.clone());
-    // The credential first, on the headers: the body is read only for a known caller.
-    let unread = Presented {
-        headers: &parts.headers,
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        body: None,
-        client_cert: cert.as_deref(),
-    };
-    let identified = match s.auth.identify(&unread).await {
-        Ok((caller, credential, need)) => {
-            let Ok(bytes) = axum::body::to_bytes(body, MAX_AUTH_BODY).await else {
-                return outcome(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "the message is too large");
-            };
-            let presented = Presented { body: Some(&bytes), ..unread };
-            s.auth.integrity(&presented, &need).await.map(|()| (caller, credential, bytes))
-        }
-        Err(e) => Err(e),
-    };
-    let (caller, credential, bytes) = match identified {
+    let too_large = || outcome(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "the message is too large");
+    let (caller, credential, body) = match s.auth.admit(&parts, body).await {
         Ok(x) => x,
-        Err(AuthError::Unavailable) => {
+        Err(Admission::TooLarge) => return too_large(),
+        Err(Admission::Refused(AuthError::Unavailable)) => {
             return outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "authentication temporarily unavailable");
         }
-        Err(e) => {
+        Err(Admission::Refused(e)) => {
             tracing::info!(reason = e.reason(), "discharge message refused at authentication");
             return unauthorized(&e.to_string());
         }
     };
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_AUTH_BODY).await else {
+        return too_large();
+    };
+    let cert = parts.extensions.get::<ClientCert>().is_some();
     if s.pdnd_only && credential != Credential::PdndVoucher {
         return unauthorized("a PDND voucher is required");
     }
@@ -203,7 +190,7 @@ async fn process_message(State(s): State<Inbound>, req: Request) -> Response {
             return fhir(StatusCode::BAD_REQUEST, &invalid.operation_outcome());
         }
     };
-    let endpoint = hub_endpoint(&parts.headers, cert.is_some());
+    let endpoint = hub_endpoint(&parts.headers, cert);
     record(&s.link, &caller, &d, &endpoint).await
 }
 

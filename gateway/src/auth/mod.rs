@@ -412,48 +412,53 @@ pub enum Credential {
     Session,
 }
 
-/// Middleware: authenticates the request and puts the `Caller` and its [`Credential`] in its
-/// extensions.
-pub async fn require_caller(State(auth): State<Authenticator>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let cert = parts.extensions.get::<ClientCert>().map(|c| c.0.clone());
-    // The credential first, on the headers alone: nobody unknown gets a body read.
-    let presented = Presented {
-        headers: &parts.headers,
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        body: None,
-        client_cert: cert.as_deref(),
-    };
-    let (caller, credential, need) = match auth.identify(&presented).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::info!(reason = e.reason(), "request refused at authentication");
-            return e.into_response();
-        }
-    };
-    // Only a request whose ModI signature covers the body has it buffered here.
-    let body = if need.needs_body(&parts.headers) {
-        let bytes: Bytes = match axum::body::to_bytes(body, MAX_AUTH_BODY).await {
-            Ok(b) => b,
-            Err(_) => return crate::problem::problem(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "the request body is too large"),
-        };
-        let presented = Presented {
+/// Why [`Authenticator::admit`] turned a request away.
+#[derive(Debug)]
+pub enum Admission {
+    Refused(AuthError),
+    /// The body a ModI signature covers is over [`MAX_AUTH_BODY`].
+    TooLarge,
+}
+
+impl Authenticator {
+    /// Authenticates a request as it arrives: the credential on its headers first (nobody
+    /// unknown gets a body read), then, only when a ModI signature covers the body, the body
+    /// buffered and the signature checked. Returns the body to pass on, buffered or not.
+    pub async fn admit(&self, parts: &axum::http::request::Parts, body: Body) -> Result<(Caller, Credential, Body), Admission> {
+        let cert = parts.extensions.get::<ClientCert>().map(|c| c.0.clone());
+        let unread = Presented {
             headers: &parts.headers,
             method: parts.method.as_str(),
             path: parts.uri.path(),
-            body: Some(&bytes),
+            body: None,
             client_cert: cert.as_deref(),
         };
-        if let Err(e) = auth.integrity(&presented, &need).await {
-            tracing::info!(reason = e.reason(), "request refused at authentication");
-            return e.into_response();
+        let (caller, credential, need) = self.identify(&unread).await.map_err(Admission::Refused)?;
+        if !need.needs_body(&parts.headers) {
+            return Ok((caller, credential, body));
         }
-        Body::from(bytes)
-    } else {
-        body
-    };
-    parts.extensions.insert(caller);
-    parts.extensions.insert(credential);
-    next.run(Request::from_parts(parts, body)).await
+        let bytes: Bytes = axum::body::to_bytes(body, MAX_AUTH_BODY).await.map_err(|_| Admission::TooLarge)?;
+        self.integrity(&Presented { body: Some(&bytes), ..unread }, &need).await.map_err(Admission::Refused)?;
+        Ok((caller, credential, Body::from(bytes)))
+    }
+}
+
+/// Middleware: authenticates the request ([`Authenticator::admit`]) and puts the `Caller` and
+/// its [`Credential`] in its extensions.
+pub async fn require_caller(State(auth): State<Authenticator>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match auth.admit(&parts, body).await {
+        Ok((caller, credential, body)) => {
+            parts.extensions.insert(caller);
+            parts.extensions.insert(credential);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(Admission::TooLarge) => {
+            crate::problem::problem(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "the request body is too large")
+        }
+        Err(Admission::Refused(e)) => {
+            tracing::info!(reason = e.reason(), "request refused at authentication");
+            e.into_response()
+        }
+    }
 }
