@@ -20,7 +20,7 @@ use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post}
 use cartella_proto::v1 as pb;
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
-    delivery::{Engine, EngineConfig},
+    delivery::{Engine, EngineConfig, EngineMetrics},
     domain::codice_fiscale::compose,
     store::{Store, StoreOptions},
     testkit::TestDb,
@@ -98,14 +98,34 @@ async fn open(url: &str, conns: u32) -> Store {
     Store::open(&o).await.unwrap()
 }
 
-fn engines(n: usize, stores: &[Store], url: &str) -> Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
+/// Mean time per step of the engine's loop, from its metrics: where a run spent its time.
+fn phases(registry: &prometheus::Registry) -> String {
+    let mut out = Vec::new();
+    for f in registry.gather().iter().filter(|f| f.name() == "delivery_phase_seconds") {
+        for m in f.get_metric() {
+            let phase = m.get_label().iter().find(|l| l.name() == "phase").map(|l| l.value().to_string()).unwrap_or_default();
+            let h = m.get_histogram();
+            if h.get_sample_count() > 0 {
+                out.push(format!("{phase} {:.2} ms x{}", h.get_sample_sum() * 1e3 / h.get_sample_count() as f64, h.get_sample_count()));
+            }
+        }
+    }
+    out.join(", ")
+}
+
+fn engines(
+    n: usize,
+    stores: &[Store],
+    url: &str,
+    metrics: &EngineMetrics,
+) -> Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     let cfg = EngineConfig { poll: Duration::from_millis(20), ..EngineConfig::default() };
     (0..n)
         .map(|i| {
             let args = webhook::WebhookArgs { url: Some(url.into()), kinds: vec!["persona".into()], secret: None, timeout_secs: 10 };
             let hook = adapter_contract::register(webhook::Webhook::from_args(&args).unwrap().unwrap());
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let h = Engine::new(stores[i].clone(), vec![hook], cfg.clone(), None).spawn(async move {
+            let h = Engine::new(stores[i].clone(), vec![hook], cfg.clone(), Some(metrics.clone())).spawn(async move {
                 let _ = rx.await;
             });
             (tx, h)
@@ -162,7 +182,9 @@ async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duratio
     let writer = open(&url, 16).await;
     let stores: Vec<Store> = futures::future::join_all((0..workers).map(|_| open(&url, 8))).await;
     let (p, hook) = peer().await;
-    let es = engines(workers, &stores, &hook);
+    let registry = prometheus::Registry::new();
+    let metrics = EngineMetrics::register(&registry).unwrap();
+    let es = engines(workers, &stores, &hook, &metrics);
     let written = write_at(&writer, 0, rate, secs).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while (p.arrivals.lock().unwrap().len() as u64) < written && Instant::now() < deadline {
@@ -177,6 +199,7 @@ async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duratio
     }
     writer.close().await;
     db.drop_pg().await;
+    println!("         phases (workers={workers}): {}", phases(&registry));
     (pct(&lat, 0.5), pct(&lat, 0.99), delivered, written)
 }
 
@@ -205,7 +228,9 @@ async fn ceiling_run(workers: usize, backlog: u64) -> (f64, f64) {
     let stores: Vec<Store> = futures::future::join_all((0..workers).map(|_| open(&url, 8))).await;
     let (p, hook) = peer().await;
     let began = Instant::now();
-    let es = engines(workers, &stores, &hook);
+    let registry = prometheus::Registry::new();
+    let metrics = EngineMetrics::register(&registry).unwrap();
+    let es = engines(workers, &stores, &hook, &metrics);
     while (p.arrivals.lock().unwrap().len() as u64) < backlog {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -216,6 +241,7 @@ async fn ceiling_run(workers: usize, backlog: u64) -> (f64, f64) {
     }
     writer.close().await;
     db.drop_pg().await;
+    println!("         phases (workers={workers}): {}", phases(&registry));
     (writes, deliveries)
 }
 

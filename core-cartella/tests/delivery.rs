@@ -372,6 +372,7 @@ on_both_backends!(
     poison_is_parked_and_retried_after_the_fix,
     a_failing_peer_is_retried_with_backoff,
     replay_repeats_with_the_same_keys,
+    queued_changes_are_coalesced,
 );
 
 /// Two engines, each with its own pool, share 2,000 changes of 500 people on PostgreSQL.
@@ -409,4 +410,131 @@ async fn two_engines_share_the_work_on_postgres() {
     check_exactly_once_in_order(&seen, &ids, 4);
     store.close().await;
     db.drop_pg().await;
+}
+
+/// An adapter whose deliveries depend only on the state at delivery time: it coalesces the
+/// changes of one person and records which change each delivery was made for.
+struct Latest {
+    sent: Arc<Mutex<Vec<(String, i64)>>>,
+}
+
+impl adapter_contract::Adapter for Latest {
+    type Input = ();
+    type Delivery = (String, i64);
+
+    fn id(&self) -> &'static str {
+        "latest"
+    }
+
+    fn follows(&self) -> &'static [&'static str] {
+        &["persona"]
+    }
+
+    fn coalesce(&self, change: &adapter_contract::Change) -> Option<String> {
+        Some(change.id.clone())
+    }
+
+    async fn load<'a>(
+        &'a self,
+        _change: &'a adapter_contract::Change,
+        _source: &'a dyn adapter_contract::Source,
+    ) -> Result<(), adapter_contract::Outcome> {
+        Ok(())
+    }
+
+    fn map(
+        &self,
+        change: &adapter_contract::Change,
+        _input: (),
+    ) -> Result<Vec<adapter_contract::Planned<(String, i64)>>, adapter_contract::Reason> {
+        Ok(vec![adapter_contract::Planned {
+            key: format!("{}:{}", change.id, change.version),
+            delivery: (change.id.clone(), change.version),
+        }])
+    }
+
+    async fn deliver<'a>(&'a self, planned: &'a adapter_contract::Planned<(String, i64)>) -> adapter_contract::Outcome {
+        self.sent.lock().unwrap().push(planned.delivery.clone());
+        adapter_contract::Outcome::Delivered
+    }
+}
+
+fn admin() -> Caller {
+    Caller {
+        kind: CallerKind::Sistema,
+        subject: "admin".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Amministratore],
+        purpose: "verifica".into(),
+        request_id: "t".into(),
+    }
+}
+
+/// Plans the `latest` adapter until a committed change is visible to the feed (on a shared
+/// PostgreSQL server older transactions elsewhere can hold it back for a moment).
+async fn plan_visible(store: &Store, keys: &(dyn Fn(&adapter_contract::Change) -> (String, String) + Sync)) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = store.delivery_plan("latest", &["persona"], keys, 100).await.unwrap().unwrap_or(0);
+        if n > 0 || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Changes of one subject queued before one of them is claimed are delivered by that one
+/// job; a change queued after the claim is not covered by it and goes on its own.
+async fn queued_changes_are_coalesced(db: &TestDb) {
+    let store = open(db).await;
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let runner = adapter_contract::register(Latest { sent: Arc::clone(&sent) });
+    let ids = write_changes(&store, 3, 4, 1).await;
+    let engine = Engine::new(store.clone(), vec![Arc::clone(&runner)], fast(), None);
+    engine.drain(Duration::from_secs(30)).await.unwrap();
+    let got = sent.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "one delivery per person for 15 queued changes: {got:?}");
+    let filter = core_cartella::store::delivery::JobFilter { adapter: "latest".into(), ..Default::default() };
+    let (jobs, _) = store.delivery_list(&admin(), &filter, 0, 500).await.unwrap();
+    assert_eq!(jobs.len(), 15);
+    assert!(jobs.iter().all(|j| j.state == core_cartella::store::delivery::JobState::Delivered), "{jobs:?}");
+    for id in &ids {
+        let mine: Vec<_> = jobs.iter().filter(|j| &j.change.id == id).collect();
+        let first = mine.iter().min_by_key(|j| j.id).unwrap();
+        assert_eq!(first.covered_by, None);
+        assert!(mine.iter().filter(|j| j.id != first.id).all(|j| j.covered_by == Some(first.id)), "{mine:?}");
+    }
+
+    // Claimed, then a new change is queued before the claimed job ends: not covered.
+    let caller = operator("M01");
+    let mut p = store.get::<pb::Persona>(&caller, &ids[0], "verifica").await.unwrap();
+    p.contatti = Some(pb::Contatti { telefono: "0611111111".into(), ..Default::default() });
+    let p = store.update(&caller, p).await.unwrap();
+    let keys = |c: &adapter_contract::Change| (c.default_subject(), c.id.clone());
+    assert_eq!(plan_visible(&store, &keys).await, 1);
+    let claimed = store.delivery_claim("latest", "test-claim", 10, 30_000).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].cover_upto, Some(claimed[0].id), "nothing else queued: it covers only itself");
+    let mut p2 = p.clone();
+    p2.contatti = Some(pb::Contatti { telefono: "0622222222".into(), ..Default::default() });
+    store.update(&caller, p2).await.unwrap();
+    assert_eq!(plan_visible(&store, &keys).await, 1);
+    let finished = core_cartella::store::delivery::Finish::Delivered { keys: vec![] };
+    store.delivery_finish("test-claim", &[(claimed[0].id, finished)]).await.unwrap();
+    let (open_jobs, _) = store
+        .delivery_list(
+            &admin(),
+            &core_cartella::store::delivery::JobFilter {
+                adapter: "latest".into(),
+                state: Some(core_cartella::store::delivery::JobState::Pending),
+                ..Default::default()
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open_jobs.len(), 1, "the change queued after the claim still goes on its own");
+    store.close().await;
 }

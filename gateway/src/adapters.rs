@@ -3,18 +3,18 @@
 //! the delivery engine holds it.
 //!
 //! SIUSS: [`StoreLedger`] is the flow ledger port over core's atomic `siuss_apply`.
-//! [`siuss_drain`] walks the outbox with the adapter directly, applying every change in
-//! commit order through core's `Source` (tests, benches), without the delivery engine's
-//! tables.
+//! [`siuss_drain`] runs the delivery engine with this adapter alone until no work is due
+//! (tests, benches, one-shot runs).
 use std::{sync::Arc, time::Duration};
 
-use adapter_contract::{Outcome, Reason, Runner, register};
+use adapter_contract::{Reason, Runner, register};
 use core_cartella::{
-    auth::Caller,
+    auth::{Caller, CallerKind, Role},
+    delivery::{Engine, EngineConfig},
     error::CoreError,
-    record::Kind,
     store::{
-        Cursor, Store,
+        Store,
+        delivery::{JobFilter, JobState},
         flussi::{self, Applicazione, ApplyError, Decisione, Flusso, Mancanza, Scelta},
     },
 };
@@ -24,7 +24,7 @@ use siuss::{
     ledger::{Applied, Decision, Gap, Intent, Ledger, LedgerError, Standing},
 };
 
-use crate::siuss_config::{SiussConfig, system_caller};
+use crate::siuss_config::SiussConfig;
 
 /// The flags of every outbound adapter (`sigess up`, `sigess worker`).
 #[derive(clap::Args, Debug, Clone)]
@@ -132,95 +132,65 @@ impl Ledger for StoreLedger {
 pub enum DriveError {
     #[error("store: {0}")]
     Store(#[from] CoreError),
-    /// A change could not be applied now (e.g. the store went away mid-way); the walk stops
-    /// before it, to try it again.
-    #[error("change {cursor} to be retried: {reason}")]
-    Retry { cursor: String, reason: Reason },
 }
 
-/// What a walk of the outbox did.
+/// What one [`siuss_drain`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Drained {
-    /// Changes walked.
+    /// Jobs finished in this run (delivered or parked).
     pub changes: usize,
-    /// Changes that failed permanently (cursor and reason, no personal data); the walk went
-    /// past them.
+    /// Jobs parked as dead letters in this run: cursor and reason (no personal data). Like
+    /// any dead letter they stay parked until retried (`DeliveryService.Retry`).
     pub failed: Vec<(String, Reason)>,
 }
 
-/// Changes read from the outbox per batch.
-const BATCH: u32 = 200;
-
-/// Longest wait in [`siuss_drain`] for committed changes to become servable.
+/// Longest wait in [`siuss_drain`] for committed changes to become servable and for
+/// retried jobs to come due.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
-/// Walks the outbox with one adapter, applying changes in commit order from `cursor`.
-struct Walk {
-    store: Store,
-    runner: Arc<dyn Runner>,
-    source: core_cartella::delivery::source::StoreSource,
-    caller: Caller,
-    kinds: Vec<Kind>,
-    cursor: Cursor,
-}
-
-impl Walk {
-    fn new(store: Store, runner: Arc<dyn Runner>, ente: &str) -> Self {
-        let kinds = runner.follows().iter().filter_map(|k| Kind::parse(k)).collect();
-        Self {
-            source: core_cartella::delivery::source::StoreSource::new(store.clone(), runner.id(), ente),
-            caller: system_caller(ente),
-            store,
-            runner,
-            kinds,
-            cursor: Cursor::default(),
-        }
-    }
-
-    /// One batch. Returns how many changes it consumed.
-    async fn step(&mut self, out: &mut Drained) -> Result<usize, DriveError> {
-        let changes = self.store.changes_after(&self.caller, self.cursor, &self.kinds, BATCH).await?;
-        for c in &changes {
-            let change = core_cartella::store::delivery::contract_change(c);
-            match self.runner.process(&change, &self.source, &[]).await.outcome {
-                Outcome::Delivered => {}
-                Outcome::Retry { reason, .. } => return Err(DriveError::Retry { cursor: change.cursor, reason }),
-                Outcome::Permanent(reason) => {
-                    tracing::warn!(adapter = self.runner.id(), cursor = %change.cursor, kind = %change.kind, code = %reason.code, reason = %reason.message, "change failed permanently");
-                    out.failed.push((change.cursor, reason));
-                }
-            }
-            self.cursor = c.cursor;
-            out.changes += 1;
-        }
-        Ok(changes.len())
-    }
-
-    async fn pending(&self) -> Result<bool, DriveError> {
-        Ok(self.store.changes_pending(&self.caller.ente, self.cursor, &self.kinds).await?)
-    }
-}
-
-/// Walks the whole outbox with the SIUSS adapter over `store`, applying every change in
-/// order. Changes already committed but not yet servable (a concurrent older transaction
-/// still running on PostgreSQL) are waited for, up to 30 s. Walking again changes nothing
-/// already applied.
+/// Runs the delivery engine with the SIUSS adapter alone over `store` until no job is due
+/// (tests, benches and one-shot runs): the same claims, ordering, retries and dead letters
+/// as `sigess worker`, with short backoffs. Changes already committed but not yet servable
+/// (an older transaction still running on PostgreSQL) are waited for, up to 30 s.
 pub async fn siuss_drain(store: &Store, cfg: &SiussConfig) -> Result<Drained, DriveError> {
     siuss_drain_with(store, cfg, Arc::new(StoreLedger::new(store.clone()))).await
 }
 
 /// [`siuss_drain`] with another ledger.
 pub async fn siuss_drain_with(store: &Store, cfg: &SiussConfig, ledger: Arc<dyn Ledger>) -> Result<Drained, DriveError> {
-    let mut walk = Walk::new(store.clone(), siuss_with(ledger, cfg), &cfg.ente.codice);
+    let started = core_cartella::store::delivery::now_ms();
+    let runner = siuss_with(ledger, cfg);
+    let id = runner.id();
+    let engine_cfg = EngineConfig {
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_secs(2),
+        poll: Duration::from_millis(20),
+        ..EngineConfig::default()
+    };
+    Engine::new(store.clone(), vec![runner], engine_cfg, None).drain(DRAIN_WAIT).await?;
+    let admin = Caller {
+        kind: CallerKind::Sistema,
+        subject: "siuss-drain".into(),
+        ente: cfg.ente.codice.clone(),
+        ufficio: None,
+        roles: vec![Role::Amministratore],
+        purpose: "verifica dei conferimenti SIUSS".into(),
+        request_id: "siuss-drain".into(),
+    };
+    let filter = JobFilter { adapter: id.to_string(), ..JobFilter::default() };
     let mut out = Drained::default();
-    let since = std::time::Instant::now();
+    let mut after = 0;
     loop {
-        if walk.step(&mut out).await? > 0 {
-            continue;
+        let (jobs, next) = store.delivery_list(&admin, &filter, after, 500).await?;
+        for j in jobs.iter().filter(|j| j.finished_at.is_some_and(|t| t >= started)) {
+            out.changes += 1;
+            if j.state == JobState::Dead {
+                out.failed.push((j.change.cursor.clone(), Reason::new(j.last_error_code.clone(), j.last_error.clone())));
+            }
         }
-        if !walk.pending().await? || since.elapsed() > DRAIN_WAIT {
-            return Ok(out);
+        match next {
+            Some(n) => after = n,
+            None => return Ok(out),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

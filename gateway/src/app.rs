@@ -105,7 +105,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         .merge(grpc_ingress::router(ingress))
         .merge(api)
         .merge(crate::waas::router(parts.link.clone(), parts.auth.clone(), limiter.clone()))
-        .merge(crate::dimissioni::router(parts.link.clone(), parts.auth.clone()))
+        .merge(crate::dimissioni::router(parts.link.clone(), parts.auth.clone(), limiter.clone(), &metrics)?)
         .merge(login_routes(parts.auth.session_routes(), cfg.login_rate))
         // The web console, where the gateway holds the edge store its clients and operators
         // live in; its pages and assets are public, its data needs a session.

@@ -33,6 +33,10 @@ use crate::{
     auth::{Admission, AuthError, Authenticator, ClientCert, Credential, MAX_AUTH_BODY, modi},
     core_link::CoreLink,
     problem::http_status,
+    stack::{
+        limit::{Decision, Limiter},
+        metrics::Metrics,
+    },
 };
 
 /// The FHIR base of the region's inbound messages.
@@ -49,13 +53,56 @@ struct Inbound {
     auth: Authenticator,
     /// With PDND configured, only PDND vouchers with a ModI signature are admitted.
     pdnd_only: bool,
+    /// The gateway's per-client quota, shared with the other routes.
+    limiter: Limiter,
+    outcomes: prometheus::IntCounterVec,
+}
+
+/// How one message ended, as counted by `sigess_dimissioni_total{outcome}`.
+#[derive(Clone, Copy, Debug)]
+enum Esito {
+    /// A new case recorded.
+    Recorded,
+    /// The same message again: answered with the case recorded the first time.
+    Repeated,
+    /// Refused before parsing: credentials, signature, role, media type, size.
+    Refused,
+    /// Over the client's quota.
+    Limited,
+    /// Not a valid discharge message.
+    Invalid,
+    /// Core refused or failed.
+    Failed,
+}
+
+impl Esito {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Repeated => "repeated",
+            Self::Refused => "refused",
+            Self::Limited => "limited",
+            Self::Invalid => "invalid",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The route, with its own authentication (its refusals are OperationOutcomes, as a FHIR
-/// client expects, rather than problem documents).
-pub fn router(link: CoreLink, auth: Authenticator) -> Router {
-    let state = Inbound { link, pdnd_only: auth.pdnd_enabled(), auth };
-    Router::new().route(PATH, post(process_message)).with_state(state)
+/// client expects, rather than problem documents). Each client's messages count against
+/// the gateway's per-client quota (`--rate-per-minute`, `--rate-burst`), and every answer is
+/// counted by outcome in `sigess_dimissioni_total`.
+pub fn router(link: CoreLink, auth: Authenticator, limiter: Limiter, metrics: &Metrics) -> Result<Router, prometheus::Error> {
+    let outcomes = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "dimissioni_total",
+            "Protected discharge messages from Regione Lazio by outcome (recorded, repeated, refused, limited, invalid, failed)",
+        ),
+        &["outcome"],
+    )?;
+    metrics.registry().register(Box::new(outcomes.clone()))?;
+    let state = Inbound { link, pdnd_only: auth.pdnd_enabled(), auth, limiter, outcomes };
+    Ok(Router::new().route(PATH, post(process_message)).with_state(state))
 }
 
 /// An OperationOutcome of one issue. `text` is fixed or names fields, never values.
@@ -153,52 +200,67 @@ fn core_refusal(s: &tonic::Status) -> Response {
 }
 
 async fn process_message(State(s): State<Inbound>, req: Request) -> Response {
+    let (esito, response) = answer(&s, req).await;
+    s.outcomes.with_label_values(&[esito.label()]).inc();
+    response
+}
+
+async fn answer(s: &Inbound, req: Request) -> (Esito, Response) {
+    use Esito::{Invalid, Refused};
     let (parts, body) = req.into_parts();
     let too_large = || outcome(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "the message is too large");
     let (caller, credential, body) = match s.auth.admit(&parts, body).await {
         Ok(x) => x,
-        Err(Admission::TooLarge) => return too_large(),
+        Err(Admission::TooLarge) => return (Refused, too_large()),
         Err(Admission::Refused(AuthError::Unavailable)) => {
-            return outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "authentication temporarily unavailable");
+            return (Esito::Failed, outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "authentication temporarily unavailable"));
         }
         Err(Admission::Refused(e)) => {
             tracing::info!(reason = e.reason(), "discharge message refused at authentication");
-            return unauthorized(&e.to_string());
+            return (Refused, unauthorized(&e.to_string()));
         }
     };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_AUTH_BODY).await else {
-        return too_large();
+        return (Refused, too_large());
     };
     let cert = parts.extensions.get::<ClientCert>().is_some();
     if s.pdnd_only && credential != Credential::PdndVoucher {
-        return unauthorized("a PDND voucher is required");
+        return (Refused, unauthorized("a PDND voucher is required"));
     }
     // Authentication verified the signature when present; here its presence is required.
     if s.pdnd_only && !parts.headers.contains_key(modi::SIGNATURE_HEADER) {
-        return unauthorized("Agid-JWT-Signature (ModI INTEGRITY_REST_01) is required");
+        return (Refused, unauthorized("Agid-JWT-Signature (ModI INTEGRITY_REST_01) is required"));
     }
     if caller.kind != CallerKind::Sistema || !caller.can_write() {
-        return outcome(StatusCode::FORBIDDEN, "forbidden", "only a system client with role operatore may send discharges");
+        return (Refused, outcome(StatusCode::FORBIDDEN, "forbidden", "only a system client with role operatore may send discharges"));
+    }
+    let quota = s.limiter.check(&format!("regione:{}:{}", caller.ente, caller.subject));
+    if let Decision::Limited { .. } = quota {
+        let mut r = outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", "the client's message quota is used up: retry after Retry-After");
+        s.limiter.headers(&quota, r.headers_mut());
+        return (Esito::Limited, r);
     }
     if !is_fhir_json(&parts.headers) {
-        return outcome(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not-supported", "the message must be application/fhir+json");
+        return (Refused, outcome(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not-supported", "the message must be application/fhir+json"));
     }
     let d = match dimissione::parse(&bytes) {
         Ok(d) => d,
         Err(invalid) => {
             tracing::info!(issues = invalid.0.len(), "discharge message refused as invalid");
-            return fhir(StatusCode::BAD_REQUEST, &invalid.operation_outcome());
+            return (Invalid, fhir(StatusCode::BAD_REQUEST, &invalid.operation_outcome()));
         }
     };
     let endpoint = hub_endpoint(&parts.headers, cert);
-    record(&s.link, &caller, &d, &endpoint).await
+    let (esito, mut r) = record(&s.link, &caller, &d, &endpoint).await;
+    s.limiter.headers(&quota, r.headers_mut());
+    (esito, r)
 }
 
-async fn record(link: &CoreLink, caller: &Caller, d: &Dimissione, endpoint: &str) -> Response {
+async fn record(link: &CoreLink, caller: &Caller, d: &Dimissione, endpoint: &str) -> (Esito, Response) {
     let mut req = tonic::Request::new(pb::RecordSegnalazioneRequest { segnalazione: Some(segnalazione(d)) });
     let Some(bearer) = link.bearer_for(caller).ok().and_then(|b| b.parse().ok()) else {
         tracing::error!("cannot mint a caller token for core");
-        return outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal error");
+        return (Esito::Failed, outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal error"));
     };
     req.metadata_mut().insert("authorization", bearer);
     if let Ok(rid) = caller.request_id.parse()
@@ -210,7 +272,7 @@ async fn record(link: &CoreLink, caller: &Caller, d: &Dimissione, endpoint: &str
         Ok(r) => r.into_inner(),
         Err(st) => {
             tracing::warn!(code = ?st.code(), "discharge message not recorded");
-            return core_refusal(&st);
+            return (Esito::Failed, core_refusal(&st));
         }
     };
     let accesso_id = done.accesso.and_then(|a| a.meta).map(|m| m.id).unwrap_or_default();
@@ -224,7 +286,7 @@ async fn record(link: &CoreLink, caller: &Caller, d: &Dimissione, endpoint: &str
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let response_id = uuid::Uuid::new_v4().to_string();
     let body = dimissione::response_message(&d.message_id, ResponseCode::Ok, Some(&accesso_id), None, &response_id, &now, endpoint);
-    fhir(StatusCode::OK, &body)
+    (if done.gia_registrata { Esito::Repeated } else { Esito::Recorded }, fhir(StatusCode::OK, &body))
 }
 
 #[cfg(test)]

@@ -89,6 +89,10 @@ struct Hub {
 }
 
 async fn hub(backend: TestBackend) -> Option<Hub> {
+    hub_with(backend, &AppConfig::default()).await
+}
+
+async fn hub_with(backend: TestBackend, app_cfg: &AppConfig) -> Option<Hub> {
     let db = TestDb::new(backend, "sigess_dimissione").await?;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = StoreOptions::new(&db.url);
@@ -121,7 +125,7 @@ async fn hub(backend: TestBackend) -> Option<Hub> {
         .unwrap();
     let routes = core_cartella::server::routes(&store, signer.verifier().unwrap()).await.unwrap();
     let parts = Parts { link: CoreLink::in_process(routes, signer), auth, store: Some(store.clone()), edge: Some(edge) };
-    let built = app::build(parts, &AppConfig::default()).unwrap();
+    let built = app::build(parts, app_cfg).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, built.router).await.unwrap() });
@@ -389,6 +393,56 @@ async fn same_message_twice_is_one_case(backend: TestBackend) {
     assert_eq!(m10[0].persona_id, m10[1].persona_id);
     assert_eq!(persone(&hub.store, &reader).await.len(), 3);
     hub.close().await;
+}
+
+/// Each client's messages count against its quota: past it, 429 with `Retry-After` as an
+/// OperationOutcome, nothing recorded; every answer is counted by outcome in `/metrics`.
+async fn quota_and_outcome_metrics(backend: TestBackend) {
+    let cfg = AppConfig { rate: gateway::stack::limit::RateConfig { per_minute: 1, burst: 3 }, ..AppConfig::default() };
+    let Some(hub) = hub_with(backend, &cfg).await else { return };
+    let m = message("msg-quota", 4, "120203-10");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(hub.send(&m, Cred::Full).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200]);
+    let over = serde_json::to_vec(&message("msg-over", 5, "120203-10")).unwrap();
+    let (sig, digest) = hub.modi(&over);
+    let res = hub
+        .http
+        .post(format!("{}/fhir/regione/$process-message", hub.base))
+        .header("content-type", "application/fhir+json")
+        .bearer_auth(hub.voucher())
+        .header("agid-jwt-signature", sig)
+        .header("digest", digest)
+        .body(over)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().get("retry-after").is_some(), "{:?}", res.headers());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    assert_eq!(body["issue"][0]["code"], "throttled");
+    let (bad, _) = hub.send_raw(b"{}".to_vec(), Cred::None).await;
+    assert_eq!(bad, 401);
+    assert_eq!(accessi(&hub.store, &ente_reader()).await.len(), 1, "the message over quota recorded nothing");
+    let metrics = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
+    for (outcome, n) in [("recorded", 1), ("repeated", 2), ("limited", 1), ("refused", 1)] {
+        let line = format!("sigess_dimissioni_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "{line} missing in:\n{metrics}");
+    }
+    hub.close().await;
+}
+
+#[tokio::test]
+async fn quota_and_outcome_metrics_sqlite() {
+    quota_and_outcome_metrics(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn quota_and_outcome_metrics_postgres() {
+    quota_and_outcome_metrics(TestBackend::Postgres).await;
 }
 
 async fn known_person_is_not_created_again(backend: TestBackend) {

@@ -219,6 +219,17 @@ pub trait Adapter: Send + Sync + 'static {
         change.default_subject()
     }
 
+    /// Whether changes may be coalesced, and under which key. An adapter whose deliveries
+    /// depend only on the state it loads at delivery time (not on the change itself) returns
+    /// a key naming what it loads (e.g. the cartella): the queued changes of one subject with
+    /// the same key, committed before one of them is claimed, are then delivered by that one
+    /// job, since its load reads the state they made. Default: none, every change is
+    /// delivered on its own.
+    fn coalesce(&self, change: &Change) -> Option<String> {
+        let _ = change;
+        None
+    }
+
     /// Reads what mapping the change needs. An error other than an unavailable store is
     /// permanent for this change.
     fn load<'a>(&'a self, change: &'a Change, source: &'a dyn Source) -> impl Future<Output = Result<Self::Input, Outcome>> + Send + 'a;
@@ -250,6 +261,7 @@ pub trait Runner: Send + Sync {
     fn id(&self) -> &'static str;
     fn follows(&self) -> &'static [&'static str];
     fn subject(&self, change: &Change) -> String;
+    fn coalesce(&self, change: &Change) -> Option<String>;
     /// Load, map and deliver, skipping deliveries whose keys are in `done` (delivered by an
     /// earlier attempt).
     fn process<'a>(&'a self, change: &'a Change, source: &'a dyn Source, done: &'a [String]) -> BoxFuture<'a, Processed>;
@@ -271,6 +283,10 @@ impl<A: Adapter> Runner for Registered<A> {
 
     fn subject(&self, change: &Change) -> String {
         self.0.subject(change)
+    }
+
+    fn coalesce(&self, change: &Change) -> Option<String> {
+        self.0.coalesce(change)
     }
 
     fn process<'a>(&'a self, change: &'a Change, source: &'a dyn Source, done: &'a [String]) -> BoxFuture<'a, Processed> {

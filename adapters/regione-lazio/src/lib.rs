@@ -198,6 +198,17 @@ impl Adapter for RegioneLazio {
         &[kind::PERSONA, kind::NUCLEO, kind::ACCESSO, kind::CARTELLA, kind::VALUTAZIONE, kind::PAI, kind::PRESTAZIONE, kind::CONDIVISIONE]
     }
 
+    /// Every delivery is the state of whole cartelle at delivery time: the changes of one
+    /// cartella (or, for a change of the person, of all the person's cartelle) queued before
+    /// one of them is claimed go as that one Bundle.
+    fn coalesce(&self, change: &Change) -> Option<String> {
+        match cartella_of(change) {
+            Some(id) => Some(format!("cartella:{id}")),
+            None if !change.persona_id.is_empty() => Some(format!("persona:{}", change.persona_id)),
+            None => None,
+        }
+    }
+
     async fn load<'a>(&'a self, change: &'a Change, source: &'a dyn Source) -> Result<Loaded, Outcome> {
         let ids = match cartella_of(change) {
             Some(id) => vec![id.to_string()],

@@ -13,6 +13,31 @@ pub struct EngineMetrics {
     queue: IntGaugeVec,
     oldest: IntGaugeVec,
     healthy: IntGaugeVec,
+    phase: HistogramVec,
+}
+
+/// The steps of the engine's loop timed by `delivery_phase_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Outbox changes turned into jobs (one transaction).
+    Plan,
+    /// Due jobs claimed (one statement).
+    Claim,
+    /// One job through its adapter: load, map, deliver.
+    Process,
+    /// Ended jobs recorded (one transaction).
+    Finish,
+}
+
+impl Phase {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Claim => "claim",
+            Self::Process => "process",
+            Self::Finish => "finish",
+        }
+    }
 }
 
 impl EngineMetrics {
@@ -35,12 +60,21 @@ impl EngineMetrics {
             &["adapter"],
         )?;
         let healthy = IntGaugeVec::new(Opts::new("delivery_adapter_up", "1 when the adapter's last health check said up"), &["adapter"])?;
+        let phase = HistogramVec::new(
+            HistogramOpts::new(
+                "delivery_phase_seconds",
+                "Time of each step of the delivery engine, by adapter and phase (plan, claim, process, finish)",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            &["adapter", "phase"],
+        )?;
+        registry.register(Box::new(phase.clone()))?;
         registry.register(Box::new(attempts.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(queue.clone()))?;
         registry.register(Box::new(oldest.clone()))?;
         registry.register(Box::new(healthy.clone()))?;
-        Ok(Self { attempts, latency, queue, oldest, healthy })
+        Ok(Self { attempts, latency, queue, oldest, healthy, phase })
     }
 
     pub fn attempt(&self, adapter: &str, outcome: &str) {
@@ -49,6 +83,10 @@ impl EngineMetrics {
 
     pub fn latency(&self, adapter: &str, d: Duration) {
         self.latency.with_label_values(&[adapter]).observe(d.as_secs_f64());
+    }
+
+    pub fn phase(&self, adapter: &str, phase: Phase, d: Duration) {
+        self.phase.with_label_values(&[adapter, phase.label()]).observe(d.as_secs_f64());
     }
 
     pub fn health(&self, adapter: &str, up: bool) {

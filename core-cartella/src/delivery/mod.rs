@@ -17,7 +17,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use adapter_contract::{Outcome, Runner};
 use tokio::{sync::watch, task::JoinSet};
 
-pub use metrics::EngineMetrics;
+pub use metrics::{EngineMetrics, Phase};
 pub use source::StoreSource;
 
 use crate::{
@@ -128,6 +128,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// A job's result, back from its task.
+#[derive(Clone)]
 struct Done {
     job: Job,
     finish: Finish,
@@ -206,36 +207,8 @@ impl Engine {
     /// One round for one adapter: plan, claim into `inflight`, and (when `wait_all`) wait
     /// for every job of the round. Returns how many changes were planned plus jobs claimed.
     async fn step(&self, a: &Arc<dyn Runner>, inflight: &mut JoinSet<Done>, paused: &mut Option<i64>, wait_all: bool) -> Result<usize> {
-        let follows = a.follows();
-        let runner = Arc::clone(a);
-        let planned = self.store.delivery_plan(a.id(), follows, &move |c| runner.subject(c), self.cfg.plan_batch).await?.unwrap_or(0);
-        if planned > 0 {
-            let since = self.planned.fetch_add(planned, std::sync::atomic::Ordering::Relaxed) + planned;
-            if since >= ANALYZE_EVERY {
-                self.planned.store(0, std::sync::atomic::Ordering::Relaxed);
-                if let Err(e) = self.store.delivery_analyze().await {
-                    tracing::warn!(error = %e, "refreshing the delivery queue's statistics failed");
-                }
-            }
-        }
-        let mut claimed = 0;
-        let now = now_ms();
-        if paused.is_some_and(|until| until > now) {
-            return Ok(planned);
-        }
-        *paused = None;
-        let slots = self.cfg.concurrency.saturating_sub(inflight.len());
-        // Claim in bunches: a claim is a round trip, so refilling one slot at a time would
-        // cap the engine at one delivery per round trip.
-        if slots > 0 && (inflight.is_empty() || slots >= (self.cfg.concurrency / 4).max(1)) {
-            let n = u32::try_from(slots).unwrap_or(u32::MAX).min(self.cfg.claim_batch);
-            let lease = i64::try_from(self.cfg.lease.as_millis()).unwrap_or(i64::MAX);
-            let jobs = self.store.delivery_claim(a.id(), &self.claim, n, lease).await?;
-            claimed = jobs.len();
-            for job in jobs {
-                inflight.spawn(process(self.store.clone(), Arc::clone(a), self.cfg.clone(), job));
-            }
-        }
+        let planned = self.plan(a).await?;
+        let claimed = self.claim(a, inflight, paused).await?;
         if wait_all {
             let mut done = Vec::new();
             while let Some(d) = inflight.join_next().await {
@@ -249,10 +222,99 @@ impl Engine {
         Ok(planned + claimed)
     }
 
+    /// Turns outbox changes after the adapter's cursor into jobs; how many it planned.
+    async fn plan(&self, a: &Arc<dyn Runner>) -> Result<usize> {
+        let runner = Arc::clone(a);
+        let keys = move |c: &adapter_contract::Change| (runner.subject(c), runner.coalesce(c).unwrap_or_default());
+        let t = std::time::Instant::now();
+        let planned = self.store.delivery_plan(a.id(), a.follows(), &keys, self.cfg.plan_batch).await?.unwrap_or(0);
+        self.timed(a.id(), Phase::Plan, t);
+        if planned > 0 {
+            let since = self.planned.fetch_add(planned, std::sync::atomic::Ordering::Relaxed) + planned;
+            if since >= ANALYZE_EVERY {
+                self.planned.store(0, std::sync::atomic::Ordering::Relaxed);
+                // In the background: the statistics need not be fresh before the next claim.
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = store.delivery_analyze().await {
+                        tracing::warn!(error = %e, "refreshing the delivery queue's statistics failed");
+                    }
+                });
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Claims due jobs into the free slots of `inflight` (unless the peer asked for a pause
+    /// that has not ended) and starts them; how many it claimed.
+    async fn claim(&self, a: &Arc<dyn Runner>, inflight: &mut JoinSet<Done>, paused: &mut Option<i64>) -> Result<usize> {
+        if paused.is_some_and(|until| until > now_ms()) {
+            return Ok(0);
+        }
+        *paused = None;
+        let slots = self.cfg.concurrency.saturating_sub(inflight.len());
+        // Claim in bunches: a claim is a round trip, so refilling one slot at a time would
+        // cap the engine at one delivery per round trip.
+        if slots == 0 || (!inflight.is_empty() && slots < (self.cfg.concurrency / 4).max(1)) {
+            return Ok(0);
+        }
+        let n = u32::try_from(slots).unwrap_or(u32::MAX).min(self.cfg.claim_batch);
+        let lease = i64::try_from(self.cfg.lease.as_millis()).unwrap_or(i64::MAX);
+        let t = std::time::Instant::now();
+        let jobs = self.store.delivery_claim(a.id(), &self.claim, n, lease).await?;
+        self.timed(a.id(), Phase::Claim, t);
+        let claimed = jobs.len();
+        for job in jobs {
+            inflight.spawn(process(self.store.clone(), Arc::clone(a), self.cfg.clone(), job, self.metrics.clone()));
+        }
+        Ok(claimed)
+    }
+
+    /// Plans the adapter's jobs from the outbox as changes arrive: at once after a write in
+    /// this process, else every `poll`; `planned` is told when there are new jobs.
+    async fn planner(&self, a: Arc<dyn Runner>, planned: Arc<tokio::sync::Notify>, mut stop: watch::Receiver<bool>) {
+        let mut changed = self.store.subscribe();
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match self.plan(&a).await {
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        planned.notify_one();
+                    }
+                    // A full batch: there is more to plan at once.
+                    if n >= self.cfg.plan_batch as usize {
+                        continue;
+                    }
+                    self.cfg.poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(adapter = a.id(), error = %e, "planning deliveries failed; the store will be tried again");
+                    backoff(&self.cfg, failures, rand::random::<f64>()).min(Duration::from_secs(30))
+                }
+            };
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Records how `done` ended (one transaction), then counts and logs them. `paused`
+    /// becomes the latest time a peer asked to be left alone until.
     async fn finish(&self, adapter: &str, done: Vec<Done>, paused: &mut Option<i64>) -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
+        let results: Vec<(i64, Finish)> = done.iter().map(|d| (d.job.id, d.finish.clone())).collect();
+        let t = std::time::Instant::now();
+        self.store.delivery_finish(&self.claim, &results).await?;
+        self.timed(adapter, Phase::Finish, t);
         for d in &done {
             if let Some(m) = &self.metrics {
                 m.attempt(adapter, d.outcome);
@@ -274,30 +336,59 @@ impl Engine {
                 Finish::Delivered { .. } => {}
             }
         }
-        let results: Vec<(i64, Finish)> = done.into_iter().map(|d| (d.job.id, d.finish)).collect();
-        self.store.delivery_finish(&self.claim, &results).await?;
         Ok(())
     }
 
+    fn timed(&self, adapter: &str, phase: Phase, since: std::time::Instant) {
+        if let Some(m) = &self.metrics {
+            m.phase(adapter, phase, since.elapsed());
+        }
+    }
+
+    /// One adapter's loop. Claiming and finishing run apart: a finisher task records ended
+    /// jobs in batches (one transaction per batch) while this loop plans and claims, so a
+    /// commit never holds up the next claim. A job's slot is free once the adapter is done
+    /// with it; its subject stays held (open) until the finisher has recorded it.
     async fn run_adapter(&self, a: Arc<dyn Runner>, stop: impl Future<Output = ()> + Send) {
         tokio::pin!(stop);
         let mut changed = self.store.subscribe();
         let mut inflight: JoinSet<Done> = JoinSet::new();
-        let mut paused: Option<i64> = None;
+        // Milliseconds since the epoch until which the peer asked for a pause (0: none).
+        let paused = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        // Told when there may be jobs to claim: new ones planned, or recorded ones whose
+        // subjects' next jobs are now free.
+        let planned = Arc::new(tokio::sync::Notify::new());
+        let (to_finish, finished) = tokio::sync::mpsc::channel::<Done>(self.cfg.concurrency.max(1) * 4);
+        let finisher = {
+            let engine = self.clone();
+            let paused = Arc::clone(&paused);
+            let wake = Arc::clone(&planned);
+            let id = a.id();
+            tokio::spawn(async move { engine.finisher(id, finished, paused, wake).await })
+        };
+        let (stop_planner, planner_stop) = watch::channel(false);
+        let planner = {
+            let engine = self.clone();
+            let a = Arc::clone(&a);
+            let planned = Arc::clone(&planned);
+            tokio::spawn(async move { engine.planner(a, planned, planner_stop).await })
+        };
         let mut failures: u32 = 0;
         loop {
-            // Results of jobs that ended since the last round, recorded together.
-            let mut done = Vec::new();
+            // Hand every job that has ended to the finisher.
             while let Some(r) = inflight.try_join_next() {
-                if let Ok(d) = r {
-                    done.push(d);
+                match r {
+                    Ok(d) => {
+                        let _ = to_finish.send(d).await;
+                    }
+                    Err(e) => tracing::error!(adapter = a.id(), error = %e, "delivery task failed"),
                 }
             }
-            let round = match self.finish(a.id(), done, &mut paused).await {
-                Ok(()) => self.step(&a, &mut inflight, &mut paused, false).await,
-                Err(e) => Err(e),
+            let mut pause = match paused.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => None,
+                until => Some(until),
             };
-            let worked = match round {
+            let worked = match self.claim(&a, &mut inflight, &mut pause).await {
                 Ok(n) => {
                     failures = 0;
                     n > 0
@@ -313,49 +404,88 @@ impl Engine {
                     continue;
                 }
             };
+            if pause.is_none() {
+                // The pause ended: clear it unless the finisher set a newer one meanwhile.
+                let seen = paused.load(std::sync::atomic::Ordering::Relaxed);
+                if seen != 0 && seen <= now_ms() {
+                    let _ = paused.compare_exchange(seen, 0, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             if worked && inflight.len() < self.cfg.concurrency {
                 continue;
             }
-            let wait = match paused {
+            let wait = match pause {
                 Some(until) => Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0))
                     .min(self.cfg.poll.max(Duration::from_millis(1)) * 50),
                 None => self.cfg.poll,
             };
             tokio::select! {
+                _ = planned.notified() => {}
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
-                Some(Ok(d)) = inflight.join_next(), if !inflight.is_empty() => {
-                    // Every job that has ended by now is recorded in the same transaction.
-                    let mut done = vec![d];
-                    while let Some(r) = inflight.try_join_next() {
-                        if let Ok(d) = r {
-                            done.push(d);
-                        }
+                Some(r) = inflight.join_next(), if !inflight.is_empty() => match r {
+                    Ok(d) => {
+                        let _ = to_finish.send(d).await;
                     }
-                    if let Err(e) = self.finish(a.id(), done, &mut paused).await {
-                        tracing::warn!(adapter = a.id(), error = %e, "recording a delivery failed; its lease will bring it back");
-                    }
-                }
+                    Err(e) => tracing::error!(adapter = a.id(), error = %e, "delivery task failed"),
+                },
                 _ = &mut stop => break,
             }
         }
-        // Let jobs in flight end, and record them; those that do not end in time come back
-        // to a worker when their lease ends.
-        let mut done = Vec::new();
+        // Let jobs in flight end, and have them recorded; those that do not end in time come
+        // back to a worker when their lease ends.
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 r = inflight.join_next() => match r {
-                    Some(Ok(d)) => done.push(d),
+                    Some(Ok(d)) => {
+                        let _ = to_finish.send(d).await;
+                    }
                     Some(Err(_)) => {}
                     None => break,
                 },
                 _ = &mut deadline => break,
             }
         }
-        if let Err(e) = self.finish(a.id(), done, &mut paused).await {
-            tracing::warn!(adapter = a.id(), error = %e, "recording deliveries at shutdown failed; their leases will bring them back");
+        let _ = stop_planner.send(true);
+        let _ = planner.await;
+        drop(to_finish);
+        let _ = finisher.await;
+    }
+
+    /// Records ended jobs: waits for one, takes every other one already waiting, and records
+    /// them in one transaction. A failed recording is tried again a few times; after that
+    /// the jobs' leases bring them back to a worker.
+    async fn finisher(
+        &self,
+        adapter: &'static str,
+        mut rx: tokio::sync::mpsc::Receiver<Done>,
+        paused: Arc<std::sync::atomic::AtomicI64>,
+        wake: Arc<tokio::sync::Notify>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut done = vec![first];
+            while let Ok(d) = rx.try_recv() {
+                done.push(d);
+            }
+            let mut pause = None;
+            for attempt in 1..=3u32 {
+                match self.finish(adapter, done.clone(), &mut pause).await {
+                    Ok(()) => {
+                        wake.notify_one();
+                        break;
+                    }
+                    Err(e) if attempt < 3 => {
+                        tracing::warn!(adapter, error = %e, "recording deliveries failed; trying again");
+                        tokio::time::sleep(backoff(&self.cfg, attempt, rand::random::<f64>()).min(Duration::from_secs(2))).await;
+                    }
+                    Err(e) => tracing::warn!(adapter, error = %e, "recording deliveries failed; their leases will bring them back"),
+                }
+            }
+            if let Some(until) = pause {
+                paused.fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -412,9 +542,13 @@ fn since(occurred_at: &str) -> Option<Duration> {
 }
 
 /// Processes one claimed job through its adapter.
-async fn process(store: Store, a: Arc<dyn Runner>, cfg: EngineConfig, job: Job) -> Done {
+async fn process(store: Store, a: Arc<dyn Runner>, cfg: EngineConfig, job: Job, metrics: Option<EngineMetrics>) -> Done {
     let source = StoreSource::new(store, a.id(), &job.change.ente);
+    let t = std::time::Instant::now();
     let processed = a.process(&job.change, &source, &job.delivered_keys).await;
+    if let Some(m) = &metrics {
+        m.phase(a.id(), Phase::Process, t.elapsed());
+    }
     let mut keys = job.delivered_keys.clone();
     keys.extend(processed.delivered);
     let pause = match &processed.outcome {
@@ -471,6 +605,9 @@ mod tests {
             created_at: 0,
             finished_at: None,
             discard_reason: String::new(),
+            ckey: String::new(),
+            cover_upto: None,
+            covered_by: None,
         }
     }
 

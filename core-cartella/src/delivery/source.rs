@@ -57,37 +57,19 @@ impl StoreSource {
         }
     }
 
-    async fn get<R: Record>(&self, id: &str) -> Result<Option<R>, SourceError> {
-        match self.store.get::<R>(&self.caller, id, &self.caller.purpose).await {
-            Ok(r) => Ok(Some(r)),
-            Err(CoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(source_error(e)),
-        }
-    }
-
     async fn cartella_view(&self, id: &str) -> Result<Option<CartellaView>, SourceError> {
-        let Some(cartella) = self.get::<pb::Cartella>(id).await? else { return Ok(None) };
-        let Some(persona) = self.get::<pb::Persona>(&cartella.persona_id).await? else { return Ok(None) };
-        let mut nuclei = Vec::new();
-        for n in self.all::<pb::Nucleo>(ListFilter::default().nucleo_of(&cartella.persona_id)).await? {
-            let mut membri = Vec::new();
-            for m in &n.membri {
-                if let Some(p) = self.get::<pb::Persona>(&m.persona_id).await? {
-                    membri.push(p);
-                }
-            }
-            nuclei.push((n, membri));
-        }
-        let of_cartella = || ListFilter::default().eq_text("cartella_id", id);
+        let Some(c) = self.store.cartella_completa(&self.caller, id, &self.caller.purpose).await.map_err(source_error)? else {
+            return Ok(None);
+        };
         Ok(Some(CartellaView {
-            accessi: self.all::<pb::Accesso>(ListFilter::default().eq_text("persona_id", &cartella.persona_id)).await?,
-            valutazioni: self.all::<pb::Valutazione>(of_cartella()).await?,
-            pai: self.all::<pb::Pai>(of_cartella()).await?,
-            prestazioni: self.all::<pb::Prestazione>(of_cartella()).await?,
-            condivisioni: self.all::<pb::Condivisione>(of_cartella()).await?,
-            persona,
-            cartella,
-            nuclei,
+            persona: c.persona,
+            cartella: c.cartella,
+            nuclei: c.nuclei,
+            accessi: c.accessi,
+            valutazioni: c.valutazioni,
+            pai: c.pai,
+            prestazioni: c.prestazioni,
+            condivisioni: c.condivisioni,
         }))
     }
 }

@@ -80,6 +80,7 @@ fn delivery_pb(j: Job) -> pb::Delivery {
         discard_reason: j.discard_reason,
         delivered_keys: j.delivered_keys,
         generation: j.generation,
+        covered_by: j.covered_by.unwrap_or_default(),
     }
 }
 

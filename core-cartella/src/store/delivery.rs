@@ -75,6 +75,13 @@ pub struct Job {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub discard_reason: String,
+    /// The adapter's coalescing key ("" when it delivers every change on its own).
+    pub ckey: String,
+    /// While claimed: the newest queued job of the subject and key at claim time, delivered
+    /// with this one when it is delivered.
+    pub cover_upto: Option<i64>,
+    /// Delivered by that job, which read the state this change made.
+    pub covered_by: Option<i64>,
 }
 
 /// How a worker finishes a claimed job.
@@ -129,7 +136,7 @@ pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-const JOB_COLS: &str = "id, adapter, generation, subject, txid, seq, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at, state, attempts, due_at, lease_until, delivered_keys, last_error_code, last_error, created_at, finished_at, discard_reason";
+const JOB_COLS: &str = "id, adapter, generation, subject, txid, seq, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at, state, attempts, due_at, lease_until, delivered_keys, last_error_code, last_error, created_at, finished_at, discard_reason, ckey, cover_upto, covered_by";
 
 /// Keys are joined by newlines: an idempotency key never holds one (adapters build them
 /// from ids, codes and hashes).
@@ -176,6 +183,9 @@ fn job(r: &AnyRow) -> Result<Job> {
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
         discard_reason: opt_text(r, "discard_reason")?,
+        ckey: opt_text(r, "ckey")?,
+        cover_upto: r.try_get("cover_upto")?,
+        covered_by: r.try_get("covered_by")?,
     })
 }
 
@@ -211,13 +221,14 @@ impl Store {
     }
 
     /// Turns up to `limit` outbox changes after the adapter's cursor, of the `kinds` it
-    /// follows, into jobs, and moves the cursor past every change read. `subject` names each
-    /// job's subject. Returns None when another worker is planning this adapter.
+    /// follows, into jobs, and moves the cursor past every change read. `keys` names each
+    /// job's subject and coalescing key ("" for none). Returns None when another worker is
+    /// planning this adapter.
     pub async fn delivery_plan(
         &self,
         adapter: &str,
         kinds: &[&str],
-        subject: &(dyn Fn(&Change) -> String + Sync),
+        keys: &(dyn Fn(&Change) -> (String, String) + Sync),
         limit: u32,
     ) -> Result<Option<usize>> {
         let mut tx = self.pool.begin().await?;
@@ -243,14 +254,16 @@ impl Store {
         let followed: Vec<&super::Change> = changes.iter().filter(|c| kinds.contains(&c.kind.as_str())).collect();
         if !followed.is_empty() {
             let mut q = Q::new(
-                "INSERT INTO delivery (adapter, generation, subject, txid, seq, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at, state, attempts, due_at, delivered_keys, created_at, updated_at) VALUES ",
+                "INSERT INTO delivery (adapter, generation, subject, ckey, txid, seq, kind, record_id, op, version, ente, ufficio, persona_id, cartella_id, occurred_at, state, attempts, due_at, delivered_keys, created_at, updated_at) VALUES ",
             );
             for (i, c) in followed.iter().enumerate() {
                 let ch = contract_change(c);
+                let (subject, ckey) = keys(&ch);
                 if i > 0 {
                     q.push(", ");
                 }
-                q.push("(").bind_shared(Some(adapter)).push(", ").bind_int(generation).push(", ").bind_text(&subject(&ch));
+                q.push("(").bind_shared(Some(adapter)).push(", ").bind_int(generation).push(", ").bind_text(&subject);
+                q.push(", ").bind_text(&ckey);
                 q.push(", ").bind_int(c.cursor.txid).push(", ").bind_int(c.cursor.seq).push(", ").bind_shared(Some(&c.kind));
                 q.push(", ").bind_text(&c.id).push(", ").bind_int(c.op).push(", ").bind_int(c.version);
                 q.push(", ").bind_shared(Some(&c.ente)).push(", ").bind_shared(Some(&c.ufficio));
@@ -277,12 +290,18 @@ impl Store {
 
     /// Claims up to `n` due jobs of the adapter for `claim` until `lease_ms` from now: in
     /// commit order, only the oldest open job of each subject, skipping jobs another worker
-    /// is claiming at this moment. A job whose lease ended is claimed again.
+    /// is claiming at this moment. A job whose lease ended is claimed again. A claimed job
+    /// with a coalescing key notes the newest job of its subject and key queued by now: those
+    /// changes are committed, so the load that follows the claim reads what they made.
     pub async fn delivery_claim(&self, adapter: &str, claim: &str, n: u32, lease_ms: i64) -> Result<Vec<Job>> {
         let at = now_ms();
         let mut q = Q::new("UPDATE delivery SET state = 'inflight', claim = ");
         q.bind_text(claim).push(", lease_until = ").bind_int(at.saturating_add(lease_ms));
         q.push(", attempts = attempts + 1, updated_at = ").bind_int(at);
+        q.push(
+            ", cover_upto = CASE WHEN ckey = '' THEN NULL ELSE (SELECT MAX(c.id) FROM delivery c WHERE c.adapter = delivery.adapter \
+             AND c.subject = delivery.subject AND c.ckey = delivery.ckey AND c.state = 'pending') END",
+        );
         q.push(" WHERE id IN (SELECT d.id FROM delivery d WHERE d.adapter = ").bind_text(adapter);
         q.push(" AND d.state IN ('pending', 'inflight') AND ((d.state = 'pending' AND d.due_at <= ").bind_int(at);
         q.push(") OR (d.state = 'inflight' AND d.lease_until < ").bind_int(at).push("))");
@@ -317,6 +336,16 @@ impl Store {
             .collect();
         let mut tx = self.pool.begin().await?;
         if !delivered.is_empty() {
+            // Queued changes a delivered job covered (see `delivery_claim`) are delivered with
+            // it; fenced by the claim like the job itself.
+            let mut q = Q::new("UPDATE delivery SET state = 'delivered', finished_at = ");
+            q.bind_int(at).push(", updated_at = ").bind_int(at);
+            q.push(", covered_by = (SELECT MIN(j.id) FROM delivery j WHERE ");
+            push_cover(&mut q, claim, &delivered);
+            q.push(") WHERE state = 'pending' AND ckey <> '' AND EXISTS (SELECT 1 FROM delivery j WHERE ");
+            push_cover(&mut q, claim, &delivered);
+            q.push(")");
+            q.execute(&mut *tx).await?;
             let mut q = Q::new("UPDATE delivery SET state = 'delivered', lease_until = NULL, claim = NULL, finished_at = ");
             q.bind_int(at).push(", updated_at = ").bind_int(at).push(", delivered_keys = CASE id");
             for (id, keys) in &delivered {
@@ -604,6 +633,22 @@ impl Store {
         q.push(" ORDER BY txid, seq LIMIT ").bind_int(i64::from(limit.max(1)));
         q.fetch_all(e).await?.iter().map(super::feed::change).collect()
     }
+}
+
+/// The condition "job `j` is one of `delivered`, still held by `claim`, and covers the
+/// `delivery` row being updated".
+fn push_cover(q: &mut Q, claim: &str, delivered: &[(i64, &Vec<String>)]) {
+    q.push("j.state = 'inflight' AND j.claim = ").bind_text(claim).push(" AND j.id IN (");
+    for (i, (id, _)) in delivered.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind_int(*id);
+    }
+    q.push(
+        ") AND j.adapter = delivery.adapter AND j.subject = delivery.subject AND j.ckey = delivery.ckey \
+         AND delivery.id > j.id AND delivery.id <= j.cover_upto",
+    );
 }
 
 fn cursor_of(j: &Job) -> Cursor {

@@ -10,6 +10,7 @@
 //! read whose audit rows cannot be committed returns an error, not the data.
 
 mod audit_log;
+pub mod completa;
 pub mod delivery;
 pub mod esporta;
 mod feed;

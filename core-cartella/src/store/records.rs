@@ -84,7 +84,7 @@ impl ListFilter {
         self
     }
 
-    fn push(&self, q: &mut Q) {
+    pub(super) fn push(&self, q: &mut Q) {
         for c in &self.conds {
             match c {
                 Cond::Eq(col, v) => {
@@ -129,7 +129,7 @@ fn invalid(kind: Kind, field: &str, description: &str) -> CoreError {
     CoreError::Invalid(vec![Violation { field: format!("{}.{field}", prefix(kind)), description: description.to_string() }])
 }
 
-fn decode<R: Record>(row: &AnyRow) -> Result<R> {
+pub(super) fn decode<R: Record>(row: &AnyRow) -> Result<R> {
     let body: Vec<u8> = row.try_get("body")?;
     R::decode(body.as_slice()).map_err(|_| CoreError::Internal(format!("undecodable {} record", R::KIND.name())))
 }
