@@ -173,7 +173,9 @@ async fn jobs_progress_resume_and_problems(backend: Backend) {
     assert!(matches!(jobs.cancel(&admin(), &job.id).await, Err(CoreError::Conflict(_))), "an ended job cannot be cancelled");
 
     // A runner stopped cleanly gives its job back at once.
-    let more = export(n, 40);
+    runner_b.abort();
+    let _ = runner_b.await;
+    let more = export(n, 200);
     let job2 = jobs.start(&admin(), start_request("M04-B", &more)).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let runner_c = Jobs::new(store.clone(), config()).spawn(Some(stop_rx));
@@ -182,6 +184,7 @@ async fn jobs_progress_resume_and_problems(backend: Backend) {
     runner_c.await.unwrap();
     let queued = jobs.get(&admin(), &job2.id).await.unwrap();
     assert_eq!((state(&queued), queued.attempts), (pb::ImportState::Queued, 1));
+    let runner_d = Jobs::new(store.clone(), config()).spawn(None);
     let done2 = wait_for(&jobs, &job2.id, "the second job", |j| state(j) == pb::ImportState::Done).await;
     assert_eq!(done2.attempts, 2);
     only_whole_units(&store).await;
@@ -232,7 +235,7 @@ async fn jobs_progress_resume_and_problems(backend: Backend) {
     let mut other = admin();
     other.ente = "F205".into();
     assert!(matches!(jobs.get(&other, &job.id).await, Err(CoreError::NotFound { .. })), "another ente's job is not found");
-    runner_b.abort();
+    runner_d.abort();
     store.close().await;
     db.drop_pg().await;
 }
