@@ -14,6 +14,13 @@ prestazioni.csv, ';'-separated with a header row, dates dd/mm/yyyy (one office u
 dd-mm-yyyy), amounts with a decimal comma. `truth.csv` in the output root maps every
 (ufficio_origine, id_persona) to the true person.
 
+Households carry kinships and prestazioni what the hub requires of them (denominazione,
+carattere, prova dei mezzi, protocollo), with their own planted errors (a malformed SIUSS
+code, an occasional prestazione without its date, a periodic one across two years, an
+amount with a thousands separator, an ISO date, an unknown kinship). They are drawn from a
+second random stream, so the persons, and so the linkage benchmark, are the same as before
+these columns existed.
+
     python3 gen_offices.py --persons 2000 --seed 7 --out /tmp/offices
 """
 import argparse
@@ -54,6 +61,12 @@ VIE = ["Via Appia Nuova", "Via Tuscolana", "Via Casilina", "Via Prenestina", "Vi
        "Via Nomentana", "Via Salaria", "Via Cassia", "Via Aurelia", "Via Portuense", "Via Ostiense",
        "Viale Marconi", "Via Laurentina", "Via Cristoforo Colombo", "Via dei Castani"]
 PRESTAZIONI = ["A1.01", "A1.04", "B1.02", "B2.01", "C1.03", "D1.01"]
+# Denominazione an office writes for each code (10-200 characters, as the hub requires).
+DENOMINAZIONI = {"A1.01": "Segretariato sociale e orientamento", "A1.04": "Attività di socializzazione",
+                 "B1.02": "Assistenza domiciliare socio-assistenziale", "B2.01": "Contributo economico straordinario",
+                 "C1.03": "Contributo per il canone di locazione", "D1.01": "Pasti a domicilio"}
+PROVA_MEZZI = ["isee", "isee", "isee", "nessuna", "altra", "isee_esente"]
+PARENTELE = ["coniuge", "figlio", "figlia", "genitore", "fratello", "sorella", "convivente", "nipote", "componente"]
 AREE = ["famiglia_minori", "disabili", "dipendenze", "anziani", "immigrati", "poverta", "multiutenza"]
 
 MONTHS = "ABCDEHLMPRST"
@@ -216,6 +229,37 @@ def noisy_record(rng, p, sep, err):
     return cognome, nome, sesso, date, luogo, codice_luogo, cf
 
 
+def prestazione_row(extra, err, sid, cid, codice, start, end, euro, sep):
+    """A prestazioni.csv row: periodic (monthly amount, within one year) or occasional (paid
+    on one day), with the errors offices make at `err`'s rates."""
+    periodica = extra.random() < 0.5
+    denominazione = DENOMINAZIONI[codice]
+    prova = extra.choice(PROVA_MEZZI)
+    protocollo = f"PROT/{start.year}/{extra.randrange(1, 99999):05d}"
+    if periodica:
+        end = min(end, dt.date(start.year, 12, 31))
+        inizio, fine, erogazione = fmt_date(start, sep), fmt_date(end, sep), ""
+        stato = "conclusa" if end < dt.date(2026, 1, 1) else "attiva"
+    else:
+        inizio, fine, erogazione = "", "", fmt_date(start, sep)
+        stato = "conclusa"
+    importo = f"{euro // 100},{euro % 100:02d}"
+    r = extra.random()
+    if r < err * 0.1:
+        codice = codice.replace(".", "/")  # not a SIUSS code
+    elif r < err * 0.2 and not periodica:
+        erogazione = ""  # an occasional prestazione needs its day
+    elif r < err * 0.3 and periodica:
+        fine = fmt_date(dt.date(start.year + 1, 1, 31), sep)  # across two years
+    elif r < err * 0.35 and euro >= 100000:
+        importo = f"{euro // 100000}.{euro // 100 % 1000:03d},{euro % 100:02d}"  # thousands separator
+    elif r < err * 0.4:
+        erogazione = start.isoformat() if erogazione else erogazione
+        inizio = start.isoformat() if inizio else inizio
+    return [sid, cid, codice, denominazione, "periodica" if periodica else "occasionale", prova, protocollo, inizio, fine,
+            erogazione, importo, stato]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--persons", type=int, default=2000, help="true persons")
@@ -224,6 +268,9 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     rng = random.Random(a.seed)
+    # Households' and prestazioni's extra columns: a stream of their own (see the docstring).
+    extra = random.Random(a.seed * 7919 + 1)
+    err = a.error_rate
     people = make_people(rng, a.persons)
     offs = offices()
     rows = {o: [] for o, _ in offs}
@@ -257,7 +304,8 @@ def main():
                          "cittadinanza", "codice_fiscale", "indirizzo"])
             wn.writerow(["id_nucleo", "id_persona", "relazione"])
             wc.writerow(["id_cartella", "id_persona", "data_apertura", "area_utenza", "stato", "data_chiusura", "motivo_chiusura"])
-            ws.writerow(["id_prestazione", "id_cartella", "codice_prestazione", "data_inizio", "data_fine", "importo"])
+            ws.writerow(["id_prestazione", "id_cartella", "codice_prestazione", "denominazione", "carattere", "prova_mezzi",
+                         "protocollo_domanda", "data_inizio", "data_fine", "data_erogazione", "importo", "stato"])
             i = 0
             while i < len(ps):
                 size = min(rng.choice([1, 1, 1, 2, 2, 3, 4]), len(ps) - i)
@@ -267,7 +315,10 @@ def main():
                     cognome, nome, sesso, date, luogo, codice_luogo, cf = noisy_record(rng, p, sep, a.error_rate)
                     cittadinanza = CITTADINANZE.get(p.belfiore, "380")
                     wp.writerow([lid, cognome, nome, sesso, date, luogo, codice_luogo, cittadinanza, cf, p.via])
-                    wn.writerow([f"N{k:02d}{nid:07d}", lid, "intestatario" if j == 0 else "componente"])
+                    relazione = "intestatario" if j == 0 else extra.choice(PARENTELE)
+                    if extra.random() < err * 0.05:
+                        relazione = "zio"  # not a kinship the layout knows: the household is left out
+                    wn.writerow([f"N{k:02d}{nid:07d}", lid, relazione])
                     truth.append((folder, ufficio, lid, p.pid))
                     if rng.random() < 0.6:
                         cid = f"C{lid}"
@@ -281,8 +332,8 @@ def main():
                             start = opened + dt.timedelta(days=rng.randrange(0, 300))
                             end = start + dt.timedelta(days=rng.randrange(0, 365))
                             euro = rng.randrange(50, 500000)
-                            ws.writerow([f"S{lid}{n}", cid, rng.choice(PRESTAZIONI), fmt_date(start, sep), fmt_date(end, sep),
-                                         f"{euro // 100},{euro % 100:02d}"])
+                            codice = rng.choice(PRESTAZIONI)
+                            ws.writerow(prestazione_row(extra, err, f"S{lid}{n}", cid, codice, start, end, euro, sep))
                 i += size
     with open(os.path.join(a.out, "truth.csv"), "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter=";", lineterminator="\n")

@@ -1,35 +1,44 @@
-//! Assembles the gRPC server of core: the three `cartella.v1` services behind caller-token
+//! Assembles the gRPC server of core: the `cartella.v1` services behind caller-token
 //! authentication, plus standard health (tracking the store) and reflection, served in
 //! plaintext (loopback) or over rustls with optional client certificates (mTLS).
 use std::{fmt, future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
-    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer,
-    stats_service_server::StatsServiceServer,
+    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, import_service_server::ImportServiceServer,
+    siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Status,
-    service::{Interceptor, Routes},
+    service::{Interceptor, Routes, interceptor::InterceptedService},
     transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tonic_health::ServingStatus;
 
 use crate::{
     auth::TokenVerifier,
-    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, SiussSvc, StatsSvc},
+    import::jobs::{ImportConfig, Jobs, MAX_UPLOAD},
+    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, ImportSvc, SiussSvc, StatsSvc},
     store::Store,
 };
 
-pub const SERVICES: [&str; 6] = [
+/// What core's routes are built with besides the store and the token verifier.
+#[derive(Clone, Debug, Default)]
+pub struct CoreOptions {
+    /// The import runner of this process and the folder server-side imports may read.
+    pub import: ImportConfig,
+}
+
+pub const SERVICES: [&str; 7] = [
     "cartella.v1.CartellaService",
     "cartella.v1.FeedService",
     "cartella.v1.StatsService",
     "cartella.v1.SiussService",
     "cartella.v1.DeliveryService",
     "cartella.v1.AuditService",
+    "cartella.v1.ImportService",
 ];
 
 /// Verifies the caller token of every call and puts the `Caller` in the request extensions.
@@ -81,6 +90,19 @@ pub async fn routes_until(
     verifier: TokenVerifier,
     stop: Option<watch::Receiver<bool>>,
 ) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    routes_with(store, verifier, stop, &CoreOptions::default()).await
+}
+
+/// [`routes_until`] with `opts`. Also starts this process's import runner, which ends with
+/// `stop` or when the store is closed.
+pub async fn routes_with(
+    store: &Store,
+    verifier: TokenVerifier,
+    stop: Option<watch::Receiver<bool>>,
+    opts: &CoreOptions,
+) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    let jobs = Jobs::new(store.clone(), opts.import.clone());
+    jobs.clone().spawn(stop.clone());
     let feed = match &stop {
         Some(stop) => FeedSvc::until(store.clone(), stop.clone()),
         None => FeedSvc::new(store.clone()),
@@ -130,7 +152,12 @@ pub async fn routes_until(
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth.clone()))
-        .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth));
+        .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth.clone()))
+        // Uploaded exports are larger than any record: room for the files and their framing.
+        .add_service(InterceptedService::new(
+            ImportServiceServer::new(ImportSvc::new(jobs)).max_decoding_message_size(MAX_UPLOAD + 1024 * 1024),
+            auth,
+        ));
     Ok(routes)
 }
 

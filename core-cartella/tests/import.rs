@@ -1,22 +1,28 @@
 //! `import::load`: an office's export into the store on both engines. Bad rows are all
 //! reported and nothing is stored for them; a dry run stores nothing; a re-run after fixing
 //! the file imports only what is missing; a row that is a persona the hub already holds is
-//! joined to it, and two rows of one person become one persona.
+//! joined to it, and two rows of one person become one persona. Households and prestazioni
+//! land with their people: a household with a row in error is left out whole, a prestazione
+//! the hub refuses (SIUSS code, carattere, dates) is reported by column.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::path::Path;
 
-use cartella_proto::v1::{Persona, Sesso};
+use cartella_proto::v1::{Nucleo, Parentela, Persona, Prestazione, Sesso};
 use core_cartella::testkit::{TestBackend as Backend, TestDb};
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
     domain::codice_fiscale::compose,
-    import::load::{ImportOptions, ImportSummary, import},
+    import::{
+        Source,
+        load::{ImportOptions, ImportSummary, import},
+    },
     linkage::Config,
     store::{Store, StoreOptions},
 };
+use prost::Message;
 use sqlx::Row;
 
 fn caller() -> Caller {
@@ -30,6 +36,8 @@ fn caller() -> Caller {
         request_id: "t".into(),
     }
 }
+
+const PRESTAZIONI_HEADER: &str = "id_prestazione;id_cartella;codice_prestazione;denominazione;carattere;prova_mezzi;protocollo_domanda;data_inizio;data_fine;data_erogazione;importo\n";
 
 const HEADER: &str =
     "id_persona;cognome;nome;sesso;data_nascita;luogo_nascita;codice_luogo_nascita;cittadinanza;codice_fiscale;indirizzo\r\n";
@@ -47,7 +55,7 @@ fn write_export(dir: &Path, persone_csv: &str, cartelle_csv: &str) {
     std::fs::write(dir.join("persone.csv"), persone_csv).unwrap();
     std::fs::write(dir.join("nuclei.csv"), "id_nucleo;id_persona;relazione\n").unwrap();
     std::fs::write(dir.join("cartelle.csv"), cartelle_csv).unwrap();
-    std::fs::write(dir.join("prestazioni.csv"), "id_prestazione;id_cartella;codice_prestazione;data_inizio;data_fine;importo\n").unwrap();
+    std::fs::write(dir.join("prestazioni.csv"), PRESTAZIONI_HEADER).unwrap();
 }
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
@@ -56,7 +64,7 @@ async fn count(store: &Store, sql: &'static str) -> i64 {
 
 async fn run(store: &Store, dir: &Path, dry_run: bool) -> ImportSummary {
     let opts = ImportOptions { origine: "M03-A".into(), dry_run, linkage: Config { u_sample_pairs: 10_000, ..Config::default() } };
-    import(store, &caller(), dir, &opts, &mut |_, _| {}).await.unwrap()
+    import(store, &caller(), &Source::Dir(dir.to_path_buf()), &opts, &mut |_, _| {}).await.unwrap()
 }
 
 async fn bad_rows_dry_run_rerun_and_links(backend: Backend) {
@@ -168,4 +176,160 @@ async fn import_sqlite() {
 #[tokio::test]
 async fn import_postgres() {
     bad_rows_dry_run_rerun_and_links(Backend::Postgres).await;
+}
+
+async fn bodies<M: Message + Default>(store: &Store, sql: &'static str) -> Vec<M> {
+    let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
+    rows.iter().map(|r| M::decode(r.try_get::<Vec<u8>, _>(0).unwrap().as_slice()).unwrap()).collect()
+}
+
+async fn origin_of(store: &Store, kind: &str, id_locale: &str) -> String {
+    sqlx::query("SELECT record_id FROM import_origine WHERE kind = $1 AND id_locale = $2")
+        .bind(kind)
+        .bind(id_locale)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+const PERSONE_NUCLEI: &[&str] = &[
+    "B1;Rossi;Mario;M;07/03/1950;Roma;H501;380;;",
+    "B2;Rossi;Anna;F;12/10/1985;Roma;H501;380;;",
+    "B3;Neri;Ugo;M;01/01/1940;Roma;H501;380;;",
+    "B4;Gallo;Pia;F;31/02/1942;Roma;H501;380;;",
+    "B5;Bianchi;Luisa;F;05/06/1977;Roma;H501;380;;",
+];
+
+fn households_export(dir: &Path, fixed: bool) {
+    let mut persone_rows: Vec<String> = PERSONE_NUCLEI.iter().map(|r| (*r).to_string()).collect();
+    if fixed {
+        persone_rows[3] = "B4;Gallo;Pia;F;28/02/1942;Roma;H501;380;;".into();
+    }
+    std::fs::write(dir.join("persone.csv"), persone(&persone_rows)).unwrap();
+    let n3 = if fixed { "intestatario" } else { "componente" };
+    std::fs::write(
+        dir.join("nuclei.csv"),
+        format!("id_nucleo;id_persona;relazione\nN1;B1;intestatario\nN1;B2;figlia\nN2;B3;intestatario\nN2;B4;coniuge\nN3;B5;{n3}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cartelle.csv"),
+        "id_cartella;id_persona;data_apertura;area_utenza;stato;data_chiusura;motivo_chiusura\n\
+K1;B1;01/02/2020;anziani;aperta;;\n\
+K2;B3;01/02/2020;anziani;aperta;;\n\
+K3;B5;01/02/2020;poverta;aperta;;\n",
+    )
+    .unwrap();
+    // Windows-1252, as half the offices write: "Attivit\xe0" is "Attività".
+    let mut prestazioni = PRESTAZIONI_HEADER.as_bytes().to_vec();
+    prestazioni.extend_from_slice(b"S1;K1;A1.01;Assistenza domiciliare anziani;periodica;isee;PROT-1;01/03/2024;31/12/2024;;150,00\n");
+    prestazioni.extend_from_slice(if fixed {
+        b"S2;K1;A1.04;Attivit\xe0 di socializzazione;occasionale;nessuna;PROT-2;;;15/04/2024;20\n".as_slice()
+    } else {
+        b"S2;K1;X;Attivit\xe0 di socializzazione;occasionale;nessuna;PROT-2;;;15/04/2024;20\n".as_slice()
+    });
+    prestazioni.extend_from_slice(if fixed {
+        b"S3;K1;B1.02;Trasporto sociale disabili;occasionale;altra;PROT-3;02/02/2024;;02/02/2024;12,5\n".as_slice()
+    } else {
+        b"S3;K1;B1.02;Trasporto sociale disabili;occasionale;altra;PROT-3;02/02/2024;;;12,5\n".as_slice()
+    });
+    prestazioni.extend_from_slice(b"S4;K2;B2.01;Contributo economico straordinario;occasionale;isee;PROT-4;;;10/05/2024;1234,56\n");
+    prestazioni.extend_from_slice(if fixed {
+        b"S5;K3;C1.03;Contributo per il canone di locazione;periodica;isee;PROT-5;01/01/2024;30/06/2024;;300\n".as_slice()
+    } else {
+        b"S5;K9;C1.03;Contributo per il canone di locazione;periodica;isee;PROT-5;01/01/2024;30/06/2024;;300\n".as_slice()
+    });
+    prestazioni.extend_from_slice(if fixed {
+        b"S6;K3;D1.01;Pasti a domicilio per la persona;periodica;nessuna;PROT-6;01/11/2024;31/12/2024;;80,00\n".as_slice()
+    } else {
+        b"S6;K3;D1.01;Pasti a domicilio per la persona;periodica;nessuna;PROT-6;01/11/2024;28/02/2025;;80,00\n".as_slice()
+    });
+    std::fs::write(dir.join("prestazioni.csv"), prestazioni).unwrap();
+}
+
+async fn households_and_prestazioni(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    households_export(dir.path(), false);
+
+    let dry = run(&store, dir.path(), true).await;
+    let problems: Vec<String> = dry.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        vec![
+            "persone.csv:5: column data_nascita: no such day in the calendar",
+            "nuclei.csv:5: column id_persona: refers to a row missing from persone.csv or in error there",
+            "prestazioni.csv:6: column id_cartella: refers to a row missing from cartelle.csv or in error there",
+            "prestazioni.csv:3: column codice_prestazione: must be 5-10 upper-case letters, digits or dots (Ax.yy catalogue)",
+            "prestazioni.csv:4: column data_erogazione: is required for an occasional prestazione",
+            "prestazioni.csv:7: column data_fine: must be in the same year as data_inizio",
+            "nuclei.csv:4: column id_nucleo: left out with its household: another of its rows is in error",
+            "nuclei.csv:6: column relazione: the household has no intestatario",
+        ]
+    );
+    assert_eq!(
+        (dry.persone_nuove, dry.cartelle_nuove, dry.prestazioni_nuove, dry.nuclei_nuovi),
+        (4, 3, 2, 1),
+        "B1–B3 and B5; K1–K3; S1 and S4; N1"
+    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM persona").await, 0, "a dry run stores nothing");
+
+    let first = run(&store, dir.path(), false).await;
+    assert_eq!(first.problems, dry.problems);
+    assert_eq!((first.persone_nuove, first.cartelle_nuove, first.prestazioni_nuove, first.nuclei_nuovi), (4, 3, 2, 1));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM prestazione").await, 2);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM nucleo").await, 1);
+    let nuclei: Vec<Nucleo> = bodies(&store, "SELECT body FROM nucleo").await;
+    assert_eq!(nuclei[0].persona_riferimento_id, origin_of(&store, "persona", "B1").await);
+    assert_eq!(nuclei[0].membri.len(), 1);
+    assert_eq!(nuclei[0].membri[0].persona_id, origin_of(&store, "persona", "B2").await);
+    assert_eq!(nuclei[0].membri[0].parentela, Parentela::Figlio as i32);
+    let s4: Vec<Prestazione> =
+        bodies(&store, "SELECT p.body FROM prestazione p JOIN import_origine o ON o.record_id = p.id WHERE o.id_locale = 'S4'").await;
+    assert_eq!((s4[0].importo, s4[0].data_erogazione.as_str(), s4[0].codice_prestazione.as_str()), (Some(123_456), "2024-05-10", "B2.01"));
+    assert_eq!(s4[0].cartella_id, origin_of(&store, "cartella", "K2").await);
+    let s1: Vec<Prestazione> =
+        bodies(&store, "SELECT p.body FROM prestazione p JOIN import_origine o ON o.record_id = p.id WHERE o.id_locale = 'S1'").await;
+    assert_eq!((s1[0].importo_mensile, s1[0].importo), (Some(15_000), None));
+
+    // The office fixes every row; the re-run writes only what was missing.
+    households_export(dir.path(), true);
+    let second = run(&store, dir.path(), false).await;
+    assert!(second.problems.is_empty(), "{:?}", second.problems);
+    assert_eq!(
+        (second.persone_gia_importate, second.persone_nuove, second.prestazioni_gia_importate, second.prestazioni_nuove),
+        (4, 1, 2, 4)
+    );
+    assert_eq!((second.nuclei_gia_importati, second.nuclei_nuovi, second.cartelle_gia_importate, second.cartelle_nuove), (1, 2, 3, 0));
+    let s2: Vec<Prestazione> =
+        bodies(&store, "SELECT p.body FROM prestazione p JOIN import_origine o ON o.record_id = p.id WHERE o.id_locale = 'S2'").await;
+    assert_eq!(s2[0].denominazione, "Attività di socializzazione", "Windows-1252 read as such");
+    // N2: the persona imported on the first run and the one fixed since, in one household.
+    let n2_id = origin_of(&store, "nucleo", "N2").await;
+    let n2: Vec<Nucleo> = bodies(&store, "SELECT body FROM nucleo").await;
+    let n2 = n2.iter().find(|n| n.meta.as_ref().unwrap().id == n2_id).unwrap();
+    assert_eq!(n2.persona_riferimento_id, origin_of(&store, "persona", "B3").await);
+    assert_eq!(n2.membri[0].persona_id, origin_of(&store, "persona", "B4").await);
+    assert_eq!(n2.membri[0].parentela, Parentela::Coniuge as i32);
+    let third = run(&store, dir.path(), false).await;
+    assert_eq!((third.persone_nuove, third.cartelle_nuove, third.prestazioni_nuove, third.nuclei_nuovi), (0, 0, 0, 0));
+    assert_eq!((third.prestazioni_gia_importate, third.nuclei_gia_importati), (6, 3));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM prestazione").await, 6);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM nucleo").await, 3);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM persona").await, 5);
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn households_and_prestazioni_sqlite() {
+    households_and_prestazioni(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn households_and_prestazioni_postgres() {
+    households_and_prestazioni(Backend::Postgres).await;
 }

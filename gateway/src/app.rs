@@ -93,7 +93,9 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         streams: cfg.streams.clone(),
     };
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
-    let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack);
+    let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack)
+        // Uploads of office exports, with a body limit of their own.
+        .merge(crate::rest::importazioni::router(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()), &cfg.stack));
     let router = Router::new()
         .merge(http::router(Readiness {
             core: parts.link.channel(),

@@ -54,7 +54,8 @@ enum Command {
     /// for TLS between gateway and core.
     Certs(cmd::certs::CertsArgs),
     /// Import one office's CSV export into core's store: persons linked against the hub,
-    /// each person with their cartelle in one transaction; --dry-run checks only.
+    /// each person with their rows of every file and their household in one transaction;
+    /// --dry-run checks only.
     Import(cmd::import::ImportArgs),
     /// Link the persons of several offices' CSV exports without storing them: counts, the
     /// estimated model and (optionally) every record's cluster.

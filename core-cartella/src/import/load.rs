@@ -1,22 +1,24 @@
 //! Importing one office's export into the store. Persons are linked first, among the rows
 //! and against the persons the ente already holds: a row that is the same person as one in
 //! the hub gets that persona; rows that are the same person among themselves become one
-//! persona. Each person is then written with their cartelle in one transaction, together
-//! with the office's identifiers of every row (`import_origine`), so an interrupted import
-//! re-run later imports exactly what is missing and never half a person.
-//! Nuclei and prestazioni are read and checked (the dry run reports their problems) but not
-//! yet written: the export does not carry what the hub requires of a prestazione
-//! (denominazione, carattere, prova dei mezzi, protocollo).
-use std::{
-    collections::{BTreeMap, HashMap},
-    path::Path,
-};
+//! persona. The rows are then written in units: a person with their rows of every file
+//! (cartelle, prestazioni), joined with the people of their household (a nucleo names
+//! several persons), each unit in one transaction together with the office's identifiers of
+//! every row (`import_origine`). So an interrupted import re-run later imports exactly what
+//! is missing, and never half a person or half a household.
+//! A row the hub refuses is left out with the rows that depend on it (a cartella's
+//! prestazioni); a household with a row in error is left out whole, so that a re-run after
+//! the fix writes it complete.
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cartella_proto::v1::{Cartella, Persona, Sesso as PbSesso, StatoCartella};
+use cartella_proto::v1::{Cartella, MembroNucleo, Nucleo, Persona, Prestazione, Sesso as PbSesso, StatoCartella};
 use prost::Message;
 use sqlx::Row;
 
-use super::{CartellaRow, PersonaRow, Problem, read_export, rows::Export};
+use super::{
+    CartellaRow, NucleoRow, PersonaRow, PrestazioneRow, Problem, Source, read_export,
+    rows::{CARTELLE, Export, NUCLEI, PERSONE, PRESTAZIONI},
+};
 use crate::{
     auth::Caller,
     domain::codes::format_date,
@@ -52,11 +54,14 @@ pub struct ImportSummary {
     pub cf_non_affidabili: usize,
     pub cartelle_nuove: usize,
     pub cartelle_gia_importate: usize,
-    pub nuclei_letti: usize,
-    pub prestazioni_lette: usize,
+    pub nuclei_nuovi: usize,
+    /// Households (not rows) imported on an earlier run.
+    pub nuclei_gia_importati: usize,
+    pub prestazioni_nuove: usize,
+    pub prestazioni_gia_importate: usize,
 }
 
-/// Persona field (in the hub's validation) → export column, for problems.
+/// Field (in the hub's validation) → export column, for problems.
 fn column_of(field: &str) -> &'static str {
     match field.rsplit('.').next().unwrap_or_default() {
         "cognome" => "cognome",
@@ -71,6 +76,19 @@ fn column_of(field: &str) -> &'static str {
         "motivo_chiusura" => "motivo_chiusura",
         "area_utenza" => "area_utenza",
         "stato" => "stato",
+        "persona_id" | "persona_riferimento_id" => "id_persona",
+        "cartella_id" => "id_cartella",
+        "parentela" => "relazione",
+        "codice_prestazione" => "codice_prestazione",
+        "denominazione" => "denominazione",
+        "carattere" => "carattere",
+        "prova_mezzi" => "prova_mezzi",
+        "protocollo_domanda" => "protocollo_domanda",
+        "data_inizio" => "data_inizio",
+        "data_fine" => "data_fine",
+        "data_erogazione" => "data_erogazione",
+        "importo" | "importo_mensile" => "importo",
+        "periodo_erogazione" => "periodo_erogazione",
         _ => "",
     }
 }
@@ -105,9 +123,34 @@ fn cartella_of(c: &CartellaRow, persona_id: &str) -> Cartella {
     }
 }
 
+fn prestazione_of(p: &PrestazioneRow, cartella_id: &str) -> Prestazione {
+    let periodica = p.carattere == cartella_proto::v1::CaratterePrestazione::Periodica as i32;
+    let date = |d: Option<time::Date>| d.map(format_date).unwrap_or_default();
+    Prestazione {
+        cartella_id: cartella_id.to_string(),
+        codice_prestazione: p.codice.clone(),
+        denominazione: p.denominazione.clone(),
+        carattere: p.carattere,
+        prova_mezzi: p.prova_mezzi,
+        protocollo_domanda: p.protocollo.clone(),
+        data_inizio: date(p.inizio),
+        data_fine: date(p.fine),
+        data_erogazione: date(p.erogazione),
+        importo_mensile: periodica.then_some(p.importo_centesimi),
+        importo: (!periodica).then_some(p.importo_centesimi),
+        periodo_erogazione: p.periodo_erogazione,
+        stato: p.stato,
+        ..Default::default()
+    }
+}
+
 fn problem_of(file: &str, line: u64, field: &str, description: &str) -> Problem {
     // The hub's own date format means nothing to someone fixing a CSV file in dd/mm/yyyy.
     Problem { file: file.into(), line, column: column_of(field).into(), reason: description.replace(" (YYYY-MM-DD)", "") }
+}
+
+fn row_problem(file: &str, line: u64, column: &str, reason: &str) -> Problem {
+    Problem { file: file.into(), line, column: column.into(), reason: reason.into() }
 }
 
 /// Ids the office's rows of `kind` already have in the hub.
@@ -147,27 +190,131 @@ async fn hub_persone(store: &Store, ente: &str) -> Result<(Vec<String>, Vec<Reco
     Ok((ids, recs))
 }
 
-/// Imports (or with `dry_run` only checks) the export in `dir` for `caller`'s ente and
-/// ufficio. `progress(done, total)` is called after each person.
+/// A household of the export that can be written: its intestatario's row first.
+#[derive(Debug)]
+struct Household<'a> {
+    id: &'a str,
+    rows: Vec<&'a NucleoRow>,
+}
+
+/// The households of `nuclei` that are new and whole: one intestatario, each person once,
+/// every person importable (`persona_ok`). The others are reported row by row.
+fn households<'a>(
+    nuclei: &'a [NucleoRow],
+    in_errore: &HashSet<String>,
+    done: &HashMap<String, String>,
+    persona_ok: &dyn Fn(&str) -> bool,
+    s: &mut ImportSummary,
+) -> Vec<Household<'a>> {
+    let mut by_id: BTreeMap<&str, Vec<&NucleoRow>> = BTreeMap::new();
+    for n in nuclei {
+        by_id.entry(n.id.as_str()).or_default().push(n);
+    }
+    let mut out = Vec::new();
+    let mut ordered: Vec<(&str, Vec<&NucleoRow>)> = by_id.into_iter().collect();
+    ordered.sort_by_key(|(_, rows)| rows[0].line);
+    for (id, rows) in ordered {
+        if done.contains_key(id) {
+            s.nuclei_gia_importati += 1;
+            continue;
+        }
+        let before = s.problems.len();
+        let mut bad: HashSet<u64> = HashSet::new();
+        let intestatari: Vec<&&NucleoRow> = rows.iter().filter(|r| r.intestatario()).collect();
+        if intestatari.is_empty() {
+            s.problems.push(row_problem(NUCLEI, rows[0].line, "relazione", "the household has no intestatario"));
+            bad.insert(rows[0].line);
+        }
+        for r in intestatari.iter().skip(1) {
+            s.problems.push(row_problem(NUCLEI, r.line, "relazione", "the household already has an intestatario on an earlier line"));
+            bad.insert(r.line);
+        }
+        let mut seen = HashSet::new();
+        for r in &rows {
+            if !seen.insert(r.persona.as_str()) {
+                s.problems.push(row_problem(NUCLEI, r.line, "id_persona", "the persona is already in the household on an earlier line"));
+                bad.insert(r.line);
+            } else if !persona_ok(&r.persona) {
+                s.problems.push(row_problem(NUCLEI, r.line, "id_persona", "its persona is in error"));
+                bad.insert(r.line);
+            }
+        }
+        if s.problems.len() > before || in_errore.contains(id) {
+            for r in rows.iter().filter(|r| !bad.contains(&r.line)) {
+                s.problems.push(row_problem(NUCLEI, r.line, "id_nucleo", "left out with its household: another of its rows is in error"));
+            }
+            continue;
+        }
+        let mut rows = rows;
+        rows.sort_by_key(|r| !r.intestatario());
+        out.push(Household { id, rows });
+    }
+    out
+}
+
+/// Whose records a unit writes: a persona the hub holds, or a new one (a linkage cluster).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Hub(String),
+    New(u32),
+}
+
+/// What one person (a key) brings: new rows of persone.csv (candidate indexes) and the
+/// local ids of the persona rows whose cartelle and prestazioni are theirs.
+#[derive(Debug, Default)]
+struct Work<'a> {
+    rows: Vec<usize>,
+    locals: Vec<&'a str>,
+}
+
+/// Counts of what a unit writes, added to the summary when it commits.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    persone_nuove: usize,
+    persone_collegate: usize,
+    persone_unite: usize,
+    cartelle: usize,
+    prestazioni: usize,
+    nuclei: usize,
+}
+
+impl ImportSummary {
+    fn add(&mut self, c: Counts) {
+        self.persone_nuove += c.persone_nuove;
+        self.persone_collegate += c.persone_collegate;
+        self.persone_unite += c.persone_unite;
+        self.cartelle_nuove += c.cartelle;
+        self.prestazioni_nuove += c.prestazioni;
+        self.nuclei_nuovi += c.nuclei;
+    }
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// Imports (or with `dry_run` only checks) the export in `src` for `caller`'s ente and
+/// ufficio. `progress(done, total)` is called after each unit (a person, or a household with
+/// its people).
 pub async fn import(
     store: &Store,
     caller: &Caller,
-    dir: &Path,
+    src: &Source,
     opts: &ImportOptions,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<ImportSummary> {
     let (_, today) = now();
-    let Export { persone, nuclei, cartelle, prestazioni, problems } = read_export(dir, today);
-    let mut s = ImportSummary {
-        problems,
-        persone_rows: persone.len(),
-        nuclei_letti: nuclei.len(),
-        prestazioni_lette: prestazioni.len(),
-        ..Default::default()
-    };
+    let Export { persone, nuclei, cartelle, prestazioni, nuclei_in_errore, problems } = read_export(src, today);
+    let mut s = ImportSummary { problems, persone_rows: persone.len(), ..Default::default() };
     let ente = caller.ente.clone();
     let done_persone = imported(store, &ente, &opts.origine, "persona").await?;
     let done_cartelle = imported(store, &ente, &opts.origine, "cartella").await?;
+    let done_nuclei = imported(store, &ente, &opts.origine, "nucleo").await?;
+    let done_prestazioni = imported(store, &ente, &opts.origine, "prestazione").await?;
 
     // Rows the hub would refuse are problems too, found before anything is written.
     let mut candidates: Vec<(&PersonaRow, Persona)> = Vec::new();
@@ -186,36 +333,54 @@ pub async fn import(
         if violations.is_empty() {
             candidates.push((row, p));
         } else {
-            s.problems.extend(violations.iter().map(|v| problem_of(super::rows::PERSONE, row.line, &v.field, &v.description)));
+            s.problems.extend(violations.iter().map(|v| problem_of(PERSONE, row.line, &v.field, &v.description)));
         }
     }
-    let mut cartelle_of: BTreeMap<&str, Vec<&CartellaRow>> = BTreeMap::new();
+    let candidate_of: HashMap<&str, usize> = candidates.iter().enumerate().map(|(k, (r, _))| (r.id.as_str(), k)).collect();
+    let persona_ok = |id: &str| done_persone.contains_key(id) || candidate_of.contains_key(id);
+
+    // Cartelle: the new ones by persona; every usable one (new or imported) → its persona.
+    let mut cartelle_of: HashMap<&str, Vec<&CartellaRow>> = HashMap::new();
+    let mut persona_of_cartella: HashMap<&str, &str> = HashMap::new();
     for c in &cartelle {
         if done_cartelle.contains_key(&c.id) {
             s.cartelle_gia_importate += 1;
+            persona_of_cartella.insert(&c.id, &c.persona);
             continue;
         }
-        let mut pb = cartella_of(c, "x");
-        let violations = pb.validate(today);
-        let persona_ok = done_persone.contains_key(&c.persona) || candidates.iter().any(|(r, _)| r.id == c.persona);
+        let violations = cartella_of(c, "x").validate(today);
         if !violations.is_empty() {
             s.problems.extend(
                 violations
                     .iter()
                     .filter(|v| !v.field.ends_with("persona_id"))
-                    .map(|v| problem_of(super::rows::CARTELLE, c.line, &v.field, &v.description)),
+                    .map(|v| problem_of(CARTELLE, c.line, &v.field, &v.description)),
             );
-        } else if !persona_ok {
-            s.problems.push(Problem {
-                file: super::rows::CARTELLE.into(),
-                line: c.line,
-                column: "id_persona".into(),
-                reason: "its persona is in error".into(),
-            });
+        } else if !persona_ok(&c.persona) {
+            s.problems.push(row_problem(CARTELLE, c.line, "id_persona", "its persona is in error"));
         } else {
             cartelle_of.entry(c.persona.as_str()).or_default().push(c);
+            persona_of_cartella.insert(&c.id, &c.persona);
         }
     }
+    // Prestazioni checked as the hub checks them (SIUSS codes, carattere, dates, amounts).
+    let mut prestazioni_of: HashMap<&str, Vec<&PrestazioneRow>> = HashMap::new();
+    for p in &prestazioni {
+        if done_prestazioni.contains_key(&p.id) {
+            s.prestazioni_gia_importate += 1;
+            continue;
+        }
+        let violations = prestazione_of(p, "x").validate(today);
+        let violations: Vec<_> = violations.iter().filter(|v| !v.field.ends_with("cartella_id")).collect();
+        if !violations.is_empty() {
+            s.problems.extend(violations.iter().map(|v| problem_of(PRESTAZIONI, p.line, &v.field, &v.description)));
+        } else if let Some(persona) = persona_of_cartella.get(p.cartella.as_str()) {
+            prestazioni_of.entry(persona).or_default().push(p);
+        } else {
+            s.problems.push(row_problem(PRESTAZIONI, p.line, "id_cartella", "its cartella is in error"));
+        }
+    }
+    let households = households(&nuclei, &nuclei_in_errore, &done_nuclei, &persona_ok, &mut s);
 
     // Linkage: the hub's personas first, then the new rows.
     let (hub_ids, hub_records) = hub_persone(store, &ente).await?;
@@ -228,103 +393,194 @@ pub async fn import(
     let result = linkage::link(&all, &opts.linkage);
     let h = hub_ids.len();
     s.coppie_da_rivedere = result.pairs.iter().filter(|p| p.outcome == Outcome::Review && (p.b as usize) >= h).count();
-    // Each person to write: the hub persona they join (if any) and their rows.
-    let mut groups: BTreeMap<u32, (Option<String>, Vec<usize>)> = BTreeMap::new();
-    for (k, _) in candidates.iter().enumerate() {
+
+    // Each local persona id → whose records it holds.
+    let mut key_of: HashMap<&str, Key> = done_persone.iter().map(|(l, id)| (l.as_str(), Key::Hub(id.clone()))).collect();
+    let mut work: BTreeMap<Key, Work<'_>> = BTreeMap::new();
+    for (k, (row, _)) in candidates.iter().enumerate() {
         let cluster = result.clusters[h + k];
-        let g = groups.entry(cluster).or_insert_with(|| {
-            ((cluster as usize) < h).then(|| hub_ids[cluster as usize].clone()).map_or((None, Vec::new()), |id| (Some(id), Vec::new()))
-        });
-        g.1.push(k);
+        let key = if (cluster as usize) < h { Key::Hub(hub_ids[cluster as usize].clone()) } else { Key::New(cluster) };
+        key_of.insert(row.id.as_str(), key.clone());
+        work.entry(key).or_default().rows.push(k);
     }
-    for (existing, rows) in groups.values() {
-        match existing {
-            Some(_) => s.persone_collegate += rows.len(),
-            None => {
-                s.persone_nuove += 1;
-                s.persone_unite += rows.len() - 1;
+    let mut locals: Vec<&str> = cartelle_of.keys().chain(prestazioni_of.keys()).copied().collect();
+    locals.extend(candidates.iter().map(|(r, _)| r.id.as_str()));
+    for l in locals {
+        if let Some(key) = key_of.get(l) {
+            let w = work.entry(key.clone()).or_default();
+            if !w.locals.contains(&l) {
+                w.locals.push(l);
             }
         }
     }
-    // Cartelle of rows imported on an earlier run, now in the export.
-    let late: Vec<(&str, &Vec<&CartellaRow>)> =
-        cartelle_of.iter().filter_map(|(p, cs)| done_persone.get(*p).map(|id| (id.as_str(), cs))).collect();
+    for hh in &households {
+        for r in &hh.rows {
+            if let Some(key) = key_of.get(r.persona.as_str()) {
+                work.entry(key.clone()).or_default();
+            }
+        }
+    }
+    // Units: the keys joined by households, each written in one transaction.
+    let keys: Vec<Key> = work.keys().cloned().collect();
+    let index: HashMap<&Key, usize> = keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    for hh in &households {
+        let ids: Vec<usize> = hh.rows.iter().filter_map(|r| key_of.get(r.persona.as_str()).and_then(|k| index.get(k)).copied()).collect();
+        for w in ids.windows(2) {
+            let (a, b) = (find(&mut parent, w[0]), find(&mut parent, w[1]));
+            parent[a] = b;
+        }
+    }
+    let mut units: BTreeMap<usize, (Vec<&Key>, Vec<&Household<'_>>)> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        let root = find(&mut parent, i);
+        units.entry(root).or_default().0.push(k);
+    }
+    for hh in &households {
+        if let Some(&i) = key_of.get(hh.rows[0].persona.as_str()).and_then(|k| index.get(k)) {
+            let root = find(&mut parent, i);
+            units.entry(root).or_default().1.push(hh);
+        }
+    }
+    let units: Vec<(Vec<&Key>, Vec<&Household<'_>>)> = units.into_values().collect();
+    let counts_of = |keys: &[&Key], hhs: &[&Household<'_>]| -> Counts {
+        let mut c = Counts { nuclei: hhs.len(), ..Counts::default() };
+        for key in keys {
+            let w = &work[*key];
+            match key {
+                Key::New(_) => {
+                    c.persone_nuove += 1;
+                    c.persone_unite += w.rows.len().saturating_sub(1);
+                }
+                Key::Hub(_) => c.persone_collegate += w.rows.len(),
+            }
+            for l in &w.locals {
+                c.cartelle += cartelle_of.get(l).map_or(0, Vec::len);
+                c.prestazioni += prestazioni_of.get(l).map_or(0, Vec::len);
+            }
+        }
+        c
+    };
     if opts.dry_run {
-        s.cartelle_nuove = cartelle_of.values().map(Vec::len).sum();
+        for (keys, hhs) in &units {
+            s.add(counts_of(keys, hhs));
+        }
         return Ok(s);
     }
 
-    let total = (groups.len() + late.len()) as u64;
-    let mut done = 0u64;
+    let total = units.len() as u64;
     let mut written: Vec<Option<String>> = vec![None; candidates.len()];
-    for (existing, rows) in groups.values() {
+    let mut cartella_ids: HashMap<&str, String> = HashMap::new();
+    for (done, (keys, hhs)) in units.iter().enumerate() {
         let mut tx = store.pool().begin().await?;
         let (at, today) = now();
-        let outcome: Result<usize> = async {
-            let persona_id = match existing {
-                Some(id) => id.clone(),
-                None => {
-                    let mut p = candidates[rows[0]].1.clone();
-                    store.create_with(&mut tx, caller, &mut p, &at, today).await?;
-                    p.meta.map(|m| m.id).unwrap_or_default()
+        // The row being written, to name it when the hub refuses it.
+        let mut current = (PERSONE, 0u64);
+        let mut persona_ids: HashMap<&Key, String> = HashMap::new();
+        let mut new_cartelle: Vec<(&str, String)> = Vec::new();
+        let outcome: Result<()> = async {
+            for key in keys {
+                let w = &work[*key];
+                let persona_id = match key {
+                    Key::Hub(id) => id.clone(),
+                    Key::New(_) => {
+                        let (row, p) = &candidates[w.rows[0]];
+                        current = (PERSONE, row.line);
+                        let mut p = p.clone();
+                        store.create_with(&mut tx, caller, &mut p, &at, today).await?;
+                        p.meta.map(|m| m.id).unwrap_or_default()
+                    }
+                };
+                for &k in &w.rows {
+                    let row = candidates[k].0;
+                    current = (PERSONE, row.line);
+                    origin(&mut tx, &ente, &opts.origine, "persona", &row.id, &persona_id, &at).await?;
                 }
-            };
-            let mut n = 0;
-            for &k in rows {
-                written[k] = Some(persona_id.clone());
-                let row = candidates[k].0;
-                origin(&mut tx, &ente, &opts.origine, "persona", &row.id, &persona_id, &at).await?;
-                for c in cartelle_of.get(row.id.as_str()).into_iter().flatten() {
-                    let mut pb = cartella_of(c, &persona_id);
-                    store.create_with(&mut tx, caller, &mut pb, &at, today).await?;
-                    let id = pb.meta.map(|m| m.id).unwrap_or_default();
-                    origin(&mut tx, &ente, &opts.origine, "cartella", &c.id, &id, &at).await?;
-                    n += 1;
+                for l in &w.locals {
+                    for c in cartelle_of.get(l).into_iter().flatten() {
+                        current = (CARTELLE, c.line);
+                        let mut pb = cartella_of(c, &persona_id);
+                        store.create_with(&mut tx, caller, &mut pb, &at, today).await?;
+                        let id = pb.meta.map(|m| m.id).unwrap_or_default();
+                        origin(&mut tx, &ente, &opts.origine, "cartella", &c.id, &id, &at).await?;
+                        new_cartelle.push((c.id.as_str(), id));
+                    }
+                    for p in prestazioni_of.get(l).into_iter().flatten() {
+                        current = (PRESTAZIONI, p.line);
+                        let cartella_id = match done_cartelle.get(&p.cartella) {
+                            Some(id) => id.clone(),
+                            None => new_cartelle
+                                .iter()
+                                .find(|(local, _)| *local == p.cartella)
+                                .map(|(_, id)| id.clone())
+                                .ok_or(CoreError::Conflict("the prestazione's cartella was not written"))?,
+                        };
+                        let mut pb = prestazione_of(p, &cartella_id);
+                        store.create_with(&mut tx, caller, &mut pb, &at, today).await?;
+                        let id = pb.meta.map(|m| m.id).unwrap_or_default();
+                        origin(&mut tx, &ente, &opts.origine, "prestazione", &p.id, &id, &at).await?;
+                    }
                 }
+                persona_ids.insert(key, persona_id);
             }
-            Ok(n)
+            for hh in hhs {
+                let id_of = |r: &NucleoRow| key_of.get(r.persona.as_str()).and_then(|k| persona_ids.get(k)).cloned();
+                current = (NUCLEI, hh.rows[0].line);
+                let riferimento = id_of(hh.rows[0]).ok_or(CoreError::Conflict("the household's persona was not written"))?;
+                let mut seen = HashSet::from([riferimento.clone()]);
+                let mut membri = Vec::new();
+                for r in &hh.rows[1..] {
+                    let id = id_of(r).ok_or(CoreError::Conflict("the household's persona was not written"))?;
+                    // Two rows found to be one person are one member.
+                    if seen.insert(id.clone()) {
+                        membri.push(MembroNucleo { persona_id: id, parentela: r.parentela });
+                    }
+                }
+                let mut pb = Nucleo { persona_riferimento_id: riferimento, membri, ..Default::default() };
+                store.create_with(&mut tx, caller, &mut pb, &at, today).await?;
+                let id = pb.meta.map(|m| m.id).unwrap_or_default();
+                origin(&mut tx, &ente, &opts.origine, "nucleo", hh.id, &id, &at).await?;
+            }
+            Ok(())
         }
         .await;
-        match outcome {
-            Ok(n) => {
+        let refused: Vec<Problem> = match outcome {
+            Ok(()) => {
                 tx.commit().await?;
-                s.cartelle_nuove += n;
+                s.add(counts_of(keys, hhs));
+                for key in keys {
+                    for &k in &work[*key].rows {
+                        written[k] = persona_ids.get(*key).cloned();
+                    }
+                }
+                cartella_ids.extend(new_cartelle);
+                Vec::new()
             }
-            Err(CoreError::Invalid(v)) => {
-                drop(tx);
-                rows.iter().for_each(|&k| written[k] = None);
-                let row = candidates[rows[0]].0;
-                s.problems.extend(v.iter().map(|v| problem_of(super::rows::PERSONE, row.line, &v.field, &v.description)));
-            }
+            Err(CoreError::Invalid(v)) => v.iter().map(|v| problem_of(current.0, current.1, &v.field, &v.description)).collect(),
             Err(CoreError::PersonaExists { .. }) => {
-                drop(tx);
-                rows.iter().for_each(|&k| written[k] = None);
-                let row = candidates[rows[0]].0;
-                s.problems.push(problem_of(
-                    super::rows::PERSONE,
-                    row.line,
-                    "codice_fiscale",
-                    "another persona of the ente has this codice fiscale",
-                ));
+                vec![problem_of(current.0, current.1, "codice_fiscale", "another persona of the ente has this codice fiscale")]
             }
+            Err(CoreError::Denied(why) | CoreError::Conflict(why)) => vec![row_problem(current.0, current.1, "", why)],
             Err(e) => return Err(e),
+        };
+        if !refused.is_empty() {
+            s.problems.extend(refused);
+            // The unit's other persons were left out with it: say so on each of their rows.
+            for key in keys {
+                for &k in &work[*key].rows {
+                    let line = candidates[k].0.line;
+                    if (PERSONE, line) != current {
+                        s.problems.push(row_problem(
+                            PERSONE,
+                            line,
+                            "",
+                            &format!("left out with line {} of {}, which the hub refused", current.1, current.0),
+                        ));
+                    }
+                }
+            }
         }
-        done += 1;
-        progress(done, total);
-    }
-    for (persona_id, cs) in late {
-        let mut tx = store.pool().begin().await?;
-        let (at, today) = now();
-        for c in cs {
-            let mut pb = cartella_of(c, persona_id);
-            store.create_with(&mut tx, caller, &mut pb, &at, today).await?;
-            let id = pb.meta.map(|m| m.id).unwrap_or_default();
-            origin(&mut tx, &ente, &opts.origine, "cartella", &c.id, &id, &at).await?;
-            s.cartelle_nuove += 1;
-        }
-        tx.commit().await?;
-        done += 1;
-        progress(done, total);
+        progress(done as u64 + 1, total);
     }
     // Undecided pairs go to the review queue, as the personas they became.
     let persona_at =

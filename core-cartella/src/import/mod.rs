@@ -5,21 +5,23 @@
 //! Every problem names the file, line and column and never the value (it may be personal
 //! data). Rows with a problem are reported and left out; the others are kept.
 
+pub mod jobs;
 pub mod load;
 pub mod rows;
 
 use std::{
     borrow::Cow,
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fmt,
     fs::File,
     io::Read,
-    path::{Path, PathBuf},
+    path::PathBuf,
+    sync::Arc,
 };
 
 use time::{Date, Month};
 
-pub use rows::{CartellaRow, NucleoRow, PersonaRow, PrestazioneRow, read_export};
+pub use rows::{CartellaRow, FILES, NucleoRow, PersonaRow, PrestazioneRow, read_export};
 
 /// One problem in an export, by place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +65,37 @@ pub struct Row<'a> {
     pub line: u64,
 }
 
+/// Where an export's files are: an office's folder, or the files uploaded with a job.
+#[derive(Clone)]
+pub enum Source {
+    Dir(PathBuf),
+    /// File name → content.
+    Files(BTreeMap<String, Arc<[u8]>>),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dir(_) => f.write_str("Source::Dir"),
+            Self::Files(files) => f.debug_tuple("Source::Files").field(&files.keys().collect::<Vec<_>>()).finish(),
+        }
+    }
+}
+
+impl Source {
+    fn open(&self, name: &str) -> Option<Box<dyn Read>> {
+        match self {
+            Self::Dir(dir) => File::open(dir.join(name)).ok().map(|f| Box::new(f) as Box<dyn Read>),
+            Self::Files(files) => files.get(name).map(|b| Box::new(std::io::Cursor::new(b.clone())) as Box<dyn Read>),
+        }
+    }
+}
+
 impl CsvFile {
-    /// Opens `dir/name` and checks its header has every column in `required`.
-    pub fn open(dir: &Path, name: &str, required: &[&str]) -> Result<Self, Problem> {
-        let path: PathBuf = dir.join(name);
-        let file = File::open(&path).map_err(|_| whole_file(name, "cannot be opened"))?;
-        Self::from_reader(name, Box::new(file), required)
+    /// Opens the file `name` of `src` and checks its header has every column in `required`.
+    pub fn open(src: &Source, name: &str, required: &[&str]) -> Result<Self, Problem> {
+        let file = src.open(name).ok_or_else(|| whole_file(name, "cannot be opened"))?;
+        Self::from_reader(name, file, required)
     }
 
     pub fn from_reader(name: &str, r: Box<dyn Read>, required: &[&str]) -> Result<Self, Problem> {

@@ -1,11 +1,12 @@
 //! The four files of an office's export as typed rows, each checked on its own and against
 //! the rows it refers to (a cartella's persona, a prestazione's cartella). A row in error is
 //! left out, and so are the rows that refer to it, each with its own problem.
-use std::{collections::HashSet, path::Path};
+use std::collections::HashSet;
 
+use cartella_proto::v1::{CaratterePrestazione, Parentela, ProvaMezzi, StatoPrestazione};
 use time::Date;
 
-use super::{CsvFile, Problem, Row, parse_date, parse_euro_cents};
+use super::{CsvFile, Problem, Row, Source, parse_date, parse_euro_cents};
 use crate::linkage::{Record, Sesso};
 
 /// A persona row. Debug redacts the personal data.
@@ -32,7 +33,14 @@ pub struct NucleoRow {
     pub line: u64,
     pub id: String,
     pub persona: String,
-    pub intestatario: bool,
+    /// `cartella.v1.Parentela` number; `Intestatario` for the household's reference person.
+    pub parentela: i32,
+}
+
+impl NucleoRow {
+    pub fn intestatario(&self) -> bool {
+        self.parentela == Parentela::Intestatario as i32
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +62,20 @@ pub struct PrestazioneRow {
     pub id: String,
     pub cartella: String,
     pub codice: String,
-    pub inizio: Date,
+    pub denominazione: String,
+    /// `cartella.v1.CaratterePrestazione` number.
+    pub carattere: i32,
+    /// `cartella.v1.ProvaMezzi` number.
+    pub prova_mezzi: i32,
+    pub protocollo: String,
+    pub inizio: Option<Date>,
     pub fine: Option<Date>,
+    pub erogazione: Option<Date>,
+    /// Monthly amount of a periodic prestazione, total of an occasional one.
     pub importo_centesimi: i64,
+    pub periodo_erogazione: Option<i32>,
+    /// `cartella.v1.StatoPrestazione` number.
+    pub stato: i32,
 }
 
 /// Everything good in an export, and every problem found.
@@ -66,6 +85,8 @@ pub struct Export {
     pub nuclei: Vec<NucleoRow>,
     pub cartelle: Vec<CartellaRow>,
     pub prestazioni: Vec<PrestazioneRow>,
+    /// Households with a row in error: they are left out whole.
+    pub nuclei_in_errore: HashSet<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -74,8 +95,16 @@ pub const NUCLEI: &str = "nuclei.csv";
 pub const CARTELLE: &str = "cartelle.csv";
 pub const PRESTAZIONI: &str = "prestazioni.csv";
 
-/// Reads an office's folder. `today` bounds dates that cannot be in the future.
-pub fn read_export(dir: &Path, today: Date) -> Export {
+/// The files of an export, in the order they are read.
+pub const FILES: [&str; 4] = [PERSONE, NUCLEI, CARTELLE, PRESTAZIONI];
+
+/// The columns `prestazioni.csv` must have; `data_inizio`, `data_fine`, `data_erogazione`,
+/// `periodo_erogazione` and `stato` are optional columns.
+pub const PRESTAZIONI_COLUMNS: [&str; 8] =
+    ["id_prestazione", "id_cartella", "codice_prestazione", "denominazione", "carattere", "prova_mezzi", "protocollo_domanda", "importo"];
+
+/// Reads an office's export. `today` bounds dates that cannot be in the future.
+pub fn read_export(dir: &Source, today: Date) -> Export {
     let mut x = Export::default();
     let mut ids = HashSet::new();
     each_row(
@@ -93,13 +122,18 @@ pub fn read_export(dir: &Path, today: Date) -> Export {
     let persone: HashSet<&str> = x.persone.iter().map(|p| p.id.as_str()).collect();
     each_row(dir, NUCLEI, &["id_nucleo", "id_persona", "relazione"], &mut x.problems, |row, problems| {
         let id = required(row, "id_nucleo", problems)?;
-        let persona = reference(row, "id_persona", &persone, PERSONE, problems)?;
-        let intestatario = match row.get("relazione").to_ascii_lowercase().as_str() {
-            "intestatario" => true,
-            "componente" | "" => false,
-            _ => return report(problems, row.problem("relazione", "must be intestatario or componente")),
+        let Some(persona) = reference(row, "id_persona", &persone, PERSONE, problems) else {
+            x.nuclei_in_errore.insert(id);
+            return None;
         };
-        x.nuclei.push(NucleoRow { line: row.line, id, persona, intestatario });
+        let Some(parentela) = parentela(&row.get("relazione")) else {
+            x.nuclei_in_errore.insert(id);
+            return report(
+                problems,
+                row.problem("relazione", "must be intestatario, componente or a kinship (coniuge, figlio, genitore, …)"),
+            );
+        };
+        x.nuclei.push(NucleoRow { line: row.line, id, persona, parentela: parentela as i32 });
         Some(())
     });
     let mut ids = HashSet::new();
@@ -111,24 +145,18 @@ pub fn read_export(dir: &Path, today: Date) -> Export {
     });
     let cartelle: HashSet<&str> = x.cartelle.iter().map(|c| c.id.as_str()).collect();
     let mut ids = HashSet::new();
-    each_row(
-        dir,
-        PRESTAZIONI,
-        &["id_prestazione", "id_cartella", "codice_prestazione", "data_inizio", "data_fine", "importo"],
-        &mut x.problems,
-        |row, problems| {
-            let p = prestazione(row, &cartelle, problems)?;
-            unique(row, "id_prestazione", &p.id, &mut ids, problems)?;
-            x.prestazioni.push(p);
-            Some(())
-        },
-    );
+    each_row(dir, PRESTAZIONI, &PRESTAZIONI_COLUMNS, &mut x.problems, |row, problems| {
+        let p = prestazione(row, &cartelle, problems)?;
+        unique(row, "id_prestazione", &p.id, &mut ids, problems)?;
+        x.prestazioni.push(p);
+        Some(())
+    });
     x
 }
 
 /// Calls `f` on every row of a file; a missing file or header is one problem.
 fn each_row(
-    dir: &Path,
+    dir: &Source,
     name: &str,
     required: &[&str],
     problems: &mut Vec<Problem>,
@@ -284,13 +312,69 @@ fn cartella(row: &Row<'_>, persone: &HashSet<&str>, today: Date, problems: &mut 
     })
 }
 
+/// `cartella.v1.Parentela` of the names exports use: `componente` when the office keeps no
+/// kinship.
+pub fn parentela(s: &str) -> Option<Parentela> {
+    Some(match s.to_ascii_lowercase().replace([' ', '-'], "_").as_str() {
+        "intestatario" | "intestataria" | "capofamiglia" => Parentela::Intestatario,
+        "componente" | "" | "altro" => Parentela::Altro,
+        "coniuge" => Parentela::Coniuge,
+        "figlio" | "figlia" => Parentela::Figlio,
+        "genitore" | "padre" | "madre" => Parentela::Genitore,
+        "fratello" | "sorella" => Parentela::Fratello,
+        "nonno" | "nonna" => Parentela::Nonno,
+        "nipote" => Parentela::Nipote,
+        "convivente" => Parentela::Convivente,
+        "altro_parente" => Parentela::AltroParente,
+        _ => return None,
+    })
+}
+
+fn enum_column<T>(row: &Row<'_>, column: &str, parse: fn(&str) -> Option<T>, reason: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    let v = row.get(column);
+    if v.is_empty() {
+        return report(problems, row.problem(column, "required value missing"));
+    }
+    parse(&v.to_ascii_lowercase()).or_else(|| report(problems, row.problem(column, reason)))
+}
+
+fn carattere(s: &str) -> Option<CaratterePrestazione> {
+    match s {
+        "periodica" | "1" => Some(CaratterePrestazione::Periodica),
+        "occasionale" | "2" => Some(CaratterePrestazione::Occasionale),
+        _ => None,
+    }
+}
+
+fn prova_mezzi(s: &str) -> Option<ProvaMezzi> {
+    match s.replace([' ', '-'], "_").as_str() {
+        "isee" => Some(ProvaMezzi::Isee),
+        "altra" => Some(ProvaMezzi::Altra),
+        "isee_esente" => Some(ProvaMezzi::IseeEsente),
+        "nessuna" => Some(ProvaMezzi::Nessuna),
+        _ => None,
+    }
+}
+
+fn stato_prestazione(s: &str) -> Option<StatoPrestazione> {
+    match s {
+        "" | "attiva" => Some(StatoPrestazione::Attiva),
+        "conclusa" => Some(StatoPrestazione::Conclusa),
+        "revocata" => Some(StatoPrestazione::Revocata),
+        _ => None,
+    }
+}
+
 fn prestazione(row: &Row<'_>, cartelle: &HashSet<&str>, problems: &mut Vec<Problem>) -> Option<PrestazioneRow> {
     let before = problems.len();
     let id = required(row, "id_prestazione", problems);
     let cartella = reference(row, "id_cartella", cartelle, CARTELLE, problems);
     let codice = required(row, "codice_prestazione", problems);
-    let inizio = date(row, "data_inizio", false, problems).flatten();
+    let carattere = enum_column(row, "carattere", carattere, "must be periodica or occasionale", problems);
+    let prova = enum_column(row, "prova_mezzi", prova_mezzi, "must be isee, altra, isee_esente or nessuna", problems);
+    let inizio = date(row, "data_inizio", true, problems).flatten();
     let fine = date(row, "data_fine", true, problems).flatten();
+    let erogazione = date(row, "data_erogazione", true, problems).flatten();
     if let (Some(i), Some(f)) = (inizio, fine)
         && f < i
     {
@@ -300,6 +384,17 @@ fn prestazione(row: &Row<'_>, cartelle: &HashSet<&str>, problems: &mut Vec<Probl
     if importo.is_none() {
         problems.push(row.problem("importo", "must be an amount in euro such as 123,45"));
     }
+    let periodo = match row.get("periodo_erogazione").as_ref() {
+        "" => Some(None),
+        p => match p.parse::<i32>() {
+            Ok(n) if (1..=12).contains(&n) => Some(Some(n)),
+            _ => report(problems, row.problem("periodo_erogazione", "must be a number of months, 1 to 12")),
+        },
+    };
+    let stato = stato_prestazione(&row.get("stato").to_ascii_lowercase());
+    if stato.is_none() {
+        problems.push(row.problem("stato", "must be attiva, conclusa, revocata or empty"));
+    }
     if problems.len() > before {
         return None;
     }
@@ -308,14 +403,23 @@ fn prestazione(row: &Row<'_>, cartelle: &HashSet<&str>, problems: &mut Vec<Probl
         id: id?,
         cartella: cartella?,
         codice: codice?,
-        inizio: inizio?,
+        denominazione: row.get("denominazione").into_owned(),
+        carattere: carattere? as i32,
+        prova_mezzi: prova? as i32,
+        protocollo: row.get("protocollo_domanda").into_owned(),
+        inizio,
         fine,
+        erogazione,
         importo_centesimi: importo?,
+        periodo_erogazione: periodo?,
+        stato: stato? as i32,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use time::macros::date;
 
     use super::*;
@@ -346,9 +450,13 @@ P5;Neri;Ugo;;;;;\r\n",
         write(
             d,
             PRESTAZIONI,
-            b"id_prestazione;id_cartella;codice_prestazione;data_inizio;data_fine;importo\nS1;C1;A1.01;01/03/2020;;12,50\nS2;C2;A1.01;01/03/2020;;1\nS3;C4;;01/03/2020;01/02/2020;1.000,00\nS1;C4;B1.02;01/03/2020;;3\n",
+            b"id_prestazione;id_cartella;codice_prestazione;denominazione;carattere;prova_mezzi;protocollo_domanda;data_inizio;data_fine;data_erogazione;importo;stato\n\
+S1;C1;A1.01;Assistenza domiciliare;periodica;isee;P1;01/03/2020;;;12,50;\n\
+S2;C2;A1.01;Assistenza domiciliare;periodica;isee;P2;01/03/2020;;;1;\n\
+S3;C4;;Assistenza;mensile;nessuno;P3;01/03/2020;01/02/2020;;1.000,00;sospesa\n\
+S1;C4;B1.02;Contributo economico;Occasionale;nessuna;P4;;;01/03/2020;3;conclusa\n",
         );
-        let x = read_export(d, date!(2026 - 11 - 28));
+        let x = read_export(&Source::Dir(d.to_path_buf()), date!(2026 - 11 - 28));
         let got: Vec<String> = x.problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             got,
@@ -360,30 +468,33 @@ P5;Neri;Ugo;;;;;\r\n",
                 "persone.csv:5: column id_persona: identifier already used on an earlier line",
                 "persone.csv:6: column data_nascita: birth date out of range (future or before 1890)",
                 "nuclei.csv:3: column id_persona: refers to a row missing from persone.csv or in error there",
-                "nuclei.csv:4: column relazione: must be intestatario or componente",
+                "nuclei.csv:4: column relazione: must be intestatario, componente or a kinship (coniuge, figlio, genitore, …)",
                 "cartelle.csv:3: column id_persona: refers to a row missing from persone.csv or in error there",
                 "cartelle.csv:4: column data_apertura: required value missing",
                 "cartelle.csv:4: column area_utenza: not one of the known areas",
                 "cartelle.csv:4: column stato: must be aperta or chiusa",
                 "prestazioni.csv:3: column id_cartella: refers to a row missing from cartelle.csv or in error there",
                 "prestazioni.csv:4: column codice_prestazione: required value missing",
+                "prestazioni.csv:4: column carattere: must be periodica or occasionale",
+                "prestazioni.csv:4: column prova_mezzi: must be isee, altra, isee_esente or nessuna",
                 "prestazioni.csv:4: column data_fine: ends before it starts",
                 "prestazioni.csv:4: column importo: must be an amount in euro such as 123,45",
+                "prestazioni.csv:4: column stato: must be attiva, conclusa, revocata or empty",
                 "prestazioni.csv:5: column id_prestazione: identifier already used on an earlier line",
             ]
         );
         assert_eq!(x.persone.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec!["P1", "P5"]);
-        assert_eq!(x.nuclei.len(), 1);
+        assert_eq!(x.nuclei.iter().map(|n| (n.persona.as_str(), n.intestatario())).collect::<Vec<_>>(), vec![("P1", true)]);
         assert_eq!(x.cartelle.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["C1", "C4"]);
         assert_eq!(x.prestazioni.iter().map(|p| (p.id.as_str(), p.importo_centesimi)).collect::<Vec<_>>(), vec![("S1", 1250)]);
         // Values never appear in problems.
-        assert!(!got.iter().any(|p| p.contains("Rossi") || p.contains("31/02") || p.contains("marziani")));
+        assert!(!got.iter().any(|p| p.contains("Rossi") || p.contains("31/02") || p.contains("marziani") || p.contains("mensile")));
     }
 
     #[test]
     fn missing_file_is_one_problem() {
         let dir = tempfile::tempdir().expect("tmp");
-        let x = read_export(dir.path(), date!(2026 - 11 - 28));
+        let x = read_export(&Source::Dir(dir.path().to_path_buf()), date!(2026 - 11 - 28));
         assert_eq!(x.problems.len(), 4);
         assert_eq!(x.problems[0].to_string(), "persone.csv: cannot be opened");
     }

@@ -23,6 +23,8 @@ pub struct CoreArgs {
     signing_key: Option<PathBuf>,
     #[command(flatten)]
     stats: super::stats::ProjectorArgs,
+    #[command(flatten)]
+    import: super::import::ImportRootArgs,
 }
 
 pub async fn run(a: CoreArgs) -> Result<()> {
@@ -33,6 +35,7 @@ pub async fn run(a: CoreArgs) -> Result<()> {
         (None, None) => bail!("core needs --verify-key (public PEM) or --signing-key"),
     };
     let tls = a.grpc.tls()?;
+    let core_options = a.import.core_options()?;
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
     let addr = a.grpc.grpc_addr;
@@ -43,7 +46,7 @@ pub async fn run(a: CoreArgs) -> Result<()> {
     let (stats_stop, on_stats_stop) = super::stopper();
     let stats_task = a.stats.projector(&store).map(|p| p.spawn(on_stats_stop()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let routes = core_cartella::server::routes_until(&store, verifier, Some(stopping))
+    let routes = core_cartella::server::routes_with(&store, verifier, Some(stopping), &core_options)
         .await
         .map_err(anyhow::Error::from_boxed)
         .context("gRPC routes")?;

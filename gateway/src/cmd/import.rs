@@ -1,16 +1,22 @@
 //! `sigess import`: one office's CSV export into core's store (a core-side job: it opens
 //! the store). Persons are linked against the hub and among the rows first; each person is
-//! then written with their cartelle in one transaction. `--dry-run` writes nothing and lists
-//! every problem by file, line and column. Re-running the same export imports only what is
-//! missing.
+//! then written with their rows of every file and their household in one transaction.
+//! `--dry-run` writes nothing and lists every problem by file, line and column. Re-running
+//! the same export imports only what is missing. Also the import root flag of `up` and
+//! `core`, from which `ImportService` jobs may read.
 use std::{io::IsTerminal, path::PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
-    import::load::{ImportOptions, import},
+    import::{
+        Source,
+        jobs::ImportConfig,
+        load::{ImportOptions, import},
+    },
     linkage::Config,
+    server::CoreOptions,
     store::Store,
 };
 
@@ -58,7 +64,7 @@ pub async fn run(a: ImportArgs) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let opts = ImportOptions { origine, dry_run: a.dry_run, linkage };
-    let s = import(&store, &caller, &a.dir, &opts, &mut |done, total| {
+    let s = import(&store, &caller, &Source::Dir(a.dir.clone()), &opts, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -77,7 +83,8 @@ pub async fn run(a: ImportArgs) -> Result<()> {
     );
     println!("pairs for review: {}  codici fiscali not trusted (not stored): {}", s.coppie_da_rivedere, s.cf_non_affidabili);
     println!("cartelle: {} new, {} already imported", s.cartelle_nuove, s.cartelle_gia_importate);
-    println!("nuclei read: {}  prestazioni read: {} (checked, not imported yet)", s.nuclei_letti, s.prestazioni_lette);
+    println!("prestazioni: {} new, {} already imported", s.prestazioni_nuove, s.prestazioni_gia_importate);
+    println!("nuclei: {} new, {} already imported", s.nuclei_nuovi, s.nuclei_gia_importati);
     Ok(())
 }
 
@@ -106,7 +113,7 @@ pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) ->
         let origine = office.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let ufficio = origine.split('-').next().unwrap_or_default().to_string();
         let opts = ImportOptions { origine: origine.clone(), dry_run: false, linkage: Config::default() };
-        let s = import(store, &importer(ente, &ufficio, &origine), &office, &opts, &mut |_, _| {}).await?;
+        let s = import(store, &importer(ente, &ufficio, &origine), &Source::Dir(office.clone()), &opts, &mut |_, _| {}).await?;
         tracing::info!(
             origine,
             problems = s.problems.len(),
@@ -115,8 +122,30 @@ pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) ->
             unite = s.persone_unite,
             da_rivedere = s.coppie_da_rivedere,
             cartelle = s.cartelle_nuove,
+            prestazioni = s.prestazioni_nuove,
+            nuclei = s.nuclei_nuovi,
             "office export imported"
         );
     }
     Ok(())
+}
+
+/// Where `ImportService` jobs may read office exports from (`up`, `core`).
+#[derive(Args, Debug, Clone)]
+pub struct ImportRootArgs {
+    /// Folder whose sub-folders import jobs (gRPC ImportService, REST /api/v1/importazioni)
+    /// may read exports from, named by a relative path; nothing outside it is read. Without
+    /// it jobs import only uploaded files.
+    #[arg(long, env = "SIGESS_IMPORT_ROOT")]
+    pub import_root: Option<PathBuf>,
+}
+
+impl ImportRootArgs {
+    /// Core's options with this root; a root that is not a readable folder stops the start.
+    pub fn core_options(&self) -> Result<CoreOptions> {
+        if let Some(root) = &self.import_root {
+            anyhow::ensure!(root.is_dir(), "--import-root {} is not a folder", root.display());
+        }
+        Ok(CoreOptions { import: ImportConfig { root: self.import_root.clone(), ..ImportConfig::default() } })
+    }
 }

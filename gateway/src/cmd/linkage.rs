@@ -7,7 +7,7 @@ use std::{io::Write, path::PathBuf, time::Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use core_cartella::{
-    import::read_export,
+    import::{Source, read_export},
     linkage::{self, Config, FIELDS},
 };
 
@@ -59,7 +59,7 @@ pub fn run(a: LinkageArgs) -> Result<()> {
     let (mut origin, mut records, mut problems) = (Vec::new(), Vec::new(), 0usize);
     for dir in &offices {
         let office = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let x = read_export(dir, today);
+        let x = read_export(&Source::Dir(dir.clone()), today);
         problems += x.problems.len();
         for p in x.persone {
             records.push(linkage::prepare(&p.record));

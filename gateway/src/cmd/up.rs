@@ -65,12 +65,15 @@ pub struct UpArgs {
     engine: gateway::delivery::EngineArgs,
     #[command(flatten)]
     stats: super::stats::ProjectorArgs,
+    #[command(flatten)]
+    import: super::import::ImportRootArgs,
 }
 
 pub async fn run(a: UpArgs) -> Result<()> {
     let signer = TokenSigner::load_or_create(&a.key.signing_key).context("signing key")?;
     let spid = a.spid.config().context("SPID/CIE login settings")?;
     let grpc_tls = a.grpc.tls()?;
+    let core_options = a.import.core_options()?;
     let store = a.store.open().await?;
     tracing::info!(backend = ?store.backend(), "store open, migrations applied");
     let edge_url = a.edge_database_url.clone().unwrap_or_else(|| gateway::edge_store::default_url_beside(&a.store.database_url));
@@ -142,7 +145,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let (stop, on_stop) = stopper();
     let verifier = signer.verifier()?;
     // Feed streams end when the hub stops, on core's port and through the gateway alike.
-    let routes = core_cartella::server::routes_until(&store, verifier, Some(stop.subscribe()))
+    let routes = core_cartella::server::routes_with(&store, verifier, Some(stop.subscribe()), &core_options)
         .await
         .map_err(anyhow::Error::from_boxed)
         .context("gRPC routes")?;

@@ -307,6 +307,7 @@ pub fn document(api: &Api) -> Value {
         let item = paths.entry(c.full_path()).or_insert_with(|| json!({}));
         item[c.route.verb.as_str()] = operation(api, c, &comments, package);
     }
+    super::importazioni::document(&mut paths, &mut schemas);
     paths.insert("/oauth/token".into(), token_endpoint());
     schemas.insert("TokenResponse".into(), token_response_schema());
     schemas.insert("OAuthError".into(), oauth_error_schema());
