@@ -1,12 +1,12 @@
-//! Assembles the gRPC server of core: the three `cartella.v1` services behind caller-token
+//! Assembles the gRPC server of core: the `cartella.v1` services behind caller-token
 //! authentication, plus standard health (tracking the store) and reflection, served in
 //! plaintext (loopback) or over rustls with optional client certificates (mTLS).
 use std::{fmt, future::Future, net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
-    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, siuss_service_server::SiussServiceServer,
-    stats_service_server::StatsServiceServer,
+    delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer,
+    revisione_service_server::RevisioneServiceServer, siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -19,17 +19,18 @@ use tonic_health::ServingStatus;
 
 use crate::{
     auth::TokenVerifier,
-    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, SiussSvc, StatsSvc},
+    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, RevisioneSvc, SiussSvc, StatsSvc},
     store::Store,
 };
 
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     "cartella.v1.CartellaService",
     "cartella.v1.FeedService",
     "cartella.v1.StatsService",
     "cartella.v1.SiussService",
     "cartella.v1.DeliveryService",
     "cartella.v1.AuditService",
+    "cartella.v1.RevisioneService",
 ];
 
 /// Verifies the caller token of every call and puts the `Caller` in the request extensions.
@@ -130,7 +131,8 @@ pub async fn routes_until(
         .add_service(StatsServiceServer::with_interceptor(StatsSvc::new(store.clone()), auth.clone()))
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth.clone()))
-        .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth));
+        .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth.clone()))
+        .add_service(RevisioneServiceServer::with_interceptor(RevisioneSvc::new(store.clone()), auth));
     Ok(routes)
 }
 

@@ -5,6 +5,7 @@ mod audit;
 mod cartella;
 mod delivery;
 mod feed;
+mod revisione;
 mod siuss;
 mod stats;
 
@@ -12,6 +13,7 @@ pub use audit::AuditSvc;
 pub use cartella::CartellaSvc;
 pub use delivery::DeliverySvc;
 pub use feed::FeedSvc;
+pub use revisione::RevisioneSvc;
 pub use siuss::SiussSvc;
 pub use stats::StatsSvc;
 
