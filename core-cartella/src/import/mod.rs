@@ -6,6 +6,7 @@
 //! data). Rows with a problem are reported and left out; the others are kept.
 
 pub mod load;
+pub mod revisione;
 pub mod rows;
 
 use std::{
