@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cartella/v1/delivery_service.proto",
         "cartella/v1/audit_service.proto",
         "cartella/v1/import_service.proto",
+        "cartella/v1/revisione_service.proto",
     ];
     let fds = protox::compile(files, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -3,7 +3,8 @@
 
 The hub delivers its changes to a small webhook receiver started here, which first refuses
 them (422: dead letters) and later accepts them, so a dead letter can be retried from the
-console and seen delivered. INPS's refusal of one flow is posted through the WaaS API as
+console and seen delivered. The demo also imports fake office exports (made here by
+conformance/linkage/gen_offices.py), so the review queue holds pairs to decide. INPS's refusal of one flow is posted through the WaaS API as
 INPS would. Every page is opened and checked with axe-core (injected from the local npm
 package): no serious or critical violation. Logins, retries, searches and forms are driven
 with the keyboard.
@@ -21,6 +22,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -72,8 +74,11 @@ class Hub:
         threading.Thread(target=self.hook.serve_forever, daemon=True).start()
         data = pathlib.Path(self.tmp.name) / "data"
         self.key = data / "hub-signing-key.pem"
+        uffici = pathlib.Path(self.tmp.name) / "uffici"
+        subprocess.run([sys.executable, str(ROOT / "conformance" / "linkage" / "gen_offices.py"), "--persons", "120", "--seed", "11",
+                        "--out", str(uffici)], check=True, stdout=subprocess.DEVNULL)
         self.proc = subprocess.Popen(
-            [SIGESS, "up", "--demo", "--demo-size", "4",
+            [SIGESS, "up", "--demo", "--demo-size", "4", "--demo-import", str(uffici),
              "--database-url", f"sqlite://{data}/sigess.db", "--signing-key", str(self.key),
              "--grpc-addr", f"127.0.0.1:{free_port()}", "--http-addr", f"127.0.0.1:{self.http}",
              "--webhook-url", f"http://127.0.0.1:{self.hook.server_address[1]}/hook", "--webhook-kinds", "persona",
@@ -359,3 +364,59 @@ def test_07_access_register_by_person(hub, browser):
     shot(browser, "registro")
     # A dpo has no delivery pages, and the API refuses them.
     assert not browser.find_elements(By.CSS_SELECTOR, "nav a[href='/console/consegne']")
+
+
+def test_08_review_queue_merge_different_and_undo(hub, browser):
+    anagrafe = hub.token("--roles", "anagrafe", "--subject", "op-anagrafe-verifica")
+    _, r = hub.call(anagrafe, "/api/v1/revisioni?page_size=500")
+    pairs = {p["id"]: p for p in r["revisioni"]}
+    assert len(pairs) >= 2, f"the demo import queued pairs to decide: {r}"
+    logout(browser)
+    login(browser, hub, "demo-anagrafe")
+    browser.get(f"{hub.base}/console/revisioni")
+    ready(browser)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "button[data-revisione]"))
+    axe(browser, "revisioni")
+    # A pair opened with the keyboard: the comparison takes the focus.
+    first = browser.find_element(By.CSS_SELECTOR, "button[data-revisione]")
+    pair = first.get_attribute("data-revisione")
+    first.send_keys(Keys.ENTER)
+    wait(browser, EC.visibility_of_element_located((By.ID, "confronto")))
+    assert browser.switch_to.active_element.get_attribute("id") == "titolo-confronto"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#tabella-confronto tbody tr")
+    assert len(rows) >= 10 and rows[0].text.startswith("Cognome"), [r.text for r in rows]
+    assert "Probabilità" in browser.find_element(By.ID, "sintesi-confronto").text
+    axe(browser, "revisioni-confronto")
+    shot(browser, "revisioni")
+    # The same person, the second record staying.
+    browser.find_element(By.ID, "superstite-b").send_keys(Keys.SPACE)
+    browser.find_element(By.ID, "stessa-persona").send_keys(Keys.ENTER)
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "esito"), "Stessa persona"))
+    survivor = pairs[pair]["persona_b_id"]
+    _, got = hub.call(anagrafe, f"/api/v1/revisioni/{pair}?purpose=verifica")
+    assert got["revisione"]["stato"] == "STATO_REVISIONE_STESSA_PERSONA", got
+    fusione = got["revisione"]["fusione_id"]
+    _, f = hub.call(anagrafe, f"/api/v1/fusioni?persona_id={survivor}")
+    assert f["fusioni"][0]["id"] == fusione and f["fusioni"][0]["superstite_id"] == survivor, f
+    # Another pair: two different people.
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "button[data-revisione]"))
+    second = browser.find_element(By.CSS_SELECTOR, "button[data-revisione]")
+    other = second.get_attribute("data-revisione")
+    assert other != pair
+    second.send_keys(Keys.ENTER)
+    wait(browser, EC.visibility_of_element_located((By.ID, "confronto")))
+    browser.find_element(By.ID, "persone-diverse").send_keys(Keys.ENTER)
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "esito"), "persone diverse"))
+    _, got = hub.call(anagrafe, f"/api/v1/revisioni/{other}?purpose=verifica")
+    assert got["revisione"]["stato"] == "STATO_REVISIONE_PERSONE_DIVERSE", got
+    # The merge undone from its row in the list of merges: the pair is open again.
+    undo = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"button[data-fusione='{fusione}']"))
+    undo.send_keys(Keys.ENTER)
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "esito"), "annullata"))
+    _, got = hub.call(anagrafe, f"/api/v1/revisioni/{pair}?purpose=verifica")
+    assert got["revisione"]["stato"] == "STATO_REVISIONE_APERTA", got
+    axe(browser, "revisioni-dopo")
+    # Others have no such page, and the API refuses them.
+    admin = hub.token("--roles", "amministratore")
+    code, _ = hub.call(admin, "/api/v1/revisioni")
+    assert code == 403

@@ -65,6 +65,10 @@ pub enum Role {
     /// The data protection officer: reads the registro degli accessi (the audit trail about
     /// a person), no records by this role.
     Dpo,
+    /// Keeps one anagrafica per person: decides the pairs record linkage left for review,
+    /// merges personas found to be one and undoes merges, within its scope. Reads the
+    /// personas of the pairs it examines (audited), no other records by this role.
+    Anagrafe,
 }
 
 impl Role {
@@ -76,6 +80,7 @@ impl Role {
             "amministratore" => Some(Self::Amministratore),
             "siuss" => Some(Self::Siuss),
             "dpo" => Some(Self::Dpo),
+            "anagrafe" => Some(Self::Anagrafe),
             _ => None,
         }
     }
@@ -88,6 +93,7 @@ impl Role {
             Self::Amministratore => "amministratore",
             Self::Siuss => "siuss",
             Self::Dpo => "dpo",
+            Self::Anagrafe => "anagrafe",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::{fmt, future::Future, net::SocketAddr, time::Duration};
 use cartella_proto::v1::{
     FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer, cartella_service_server::CartellaServiceServer,
     delivery_service_server::DeliveryServiceServer, feed_service_server::FeedServiceServer, import_service_server::ImportServiceServer,
-    siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
+    revisione_service_server::RevisioneServiceServer, siuss_service_server::SiussServiceServer, stats_service_server::StatsServiceServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -20,7 +20,7 @@ use tonic_health::ServingStatus;
 use crate::{
     auth::TokenVerifier,
     import::jobs::{ImportConfig, Jobs, MAX_UPLOAD},
-    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, ImportSvc, SiussSvc, StatsSvc},
+    service::{AuditSvc, CartellaSvc, DeliverySvc, FeedSvc, ImportSvc, RevisioneSvc, SiussSvc, StatsSvc},
     store::Store,
 };
 
@@ -31,7 +31,7 @@ pub struct CoreOptions {
     pub import: ImportConfig,
 }
 
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     "cartella.v1.CartellaService",
     "cartella.v1.FeedService",
     "cartella.v1.StatsService",
@@ -39,6 +39,7 @@ pub const SERVICES: [&str; 7] = [
     "cartella.v1.DeliveryService",
     "cartella.v1.AuditService",
     "cartella.v1.ImportService",
+    "cartella.v1.RevisioneService",
 ];
 
 /// Verifies the caller token of every call and puts the `Caller` in the request extensions.
@@ -153,6 +154,7 @@ pub async fn routes_with(
         .add_service(SiussServiceServer::with_interceptor(SiussSvc::new(store.clone()), auth.clone()))
         .add_service(DeliveryServiceServer::with_interceptor(DeliverySvc::new(store.clone()), auth.clone()))
         .add_service(AuditServiceServer::with_interceptor(AuditSvc::new(store.clone()), auth.clone()))
+        .add_service(RevisioneServiceServer::with_interceptor(RevisioneSvc::new(store.clone()), auth.clone()))
         // Uploaded exports are larger than any record: room for the files and their framing.
         .add_service(InterceptedService::new(
             ImportServiceServer::new(ImportSvc::new(jobs)).max_decoding_message_size(MAX_UPLOAD + 1024 * 1024),

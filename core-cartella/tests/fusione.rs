@@ -13,7 +13,10 @@ use core_cartella::{
     CoreError,
     auth::{Caller, CallerKind, Role},
     record::Kind,
-    store::{Store, StoreOptions},
+    store::{
+        Page, Store, StoreOptions,
+        revisione::{Decisione, PERSONE_DIVERSE},
+    },
 };
 use sqlx::Row;
 
@@ -23,7 +26,7 @@ fn caller() -> Caller {
         subject: "op-fusione".into(),
         ente: "H501".into(),
         ufficio: Some("M01".into()),
-        roles: vec![Role::Operatore],
+        roles: vec![Role::Operatore, Role::Anagrafe],
         purpose: "unificazione anagrafica".into(),
         request_id: "t".into(),
     }
@@ -118,19 +121,42 @@ async fn merge_and_unmerge(backend: Backend) {
     assert_eq!(store.get::<Nucleo>(&c, &n1, "").await.unwrap().membri[0].persona_id, p1);
     assert_eq!(owner(&store, "cartella", &c1).await, p1);
     let outbox_after: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(store.pool()).await.unwrap().try_get(0).unwrap();
-    assert_eq!(outbox_after - outbox_before, 4, "c2, a2, n2 (reference) and n1 (member) rewritten, each with an outbox row");
+    assert_eq!(
+        outbox_after - outbox_before,
+        6,
+        "c2, a2, n2 (reference) and n1 (member) rewritten, each with an outbox row; the merged persona and the survivor one each"
+    );
+    // A moved record's body carries the version of its row: it can be updated at once.
+    let moved = store.get::<Cartella>(&c, &c2, "").await.unwrap();
+    let row_version: i64 = sqlx::query("SELECT version FROM cartella WHERE id = $1")
+        .bind(c2.clone())
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!((moved.meta.as_ref().unwrap().version, row_version), (2, 2));
+    assert_eq!(moved.meta.as_ref().unwrap().updated_by, "op-fusione");
+    let mut note = moved.clone();
+    note.operatore_responsabile = "op-m01-007".into();
+    store.update(&c, note).await.unwrap();
+    assert_eq!(store.get::<Persona>(&c, &p1, "").await.unwrap().meta.unwrap().version, 2, "the survivor has a new version");
     assert_eq!(store.audit_count(Kind::Persona, &p2, "merge").await.unwrap(), 1);
     assert_eq!(store.audit_count(Kind::Persona, &p1, "merge").await.unwrap(), 1);
-    let list = store.fusioni(&c, &p1).await.unwrap();
-    assert_eq!((list.len(), list[0].fusa.as_str(), list[0].annullata), (1, p2.as_str(), false));
+    let list = store.fusioni(&c, &p1, &Page::default()).await.unwrap().0;
+    assert_eq!((list.len(), list[0].fusa.as_str(), list[0].annullata()), (1, p2.as_str(), false));
+    assert_eq!((list[0].id.as_str(), list[0].spostati), (f.id.as_str(), 4));
     assert!(matches!(store.merge_persone(&c, &p1, &p2).await, Err(CoreError::NotFound { .. })), "already merged");
     assert!(store.merge_persone(&c, &p1, &p1).await.is_err());
 
     // A cartella opened for the survivor after the merge stays with it on undo.
     let c3 = cartella(&store, &p1).await;
-    store.unmerge_persone(&c, &f).await.unwrap();
-    assert_eq!(store.get::<Persona>(&c, &p2, "").await.unwrap().cognome, "Rosi");
-    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, p2);
+    let undone = store.unmerge_persone(&c, &f.id).await.unwrap();
+    assert!(undone.annullata());
+    let back = store.get::<Persona>(&c, &p2, "").await.unwrap();
+    assert_eq!((back.cognome.as_str(), back.meta.unwrap().version), ("Rosi", 3), "created 1, merged 2, back 3");
+    let c2_back = store.get::<Cartella>(&c, &c2, "").await.unwrap();
+    assert_eq!((c2_back.persona_id.as_str(), c2_back.meta.unwrap().version), (p2.as_str(), 4), "moved, updated, moved back");
     assert_eq!(owner(&store, "cartella", &c2).await, p2);
     assert_eq!(owner(&store, "cartella", &c3).await, p1);
     assert_eq!(owner(&store, "cartella", &c1).await, p1);
@@ -141,8 +167,11 @@ async fn merge_and_unmerge(backend: Backend) {
     n2_members.sort();
     assert_eq!(n2_members, vec![p1.clone()], "p1 was a member of n2 before the merge and still is");
     assert_eq!(store.audit_count(Kind::Persona, &p2, "unmerge").await.unwrap(), 1);
-    assert!(store.fusioni(&c, &p1).await.unwrap()[0].annullata);
-    assert!(matches!(store.unmerge_persone(&c, &f).await, Err(CoreError::NotFound { .. })), "undone once");
+    assert!(store.fusioni(&c, &p1, &Page::default()).await.unwrap().0[0].annullata());
+    assert!(matches!(store.unmerge_persone(&c, &f.id).await, Err(CoreError::NotFound { .. })), "undone once");
+    // Without role anagrafe nobody merges, even a writer.
+    let writer = Caller { roles: vec![Role::Operatore], ..caller() };
+    assert!(matches!(store.merge_persone(&writer, &p1, &p2).await, Err(CoreError::Denied(_))));
     store.close().await;
     db.drop_pg().await;
 }
@@ -156,25 +185,38 @@ async fn review_queue(backend: Backend) {
     assert!(store.queue_review("H501", &p2, &p1, 0.72, "cognome: simile").await.unwrap());
     assert!(!store.queue_review("H501", &p1, &p2, 0.72, "cognome: simile").await.unwrap(), "queued once whatever the order");
     assert!(store.queue_review("H501", &p1, &p3, 0.55, "nome: uguale").await.unwrap());
-    let q = store.review_queue(&c).await.unwrap();
+    let q = store.revisioni(&c, "", &Page::default()).await.unwrap().0;
     assert_eq!(q.len(), 2);
     assert!((q[0].probabilita - 0.72).abs() < 1e-9, "most likely first");
     assert_eq!(q[0].evidenza, "cognome: simile");
-    let (a, b) = (q[0].persona_a.clone(), q[0].persona_b.clone());
-    let same = store.decide_review(&c, &q[0].id, true).await.unwrap();
+    assert_eq!(q[0].ufficio_a.as_deref(), Some("M01"));
+    // Paging by one keeps the order and ends.
+    let first = store.revisioni(&c, "", &Page { size: 1, token: String::new() }).await.unwrap();
+    assert_eq!(first.0[0].id, q[0].id);
+    let second = store.revisioni(&c, "", &Page { size: 1, token: first.1 }).await.unwrap();
+    assert_eq!((second.0[0].id.as_str(), second.1.as_str()), (q[1].id.as_str(), ""));
+    // The survivor is the one chosen: p1, whatever its place in the pair.
+    let same = store.decide_review(&c, &q[0].id, &Decisione::StessaPersona { superstite: p1.clone() }).await.unwrap();
     assert!(same.fusione_id.is_some());
-    // The survivor is persona_a; the cartella now belongs to it.
-    let survivor_of_c2 = if b == p2 { a.clone() } else { p2.clone() };
-    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, survivor_of_c2);
-    let other = store.review_queue(&c).await.unwrap();
+    assert_eq!(store.get::<Cartella>(&c, &c2, "").await.unwrap().persona_id, p1);
+    assert!(matches!(store.get::<Persona>(&c, &p2, "").await, Err(CoreError::NotFound { .. })));
+    let other = store.revisioni(&c, "", &Page::default()).await.unwrap().0;
     assert_eq!(other.len(), 1);
-    let diff = store.decide_review(&c, &other[0].id, false).await.unwrap();
-    assert_eq!(diff.stato, "persone_diverse");
+    let wrong = Decisione::StessaPersona { superstite: p2.clone() };
+    assert!(matches!(store.decide_review(&c, &other[0].id, &wrong).await, Err(CoreError::Invalid(_))), "not one of the pair");
+    let diff = store.decide_review(&c, &other[0].id, &Decisione::PersoneDiverse).await.unwrap();
+    assert_eq!(diff.stato, PERSONE_DIVERSE);
     assert_eq!(store.audit_count(Kind::Persona, &p3, "distinct").await.unwrap(), 1);
-    assert!(store.review_queue(&c).await.unwrap().is_empty());
-    assert!(matches!(store.decide_review(&c, &other[0].id, true).await, Err(CoreError::Conflict(_))));
+    assert!(store.revisioni(&c, "", &Page::default()).await.unwrap().0.is_empty());
+    assert_eq!(store.revisioni(&c, PERSONE_DIVERSE, &Page::default()).await.unwrap().0.len(), 1);
+    let again = Decisione::StessaPersona { superstite: p1.clone() };
+    assert!(matches!(store.decide_review(&c, &other[0].id, &again).await, Err(CoreError::Conflict(_))));
     let outsider = Caller { ente: "F205".into(), ..caller() };
-    assert!(matches!(store.decide_review(&outsider, &other[0].id, true).await, Err(CoreError::NotFound { .. })));
+    assert!(matches!(store.decide_review(&outsider, &other[0].id, &again).await, Err(CoreError::NotFound { .. })));
+    // Undoing the merge opens its pair again.
+    store.unmerge_persone(&c, same.fusione_id.as_deref().unwrap()).await.unwrap();
+    let reopened = store.revisioni(&c, "", &Page::default()).await.unwrap().0;
+    assert_eq!((reopened.len(), reopened[0].id.as_str(), reopened[0].fusione_id.as_deref()), (1, q[0].id.as_str(), None));
     store.close().await;
     db.drop_pg().await;
 }

@@ -183,3 +183,34 @@ async fn clients_and_operators_for_administrators_only() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_page_for_role_anagrafe() {
+    let hub = start(true).await;
+    let r = hub.http.post(format!("{}/console/accesso-demo", hub.base)).form(&[("operatore", "demo-anagrafe")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let r = hub.http.get(format!("{}/console/revisioni", hub.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"tabella-confronto\"") && page.contains("href=\"/console/revisioni\""));
+    assert!(!page.contains("alert-warning") && !page.contains("href=\"/console/consegne\""), "its own page only");
+    // The session reaches RevisioneService; a write needs the CSRF token.
+    let r = hub.http.get(format!("{}/api/v1/revisioni", hub.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let session: Value =
+        hub.http.get(format!("{}/oidc/rp/session", hub.base)).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+    let csrf = session["csrf_token"].as_str().unwrap();
+    let body = json!({ "superstite_id": uuid::Uuid::now_v7().to_string(), "fusa_id": uuid::Uuid::now_v7().to_string() });
+    let url = format!("{}/api/v1/fusioni", hub.base);
+    let r = hub.http.post(&url).header("cookie", &cookie).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no CSRF token, no write");
+    let r = hub.http.post(&url).header("cookie", &cookie).header("x-csrf-token", csrf).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "core answered: no such persona");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // The amministratore's session has no review queue.
+    let r = hub.http.post(format!("{}/console/accesso-demo", hub.base)).form(&[("operatore", "demo-amministratore")]).send().await.unwrap();
+    let admin = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let r = hub.http.get(format!("{}/api/v1/revisioni", hub.base)).header("cookie", &admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

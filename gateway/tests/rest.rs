@@ -546,6 +546,8 @@ async fn every_route(in_process: bool) {
     assert_eq!(again.body["gia_registrata"], true);
     env.post("/api/v1/segnalazioni", &t, segnalazione).await.problem(403);
 
+    revisioni(&env).await;
+
     // Every route of the table was exercised successfully.
     let covered = env.covered.lock().unwrap().clone();
     for route in rest::routes::ROUTES {
@@ -553,6 +555,91 @@ async fn every_route(in_process: bool) {
         assert!(covered.contains(&key), "route {key:?} not exercised");
     }
     env.stop().await;
+}
+
+/// The review queue and merges over REST, for role anagrafe: the pair with its evidence,
+/// both personas side by side, the decision, the merges listed and undone, a merge made
+/// directly; bad input and other roles answered with problem documents.
+async fn revisioni(env: &Env) {
+    let t = env.op("M04");
+    let a = env.post("/api/v1/persone", &t, persona("Gallo", "Luca", 11)).await.id();
+    let b = env.post("/api/v1/persone", &t, persona("Galli", "Luca", 12)).await.id();
+    let evidenza = "cognome: simile (Jaro-Winkler >= 0.80) (+2.5)\nnome: uguale (+4.0)\nluogo_nascita: mancante\npeso complessivo: +0.9";
+    assert!(env.store.queue_review("H501", &a, &b, 0.66, evidenza).await.unwrap());
+    let anagrafe = env.token(Some("M04"), &[Role::Anagrafe]);
+
+    let r = env.get("/api/v1/revisioni", "/api/v1/revisioni?page_size=10", &anagrafe).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let pair = r.body["revisioni"][0].clone();
+    assert_eq!((pair["probabilita"].as_f64(), pair["stato"].as_str()), (Some(0.66), Some("STATO_REVISIONE_APERTA")), "{pair}");
+    assert_eq!(
+        pair["evidenza"]["confronti"][0],
+        json!({ "campo": "cognome", "livello": "simile (Jaro-Winkler >= 0.80)", "peso": 2.5, "mancante": false })
+    );
+    assert_eq!(pair["evidenza"]["confronti"][2]["mancante"], true);
+    assert_eq!(pair["evidenza"]["peso_totale"], 0.9);
+    let id = pair["id"].as_str().unwrap().to_string();
+    let one = format!("/api/v1/revisioni/{id}");
+    let r = env.get("/api/v1/revisioni/{id}", &format!("{one}?purpose=verifica%20doppioni"), &anagrafe).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut cognomi = [r.body["a"]["persona"]["cognome"].as_str().unwrap(), r.body["b"]["persona"]["cognome"].as_str().unwrap()];
+    cognomi.sort_unstable();
+    assert_eq!(cognomi, ["Galli", "Gallo"]);
+    assert_eq!(
+        env.store.audit_count(core_cartella::record::Kind::Persona, &a, "read").await.unwrap(),
+        1,
+        "the side-by-side read is audited"
+    );
+
+    // Bad input and other roles, as problem documents.
+    env.get("/api/v1/revisioni", "/api/v1/revisioni?stato=STATO_REVISIONE_FORSE", &anagrafe).await.problem(400);
+    assert_eq!(env.get("/api/v1/revisioni", "/api/v1/revisioni?page_token=zz", &anagrafe).await.problem(400).invalid(), ["page_token"]);
+    assert_eq!(env.get("/api/v1/revisioni/{id}", "/api/v1/revisioni/non-un-id", &anagrafe).await.problem(400).invalid(), ["id"]);
+    env.get("/api/v1/revisioni", "/api/v1/revisioni", &t).await.problem(403);
+    env.get("/api/v1/revisioni/{id}", &one, &env.token(None, &[Role::Amministratore])).await.problem(403);
+    let decide = format!("{one}/decisione");
+    let post = |body: Value| env.send(Method::POST, "/api/v1/revisioni/{id}/decisione", &decide, Some(&anagrafe), Some(body), &[]);
+    assert_eq!(post(json!({ "esito": "ESITO_STESSA_PERSONA" })).await.problem(400).invalid(), ["decisione.superstite_id"]);
+    post(json!({ "esito": "ESITO_STESSA_PERSONA", "superstite": a })).await.problem(400);
+    assert_eq!(env.store.revisioni(&caller_m04_anagrafe(), "", &Default::default()).await.unwrap().0.len(), 1, "nothing decided");
+
+    // The same person: b merged into a.
+    let r = post(json!({ "esito": "ESITO_STESSA_PERSONA", "superstite_id": a })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["stato"], "STATO_REVISIONE_STESSA_PERSONA");
+    let fusione = r.body["fusione_id"].as_str().unwrap().to_string();
+    post(json!({ "esito": "ESITO_PERSONE_DIVERSE" })).await.problem(422);
+    env.get("/api/v1/persone/{id}", &format!("/api/v1/persone/{b}"), &t).await.problem(404);
+    let r = env.get("/api/v1/fusioni", &format!("/api/v1/fusioni?persona_id={a}"), &anagrafe).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["fusioni"][0]["id"].as_str(), r.body["fusioni"][0]["fusa_id"].as_str()), (Some(fusione.as_str()), Some(b.as_str())));
+    let undo = format!("/api/v1/fusioni/{fusione}/annullamento");
+    let r = env.send(Method::POST, "/api/v1/fusioni/{id}/annullamento", &undo, Some(&anagrafe), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body["annullata_at"].as_str().unwrap_or("").is_empty());
+    env.send(Method::POST, "/api/v1/fusioni/{id}/annullamento", &undo, Some(&anagrafe), None, &[]).await.problem(404);
+    assert_eq!(env.get("/api/v1/persone/{id}", &format!("/api/v1/persone/{b}"), &t).await.status, StatusCode::OK, "back");
+
+    // A merge made directly (201), its bad forms refused.
+    let r = env.post("/api/v1/fusioni", &anagrafe, json!({ "superstite_id": b, "fusa_id": a })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((r.body["superstite_id"].as_str(), r.body["ufficio_fusa"].as_str()), (Some(b.as_str()), Some("M04")));
+    assert_eq!(env.post("/api/v1/fusioni", &anagrafe, json!({ "superstite_id": b })).await.problem(400).invalid(), ["fusione.fusa_id"]);
+    env.post("/api/v1/fusioni", &anagrafe, json!({ "superstite_id": b, "fusa_id": a, "nota": "x" })).await.problem(400);
+    env.post("/api/v1/fusioni", &t, json!({ "superstite_id": a, "fusa_id": b })).await.problem(403);
+}
+
+/// The caller behind the M04 anagrafe token, for reading the store in assertions.
+fn caller_m04_anagrafe() -> Caller {
+    Caller {
+        kind: CallerKind::Operatore,
+        subject: "op-M04".into(),
+        ente: "H501".into(),
+        ufficio: Some("M04".into()),
+        roles: vec![Role::Anagrafe],
+        purpose: "test".into(),
+        request_id: String::new(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

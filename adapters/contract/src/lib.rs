@@ -49,7 +49,9 @@ pub struct Change {
     pub kind: String,
     /// The changed record's id.
     pub id: String,
-    /// 1 create, 2 update.
+    /// 1 create, 2 update, 3 merge: a persona merged into the persona `persona_id` names (the
+    /// survivor), after which its id no longer resolves (an update of it later means the
+    /// merge was undone).
     pub op: i64,
     pub version: i64,
     pub ente: String,

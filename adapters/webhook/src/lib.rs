@@ -96,7 +96,11 @@ pub fn event_json(c: &Change) -> serde_json::Value {
         "cursor": c.cursor,
         "kind": c.kind,
         "id": c.id,
-        "operazione": if c.op == 1 { "create" } else { "update" },
+        "operazione": match c.op {
+            1 => "create",
+            3 => "merge",
+            _ => "update",
+        },
         "version": c.version,
         "ente": c.ente,
         "ufficio": c.ufficio,
@@ -262,6 +266,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&planned[0].delivery.body).expect("json");
         assert_eq!(v["id"], "rec-3");
         assert_eq!(v["operazione"], "create");
+        for (op, name) in [(2, "update"), (3, "merge")] {
+            let v = event_json(&Change { op, persona_id: "p-survivor".into(), ..c.clone() });
+            assert_eq!((v["operazione"].as_str(), v["persona_id"].as_str()), (Some(name), Some("p-survivor")));
+        }
         // RFC 4231 test case 2.
         assert_eq!(
             signature(b"Jefe", b"what do ya want for nothing?").as_deref(),

@@ -167,7 +167,7 @@ async fn imported(store: &Store, ente: &str, origine: &str, kind: &str) -> Resul
 }
 
 /// The ente's personas as linkage records (place as Belfiore code, as the import's rows).
-async fn hub_persone(store: &Store, ente: &str) -> Result<(Vec<String>, Vec<Record>)> {
+pub(super) async fn hub_persone(store: &Store, ente: &str) -> Result<(Vec<String>, Vec<Record>)> {
     let rows = Q::new("SELECT id, body FROM persona WHERE ente = ").bind_text(ente).push(" ORDER BY id").fetch_all(store.pool()).await?;
     let (mut ids, mut recs) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
     for r in rows {

@@ -7,6 +7,7 @@
 
 pub mod jobs;
 pub mod load;
+pub mod revisione;
 pub mod rows;
 
 use std::{

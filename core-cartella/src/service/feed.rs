@@ -13,7 +13,7 @@ use crate::{
     error::CoreError,
     record::Kind,
     server::stopped,
-    store::{Change, Cursor, Store},
+    store::{Change, Cursor, OP_CREATE, OP_MERGE, Store},
 };
 
 /// Changes read per query.
@@ -47,7 +47,11 @@ fn to_event(c: Change) -> pb::ChangeEvent {
         cursor: c.cursor.to_string(),
         kind: c.kind,
         id: c.id,
-        operazione: if c.op == 1 { pb::Operazione::Create as i32 } else { pb::Operazione::Update as i32 },
+        operazione: match c.op {
+            OP_CREATE => pb::Operazione::Create,
+            OP_MERGE => pb::Operazione::Merge,
+            _ => pb::Operazione::Update,
+        } as i32,
         version: c.version,
         ente: c.ente,
         ufficio: c.ufficio,

@@ -6,6 +6,7 @@ mod cartella;
 mod delivery;
 mod feed;
 mod import;
+mod revisione;
 mod siuss;
 mod stats;
 
@@ -14,6 +15,7 @@ pub use cartella::CartellaSvc;
 pub use delivery::DeliverySvc;
 pub use feed::FeedSvc;
 pub use import::ImportSvc;
+pub use revisione::RevisioneSvc;
 pub use siuss::SiussSvc;
 pub use stats::StatsSvc;
 

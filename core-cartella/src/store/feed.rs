@@ -44,12 +44,19 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// A record created (`outbox.op`).
+pub const OP_CREATE: i64 = 1;
+/// A record changed.
+pub const OP_UPDATE: i64 = 2;
+/// A persona merged into the persona the change's `persona_id` names.
+pub const OP_MERGE: i64 = 3;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub cursor: Cursor,
     pub kind: String,
     pub id: String,
-    /// 1 create, 2 update.
+    /// [`OP_CREATE`], [`OP_UPDATE`] or [`OP_MERGE`].
     pub op: i64,
     pub version: i64,
     pub ente: String,
@@ -114,10 +121,12 @@ impl Store {
         let today_s = crate::domain::codes::format_date(today);
         let mut q = select_after(self.backend, cursor);
         // A persona's changes follow the persona's own scope (everyone who sees the anagrafica
-        // hears of its updates); everything else the cartella's.
+        // hears of its updates); everything else the cartella's. A merged persona no longer
+        // exists: its merge is seen by those who see the survivor its `persona_id` names (for
+        // every other persona change `persona_id` is the record itself).
         q.push(" AND ((kind <> 'persona' AND ");
         push_scope(&mut q, caller, ScopeClass::Cartella, Mode::Read, &today_s);
-        q.push(") OR (kind = 'persona' AND record_id IN (SELECT id FROM persona WHERE ");
+        q.push(") OR (kind = 'persona' AND COALESCE(persona_id, record_id) IN (SELECT id FROM persona WHERE ");
         push_scope(&mut q, caller, ScopeClass::Persona, Mode::Read, &today_s);
         q.push(")))");
         push_kinds(&mut q, kinds);

@@ -34,7 +34,7 @@ use sqlx::{
 use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::watch;
 
-pub use feed::{Change, Cursor};
+pub use feed::{Change, Cursor, OP_CREATE, OP_MERGE, OP_UPDATE};
 pub use records::{ListFilter, MAX_PAGE, Page, PersonaSearch};
 pub use segnalazioni::Registrata;
 pub use stats::{CellaCartelle, CellaPrestazioni, Riepilogo};

@@ -134,7 +134,7 @@ pub(super) fn decode<R: Record>(row: &AnyRow) -> Result<R> {
     R::decode(body.as_slice()).map_err(|_| CoreError::Internal(format!("undecodable {} record", R::KIND.name())))
 }
 
-fn check_page(page: &Page) -> Result<u32> {
+pub(super) fn check_page(page: &Page) -> Result<u32> {
     if !page.token.is_empty() && (page.token.len() > 64 || !page.token.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')) {
         return Err(CoreError::invalid("page.page_token", "is not a token this service issued"));
     }

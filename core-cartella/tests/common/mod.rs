@@ -6,7 +6,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use cartella_proto::v1::{
-    cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient, stats_service_client::StatsServiceClient,
+    cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient,
+    revisione_service_client::RevisioneServiceClient, stats_service_client::StatsServiceClient,
 };
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
@@ -96,6 +97,10 @@ impl Hub {
 
     pub async fn feed(&self, token: &str) -> FeedServiceClient<InterceptedService<Channel, Bearer>> {
         FeedServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
+    pub async fn revisione(&self, token: &str) -> RevisioneServiceClient<InterceptedService<Channel, Bearer>> {
+        RevisioneServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
     }
 
     pub async fn stats(&self, token: &str) -> StatsServiceClient<InterceptedService<Channel, Bearer>> {

@@ -449,9 +449,167 @@ async function registro() {
   altri.addEventListener('click', () => cerca(true));
 }
 
+// ---------------------------------------------------------------- Persone da unificare
+
+const FINALITA_REVISIONE = 'verifica di possibili doppioni nell\'anagrafica';
+const SESSI = { SESSO_MASCHIO: 'maschio', SESSO_FEMMINA: 'femmina' };
+// The fields linkage compares, in its order, then the others shown side by side.
+const CAMPI = [
+  ['cognome', 'Cognome', (p) => p.cognome],
+  ['nome', 'Nome', (p) => p.nome],
+  ['data_nascita', 'Data di nascita', (p) => p.data_nascita],
+  ['luogo_nascita', 'Luogo di nascita', (p) => p.luogo_nascita],
+  ['sesso', 'Sesso', (p) => SESSI[p.sesso]],
+  ['codice_fiscale', 'Codice fiscale', (p) => p.codice_fiscale],
+];
+const ALTRI_CAMPI = [
+  ['Cittadinanza', (p) => p.cittadinanza],
+  ['Residenza', (p) => { const r = p.residenza || {}; return [r.indirizzo, r.cap, r.codice_comune].filter(Boolean).join(', '); }],
+  ['Ufficio che l\'ha registrata', (p) => (p.meta || {}).ufficio || 'tutto l\'ente'],
+  ['Identificativo', (p) => (p.meta || {}).id],
+];
+const CONTEGGI = [['cartelle', 'Cartelle'], ['accessi', 'Accessi'], ['prestazioni', 'Prestazioni'], ['nuclei', 'Nuclei familiari']];
+const STATI_REVISIONE = { STATO_REVISIONE_APERTA: 'da decidere', STATO_REVISIONE_STESSA_PERSONA: 'stessa persona', STATO_REVISIONE_PERSONE_DIVERSE: 'persone diverse' };
+const peso = new Intl.NumberFormat('it-IT', { minimumFractionDigits: 1, maximumFractionDigits: 1, signDisplay: 'exceptZero' });
+const percento = new Intl.NumberFormat('it-IT', { style: 'percent', maximumFractionDigits: 0 });
+
+/** An id shortened for tables (its last 8 characters), the whole id as a tooltip. */
+function idBreve(id) {
+  return id ? el('code', { title: id, text: id.slice(-8) }) : '—';
+}
+
+async function revisioni() {
+  const tbody = document.querySelector('#revisioni tbody');
+  const altre = document.getElementById('altre-revisioni');
+  const confronto = document.getElementById('confronto');
+  const decisione = document.getElementById('decisione');
+  let token = '';
+  let contate = 0;
+  let aperta = null;
+  let provenienza = null;
+
+  const indizi = (r) => (r.evidenza?.confronti || []).filter((c) => !c.mancante)
+    .sort((x, y) => Math.abs(Number(y.peso || 0)) - Math.abs(Number(x.peso || 0))).slice(0, 3)
+    .map((c) => `${c.campo}: ${c.livello}`).join('; ') || '—';
+  const riga = (r) => {
+    contate += 1;
+    return el('tr', {},
+      el('th', { scope: 'row', class: 'text-end', text: percento.format(Number(r.probabilita || 0)) }),
+      el('td', {}, `${r.ufficio_a || '—'} · `, idBreve(r.persona_a_id)),
+      el('td', {}, `${r.ufficio_b || '—'} · `, idBreve(r.persona_b_id)),
+      el('td', { text: indizi(r) }),
+      el('td', { class: 'azioni' }, el('button', { type: 'button', class: 'btn btn-primary btn-xs', 'data-revisione': r.id,
+        'aria-label': `Esamina la coppia ${contate}`, text: 'Esamina', onclick: (ev) => apri(r.id, ev.currentTarget) })));
+  };
+  const carica = async (continua) => {
+    const stato = document.getElementById('stato-revisioni').value;
+    if (!continua) contate = 0;
+    try {
+      const r = await api('/api/v1/revisioni', { query: { stato, page_size: 50, page_token: continua ? token : '' } });
+      const rows = (r.revisioni || []).map(riga);
+      if (continua) tbody.append(...rows);
+      else righe(tbody, rows, 'Nessuna coppia in questo stato.', 5);
+      token = r.next_page_token || '';
+      altre.hidden = !token;
+    } catch (e) {
+      annuncia(`Impossibile leggere le coppie: ${e.message}`, 'danger');
+    }
+  };
+  const mostra = (d) => {
+    const r = d.revisione || {};
+    const a = (d.a || {}).persona || null;
+    const b = (d.b || {}).persona || null;
+    const conf = Object.fromEntries((r.evidenza?.confronti || []).map((c) => [c.campo, c]));
+    const valore = (p, f) => (p ? f(p) || '—' : 'non più presente (unificata)');
+    const fila = (nome, va, vb, livello = '—', w = '—') => el('tr', {},
+      el('th', { scope: 'row', text: nome }), el('td', { text: va }), el('td', { text: vb }), el('td', { text: livello }), el('td', { class: 'text-end', text: w }));
+    const rows = CAMPI.map(([campo, nome, f]) => {
+      const c = conf[campo];
+      return fila(nome, valore(a, f), valore(b, f), c ? c.livello : '—', c && !c.mancante ? peso.format(Number(c.peso || 0)) : '—');
+    });
+    for (const [nome, f] of ALTRI_CAMPI) rows.push(fila(nome, valore(a, f), valore(b, f)));
+    for (const [k, nome] of CONTEGGI) rows.push(fila(`${nome} (visibili)`, numero.format(Number((d.a || {})[k] || 0)), numero.format(Number((d.b || {})[k] || 0))));
+    document.querySelector('#tabella-confronto tbody').replaceChildren(...rows);
+    const ev = r.evidenza || {};
+    document.getElementById('sintesi-confronto').textContent =
+      `Probabilità che siano la stessa persona: ${percento.format(Number(r.probabilita || 0))}; peso complessivo ${peso.format(Number(ev.peso_totale || 0))}`
+      + `${ev.nomi_scambiati ? '; cognome e nome risultano scambiati' : ''}. Stato: ${STATI_REVISIONE[r.stato] || r.stato}.`;
+    document.getElementById('superstite-a').checked = true;
+    decisione.hidden = r.stato !== 'STATO_REVISIONE_APERTA';
+  };
+  const apri = async (id, da) => {
+    try {
+      const d = await api(`/api/v1/revisioni/${encodeURIComponent(id)}`, { query: { purpose: FINALITA_REVISIONE } });
+      aperta = d.revisione;
+      provenienza = da;
+      mostra(d);
+      confronto.hidden = false;
+      document.getElementById('titolo-confronto').focus();
+    } catch (e) {
+      annuncia(`Impossibile aprire la coppia: ${e.message}`, 'danger');
+    }
+  };
+  const chiudi = () => {
+    confronto.hidden = true;
+    aperta = null;
+    const torna = provenienza && provenienza.isConnected ? provenienza
+      : document.querySelector('#revisioni button[data-revisione]') || document.getElementById('stato-revisioni');
+    provenienza = null;
+    torna.focus();
+  };
+  const fusioni = async () => {
+    try {
+      const { fusioni: lista = [] } = await api('/api/v1/fusioni', { query: { page_size: 50 } });
+      righe(document.querySelector('#fusioni tbody'), lista.map((f) => el('tr', {},
+        el('th', { scope: 'row', text: quando(f.at) }),
+        el('td', {}, idBreve(f.superstite_id)),
+        el('td', {}, `${f.ufficio_fusa || '—'} · `, idBreve(f.fusa_id)),
+        el('td', { class: 'text-end', text: numero.format(Number(f.spostati || 0)) }),
+        el('td', { text: f.actor }),
+        el('td', {}, f.annullata_at ? badge(`annullata il ${quando(f.annullata_at)}`, 'secondary') : badge('in vigore', 'success')),
+        el('td', { class: 'azioni' }, f.annullata_at ? '' : el('button', { type: 'button', class: 'btn btn-outline-danger btn-xs', 'data-fusione': f.id,
+          'aria-label': `Annulla l'unificazione ${f.id.slice(-8)}`, text: 'Annulla', onclick: () => annulla(f) })))),
+      'Nessuna unificazione.', 7);
+    } catch (e) {
+      annuncia(`Impossibile leggere le unificazioni: ${e.message}`, 'danger');
+    }
+  };
+  const annulla = async (f) => {
+    try {
+      await api(`/api/v1/fusioni/${encodeURIComponent(f.id)}/annullamento`, { method: 'POST' });
+      annuncia(`Unificazione ${f.id.slice(-8)} annullata: la persona ${f.fusa_id.slice(-8)} è di nuovo a sé.`, 'success');
+      await Promise.all([carica(false), fusioni()]);
+      document.getElementById('titolo-fusioni').focus();
+    } catch (e) {
+      annuncia(`Unificazione non annullata: ${e.message}`, 'danger');
+    }
+  };
+  const decidi = async (body, fatto) => {
+    try {
+      await api(`/api/v1/revisioni/${encodeURIComponent(aperta.id)}/decisione`, { method: 'POST', body });
+      annuncia(fatto, 'success');
+      await Promise.all([carica(false), fusioni()]);
+      chiudi();
+    } catch (e) {
+      annuncia(`Decisione non registrata: ${e.message}`, 'danger');
+    }
+  };
+  document.getElementById('filtro-revisioni').addEventListener('submit', (ev) => { ev.preventDefault(); carica(false); });
+  altre.addEventListener('click', () => carica(true));
+  decisione.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const resta = document.getElementById('superstite-b').checked ? aperta.persona_b_id : aperta.persona_a_id;
+    decidi({ esito: 'ESITO_STESSA_PERSONA', superstite_id: resta }, `Stessa persona: i due record sono unificati in ${resta.slice(-8)}.`);
+  });
+  document.getElementById('persone-diverse').addEventListener('click', () =>
+    decidi({ esito: 'ESITO_PERSONE_DIVERSE' }, 'Coppia segnata come persone diverse.'));
+  document.getElementById('chiudi-confronto').addEventListener('click', chiudi);
+  await Promise.all([carica(false), fusioni()]);
+}
+
 // ---------------------------------------------------------------- Client e operatori
 
-const RUOLI = ['operatore', 'consultazione', 'statistica', 'amministratore', 'dpo'];
+const RUOLI = ['operatore', 'consultazione', 'statistica', 'amministratore', 'dpo', 'anagrafe'];
 
 function sceltaRuoli(box, scelti = []) {
   const nome = box.dataset.nome;
@@ -553,7 +711,7 @@ async function utenze() {
 
 // ---------------------------------------------------------------- Avvio
 
-const PAGINE = { '': panoramica, consegne, inps, statistiche, registro, utenze };
+const PAGINE = { '': panoramica, consegne, inps, statistiche, registro, revisioni, utenze };
 
 async function avvio() {
   const pagina = document.body.dataset.pagina;

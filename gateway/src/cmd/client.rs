@@ -66,8 +66,8 @@ pub struct ClientAddArgs {
     /// Ufficio the client is bound to; omit for an ente-wide client.
     #[arg(long)]
     ufficio: Option<String>,
-    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo, siuss
-    /// (INPS pulling SIUSS flows through WaaS).
+    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo,
+    /// anagrafe, siuss (INPS pulling SIUSS flows through WaaS).
     #[arg(long, value_enum, value_delimiter = ',', required = true)]
     roles: Vec<RoleArg>,
     /// Declared purpose of processing, written to the audit trail.

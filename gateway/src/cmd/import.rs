@@ -101,7 +101,8 @@ fn importer(ente: &str, ufficio: &str, origine: &str) -> Caller {
 }
 
 /// Imports every office folder under `dir` (sub-folders named `Mnn-…`, ufficio `Mnn`), in
-/// name order, logging counts per office.
+/// name order, logging counts per office; then links the ente's whole anagrafica once and
+/// queues the pairs a person should decide.
 pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) -> Result<()> {
     let mut offices: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -127,6 +128,10 @@ pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) ->
             "office export imported"
         );
     }
+    let queued = core_cartella::import::revisione::queue_undecided_pairs(store, ente, &Config::default())
+        .await
+        .context("linking the ente's anagrafica for the review queue")?;
+    tracing::info!(coppie = queued, "pairs of personas queued for review");
     Ok(())
 }
 

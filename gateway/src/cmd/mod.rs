@@ -144,6 +144,9 @@ pub enum RoleArg {
     Siuss,
     /// Data protection officer: reads the registro degli accessi.
     Dpo,
+    /// Keeps one anagrafica per person: the review queue of possible duplicates, merges and
+    /// their undoing; reads the personas of the pairs it examines.
+    Anagrafe,
 }
 
 impl From<RoleArg> for Role {
@@ -155,6 +158,7 @@ impl From<RoleArg> for Role {
             RoleArg::Amministratore => Role::Amministratore,
             RoleArg::Siuss => Role::Siuss,
             RoleArg::Dpo => Role::Dpo,
+            RoleArg::Anagrafe => Role::Anagrafe,
         }
     }
 }

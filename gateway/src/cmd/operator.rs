@@ -34,7 +34,7 @@ pub struct OperatorAddArgs {
     /// Ufficio (e.g. M01); omit for an ente-wide operator.
     #[arg(long)]
     ufficio: Option<String>,
-    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo.
+    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo, anagrafe.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "operatore")]
     roles: Vec<RoleArg>,
 }

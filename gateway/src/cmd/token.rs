@@ -36,7 +36,7 @@ pub struct TokenArgs {
     /// Ufficio (e.g. M01 … M15); omit for an ente-wide caller.
     #[arg(long)]
     ufficio: Option<String>,
-    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo.
+    /// Comma-separated roles: operatore, consultazione, statistica, amministratore, dpo, anagrafe.
     #[arg(long, value_enum, default_value = "operatore", value_delimiter = ',')]
     roles: Vec<RoleArg>,
     /// Caller id written to the audit trail (operator id or client id).

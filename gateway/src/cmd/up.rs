@@ -55,8 +55,9 @@ pub struct UpArgs {
     demo_size: u32,
     /// With --demo: also import a folder of fake office exports (one sub-folder per office,
     /// named like M01-A for Municipio I; made by conformance/linkage/gen_offices.py), whose
-    /// duplicates are linked to the demo's people and to each other. Re-runs import nothing
-    /// twice.
+    /// duplicates are linked to the demo's people and to each other, then queue for review
+    /// the pairs of personas one linkage over the whole anagrafica leaves undecided. Re-runs
+    /// import nothing twice.
     #[arg(long, env = "SIGESS_DEMO_IMPORT", requires = "demo")]
     demo_import: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -114,7 +114,7 @@ fn parse_roles(names: &[String]) -> Result<Vec<Role>, &'static str> {
     }
     let mut out = Vec::new();
     for n in names {
-        let r = Role::parse(n.trim()).ok_or("a role is not one of operatore, consultazione, statistica, amministratore, dpo")?;
+        let r = Role::parse(n.trim()).ok_or("a role is not one of operatore, consultazione, statistica, amministratore, dpo, anagrafe")?;
         if !out.contains(&r) {
             out.push(r);
         }
@@ -438,6 +438,7 @@ mod tests {
         assert_eq!(parse_roles(&["dpo".into(), "dpo".into()]), Ok(vec![Role::Dpo]));
         assert!(parse_roles(&[]).is_err());
         assert!(parse_roles(&["root".into()]).is_err());
+        assert_eq!(parse_roles(&["anagrafe".into(), "operatore".into()]), Ok(vec![Role::Anagrafe, Role::Operatore]));
         assert_eq!(ufficio(Some(" m01 ")), Ok(Some("M01".into())));
         assert_eq!(ufficio(Some("")), Ok(None));
         assert!(ufficio(Some("M01; DROP")).is_err());

@@ -1,6 +1,7 @@
 //! The web console under `/console`: pages for the people who run the hub (overview, dead
-//! letters, INPS flows, statistics, the registro degli accessi, clients and operators),
-//! in Bootstrap Italia, with no external asset and no inline script (strict CSP).
+//! letters, INPS flows, statistics, the registro degli accessi, the personas to merge,
+//! clients and operators), in Bootstrap Italia, with no external asset and no inline script
+//! (strict CSP).
 //!
 //! Pages are rendered here around one shell (header, navigation by role, footer); their
 //! data comes from the browser calling `/api/v1` with the operator's session cookie (and the
@@ -41,10 +42,11 @@ pub struct Console {
 }
 
 /// The operators `--demo` registers, one per console role: id, label, role.
-pub const DEMO_OPERATORS: [(&str, &str, Role); 3] = [
+pub const DEMO_OPERATORS: [(&str, &str, Role); 4] = [
     ("demo-amministratore", "Amministratore dell'hub", Role::Amministratore),
     ("demo-dpo", "Responsabile della protezione dei dati", Role::Dpo),
     ("demo-statistica", "Statistica (livello conoscitivo)", Role::Statistica),
+    ("demo-anagrafe", "Anagrafe (persone da unificare)", Role::Anagrafe),
 ];
 
 /// Registers the demo operators (ente-wide, fake codici fiscali) unless they exist.

@@ -13,11 +13,13 @@ pub enum Page {
     Inps,
     Statistiche,
     Registro,
+    Revisioni,
     Utenze,
 }
 
 impl Page {
-    pub const ALL: [Page; 6] = [Page::Panoramica, Page::Consegne, Page::Inps, Page::Statistiche, Page::Registro, Page::Utenze];
+    pub const ALL: [Page; 7] =
+        [Page::Panoramica, Page::Consegne, Page::Inps, Page::Statistiche, Page::Registro, Page::Revisioni, Page::Utenze];
 
     /// Path segment under `/console/` (empty for the overview).
     pub fn slug(self) -> &'static str {
@@ -27,6 +29,7 @@ impl Page {
             Page::Inps => "inps",
             Page::Statistiche => "statistiche",
             Page::Registro => "registro",
+            Page::Revisioni => "revisioni",
             Page::Utenze => "utenze",
         }
     }
@@ -38,6 +41,7 @@ impl Page {
             Page::Inps => "Flussi INPS SIUSS",
             Page::Statistiche => "Statistiche",
             Page::Registro => "Registro degli accessi",
+            Page::Revisioni => "Persone da unificare",
             Page::Utenze => "Client e operatori",
         }
     }
@@ -48,6 +52,7 @@ impl Page {
             Page::Panoramica | Page::Consegne | Page::Inps | Page::Utenze => &[Role::Amministratore],
             Page::Statistiche => &[Role::Statistica, Role::Amministratore],
             Page::Registro => &[Role::Dpo],
+            Page::Revisioni => &[Role::Anagrafe],
         }
     }
 
@@ -62,6 +67,7 @@ impl Page {
             Page::Inps => INPS,
             Page::Statistiche => STATISTICHE,
             Page::Registro => REGISTRO,
+            Page::Revisioni => REVISIONI,
             Page::Utenze => UTENZE,
         }
     }
@@ -91,6 +97,7 @@ fn role_label(r: Role) -> &'static str {
         Role::Amministratore => "amministratore",
         Role::Dpo => "responsabile protezione dati",
         Role::Siuss => "INPS SIUSS",
+        Role::Anagrafe => "anagrafe",
     }
 }
 
@@ -298,6 +305,36 @@ const REGISTRO: &str = r##"<p class="lead">Chi ha letto o modificato i dati di u
 <thead><tr><th scope="col">Quando</th><th scope="col">Chi</th><th scope="col">Ufficio</th><th scope="col">Azione</th><th scope="col">Dato</th><th scope="col">Finalità</th></tr></thead><tbody></tbody></table></div>
 <p><button type="button" class="btn btn-outline-primary" id="altri-registro" hidden>Mostra altri</button></p>"##;
 
+const REVISIONI: &str = r##"<p class="lead">Le coppie di persone che il collegamento delle anagrafiche non ha saputo decidere. Si confrontano i due record fianco a fianco, con la concordanza di ogni campo e il suo peso, e si decide: la stessa persona (i due record si unificano e tutto ciò che riguarda l'una passa all'altra) o due persone diverse. Ogni unificazione si può annullare. L'apertura di una coppia viene registrata come lettura delle due persone.</p>
+<form id="filtro-revisioni" class="row g-3 align-items-end mb-3">
+<div class="col-md-5"><div class="select-wrapper"><label for="stato-revisioni">Stato</label>
+<select id="stato-revisioni" name="stato"><option value="STATO_REVISIONE_APERTA" selected>Da decidere</option><option value="STATO_REVISIONE_STESSA_PERSONA">Stessa persona</option>
+<option value="STATO_REVISIONE_PERSONE_DIVERSE">Persone diverse</option></select></div></div>
+<div class="col-md-4"><button type="submit" class="btn btn-primary">Aggiorna</button></div></form>
+<div class="table-responsive"><table class="table" id="revisioni">
+<caption>Coppie, dalla più probabile</caption>
+<thead><tr><th scope="col" class="text-end">Probabilità</th><th scope="col">Persona A</th><th scope="col">Persona B</th><th scope="col">Indizi principali</th><th scope="col">Azioni</th></tr></thead>
+<tbody></tbody></table></div>
+<p><button type="button" class="btn btn-outline-primary" id="altre-revisioni" hidden>Mostra altre coppie</button></p>
+<section id="confronto" class="border rounded p-3 my-4" aria-labelledby="titolo-confronto" hidden>
+<h2 class="h4" id="titolo-confronto" tabindex="-1">Confronto</h2>
+<p id="sintesi-confronto"></p>
+<div class="table-responsive"><table class="table table-sm" id="tabella-confronto">
+<caption>I due record fianco a fianco, con la concordanza di ogni campo e il suo peso (positivo: indizio della stessa persona)</caption>
+<thead><tr><th scope="col">Campo</th><th scope="col">Persona A</th><th scope="col">Persona B</th><th scope="col">Concordanza</th><th scope="col" class="text-end">Peso</th></tr></thead>
+<tbody></tbody></table></div>
+<form id="decisione" class="mt-3">
+<fieldset id="scelta-superstite"><legend class="h6">Se sono la stessa persona, quale record resta</legend>
+<div class="form-check"><input class="form-check-input" type="radio" name="superstite" id="superstite-a" value="a" checked><label class="form-check-label" for="superstite-a">Resta la persona A</label></div>
+<div class="form-check"><input class="form-check-input" type="radio" name="superstite" id="superstite-b" value="b"><label class="form-check-label" for="superstite-b">Resta la persona B</label></div></fieldset>
+<button type="submit" class="btn btn-primary mt-2" id="stessa-persona">Stessa persona: unifica</button>
+<button type="button" class="btn btn-outline-primary mt-2" id="persone-diverse">Persone diverse</button>
+<button type="button" class="btn btn-outline-secondary mt-2" id="chiudi-confronto">Chiudi il confronto</button></form></section>
+<section aria-labelledby="titolo-fusioni"><h2 class="h4" id="titolo-fusioni" tabindex="-1">Unificazioni</h2>
+<div class="table-responsive"><table class="table" id="fusioni"><caption>Unificazioni, dalla più recente</caption>
+<thead><tr><th scope="col">Quando</th><th scope="col">Persona che resta</th><th scope="col">Persona unificata</th><th scope="col" class="text-end">Record spostati</th><th scope="col">Chi</th><th scope="col">Stato</th><th scope="col">Azioni</th></tr></thead>
+<tbody></tbody></table></div></section>"##;
+
 const UTENZE: &str = r##"<p class="lead">Gli operatori che entrano con SPID o CIE e i sistemi (client) che chiamano l'hub: registrazione, disattivazione e ruoli.</p>
 <section aria-labelledby="titolo-operatori"><h2 class="h4" id="titolo-operatori">Operatori</h2>
 <div class="table-responsive"><table class="table" id="operatori"><caption>Operatori registrati</caption>
@@ -352,5 +389,10 @@ mod tests {
             assert!(admin.contains(&format!("href=\"/console/{p}\"")), "{p}");
         }
         assert!(!admin.contains("<script>") && !admin.contains(" style="), "no inline script or style");
+        assert!(!admin.contains("href=\"/console/revisioni\""), "the review queue is for role anagrafe");
+        let anagrafe = page(Page::Revisioni, &caller(vec![Role::Anagrafe])).0;
+        assert!(anagrafe.contains("href=\"/console/revisioni\""));
+        assert!(anagrafe.contains("id=\"tabella-confronto\"") && !anagrafe.contains("alert-warning"), "its own page, no warning");
+        assert!(!anagrafe.contains("href=\"/console/consegne\""));
     }
 }

@@ -66,8 +66,16 @@ macro_rules! ds {
     };
 }
 
-/// Every CartellaService and StatsService operation. Records hanging off a cartella are
-/// created in their own collection (the body names the cartella) and listed under it.
+/// Full name of a `RevisioneService` method.
+macro_rules! rs {
+    ($m:literal) => {
+        concat!("cartella.v1.RevisioneService.", $m)
+    };
+}
+
+/// Every CartellaService, StatsService and RevisioneService operation, and those of the other
+/// services the console uses. Records hanging off a cartella are created in their own
+/// collection (the body names the cartella) and listed under it.
 pub const ROUTES: &[Route] = &[
     // Persone
     r(Post, "/persone", cs!("CreatePersona"), Some("persona"), &[], "persone"),
@@ -75,6 +83,14 @@ pub const ROUTES: &[Route] = &[
     r(Get, "/persone/search", cs!("SearchPersone"), None, &[], "persone"),
     r(Get, "/persone/{id}", cs!("GetPersona"), None, &[("id", "id")], "persone"),
     r(Put, "/persone/{id}", cs!("UpdatePersona"), Some("persona"), &[("id", "persona.meta.id")], "persone"),
+    // Revisioni (RevisioneService, role anagrafe): pairs of personas linkage left undecided,
+    // decided as the same person (merged) or two people; merges made directly and undone.
+    r(Get, "/revisioni", rs!("ListRevisioni"), None, &[], "revisioni"),
+    r(Get, "/revisioni/{id}", rs!("GetRevisione"), None, &[("id", "id")], "revisioni"),
+    r(Post, "/revisioni/{id}/decisione", rs!("DecideRevisione"), Some("decisione"), &[("id", "id")], "revisioni"),
+    r(Post, "/fusioni", rs!("CreateFusione"), Some("fusione"), &[], "revisioni"),
+    r(Get, "/fusioni", rs!("ListFusioni"), None, &[], "revisioni"),
+    r(Post, "/fusioni/{id}/annullamento", rs!("UndoFusione"), None, &[("id", "id")], "revisioni"),
     // Nuclei
     r(Post, "/nuclei", cs!("CreateNucleo"), Some("nucleo"), &[], "nuclei"),
     r(Get, "/nuclei", cs!("ListNuclei"), None, &[], "nuclei"),
