@@ -127,6 +127,21 @@ pub struct RpConfig {
     pub intermediates: Vec<String>,
     /// Plain http to loopback peers (tests only).
     pub allow_http_loopback: bool,
+    /// Where an operator lands after login when the login named no return path: the path
+    /// of the first entry whose role (as the hub spells it) the operator holds, else the
+    /// login page. The gateway sends the holders of console roles to the console.
+    pub landing: Vec<(String, String)>,
+}
+
+/// Longest return path a login carries (longer ones are ignored).
+pub const MAX_RETURN_PATH: usize = 512;
+
+/// True when `p` is a path on this site a browser may be sent to after login or logout:
+/// absolute (`/…`), not `//host` or `/\host` (which browsers read as another site),
+/// printable ASCII only (so it is a valid `Location` and carries no control characters),
+/// and not longer than [`MAX_RETURN_PATH`].
+pub fn is_local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() <= MAX_RETURN_PATH && p.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Path under which the routes are mounted; the entity id must end with it.
@@ -163,7 +178,18 @@ impl RpConfig {
             http_timeout: Duration::from_secs(10),
             intermediates: Vec::new(),
             allow_http_loopback: false,
+            landing: Vec::new(),
         }
+    }
+
+    /// Where a browser goes once the operator holding `roles` has logged in: the login's
+    /// own return path when it had a valid one, else the landing of the first role of
+    /// [`RpConfig::landing`] the operator holds, else the login page.
+    pub fn after_login<'a>(&'a self, return_to: Option<&'a str>, roles: &[String]) -> &'a str {
+        if let Some(p) = return_to.filter(|p| is_local_path(p)) {
+            return p;
+        }
+        self.landing.iter().find(|(role, _)| roles.iter().any(|r| r == role)).map_or(BASE_PATH, |(_, path)| path.as_str())
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -194,6 +220,9 @@ impl RpConfig {
         }
         if !self.cookie_secure && eid.scheme() == "https" {
             return Err(Error::Key("a non-Secure session cookie is allowed only for an http loopback entity id".into()));
+        }
+        if self.landing.iter().any(|(_, path)| !is_local_path(path)) {
+            return Err(Error::Key("a landing after login must be a path of this site".into()));
         }
         if self.idle_timeout.is_zero() || self.absolute_timeout < self.idle_timeout {
             return Err(Error::Key("session timeouts: idle must be > 0 and not above the absolute one".into()));
@@ -254,4 +283,54 @@ impl RpArgs {
 fn read_json(p: &std::path::Path) -> Result<Value> {
     let bytes = std::fs::read(p).map_err(|e| Error::Key(format!("cannot read {}: {}", p.display(), e.kind())))?;
     serde_json::from_slice(&bytes).map_err(|_| Error::Key(format!("{} is not JSON", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_are_return_paths() {
+        for ok in ["/", "/console/", "/console/statistiche?anno=2026", "/oidc/rp/", "/%2F%2Fstill-a-path"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_RETURN_PATH));
+        for bad in [
+            "",
+            "console",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "/a\r\nLocation: https://evil.example/",
+            "/a b",
+            "/caffè",
+            "\t/console/",
+            long.as_str(),
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn after_login_the_return_path_then_the_role_landing_then_the_login_page() {
+        let mut c = RpConfig::new("https://sigess.example.org/oidc/rp/", "https://ta.example.org/");
+        c.landing = vec![("amministratore".into(), "/console/".into()), ("statistica".into(), "/console/statistiche".into())];
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: [(Option<&str>, &[&str], &str); 8] = [
+            (None, &["operatore"], BASE_PATH),
+            (None, &[], BASE_PATH),
+            (None, &["statistica"], "/console/statistiche"),
+            (None, &["statistica", "amministratore"], "/console/"),
+            (Some("/console/registro"), &["operatore"], "/console/registro"),
+            (Some("//evil.example/"), &["amministratore"], "/console/"),
+            (Some("https://evil.example/"), &["operatore"], BASE_PATH),
+            (Some("/x\r\ny"), &["statistica"], "/console/statistiche"),
+        ];
+        for (ret, r, want) in cases {
+            assert_eq!(c.after_login(ret, &roles(r)), want, "{ret:?} {r:?}");
+        }
+        assert!(c.validate().is_ok());
+        c.landing.push(("dpo".into(), "https://evil.example/".into()));
+        assert!(c.validate().is_err(), "a landing off this site is refused");
+    }
 }

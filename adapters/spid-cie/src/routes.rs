@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::{
     Rp,
-    config::BASE_PATH,
+    config::{BASE_PATH, is_local_path},
     federation::{ENTITY_STATEMENT_CT, Provider, WELL_KNOWN},
     jose::{now, random_token},
     oidc::{self, FISCAL_NUMBER, Pending},
@@ -179,8 +179,25 @@ async fn providers(rp: &Rp) -> Vec<(bool, std::sync::Arc<Provider>)> {
     out
 }
 
-async fn login_page(State(rp): State<Rp>, headers: HeaderMap) -> Response {
+/// The path of this site to return to after login (`?next=`), kept only when it is one.
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+impl NextQuery {
+    fn path(self) -> Option<String> {
+        self.next.filter(|n| is_local_path(n))
+    }
+}
+
+async fn login_page(State(rp): State<Rp>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+    let next = q.path();
     if let Ok(s) = rp.live_session(&headers).await {
+        // Already logged in: straight on to where the login was asked for.
+        if let Some(n) = &next {
+            return redirect(n, &[]);
+        }
         let body = format!(
             "<p>Sei collegato come operatore <strong>{}</strong>.</p>\
              <form method=\"post\" action=\"{BASE_PATH}logout\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
@@ -199,8 +216,12 @@ async fn login_page(State(rp): State<Rp>, headers: HeaderMap) -> Response {
         }
         let _ = write!(body, "<section aria-labelledby=\"h-{k}\"><h2 id=\"h-{k}\">{title}</h2><ul>", k = if cie { "cie" } else { "spid" });
         for (_, p) in items {
-            let mut href = String::from("authorization?");
-            href.push_str(&form_urlencoded::Serializer::new(String::new()).append_pair("provider", &p.entity_id).finish());
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("provider", &p.entity_id);
+            if let Some(n) = &next {
+                query.append_pair("next", n);
+            }
+            let href = format!("authorization?{}", query.finish());
             let _ = write!(body, "<li><a class=\"btn\" href=\"{}\">{}</a></li>", esc(&href), esc(p.display_name()));
         }
         body.push_str("</ul></section>");
@@ -214,9 +235,12 @@ async fn login_page(State(rp): State<Rp>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct StartQuery {
     provider: Option<String>,
+    /// Where to go after login: a path of this site, else ignored.
+    next: Option<String>,
 }
 
 async fn authorization(State(rp): State<Rp>, Query(q): Query<StartQuery>) -> Response {
+    let return_to = q.next.filter(|n| is_local_path(n));
     let Some(id) = q.provider.filter(|p| !p.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "no_provider", "Scegli un gestore di identità.");
     };
@@ -249,6 +273,7 @@ async fn authorization(State(rp): State<Rp>, Query(q): Query<StartQuery>) -> Res
         code_verifier: pending.code_verifier.clone(),
         acr: pending.acr.clone(),
         expires_at: t + ttl,
+        return_to,
     };
     if rp.store().insert_login_request(&rec).await.is_err() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "store", "Servizio momentaneamente non disponibile: riprova.");
@@ -316,6 +341,7 @@ async fn finish_login(rp: &Rp, headers: &HeaderMap, q: CallbackQuery) -> Respons
             );
         }
     };
+    let return_to = req.return_to;
     let pending = Pending { state, nonce: req.nonce, code_verifier: req.code_verifier, provider: req.provider, acr: req.acr };
     let cfg = rp.config();
     let tokens = match oidc::exchange_code(rp.http(), cfg, rp.keys(), &provider, &code, &pending.code_verifier).await {
@@ -364,7 +390,7 @@ async fn finish_login(rp: &Rp, headers: &HeaderMap, q: CallbackQuery) -> Respons
     };
     tracing::info!(operator = %operator.operator_id, acr = %id.acr, "operator logged in with SPID/CIE");
     let cookies: Vec<HeaderValue> = set_cookie.into_iter().collect();
-    redirect(BASE_PATH, &cookies)
+    redirect(cfg.after_login(return_to.as_deref(), &operator.roles), &cookies)
 }
 
 /// The session as JSON, for the web console: who is logged in and the CSRF token its
@@ -396,13 +422,9 @@ struct LogoutForm {
     next: Option<String>,
 }
 
-/// `next` when it is a path on this site (not `//host` or `/\\host`, which browsers read as
-/// another site), else the login page.
+/// `next` when it is a path on this site (see [`is_local_path`]), else the login page.
 fn local_path(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) => n,
-        _ => BASE_PATH,
-    }
+    next.filter(|n| is_local_path(n)).unwrap_or(BASE_PATH)
 }
 
 async fn logout(State(rp): State<Rp>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {

@@ -37,6 +37,9 @@ pub struct LoginRequest {
     pub acr: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The path of this site the browser asked to return to after login (checked with
+    /// [`is_local_path`](crate::config::is_local_path) when stored and when used).
+    pub return_to: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -237,11 +240,15 @@ pub mod suite {
             code_verifier: "v".into(),
             acr: "L2".into(),
             expires_at: 100,
+            return_to: Some("/console/statistiche".into()),
         };
         s.insert_login_request(&req).await.unwrap();
         assert!(s.insert_login_request(&req).await.is_err(), "a state is stored once");
         assert_eq!(s.take_login_request("st").await.unwrap(), Some(req.clone()));
         assert_eq!(s.take_login_request("st").await.unwrap(), None, "a state is used once");
+        let plain = LoginRequest { state_hash: "st2".into(), return_to: None, ..req.clone() };
+        s.insert_login_request(&plain).await.unwrap();
+        assert_eq!(s.take_login_request("st2").await.unwrap(), Some(plain), "a login without a return path");
 
         // Sessions: touched, purged when idle or past their end, deleted once.
         let sess = Session {

@@ -211,3 +211,29 @@ async fn refusals_log_no_secrets() {
         assert!(!page.contains(secret), "{secret} echoed in the page");
     }
 }
+
+#[tokio::test]
+async fn a_logged_in_operator_goes_on_only_to_paths_of_this_site() {
+    let _serial = SERIAL.lock().await;
+    let (_d, rp) = rp().await;
+    session(&rp, "s3", 0, 3600).await;
+    let get = |uri: &str, sid: Option<&str>| {
+        let mut r = Request::get(uri);
+        if let Some(sid) = sid {
+            r = r.header(header::COOKIE, format!("{}={sid}", rp.session_cookie_name()));
+        }
+        r.body(Body::empty()).expect("req")
+    };
+    let (status, headers, _) = call(&rp, get("/oidc/rp/?next=/console/statistiche", Some("s3"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers.get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/console/statistiche"));
+    for other in ["https://evil.example/", "//evil.example/", "/%5Cevil.example/", "/a%0D%0ALocation:%20x", "console"] {
+        let (status, headers, page) = call(&rp, get(&format!("/oidc/rp/?next={other}"), Some("s3"))).await;
+        assert_eq!(status, StatusCode::OK, "{other}");
+        assert!(headers.get(header::LOCATION).is_none(), "{other}");
+        assert!(page.contains("Sei collegato") && !page.contains("evil"), "{other}");
+    }
+    // Without a session the login page is shown, whatever the return path.
+    let (status, headers, _) = call(&rp, get("/oidc/rp/?next=/console/", None)).await;
+    assert_eq!((status, headers.get(header::LOCATION).is_none()), (StatusCode::OK, true));
+}

@@ -5,7 +5,8 @@ Trust Anchor with `register_rp.py`, restarted with the issued trust mark, and an
 is registered for the fake citizen. The test then plays the browser: login page,
 authorization (signed request object), the OP's login and consent forms, the callback
 (token, ID token, encrypted userinfo), a REST call as the logged-in operator, logout with
-token revocation. Refusals are checked too: unknown person, wrong/replayed state, tampered
+token revocation, and where the browser lands (the console for console roles, the page a
+login was started for, never a return target off the site). Refusals are checked too: unknown person, wrong/replayed state, tampered
 request object, providers without a valid trust chain, CSRF on logout and on writes, and
 that no token, code or fiscal number reaches the hub's log.
 
@@ -142,9 +143,9 @@ def hub(federation, tmp_path_factory):
         h.stop()
 
 
-def login(browser: requests.Session, op_id: str, expect_status=303):
-    """Runs a login at `op_id` up to our callback's answer."""
-    page = browser.get(RP_ID, timeout=TIMEOUT)
+def login(browser: requests.Session, op_id: str, expect_status=303, next_path=None):
+    """Runs a login at `op_id` (asked to return to `next_path`) up to our callback's answer."""
+    page = browser.get(RP_ID, params={"next": next_path} if next_path else None, timeout=TIMEOUT)
     assert page.status_code == 200
     links = [urllib.parse.urljoin(RP_ID, a) for a in re.findall(r'href="([^"]*authorization\?[^"]*)"', page.text)]
     link = next(l for l in links if query(l.replace("&amp;", "&"))["provider"] == op_id)
@@ -293,6 +294,32 @@ def test_full_login_rest_call_logout(hub, role):
     log = hub.log.read_text()
     for secret in (CF, USER["fiscal_number"], cb["code"], cb["state"], access_token, sid, csrf):
         assert secret not in log, "a secret or personal datum reached the hub's log"
+
+
+@pytest.mark.parametrize("next_path,roles,landing", [
+    (None, "statistica", "/console/"),
+    (None, "operatore dpo", "/console/"),
+    ("/console/registro", "dpo", "/console/registro"),
+    ("//evil.example/", "amministratore", "/console/"),
+    ("https://evil.example/", "operatore", "/oidc/rp/"),
+])
+def test_login_lands_on_the_console_or_the_page_asked_for(hub, next_path, roles, landing):
+    """Holders of a console role land on the console; a login started from a page of this
+    site returns there; a return target off this site is ignored (no open redirect)."""
+    register_operator(hub)
+    with hub.edge_db() as con:
+        con.execute("UPDATE operator SET roles = ? WHERE operator_id = 'op-m01-test'", (roles,))
+    try:
+        browser = requests.Session()
+        res, _, _ = login(browser, topology.OP_SPID_ID, next_path=next_path)
+        assert res.headers["Location"] == landing
+        page = browser.get(RP_BASE + landing.lstrip("/"), allow_redirects=False, timeout=TIMEOUT)
+        assert page.status_code == 200, page.text[:500]
+        if landing.startswith("/console/"):
+            assert "Console SIGeSS" in page.text and "/console/accesso" not in page.headers.get("Location", "")
+    finally:
+        with hub.edge_db() as con:
+            con.execute("UPDATE operator SET roles = 'operatore' WHERE operator_id = 'op-m01-test'")
 
 
 def test_wrong_state_and_callback_without_login(hub):

@@ -10,9 +10,12 @@
 //! level choosing extra suppressions only among its own cells: a margin is suppressed the
 //! same way in every table that publishes it, so no two tables disagree about a shared cell.
 //! Within a level, suppression is repeated until every relation has none or at least two
-//! suppressed cells, and then until exact elimination over the suppressed cells determines
+//! suppressed cells, then until exact elimination over the suppressed cells determines
 //! none of them (a relation-count rule alone can leave a cell bridging two protected groups
-//! derivable). When inner cells tie a row margin to a column margin so that a lower level's
+//! derivable), and then until none is pinned once a reader also uses that every suppressed
+//! cell describes at least one person (two suppressed cells of 1 in a row whose published
+//! cells leave 2 for them are both 1: each cell's interval by linear programming, rounded
+//! to whole people, see [`fissate`]). When inner cells tie a row margin to a column margin so that a lower level's
 //! cell becomes determined and no cell of the level is left to suppress, a lower-level cell
 //! is suppressed after all: the table stays safe, and that margin is then suppressed in this
 //! table but not in the tables that show it without these inner cells.
@@ -119,6 +122,35 @@ fn scegli(celle: &[Cella], r: &Relazione, liberi: &[bool], soppressa: &[bool]) -
     r.membri().filter(|&m| liberi[m] && !soppressa[m]).min_by_key(|&m| (celle[m].persone, celle[m].valore, m))
 }
 
+/// The cell to suppress for cells pinned by the bounds: in the relation of a pinned cell
+/// that leaves it least room (the other suppressed members' distance above the bound; none
+/// is left when they all sit at it), a published cell of this level, else of a lower level
+/// (suppressed after all, as for lower levels' cells below). One at a time: one companion
+/// can free several pinned cells.
+fn compagno_per_limiti(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppressa: &[bool], fisse: &[usize]) -> Option<usize> {
+    let tutti = vec![true; celle.len()];
+    let spazio = |r: &Relazione, j: usize| -> i64 {
+        r.membri().filter(|&m| m != j && soppressa[m]).map(|m| (celle[m].persone - MINIMO).max(0)).sum()
+    };
+    let mut best: Option<((i64, bool, i64, usize), usize)> = None;
+    for &j in fisse {
+        for r in rel.iter().filter(|r| r.membri().any(|m| m == j)) {
+            let (m, lower) = match scegli(celle, r, liberi, soppressa) {
+                Some(m) => (m, false),
+                None => match scegli(celle, r, &tutti, soppressa) {
+                    Some(m) => (m, true),
+                    None => continue,
+                },
+            };
+            let key = (spazio(r, j), lower, celle[m].persone, m);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, m));
+            }
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
 fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppressa: &mut [bool]) {
     loop {
         // Every relation with a suppressed cell gets a second one.
@@ -137,10 +169,21 @@ fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppre
             }
         }
         // Then exact elimination: a cell still determined gets a companion in one of its
-        // relations.
+        // relations. Once none is, the bounds: a cell pinned because its relations leave it
+        // no room above one person gets a companion where there is least room (the relation
+        // whose other suppressed cells are nearest their bound), so that it can move.
         let determinate = derivabili(rel, soppressa);
         if determinate.is_empty() {
-            return;
+            let valori: Vec<i64> = celle.iter().map(|c| c.persone).collect();
+            let fisse = fissate(rel, soppressa, &valori);
+            if fisse.is_empty() {
+                return;
+            }
+            match compagno_per_limiti(celle, rel, liberi, soppressa, &fisse) {
+                Some(m) => soppressa[m] = true,
+                None => return,
+            }
+            continue;
         }
         let mut progress = false;
         for j in &determinate {
@@ -171,9 +214,15 @@ fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppre
     }
 }
 
-/// The suppressed cells whose value follows from the published ones through `rel`: those
-/// whose unit vector lies in the row space of the relations restricted to suppressed cells.
-pub fn derivabili(rel: &[&Relazione], soppressa: &[bool]) -> Vec<usize> {
+/// The linear system a reader has about the suppressed cells of one component (cells
+/// linked through shared relations): one row per relation, one column per cell in `cols`;
+/// published cells are known constants and left out.
+struct Sistema {
+    cols: Vec<usize>,
+    m: Vec<Vec<f64>>,
+}
+
+fn sistemi(rel: &[&Relazione], soppressa: &[bool]) -> Vec<Sistema> {
     // Rows over suppressed cells only; published cells are known constants.
     let rows: Vec<Vec<(usize, f64)>> = rel
         .iter()
@@ -213,23 +262,62 @@ pub fn derivabili(rel: &[&Relazione], soppressa: &[bool]) -> Vec<usize> {
         let root = find(&mut parent, row[0].0);
         comps.entry(root).or_default().push(ri);
     }
+    let mut out: Vec<Sistema> = comps
+        .into_values()
+        .map(|rs| {
+            let mut cols: Vec<usize> = rs.iter().flat_map(|&r| rows[r].iter().map(|(c, _)| *c)).collect();
+            cols.sort_unstable();
+            cols.dedup();
+            let pos: HashMap<usize, usize> = cols.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+            let m = rs
+                .iter()
+                .map(|&r| {
+                    let mut v = vec![0.0; cols.len()];
+                    for &(c, x) in &rows[r] {
+                        v[pos[&c]] += x;
+                    }
+                    v
+                })
+                .collect();
+            Sistema { cols, m }
+        })
+        .collect();
+    out.sort_by_key(|s| s.cols.first().copied());
+    out
+}
+
+/// The suppressed cells whose value follows from the published ones through `rel`: those
+/// whose unit vector lies in the row space of the relations restricted to suppressed cells.
+pub fn derivabili(rel: &[&Relazione], soppressa: &[bool]) -> Vec<usize> {
     let mut out = Vec::new();
-    for rs in comps.values() {
-        let mut cols: Vec<usize> = rs.iter().flat_map(|&r| rows[r].iter().map(|(c, _)| *c)).collect();
-        cols.sort_unstable();
-        cols.dedup();
-        let pos: HashMap<usize, usize> = cols.iter().enumerate().map(|(i, c)| (*c, i)).collect();
-        let mut m: Vec<Vec<f64>> = rs
-            .iter()
-            .map(|&r| {
-                let mut v = vec![0.0; cols.len()];
-                for &(c, x) in &rows[r] {
-                    v[pos[&c]] += x;
-                }
-                v
-            })
-            .collect();
-        out.extend(rref_units(&mut m).into_iter().map(|k| cols[k]));
+    for mut s in sistemi(rel, soppressa) {
+        out.extend(rref_units(&mut s.m).into_iter().map(|k| s.cols[k]));
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Smallest value a reader knows a suppressed cell has: a listed cell describes somebody
+/// (cells nobody is in are not listed at all).
+pub const MINIMO: i64 = 1;
+
+/// The suppressed cells a reader can pin down from the published ones through `rel` when
+/// they also use that every suppressed cell is at least [`MINIMO`]: the cells whose
+/// interval over all real solutions of the relations with those bounds (what a linear
+/// program finds, maximising and minimising the cell) holds a single whole number.
+/// Includes [`derivabili`]'s cells. `valori` are the cells' true values (`persone`); the
+/// relations are taken as exact.
+///
+/// Whole numbers matter: with months, quarters and margins together the system is not one
+/// whose vertices are all whole, and an interval such as [1, 1.5] tells a reader counting
+/// people that the cell is 1.
+pub fn fissate(rel: &[&Relazione], soppressa: &[bool], valori: &[i64]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for s in sistemi(rel, soppressa) {
+        // Distance of each cell above the bound: a solution of the system by construction.
+        let y: Vec<f64> = s.cols.iter().map(|&c| (valori[c] - MINIMO).max(0) as f64).collect();
+        let r: Vec<f64> = s.m.iter().map(|row| row.iter().zip(&y).map(|(a, b)| a * b).sum()).collect();
+        out.extend(lp::strette(&s.m, &r, &y).into_iter().map(|k| s.cols[k]));
     }
     out.sort_unstable();
     out
@@ -282,6 +370,158 @@ fn rref_units(m: &mut [Vec<f64>]) -> Vec<usize> {
         .collect()
 }
 
+/// A small dense simplex over `m y = r, y ≥ 0`, for [`fissate`].
+mod lp {
+    const EPS: f64 = 1e-9;
+    /// A value above this is positive (the data are integers).
+    const POS: f64 = 1e-6;
+
+    struct Tableau {
+        /// Rows `[coefficients… | rhs]`, in the basis' terms.
+        t: Vec<Vec<f64>>,
+        basis: Vec<usize>,
+        /// Columns that may enter the basis (the artificial ones may not in phase 2).
+        entra: usize,
+    }
+
+    enum Esito {
+        Ottimo,
+        Illimitato,
+        /// Gave up (iteration cap): the caller assumes the worst.
+        Incerto,
+    }
+
+    impl Tableau {
+        fn rhs(&self) -> usize {
+            self.t.first().map_or(0, |r| r.len() - 1)
+        }
+
+        fn pivot(&mut self, r: usize, c: usize) {
+            let piv = self.t[r][c];
+            for x in self.t[r].iter_mut() {
+                *x /= piv;
+            }
+            let src = self.t[r].clone();
+            for (i, row) in self.t.iter_mut().enumerate() {
+                let f = row[c];
+                if i != r && f.abs() > EPS {
+                    for (d, s) in row.iter_mut().zip(&src) {
+                        *d -= f * s;
+                    }
+                    row[c] = 0.0;
+                }
+            }
+            self.basis[r] = c;
+        }
+
+        /// Maximises `obj · y` from the current basis, with Bland's rule (no cycling).
+        fn massimizza(&mut self, obj: &[f64]) -> Esito {
+            let rhs = self.rhs();
+            let cap = 50 * (self.t.len() + rhs) + 100;
+            for _ in 0..cap {
+                let reduced = |j: usize| obj[j] - self.t.iter().zip(&self.basis).map(|(row, &b)| obj[b] * row[j]).sum::<f64>();
+                let Some(c) = (0..self.entra).find(|&j| !self.basis.contains(&j) && reduced(j) > EPS) else { return Esito::Ottimo };
+                let r = (0..self.t.len()).filter(|&i| self.t[i][c] > EPS).min_by(|&a, &b| {
+                    let (qa, qb) = (self.t[a][rhs] / self.t[a][c], self.t[b][rhs] / self.t[b][c]);
+                    qa.total_cmp(&qb).then(self.basis[a].cmp(&self.basis[b]))
+                });
+                match r {
+                    Some(r) => self.pivot(r, c),
+                    None => return Esito::Illimitato,
+                }
+            }
+            Esito::Incerto
+        }
+
+        fn valore(&self, k: usize) -> f64 {
+            let rhs = self.rhs();
+            self.basis.iter().position(|&b| b == k).map_or(0.0, |i| self.t[i][rhs])
+        }
+    }
+
+    /// A basic solution of `m y = r, y ≥ 0` (phase 1), with the artificial columns out of
+    /// the basis and redundant rows dropped; None if none was found.
+    fn fattibile(m: &[Vec<f64>], r: &[f64]) -> Option<Tableau> {
+        let n = m.first().map_or(0, Vec::len);
+        let rows = m.len();
+        // An artificial column per row, rows signed so the rhs is not negative.
+        let t: Vec<Vec<f64>> = m
+            .iter()
+            .zip(r)
+            .enumerate()
+            .map(|(i, (row, &b))| {
+                let s = if b < 0.0 { -1.0 } else { 1.0 };
+                let mut v: Vec<f64> = row.iter().map(|x| s * x).collect();
+                v.extend((0..rows).map(|j| if j == i { 1.0 } else { 0.0 }));
+                v.push(s * b);
+                v
+            })
+            .collect();
+        let mut tab = Tableau { t, basis: (n..n + rows).collect(), entra: n + rows };
+        let obj: Vec<f64> = (0..n + rows).map(|j| if j >= n { -1.0 } else { 0.0 }).collect();
+        if !matches!(tab.massimizza(&obj), Esito::Ottimo) || (n..n + rows).any(|j| tab.valore(j) > POS) {
+            return None;
+        }
+        let mut i = 0;
+        while i < tab.t.len() {
+            if tab.basis[i] >= n {
+                match (0..n).find(|&j| tab.t[i][j].abs() > EPS && !tab.basis.contains(&j)) {
+                    Some(j) => tab.pivot(i, j),
+                    None => {
+                        tab.t.remove(i);
+                        tab.basis.remove(i);
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        tab.entra = n;
+        Some(tab)
+    }
+
+    /// The columns of `m y = r, y ≥ 0` (`y` a solution, of whole numbers) whose interval
+    /// over all real solutions holds no whole number but `y`'s: no solution moves them by
+    /// one or more. A cell is settled by a solution that moves it (any solution a program
+    /// reaches is looked at), else by maximising it and then minimising it.
+    pub(super) fn strette(m: &[Vec<f64>], r: &[f64], y: &[f64]) -> Vec<usize> {
+        let n = y.len();
+        let Some(base) = fattibile(m, r) else {
+            // Cannot happen for a consistent system; assume the worst.
+            return (0..n).collect();
+        };
+        let mut libera = vec![false; n];
+        let segna = |tab: &Tableau, libera: &mut [bool]| {
+            for (k, l) in libera.iter_mut().enumerate() {
+                if (tab.valore(k) - y[k]).abs() >= 1.0 - POS {
+                    *l = true;
+                }
+            }
+        };
+        segna(&base, &mut libera);
+        let mut out = Vec::new();
+        for k in 0..n {
+            for verso in [1.0, -1.0] {
+                if libera[k] {
+                    break;
+                }
+                let mut tk = Tableau { t: base.t.clone(), basis: base.basis.clone(), entra: n };
+                let mut obj = vec![0.0; tk.rhs()];
+                obj[k] = verso;
+                match tk.massimizza(&obj) {
+                    Esito::Illimitato => libera[k] = true,
+                    Esito::Ottimo => segna(&tk, &mut libera),
+                    Esito::Incerto => {}
+                }
+            }
+            if !libera[k] {
+                out.push(k);
+            }
+        }
+        out
+    }
+}
+
 /// `v` rounded to the nearest multiple of `base` (halves up).
 pub fn arrotonda(v: i64, base: i64) -> i64 {
     if base <= 1 {
@@ -322,5 +562,54 @@ mod tests {
         assert!(s[5] && s[8]);
         assert!(s[6] && s[7], "a 2×2 block with margins needs all four cells suppressed: {s:?}");
         assert!(!s[0] && !s[1] && !s[3]);
+    }
+
+    #[test]
+    fn cells_pinned_by_the_one_person_bound_get_more_suppression() {
+        // Row a: 1, 1, 20 (22); row b: 10, 10, 10 (30). The two 1s are under the threshold;
+        // their columns' companions are the 10s of row b. Relations alone then leave the
+        // 2×2 block undetermined, but a reader knowing every suppressed cell is at least 1
+        // finds a·x + a·y = 22 − 20 = 2, so both are 1, and b·x, b·y follow.
+        let cells = vec![
+            c("2026", "*", "*", 52),
+            c("2026", "a", "*", 22),
+            c("2026", "b", "*", 30),
+            c("2026", "*", "x", 11),
+            c("2026", "*", "y", 11),
+            c("2026", "*", "z", 30),
+            c("2026", "a", "x", 1),
+            c("2026", "a", "y", 1),
+            c("2026", "a", "z", 20),
+            c("2026", "b", "x", 10),
+            c("2026", "b", "y", 10),
+            c("2026", "b", "z", 10),
+        ];
+        let rel = relazioni(&cells);
+        let rel: Vec<&Relazione> = rel.iter().collect();
+        let valori: Vec<i64> = cells.iter().map(|c| c.persone).collect();
+        let mut equality_only = vec![false; cells.len()];
+        for i in [6, 7, 9, 10] {
+            equality_only[i] = true;
+        }
+        assert!(derivabili(&rel, &equality_only).is_empty(), "no cell follows from the relations alone");
+        assert_eq!(fissate(&rel, &equality_only, &valori), [6, 7, 9, 10], "the bounds pin the whole block");
+
+        let s = sopprimi(&cells, 3);
+        assert!(s[6] && s[7], "{s:?}");
+        assert!(s[8], "row a's third cell is suppressed too, so a·x and a·y can move: {s:?}");
+        assert!(fissate(&rel, &s, &valori).is_empty(), "{s:?}");
+        assert!(!s[0] && !s[1] && !s[2], "{s:?}");
+    }
+
+    #[test]
+    fn bounds_pin_nothing_where_there_is_room() {
+        // Row margin 7 over two suppressed cells (1 and 2, published part 4): a·x ∈ [1, 2].
+        let cells = vec![c("2026", "a", "*", 7), c("2026", "a", "x", 1), c("2026", "a", "y", 2), c("2026", "a", "z", 4)];
+        let rel = relazioni(&cells);
+        let rel: Vec<&Relazione> = rel.iter().collect();
+        let s = [false, true, true, false];
+        assert!(fissate(&rel, &s, &[7, 1, 2, 4]).is_empty());
+        // With 1 and 1 (margin 6) both are pinned.
+        assert_eq!(fissate(&rel, &s, &[6, 1, 1, 4]), [1, 2]);
     }
 }

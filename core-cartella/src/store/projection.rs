@@ -6,7 +6,10 @@
 //! added to the cells of every grouping, so no aggregate is recomputed by scanning. The
 //! cursor row is locked by the batch that moves it (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL): with several processes one applies while the others skip. A rebuild derives
-//! every fact again and aggregates the cells with `GROUP BY`, under the same lock.
+//! every fact again a batch of people at a time (people in id order, keyset-paged), and adds
+//! each person's contribution to the cells exactly as a live change does, under the same lock
+//! and in one transaction: memory holds one batch and the cells summed since the last flush,
+//! never the records.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cartella_proto::v1::{Accesso, Cartella, Meta, Pai, Persona, Prestazione};
@@ -32,6 +35,51 @@ const CURSORE: &str = "stats";
 /// Rows per multi-row INSERT: SQLite looks a numbered parameter up in a list when binding,
 /// so a statement's cost grows with the square of its parameter count; ~800 keeps it small.
 const CHUNK: usize = 64;
+
+/// People per batch of a rebuild.
+pub const PERSONE_PER_LOTTO: usize = 500;
+
+/// Cells a rebuild sums in memory before adding them to `stats_cella`.
+pub const CELLE_IN_MEMORIA: usize = 100_000;
+
+/// How much a rebuild holds in memory at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lotto {
+    /// People whose records are read per batch.
+    pub persone: usize,
+    /// Cell sums kept before they are added to `stats_cella`.
+    pub celle: usize,
+}
+
+impl Default for Lotto {
+    fn default() -> Self {
+        Self { persone: PERSONE_PER_LOTTO, celle: CELLE_IN_MEMORIA }
+    }
+}
+
+/// How far a rebuild has gone, reported after each batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Avanzamento {
+    /// People whose facts are derived, of about `persone_totali` (the people registered
+    /// when the rebuild started; records of people without a registry row count too).
+    pub persone: u64,
+    pub persone_totali: u64,
+    pub fatti: u64,
+    /// Cell changes written to `stats_cella` so far.
+    pub celle: u64,
+}
+
+/// Sums of cell changes, keyed by cell.
+type Delta = HashMap<Chiave, (i64, i64, i64)>;
+
+fn accumula(into: &mut Delta, from: Delta) {
+    for (k, d) in from {
+        let e = into.entry(k).or_insert((0, 0, 0));
+        e.0 += d.0;
+        e.1 += d.1;
+        e.2 += d.2;
+    }
+}
 
 /// The kinds whose records feed the statistics.
 const KINDS: [&str; 5] = ["persona", "accesso", "cartella", "pai", "prestazione"];
@@ -252,6 +300,51 @@ async fn dossiers(tx: &mut Transaction<'static, Any>, ids: Option<&[String]>) ->
     Ok(out)
 }
 
+/// Adds cell changes to `stats_cella`, and deletes the cells nobody is in any more. Returns
+/// how many cells changed.
+async fn add_celle(tx: &mut Transaction<'static, Any>, mut delta: Delta) -> Result<u64> {
+    delta.retain(|_, d| *d != (0, 0, 0));
+    let mut keys: Vec<(Chiave, (i64, i64, i64))> = delta.into_iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in keys.chunks(CHUNK) {
+        let mut q = Q::new("INSERT INTO stats_cella (ente, misura, gruppo, anno, periodo, v1, v2, valore, persone, somma) VALUES ");
+        for (i, ((ente, m, g, anno, p, v1, v2), (dv, dp, ds))) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(").bind_shared(Some(ente)).push(", ").bind_shared(Some(m.as_str())).push(", ").bind_shared(Some(g));
+            q.push(", ").bind_int(i64::from(*anno)).push(", ").bind_shared(Some(p)).push(", ").bind_shared(Some(v1));
+            q.push(", ").bind_shared(Some(v2)).push(", ").bind_int(*dv).push(", ").bind_int(*dp).push(", ").bind_int(*ds).push(")");
+        }
+        q.push(
+            " ON CONFLICT (ente, misura, gruppo, anno, periodo, v1, v2) DO UPDATE SET valore = stats_cella.valore + excluded.valore, \
+             persone = stats_cella.persone + excluded.persone, somma = stats_cella.somma + excluded.somma",
+        );
+        q.execute(&mut **tx).await?;
+    }
+    // Cells nobody is in any more.
+    for ((ente, m, g, anno, p, v1, v2), _) in keys.iter().filter(|(_, d)| d.1 < 0) {
+        Q::new("DELETE FROM stats_cella WHERE ente = ")
+            .bind_text(ente)
+            .push(" AND misura = ")
+            .bind_text(m.as_str())
+            .push(" AND gruppo = ")
+            .bind_text(g)
+            .push(" AND anno = ")
+            .bind_int(i64::from(*anno))
+            .push(" AND periodo = ")
+            .bind_text(p)
+            .push(" AND v1 = ")
+            .bind_text(v1)
+            .push(" AND v2 = ")
+            .bind_text(v2)
+            .push(" AND persone <= 0")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(u64::try_from(keys.len()).unwrap_or(u64::MAX))
+}
+
 impl Store {
     /// Smallest number of people a published statistics cell may describe.
     pub fn stats_soglia(&self) -> i64 {
@@ -361,7 +454,7 @@ impl Store {
             old.entry(f.persona_id.clone()).or_default().push(f);
         }
         let dossiers = dossiers(tx, Some(ids)).await?;
-        let mut delta: HashMap<Chiave, (i64, i64, i64)> = HashMap::new();
+        let mut delta: Delta = HashMap::new();
         let mut inserts = Vec::new();
         let mut changed: Vec<&str> = Vec::new();
         for id in ids {
@@ -371,12 +464,7 @@ impl Store {
             if before == after {
                 continue;
             }
-            for (k, d) in differenze(&before, &after) {
-                let e = delta.entry(k).or_insert((0, 0, 0));
-                e.0 += d.0;
-                e.1 += d.1;
-                e.2 += d.2;
-            }
+            accumula(&mut delta, differenze(&before, &after));
             changed.push(id);
             inserts.extend(after);
         }
@@ -393,52 +481,22 @@ impl Store {
         q.push(")");
         q.execute(&mut **tx).await?;
         insert_fatti(tx, &inserts).await?;
-        delta.retain(|_, d| *d != (0, 0, 0));
-        let mut keys: Vec<(Chiave, (i64, i64, i64))> = delta.into_iter().collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-        for chunk in keys.chunks(CHUNK) {
-            let mut q = Q::new("INSERT INTO stats_cella (ente, misura, gruppo, anno, periodo, v1, v2, valore, persone, somma) VALUES ");
-            for (i, ((ente, m, g, anno, p, v1, v2), (dv, dp, ds))) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.push("(").bind_shared(Some(ente)).push(", ").bind_shared(Some(m.as_str())).push(", ").bind_shared(Some(g));
-                q.push(", ").bind_int(i64::from(*anno)).push(", ").bind_shared(Some(p)).push(", ").bind_shared(Some(v1));
-                q.push(", ").bind_shared(Some(v2)).push(", ").bind_int(*dv).push(", ").bind_int(*dp).push(", ").bind_int(*ds).push(")");
-            }
-            q.push(
-                " ON CONFLICT (ente, misura, gruppo, anno, periodo, v1, v2) DO UPDATE SET valore = stats_cella.valore + excluded.valore, \
-                 persone = stats_cella.persone + excluded.persone, somma = stats_cella.somma + excluded.somma",
-            );
-            q.execute(&mut **tx).await?;
-        }
-        // Cells nobody is in any more.
-        for ((ente, m, g, anno, p, v1, v2), _) in keys.iter().filter(|(_, d)| d.1 < 0) {
-            Q::new("DELETE FROM stats_cella WHERE ente = ")
-                .bind_text(ente)
-                .push(" AND misura = ")
-                .bind_text(m.as_str())
-                .push(" AND gruppo = ")
-                .bind_text(g)
-                .push(" AND anno = ")
-                .bind_int(i64::from(*anno))
-                .push(" AND periodo = ")
-                .bind_text(p)
-                .push(" AND v1 = ")
-                .bind_text(v1)
-                .push(" AND v2 = ")
-                .bind_text(v2)
-                .push(" AND persone <= 0")
-                .execute(&mut **tx)
-                .await?;
-        }
+        add_celle(tx, delta).await?;
         Ok(())
     }
 
     /// Rebuilds the projection from the records: every fact derived again, every cell
-    /// aggregated again, the cursor set to the last change already visible. Returns the
-    /// number of facts.
+    /// summed again, the cursor set to the last change already visible. Returns the number
+    /// of facts.
     pub async fn stats_rebuild(&self) -> Result<u64> {
+        self.stats_rebuild_with(Lotto::default(), |_| {}).await
+    }
+
+    /// [`Store::stats_rebuild`] holding at most `lotto` in memory and calling `progress`
+    /// after each batch of people. The result does not depend on `lotto`: a cell adds up
+    /// what each person contributes to it, as the live projection does.
+    pub async fn stats_rebuild_with(&self, lotto: Lotto, mut progress: impl FnMut(Avanzamento) + Send) -> Result<u64> {
+        let per_lotto = lotto.persone.max(1);
         let mut tx = self.pool.begin().await?;
         self.stats_lock(&mut tx, true).await?.ok_or_else(|| CoreError::Internal("the statistics cursor row is missing".into()))?;
         // The last change visible now: everything before it is in the records read below;
@@ -452,45 +510,43 @@ impl Store {
         Q::new("DELETE FROM stats_cella").execute(&mut *tx).await?;
         Q::new("DELETE FROM stats_fatto").execute(&mut *tx).await?;
         let (at, oggi) = now();
-        let all = dossiers(&mut tx, None).await?;
-        let mut n: u64 = 0;
-        let mut batch = Vec::new();
-        for (id, d) in &all {
-            batch.extend(fatti(id, d, oggi));
-            if batch.len() >= 10_000 {
-                n += batch.len() as u64;
-                insert_fatti(&mut tx, &batch).await?;
-                batch.clear();
+        let totali: i64 = match Q::new("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM persona").fetch_optional(&mut *tx).await? {
+            Some(r) => r.try_get("n")?,
+            None => 0,
+        };
+        let mut stato = Avanzamento { persone_totali: u64::try_from(totali).unwrap_or(0), ..Default::default() };
+        let mut celle: Delta = HashMap::new();
+        let mut dopo = String::new();
+        loop {
+            // The next people in id order: registered ones, and those only records name.
+            let mut q = Q::new("SELECT id FROM persona WHERE id > ");
+            q.bind_text(&dopo).push(" UNION SELECT persona_id FROM cartella WHERE persona_id > ").bind_text(&dopo);
+            q.push(" UNION SELECT persona_id FROM accesso WHERE persona_id > ").bind_text(&dopo);
+            q.push(" ORDER BY 1 LIMIT ").bind_int(i64::try_from(per_lotto).unwrap_or(i64::MAX));
+            let ids: Vec<String> =
+                q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?;
+            let Some(last) = ids.last() else { break };
+            dopo = last.clone();
+            let dossiers = dossiers(&mut tx, Some(&ids)).await?;
+            let mut fatti_lotto = Vec::new();
+            for (id, d) in &dossiers {
+                let f = fatti(id, d, oggi);
+                accumula(&mut celle, differenze(&[], &f));
+                fatti_lotto.extend(f);
             }
-        }
-        n += batch.len() as u64;
-        insert_fatti(&mut tx, &batch).await?;
-        drop(all);
-        for m in Misura::ALL {
-            for g in gruppi(m) {
-                for grana in Grana::ALL {
-                    let periodo = match grana {
-                        Grana::Anno => "CAST(anno AS TEXT)",
-                        Grana::Trimestre => "trimestre",
-                        Grana::Mese => "mese",
-                    };
-                    let col = |i: usize| g.get(i).map_or("'*'", |d| d.as_str());
-                    let mut q = Q::new(
-                        "INSERT INTO stats_cella (ente, misura, gruppo, anno, periodo, v1, v2, valore, persone, somma) SELECT ente, misura, ",
-                    );
-                    q.bind_text(&gruppo(&g)).push(", anno, ").push(periodo).push(", ").push(col(0)).push(", ").push(col(1));
-                    q.push(", COUNT(DISTINCT record_id), COUNT(DISTINCT persona_id), SUM(somma) FROM stats_fatto WHERE misura = ");
-                    q.bind_text(m.as_str()).push(" GROUP BY ente, misura, anno, ").push(periodo);
-                    for d in &g {
-                        q.push(", ").push(d.as_str());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
+            insert_fatti(&mut tx, &fatti_lotto).await?;
+            stato.persone += ids.len() as u64;
+            stato.fatti += fatti_lotto.len() as u64;
+            if celle.len() >= lotto.celle {
+                stato.celle += add_celle(&mut tx, std::mem::take(&mut celle)).await?;
             }
+            progress(stato);
         }
+        stato.celle += add_celle(&mut tx, celle).await?;
+        progress(stato);
         self.stats_move(&mut tx, end, &at).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(stato.fatti)
     }
 
     /// Where the projection stands.

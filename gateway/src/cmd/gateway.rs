@@ -167,7 +167,8 @@ pub fn with_sessions(
     stop: StopFuture,
 ) -> Result<gateway::auth::Authenticator> {
     Ok(match spid {
-        Some(rp) => {
+        Some(mut rp) => {
+            rp.landing = gateway::console::landing();
             purge_sessions_periodically(edge.clone(), rp.idle_timeout, stop);
             auth.with_sessions(spid_cie::Rp::new(rp, Arc::new(edge.clone())).context("SPID/CIE login")?)
         }

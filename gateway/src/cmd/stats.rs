@@ -4,7 +4,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use core_cartella::{stats::projector::Projector, store::Store};
+use core_cartella::{
+    stats::projector::Projector,
+    store::{
+        Store,
+        projection::{Avanzamento, Lotto, PERSONE_PER_LOTTO},
+    },
+};
 
 use super::StoreArgs;
 
@@ -30,7 +36,8 @@ impl ProjectorArgs {
 #[derive(Subcommand, Debug)]
 pub enum StatsCommand {
     /// Rebuild the statistics projection from the records (after a restore, or to check
-    /// it); the projector then goes on from the outbox.
+    /// it); the projector then goes on from the outbox. Reads the records a batch of people
+    /// at a time (memory stays bounded) and reports progress on stderr.
     Rebuild(RebuildArgs),
 }
 
@@ -38,6 +45,23 @@ pub enum StatsCommand {
 pub struct RebuildArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// People whose records are read and turned into facts per batch (memory grows with
+    /// it; the result does not depend on it).
+    #[arg(long, default_value_t = PERSONE_PER_LOTTO as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+}
+
+/// One progress line: people done of the total, facts, cells written.
+fn riga(a: &Avanzamento, t: Instant) -> String {
+    let pct = (a.persone * 100).checked_div(a.persone_totali).unwrap_or(100).min(100);
+    format!(
+        "stats rebuild: {} of {} people ({pct}%), {} facts, {} cell changes written, {:.0} s",
+        a.persone,
+        a.persone_totali,
+        a.fatti,
+        a.celle,
+        t.elapsed().as_secs_f64()
+    )
 }
 
 pub async fn run(c: StatsCommand) -> Result<()> {
@@ -45,7 +69,20 @@ pub async fn run(c: StatsCommand) -> Result<()> {
         StatsCommand::Rebuild(a) => {
             let store = a.store.open().await?;
             let t = Instant::now();
-            let n = store.stats_rebuild().await.context("rebuilding the statistics projection")?;
+            let mut shown = Instant::now();
+            let lotto = Lotto { persone: usize::try_from(a.batch).unwrap_or(PERSONE_PER_LOTTO), ..Lotto::default() };
+            let mut last = Avanzamento::default();
+            let n = store
+                .stats_rebuild_with(lotto, |p| {
+                    last = p;
+                    if shown.elapsed() >= Duration::from_secs(2) {
+                        eprintln!("{}", riga(&p, t));
+                        shown = Instant::now();
+                    }
+                })
+                .await
+                .context("rebuilding the statistics projection")?;
+            eprintln!("{}", riga(&last, t));
             let stato = store.stats_stato().await?;
             println!("statistics rebuilt: {n} facts in {:.1} s, up to change {}", t.elapsed().as_secs_f64(), stato.cursore);
             store.close().await;

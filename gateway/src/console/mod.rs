@@ -157,6 +157,19 @@ async fn demo_login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<
     }
 }
 
+/// Where operators land after an SPID/CIE login that named no return path: the holders of
+/// a role some console page is for go to the console (the others to the login page, which
+/// shows their session).
+pub fn landing() -> Vec<(String, String)> {
+    let mut roles: Vec<Role> = Vec::new();
+    for r in Page::ALL.iter().flat_map(|p| p.roles()) {
+        if !roles.contains(r) {
+            roles.push(*r);
+        }
+    }
+    roles.into_iter().map(|r| (r.as_str().to_string(), format!("{BASE}/"))).collect()
+}
+
 /// Session settings for `sigess up --demo` without SPID/CIE flags: the console's demo login
 /// opens sessions through them, with the same cookie, timeouts and CSRF rules as SPID/CIE
 /// sessions. The relying party's keys are created once in `key_dir`; its Trust Anchor is
@@ -170,5 +183,24 @@ pub fn demo_login_config(http_addr: std::net::SocketAddr, key_dir: &std::path::P
     c.sig_keys = vec![key_dir.join("demo-rp-sig.pem")];
     c.enc_keys = vec![key_dir.join("demo-rp-enc.pem")];
     c.purpose = "gestione dell'hub (dimostrazione)".into();
+    c.landing = landing();
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_roles_land_on_the_console_after_login() {
+        let rp = demo_login_config("127.0.0.1:8080".parse().expect("addr"), std::path::Path::new("."));
+        let roles = |r: &[Role]| r.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>();
+        for r in [Role::Amministratore, Role::Statistica, Role::Dpo] {
+            assert_eq!(rp.after_login(None, &roles(&[Role::Operatore, r])), "/console/", "{r:?}");
+        }
+        assert_eq!(rp.after_login(None, &roles(&[Role::Operatore, Role::Consultazione])), "/oidc/rp/");
+        assert_eq!(rp.after_login(Some("/console/registro"), &roles(&[Role::Dpo])), "/console/registro");
+        assert_eq!(rp.after_login(Some("//evil.example/"), &roles(&[Role::Dpo])), "/console/");
+        assert!(rp.validate().is_ok());
+    }
 }

@@ -190,7 +190,7 @@ pub fn login(demo: bool, spid: bool, caller: Option<&Caller>) -> Html<String> {
     if spid {
         body.push_str(
             "<h2 class=\"h4\">Accesso con identità digitale</h2><p>Gli operatori registrati nell'hub entrano con SPID o CIE.</p>\
-             <p><a class=\"btn btn-primary\" href=\"/oidc/rp/\">Entra con SPID o CIE</a></p>",
+             <p><a class=\"btn btn-primary\" href=\"/oidc/rp/?next=/console/\">Entra con SPID o CIE</a></p>",
         );
     }
     if demo {

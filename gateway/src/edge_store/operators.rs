@@ -56,7 +56,7 @@ macro_rules! operator_columns {
 }
 macro_rules! login_columns {
     () => {
-        "state_hash, browser_hash, provider, nonce, code_verifier, acr, expires_at"
+        "state_hash, browser_hash, provider, nonce, code_verifier, acr, expires_at, return_to"
     };
 }
 macro_rules! session_columns {
@@ -88,6 +88,7 @@ fn login_from_row(row: &AnyRow) -> Result<LoginRequest> {
         code_verifier: row.try_get("code_verifier")?,
         acr: row.try_get("acr")?,
         expires_at: row.try_get("expires_at")?,
+        return_to: row.try_get("return_to")?,
     })
 }
 
@@ -187,7 +188,7 @@ impl EdgeStore {
     }
 
     async fn insert_login(&self, r: &LoginRequest) -> Result<()> {
-        sqlx::query(concat!("INSERT INTO login_request (", login_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+        sqlx::query(concat!("INSERT INTO login_request (", login_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(r.state_hash.clone())
             .bind(r.browser_hash.clone())
             .bind(r.provider.clone())
@@ -195,6 +196,7 @@ impl EdgeStore {
             .bind(r.code_verifier.clone())
             .bind(r.acr.clone())
             .bind(r.expires_at)
+            .bind(r.return_to.clone())
             .execute(&self.pool)
             .await?;
         Ok(())
