@@ -6,7 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{
     Backend, Store, audit_log, now,
-    records::{ListFilter, MAX_PAGE, decode},
+    records::{ListFilter, MAX_PAGE, decode, read_visible},
     scope::{Mode, push_scope},
     sql::Q,
 };
@@ -43,16 +43,11 @@ impl Letture<'_> {
     /// One record by id, within the caller's scope: None when there is none, Denied when
     /// it is out of scope (as [`Store::get`]).
     async fn one<R: Record>(&mut self, tx: &mut Transaction<'static, Any>, id: &str) -> Result<Option<R>> {
-        let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
-        push_scope(&mut q, self.caller, R::KIND.scope_class(), Mode::Read, &self.today);
-        q.push(" THEN 1 ELSE 0 END AS BIGINT) AS visible FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(id);
-        let Some(row) = q.fetch_optional(&mut **tx).await? else { return Ok(None) };
-        if row.try_get::<i64, _>("visible")? != 1 {
-            return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this read"));
+        let rec = read_visible::<R, _>(&mut **tx, self.caller, id, &self.today).await?;
+        if rec.is_some() {
+            self.read.push((R::KIND, id.to_string()));
         }
-        let rec = decode::<R>(&row)?;
-        self.read.push((R::KIND, id.to_string()));
-        Ok(Some(rec))
+        Ok(rec)
     }
 
     /// Every record of a kind matching `filter` within the caller's scope, page by page.

@@ -129,6 +129,24 @@ fn invalid(kind: Kind, field: &str, description: &str) -> CoreError {
     CoreError::Invalid(vec![Violation { field: format!("{}.{field}", prefix(kind)), description: description.to_string() }])
 }
 
+/// One record by id within the caller's scope on `today`, not audited: None when there is
+/// none, Denied when it is out of scope. Callers audit what they return.
+pub(super) async fn read_visible<'c, R: Record, E: sqlx::Executor<'c, Database = Any>>(
+    e: E,
+    caller: &Caller,
+    id: &str,
+    today: &str,
+) -> Result<Option<R>> {
+    let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
+    push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Read, today);
+    q.push(" THEN 1 ELSE 0 END AS BIGINT) AS visible FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(id);
+    let Some(row) = q.fetch_optional(e).await? else { return Ok(None) };
+    if row.try_get::<i64, _>("visible")? != 1 {
+        return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this read"));
+    }
+    decode::<R>(&row).map(Some)
+}
+
 pub(super) fn decode<R: Record>(row: &AnyRow) -> Result<R> {
     let body: Vec<u8> = row.try_get("body")?;
     R::decode(body.as_slice()).map_err(|_| CoreError::Internal(format!("undecodable {} record", R::KIND.name())))
@@ -257,14 +275,7 @@ impl Store {
         let purpose = caller.purpose_for(purpose)?;
         let (at, today) = now();
         let today_s = crate::domain::codes::format_date(today);
-        let mut q = Q::new("SELECT body, CAST(CASE WHEN ");
-        push_scope(&mut q, caller, R::KIND.scope_class(), Mode::Read, &today_s);
-        q.push(" THEN 1 ELSE 0 END AS BIGINT) AS visible FROM ").push(R::KIND.table()).push(" WHERE id = ").bind_text(id);
-        let row = q.fetch_optional(&self.pool).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
-        if row.try_get::<i64, _>("visible")? != 1 {
-            return Err(CoreError::Denied("the record belongs to another ufficio and no sharing basis allows this read"));
-        }
-        let rec = decode::<R>(&row)?;
+        let rec = read_visible::<R, _>(&self.pool, caller, id, &today_s).await?.ok_or(CoreError::NotFound { kind: R::KIND.name() })?;
         self.audit_read(caller, &at, R::KIND, &[id], purpose).await?;
         Ok(rec)
     }
