@@ -188,7 +188,7 @@ impl Engine {
         loop {
             let mut worked = false;
             for a in &self.adapters {
-                worked |= self.step(a, &mut JoinSet::new(), &mut None, true).await? > 0;
+                worked |= self.round(a).await? > 0;
             }
             if worked {
                 continue;
@@ -204,21 +204,21 @@ impl Engine {
         }
     }
 
-    /// One round for one adapter: plan, claim into `inflight`, and (when `wait_all`) wait
-    /// for every job of the round. Returns how many changes were planned plus jobs claimed.
-    async fn step(&self, a: &Arc<dyn Runner>, inflight: &mut JoinSet<Done>, paused: &mut Option<i64>, wait_all: bool) -> Result<usize> {
+    /// One round for one adapter in [`Engine::drain`]: plan, claim, wait for every claimed
+    /// job and record them. Returns how many changes were planned plus jobs claimed.
+    async fn round(&self, a: &Arc<dyn Runner>) -> Result<usize> {
+        let mut inflight = JoinSet::new();
+        let mut paused = None;
         let planned = self.plan(a).await?;
-        let claimed = self.claim(a, inflight, paused).await?;
-        if wait_all {
-            let mut done = Vec::new();
-            while let Some(d) = inflight.join_next().await {
-                match d {
-                    Ok(d) => done.push(d),
-                    Err(e) => tracing::error!(adapter = a.id(), error = %e, "delivery task failed"),
-                }
+        let claimed = self.claim(a, &mut inflight, &mut paused).await?;
+        let mut done = Vec::new();
+        while let Some(d) = inflight.join_next().await {
+            match d {
+                Ok(d) => done.push(d),
+                Err(e) => tracing::error!(adapter = a.id(), error = %e, "delivery task failed"),
             }
-            self.finish(a.id(), done, paused).await?;
         }
+        self.finish(a.id(), done, &mut paused).await?;
         Ok(planned + claimed)
     }
 
