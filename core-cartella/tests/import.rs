@@ -360,7 +360,10 @@ async fn queue(store: &Store) -> Vec<(String, String, String)> {
             .unwrap()
             .iter()
             .map(|r| {
-                (r.try_get::<String, _>(0).unwrap(), format!("{}/{}", r.try_get::<String, _>(1).unwrap(), r.try_get::<String, _>(2).unwrap()))
+                (
+                    r.try_get::<String, _>(0).unwrap(),
+                    format!("{}/{}", r.try_get::<String, _>(1).unwrap(), r.try_get::<String, _>(2).unwrap()),
+                )
             })
             .collect();
     let label = |id: String| labels.get(&id).cloned().unwrap_or_else(|| "diretta".into());
