@@ -42,6 +42,11 @@ pub const SERVICES: [&str; 8] = [
     "cartella.v1.RevisioneService",
 ];
 
+/// Largest request message core decodes on its services (tonic's default), except:
+pub const MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
+/// the largest `ImportService` request: an upload of the files with room for their framing.
+pub const IMPORT_MESSAGE_LIMIT: usize = MAX_UPLOAD + 1024 * 1024;
+
 /// Verifies the caller token of every call and puts the `Caller` in the request extensions.
 #[derive(Clone, Debug)]
 pub struct Authenticate {
@@ -157,7 +162,7 @@ pub async fn routes_with(
         .add_service(RevisioneServiceServer::with_interceptor(RevisioneSvc::new(store.clone()), auth.clone()))
         // Uploaded exports are larger than any record: room for the files and their framing.
         .add_service(InterceptedService::new(
-            ImportServiceServer::new(ImportSvc::new(jobs)).max_decoding_message_size(MAX_UPLOAD + 1024 * 1024),
+            ImportServiceServer::new(ImportSvc::new(jobs)).max_decoding_message_size(IMPORT_MESSAGE_LIMIT),
             auth,
         ));
     Ok(routes)

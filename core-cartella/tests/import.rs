@@ -3,7 +3,9 @@
 //! the file imports only what is missing; a row that is a persona the hub already holds is
 //! joined to it, and two rows of one person become one persona. Households and prestazioni
 //! land with their people: a household with a row in error is left out whole, a prestazione
-//! the hub refuses (SIUSS code, carattere, dates) is reported by column.
+//! the hub refuses (SIUSS code, carattere, dates) is reported by column. Pairs left for
+//! review are queued again by a re-run when an interrupted run wrote them but never queued
+//! them; pairs of other origins stay out, and a decided pair is not re-opened.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -20,7 +22,10 @@ use core_cartella::{
         load::{ImportOptions, ImportSummary, import},
     },
     linkage::Config,
-    store::{Store, StoreOptions},
+    store::{
+        Store, StoreOptions,
+        revisione::{APERTA, Decisione, PERSONE_DIVERSE},
+    },
 };
 use prost::Message;
 use sqlx::Row;
@@ -332,4 +337,141 @@ async fn households_and_prestazioni_sqlite() {
 #[tokio::test]
 async fn households_and_prestazioni_postgres() {
     households_and_prestazioni(Backend::Postgres).await;
+}
+
+/// Every pair that shares a blocking key is left for review and none is linked on its score,
+/// so the planted pairs do not hang on what the model learns from a handful of rows.
+fn review_all() -> Config {
+    Config { u_sample_pairs: 10_000, link_threshold: 2.0, review_threshold: 0.0, ..Config::default() }
+}
+
+async fn run_origine(store: &Store, dir: &Path, origine: &str, dry_run: bool) -> ImportSummary {
+    let opts = ImportOptions { origine: origine.into(), dry_run, linkage: review_all() };
+    import(store, &caller(), &Source::Dir(dir.to_path_buf()), &opts, &mut |_, _| {}).await.unwrap()
+}
+
+/// The review queue as (first label, second label, stato), sorted; a persona is labelled by
+/// its office row (`origine/id_locale`), or `diretta` when it was created otherwise.
+async fn queue(store: &Store) -> Vec<(String, String, String)> {
+    let labels: std::collections::HashMap<String, String> =
+        sqlx::query("SELECT record_id, origine, id_locale FROM import_origine WHERE kind = 'persona'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get::<String, _>(0).unwrap(),
+                    format!("{}/{}", r.try_get::<String, _>(1).unwrap(), r.try_get::<String, _>(2).unwrap()),
+                )
+            })
+            .collect();
+    let label = |id: String| labels.get(&id).cloned().unwrap_or_else(|| "diretta".into());
+    let mut out: Vec<(String, String, String)> = sqlx::query("SELECT persona_a, persona_b, stato FROM revisione")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (a, b) = (label(r.try_get(0).unwrap()), label(r.try_get(1).unwrap()));
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            (a, b, r.try_get(2).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pair(a: &str, b: &str, stato: &str) -> (String, String, String) {
+    (a.into(), b.into(), stato.into())
+}
+
+async fn review_pairs_survive_an_interrupted_run(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
+    // A persona created at the desk, then another office's export with its double and one
+    // person this export has too.
+    let neri = Persona {
+        cognome: "Neri".into(),
+        nome: "Ugo".into(),
+        sesso: Sesso::Maschio as i32,
+        data_nascita: "1990-03-03".into(),
+        luogo_nascita: "H501".into(),
+        cittadinanza: "380".into(),
+        ..Default::default()
+    };
+    store.create(&caller(), neri).await.unwrap();
+    let altro = tempfile::tempdir().unwrap();
+    let rows = ["O1;Verdi;Luca;M;02/02/1980;Roma;H501;380;;".to_string(), "O2;Neri;Ugo;M;03/03/1990;Roma;H501;380;;".to_string()];
+    write_export(altro.path(), &persone(&rows), "id_cartella;id_persona;data_apertura;area_utenza;stato\n");
+    let b = run_origine(&store, altro.path(), "M03-B", false).await;
+    assert_eq!((b.persone_nuove, b.coppie_da_rivedere), (2, 1));
+    assert_eq!(queue(&store).await, vec![pair("M03-B/O2", "diretta", APERTA)]);
+
+    // This export: a pair of its own rows, a row whose double came from the other office,
+    // and a person with no double.
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        "A1;Rossi;Maria;F;01/01/1970;Roma;H501;380;;".to_string(),
+        "A2;Rossa;Maria;F;01/01/1970;Roma;H501;380;;".to_string(),
+        "A3;Verdi;Luca;M;02/02/1980;Roma;H501;380;;".to_string(),
+        "A4;Gallo;Piero;M;06/06/1960;Roma;H501;380;;".to_string(),
+    ];
+    write_export(dir.path(), &persone(&rows), "id_cartella;id_persona;data_apertura;area_utenza;stato\n");
+    let first = run_origine(&store, dir.path(), "M03-A", false).await;
+    assert_eq!((first.persone_nuove, first.coppie_da_rivedere), (4, 2));
+    let ours = vec![pair("M03-A/A1", "M03-A/A2", APERTA), pair("M03-A/A3", "M03-B/O1", APERTA)];
+    let mut all = ours.clone();
+    all.push(pair("M03-B/O2", "diretta", APERTA));
+    all.sort();
+    assert_eq!(queue(&store).await, all);
+    let personas = count(&store, "SELECT COUNT(*) FROM persona").await;
+    assert_eq!(personas, 7);
+
+    // Interrupted after its units, before the queueing: nothing queued.
+    sqlx::query("DELETE FROM revisione").execute(store.pool()).await.unwrap();
+    let dry = run_origine(&store, dir.path(), "M03-A", true).await;
+    assert_eq!((dry.persone_gia_importate, dry.persone_nuove, dry.coppie_da_rivedere), (4, 0, 2));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM revisione").await, 0, "a dry run queues nothing");
+    // The resumed run imports nothing again and queues this export's pairs, not the other
+    // office's (its own import answers for it).
+    let resumed = run_origine(&store, dir.path(), "M03-A", false).await;
+    assert!(resumed.problems.is_empty(), "{:?}", resumed.problems);
+    assert_eq!((resumed.persone_gia_importate, resumed.persone_nuove, resumed.persone_collegate), (4, 0, 0));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM persona").await, personas);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM import_origine").await, 6);
+    assert_eq!(queue(&store).await, ours);
+
+    // A decided pair stays decided, once: re-runs queue only what is missing.
+    let anagrafe = Caller { roles: vec![Role::Anagrafe], ..caller() };
+    let (a1, a2) = (origin_of(&store, "persona", "A1").await, origin_of(&store, "persona", "A2").await);
+    // The queue keeps a pair's personas ordered.
+    let (a, b) = if a1 <= a2 { (a1, a2) } else { (a2, a1) };
+    let id: String = sqlx::query("SELECT id FROM revisione WHERE persona_a = $1 AND persona_b = $2")
+        .bind(&a)
+        .bind(&b)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    store.decide_review(&anagrafe, &id, &Decisione::PersoneDiverse).await.unwrap();
+    let decided = vec![pair("M03-A/A1", "M03-A/A2", PERSONE_DIVERSE), pair("M03-A/A3", "M03-B/O1", APERTA)];
+    run_origine(&store, dir.path(), "M03-A", false).await;
+    assert_eq!(queue(&store).await, decided);
+    sqlx::query("DELETE FROM revisione WHERE stato = 'aperta'").execute(store.pool()).await.unwrap();
+    run_origine(&store, dir.path(), "M03-A", false).await;
+    assert_eq!(queue(&store).await, decided);
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn review_pairs_survive_an_interrupted_run_sqlite() {
+    review_pairs_survive_an_interrupted_run(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn review_pairs_survive_an_interrupted_run_postgres() {
+    review_pairs_survive_an_interrupted_run(Backend::Postgres).await;
 }

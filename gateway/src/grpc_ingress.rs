@@ -1,6 +1,9 @@
 //! gRPC ingress for municipal apps: the `cartella.v1` services on the gateway's port,
 //! authenticated here and forwarded to core with a freshly minted caller token. Bodies are
 //! streamed through untouched, so server streaming (`WatchChanges`) works as it does on core.
+//! A request message larger than core would decode for its service (4 MiB; 64 MiB of files
+//! for `ImportService`) is refused with `RESOURCE_EXHAUSTED` naming the limit, read from the
+//! message's frame header before anything is forwarded.
 //!
 //! A change feed stays open for hours, long after the credentials that opened it were
 //! checked: each caller may hold a few at once, and the credentials of an open one are checked
@@ -170,8 +173,110 @@ fn watch_credentials(
     })
 }
 
-/// Services forwarded to core.
-pub const SERVICES: [&str; 3] = ["cartella.v1.CartellaService", "cartella.v1.FeedService", "cartella.v1.StatsService"];
+/// Services forwarded to core. The ingress authenticates; core authorises each call by the
+/// caller's roles and offices, as it does for REST (imports and deliveries: ente-wide
+/// callers with role amministratore; the review queue and merges: role anagrafe).
+pub const SERVICES: [&str; 6] = [
+    "cartella.v1.CartellaService",
+    "cartella.v1.FeedService",
+    "cartella.v1.StatsService",
+    "cartella.v1.ImportService",
+    "cartella.v1.RevisioneService",
+    "cartella.v1.DeliveryService",
+];
+
+/// Largest request message the ingress forwards to a method (bytes, as framed): what core
+/// decodes, so an upload core would take is never cut here, and one it would refuse is
+/// refused before it is sent on. `ImportService` takes a whole export (64 MiB of files);
+/// every other service 4 MiB.
+pub fn message_limit(path: &str) -> usize {
+    if path.starts_with("/cartella.v1.ImportService/") {
+        core_cartella::server::IMPORT_MESSAGE_LIMIT
+    } else {
+        core_cartella::server::MESSAGE_LIMIT
+    }
+}
+
+/// Length of a gRPC message's frame header: a compression flag and a 4-byte length.
+const FRAME_HEADER: usize = 5;
+
+/// A request body as it is forwarded: the bytes read to learn its message's length first,
+/// then the rest as it streams, cut once it carries more than one message of the limit.
+struct Bounded {
+    head: Option<axum::body::Bytes>,
+    trailers: Option<http_body::Frame<axum::body::Bytes>>,
+    rest: Body,
+    left: usize,
+    done: bool,
+}
+
+impl http_body::Body for Bounded {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let frame = if let Some(head) = this.head.take().filter(|h| !h.is_empty()) {
+            http_body::Frame::data(head)
+        } else if let Some(trailers) = this.trailers.take() {
+            this.done = true;
+            trailers
+        } else {
+            match Pin::new(&mut this.rest).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                other => return other,
+            }
+        };
+        if let Some(data) = frame.data_ref() {
+            if data.len() > this.left {
+                this.done = true;
+                return Poll::Ready(Some(Err(axum::Error::new("the request body is larger than its message limit"))));
+            }
+            this.left -= data.len();
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+}
+
+/// Reads `body` up to its first message's frame header and refuses (RESOURCE_EXHAUSTED,
+/// naming the limit) a message over `limit` before a byte of it goes to core; otherwise the
+/// body to forward, whole.
+async fn bounded(mut body: Body, limit: usize) -> Result<Bounded, Response> {
+    use http_body::Body as _;
+    let mut head: Vec<u8> = Vec::new();
+    let mut trailers = None;
+    while head.len() < FRAME_HEADER {
+        match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            None => break,
+            Some(Err(_)) => return Err(grpc_error(tonic::Code::Cancelled, "the request body could not be read")),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => head.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = Some(frame);
+                    break;
+                }
+            },
+        }
+    }
+    if let Some(&[_, a, b, c, d]) = head.get(..FRAME_HEADER) {
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        if len > limit {
+            return Err(grpc_error(
+                tonic::Code::ResourceExhausted,
+                &format!("the request message is {len} bytes, over this service's limit of {limit} bytes"),
+            ));
+        }
+    }
+    let left = limit.saturating_add(FRAME_HEADER);
+    Ok(Bounded { head: Some(head.into()), trailers, rest: body, left, done: false })
+}
 
 pub fn router(ingress: Ingress) -> Router {
     let mut r = Router::new();
@@ -233,6 +338,13 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         ing.limiter.headers(&decision, r.headers_mut());
         return r;
     }
+    let body = match bounded(body, message_limit(parts.uri.path())).await {
+        Ok(b) => b,
+        Err(refused) => {
+            ing.metrics.refused("message_too_large");
+            return refused;
+        }
+    };
     let bearer = match ing.link.bearer_for(&caller).ok().and_then(|b| HeaderValue::from_str(&b).ok()) {
         Some(b) => b,
         None => return grpc_error(tonic::Code::Internal, "cannot mint the caller token"),

@@ -1,10 +1,15 @@
 //! The gateway in front of a real core: gRPC ingress (unary and streaming), authentication
-//! refusals, per-client rate limits, load shedding, request ids, metrics, readiness.
+//! refusals, per-client rate limits, load shedding, request ids, metrics, readiness. Imports,
+//! the review queue and deliveries through the ingress, authorised by core, with the
+//! message limits of each service.
 #![allow(clippy::unwrap_used)]
 
 use std::{net::SocketAddr, time::Duration};
 
-use cartella_proto::v1::{self as pb, cartella_service_client::CartellaServiceClient, feed_service_client::FeedServiceClient};
+use cartella_proto::v1::{
+    self as pb, cartella_service_client::CartellaServiceClient, delivery_service_client::DeliveryServiceClient,
+    feed_service_client::FeedServiceClient, import_service_client::ImportServiceClient, revisione_service_client::RevisioneServiceClient,
+};
 use core_cartella::{
     auth::{Caller, CallerKind, Role, TokenSigner},
     domain::codice_fiscale::compose,
@@ -21,6 +26,7 @@ use tonic::{Code, transport::Channel};
 
 struct Running {
     gateway: SocketAddr,
+    store: Store,
     signer: TokenSigner,
     stop_core: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -57,17 +63,21 @@ async fn start_with(cfg: AppConfig, in_process: bool) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
-    Running { gateway, signer, stop_core: Some(stop_core), _dir: dir }
+    Running { gateway, store, signer, stop_core: Some(stop_core), _dir: dir }
 }
 
 impl Running {
     fn token(&self, subject: &str) -> String {
+        self.token_as(subject, Some("M01"), &[Role::Operatore])
+    }
+
+    fn token_as(&self, subject: &str, ufficio: Option<&str>, roles: &[Role]) -> String {
         let c = Caller {
             kind: CallerKind::Sistema,
             subject: subject.into(),
             ente: "H501".into(),
-            ufficio: Some("M01".into()),
-            roles: vec![Role::Operatore],
+            ufficio: ufficio.map(str::to_string),
+            roles: roles.to_vec(),
             purpose: "test".into(),
             request_id: String::new(),
         };
@@ -134,6 +144,84 @@ async fn grpc_ingress_forwards(in_process: bool) {
     let p2 = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(2)) }, &token)).await.unwrap().into_inner();
     let live = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(live.id, p2.meta.unwrap().id);
+}
+
+fn start_import(files: &[(&str, Vec<u8>)]) -> pb::StartImportRequest {
+    pb::StartImportRequest {
+        ufficio: "M01".into(),
+        origine: "M01-A".into(),
+        dry_run: true,
+        source: Some(pb::start_import_request::Source::Files(pb::ImportFiles {
+            files: files.iter().map(|(name, content)| pb::ImportFile { name: (*name).into(), content: content.clone() }).collect(),
+        })),
+    }
+}
+
+const PERSONE_CSV: &str = "id_persona;cognome;nome;sesso;data_nascita;luogo_nascita;codice_luogo_nascita;cittadinanza;codice_fiscale\n\
+A1;Esposito;Carla;F;03/04/1961;Roma;H501;380;\n";
+
+#[tokio::test]
+async fn grpc_ingress_serves_imports_reviews_and_deliveries_as_core_authorises() {
+    let hub = start(AppConfig::default()).await;
+    let operatore = hub.token("app-municipio-1");
+    let admin = hub.token_as("console-ente", None, &[Role::Amministratore]);
+    let anagrafe = hub.token_as("anagrafe-m01", Some("M01"), &[Role::Anagrafe]);
+
+    // Two personas of Municipio I and a pair of them left for review.
+    let mut c = CartellaServiceClient::new(hub.channel().await);
+    let mut ids = Vec::new();
+    for day in [1, 2] {
+        let p = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(persona(day)) }, &operatore)).await.unwrap();
+        ids.push(p.into_inner().meta.unwrap().id);
+    }
+    assert!(hub.store.queue_review("H501", &ids[0], &ids[1], 0.7, "peso complessivo: +1.0").await.unwrap());
+
+    let mut r = RevisioneServiceClient::new(hub.channel().await);
+    let list = || pb::ListRevisioniRequest::default();
+    let pairs = r.list_revisioni(with_token(list(), &anagrafe)).await.unwrap().into_inner().revisioni;
+    assert_eq!(pairs.len(), 1);
+    let mut got = [pairs[0].persona_a_id.clone(), pairs[0].persona_b_id.clone()];
+    got.sort();
+    ids.sort();
+    assert_eq!(got.as_slice(), ids.as_slice());
+    assert_eq!(r.list_revisioni(with_token(list(), &operatore)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(r.list_revisioni(with_token(list(), "")).await.unwrap_err().code(), Code::Unauthenticated);
+
+    let mut i = ImportServiceClient::new(hub.channel().await);
+    let small = || start_import(&[("persone.csv", PERSONE_CSV.as_bytes().to_vec())]);
+    let job = i.start_import(with_token(small(), &admin)).await.unwrap().into_inner();
+    assert!(job.dry_run);
+    let again = i.get_import(with_token(pb::ImportRef { id: job.id.clone() }, &admin)).await.unwrap().into_inner();
+    assert_eq!(again.id, job.id);
+    for token in [&operatore, &anagrafe] {
+        assert_eq!(i.start_import(with_token(small(), token)).await.unwrap_err().code(), Code::PermissionDenied);
+    }
+    assert_eq!(i.start_import(with_token(small(), "")).await.unwrap_err().code(), Code::Unauthenticated);
+
+    // An upload of a few MiB (over the 4 MiB of other services) goes through; one over
+    // ImportService's limit is refused at the gateway, naming it, and never reaches core.
+    let mut big = b"filler\n".to_vec();
+    big.resize(6 * 1024 * 1024, b'#');
+    let files = [("persone.csv", PERSONE_CSV.as_bytes().to_vec()), ("nuclei.csv", big)];
+    let job = i.start_import(with_token(start_import(&files), &admin)).await.unwrap().into_inner();
+    assert!(!job.id.is_empty());
+    let limit = gateway::grpc_ingress::message_limit("/cartella.v1.ImportService/StartImport");
+    let huge = start_import(&[("persone.csv", vec![b'#'; limit])]);
+    let refused = i.start_import(with_token(huge, &admin)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains(&format!("limit of {limit} bytes")), "{}", refused.message());
+    let jobs = i.list_imports(with_token(pb::ListImportsRequest::default(), &admin)).await.unwrap().into_inner();
+    assert_eq!(jobs.jobs.len(), 2, "the refused upload queued nothing");
+    // Records keep core's 4 MiB.
+    let mut fat = persona(3);
+    fat.cognome = "X".repeat(5 * 1024 * 1024);
+    let refused = c.create_persona(with_token(pb::CreatePersonaRequest { persona: Some(fat) }, &operatore)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    let mut d = DeliveryServiceClient::new(hub.channel().await);
+    d.list_adapters(with_token(pb::ListAdaptersRequest {}, &admin)).await.unwrap();
+    assert_eq!(d.list_adapters(with_token(pb::ListAdaptersRequest {}, &operatore)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(d.list_adapters(with_token(pb::ListAdaptersRequest {}, "")).await.unwrap_err().code(), Code::Unauthenticated);
 }
 
 #[tokio::test]

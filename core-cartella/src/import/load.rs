@@ -48,7 +48,8 @@ pub struct ImportSummary {
     pub persone_collegate: usize,
     /// Rows found to be the same person as another row of this export.
     pub persone_unite: usize,
-    /// Pairs left for a person to decide.
+    /// Pairs left for a person to decide with a side from this origine (this run's rows or
+    /// personas an earlier run of it imported), whether queued now or already queued.
     pub coppie_da_rivedere: usize,
     /// Codici fiscali not trusted (not stored; the persona is kept without).
     pub cf_non_affidabili: usize,
@@ -392,7 +393,14 @@ pub async fn import(
     }
     let result = linkage::link(&all, &opts.linkage);
     let h = hub_ids.len();
-    s.coppie_da_rivedere = result.pairs.iter().filter(|p| p.outcome == Outcome::Review && (p.b as usize) >= h).count();
+    // The pairs this run answers for: those with a side from this origine, a row of this
+    // run or a persona an earlier run of it imported (a run interrupted after writing both
+    // sides of a pair, before queueing it, queues it when resumed). Pairs of personas that
+    // came otherwise were queued by whatever brought them.
+    let of_origine: HashSet<&str> = done_persone.values().map(String::as_str).collect();
+    let ours = |i: u32| (i as usize) >= h || of_origine.contains(hub_ids[i as usize].as_str());
+    let to_review = || result.pairs.iter().filter(|p| p.outcome == Outcome::Review && (ours(p.a) || ours(p.b)));
+    s.coppie_da_rivedere = to_review().count();
 
     // Each local persona id → whose records it holds.
     let mut key_of: HashMap<&str, Key> = done_persone.iter().map(|(l, id)| (l.as_str(), Key::Hub(id.clone()))).collect();
@@ -585,7 +593,8 @@ pub async fn import(
     // Undecided pairs go to the review queue, as the personas they became.
     let persona_at =
         |i: u32| -> Option<String> { if (i as usize) < h { Some(hub_ids[i as usize].clone()) } else { written[i as usize - h].clone() } };
-    for p in result.pairs.iter().filter(|p| p.outcome == Outcome::Review && (p.b as usize) >= h) {
+    // Queueing is idempotent per pair: a pair already queued, decided or not, stays as it is.
+    for p in to_review() {
         if let (Some(a), Some(b), linkage::Evidence::Score { comparison, match_weight }) = (persona_at(p.a), persona_at(p.b), &p.evidence) {
             store.queue_review(&ente, &a, &b, p.probability, &evidence_text(&result.model, comparison, *match_weight)).await?;
         }
