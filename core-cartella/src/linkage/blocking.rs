@@ -90,16 +90,20 @@ pub fn for_each_pair(keys: &[Keys], max_block: usize, mut f: impl FnMut(u32, u32
 
 /// Calls `f(a, b)` for every pair in the blocks of key `k` alone (pairs other keys also
 /// hold included), skipping blocks larger than `max_block`: the pairs of a training session.
-pub fn for_each_pair_of_key(keys: &[Keys], k: usize, max_block: usize, mut f: impl FnMut(u32, u32)) {
+/// Returns the records in the blocks kept and the records that have the key.
+pub fn for_each_pair_of_key(keys: &[Keys], k: usize, max_block: usize, mut f: impl FnMut(u32, u32)) -> (usize, usize) {
     let mut entries: Vec<(u64, u32)> = keys.iter().enumerate().filter(|(_, ks)| ks[k] != 0).map(|(i, ks)| (ks[k], i as u32)).collect();
     entries.sort_unstable();
+    let mut kept = 0;
     for block in entries.chunk_by(|x, y| x.0 == y.0).filter(|b| b.len() <= max_block) {
+        kept += block.len();
         for (i, &(_, a)) in block.iter().enumerate() {
             for &(_, b) in &block[i + 1..] {
                 f(a.min(b), a.max(b));
             }
         }
     }
+    (kept, entries.len())
 }
 
 /// Training sessions: (key, fields left out). The birth-date key trains everything but the

@@ -3,7 +3,9 @@
 //! the share of matches among all pairs. u comes from random pairs of records
 //! (nearly all of different people); m from expectation–maximisation in one session per
 //! training key, each leaving out the fields its key is made of (the approach splink
-//! takes); λ, the prior share of matches among all pairs, from the matches one session
+//! takes) and each over the key's small blocks only (`Config::training_max_block`: in a
+//! large block of namesakes the few matches are lost among pairs that share more than
+//! random pairs do, such as the sex a name implies); λ, the prior share of matches among all pairs, from the matches one session
 //! expects divided by the share of matches its key catches. Patterns are counted once
 //! each, so an iteration costs the number of distinct patterns, not of pairs.
 use std::collections::HashMap;
