@@ -96,6 +96,37 @@ pub fn relazioni(celle: &[Cella]) -> Vec<Relazione> {
 /// Which cells of one year's family are suppressed: every cell about fewer than `soglia`
 /// people, and the further cells needed so that none of them can be derived.
 pub fn sopprimi(celle: &[Cella], soglia: i64) -> Vec<bool> {
+    proteggi(celle, soglia)
+}
+
+/// The protection of a family did not end within its time budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OltreIlTempo;
+
+thread_local! {
+    /// When the protection running on this thread must give up (see [`sopprimi_entro`]).
+    static SCADENZA: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// True once this thread's protection is past its deadline: the loops stop at once, their
+/// result is thrown away.
+fn scaduto() -> bool {
+    SCADENZA.with(|s| s.get().is_some_and(|d| std::time::Instant::now() >= d))
+}
+
+/// [`sopprimi`] within `budget`: a sparse family (many cells under the threshold, linked
+/// through many relations) can take the bounds check minutes, so past the budget nothing is
+/// published and the caller is told to ask for a coarser table.
+pub fn sopprimi_entro(celle: &[Cella], soglia: i64, budget: std::time::Duration) -> Result<Vec<bool>, OltreIlTempo> {
+    let deadline = std::time::Instant::now().checked_add(budget);
+    let before = SCADENZA.with(|s| s.replace(deadline));
+    let out = proteggi(celle, soglia);
+    let late = scaduto();
+    SCADENZA.with(|s| s.set(before));
+    if late { Err(OltreIlTempo) } else { Ok(out) }
+}
+
+fn proteggi(celle: &[Cella], soglia: i64) -> Vec<bool> {
     let rel = relazioni(celle);
     let mut soppressa = vec![false; celle.len()];
     let mut fatto = vec![false; celle.len()];
@@ -153,6 +184,9 @@ fn compagno_per_limiti(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], sop
 
 fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppressa: &mut [bool]) {
     loop {
+        if scaduto() {
+            return;
+        }
         // Every relation with a suppressed cell gets a second one.
         loop {
             let mut changed = false;
@@ -501,6 +535,10 @@ mod lp {
         segna(&base, &mut libera);
         let mut out = Vec::new();
         for k in 0..n {
+            if super::scaduto() {
+                // Given up: the caller throws the result away.
+                return (0..n).collect();
+            }
             for verso in [1.0, -1.0] {
                 if libera[k] {
                     break;
@@ -536,6 +574,25 @@ mod tests {
 
     fn c(periodo: &str, riga: &str, colonna: &str, persone: i64) -> Cella {
         Cella { periodo: periodo.into(), riga: riga.into(), colonna: colonna.into(), valore: persone, persone, somma: 0 }
+    }
+
+    #[test]
+    fn protection_gives_up_past_its_budget() {
+        let cells = vec![
+            c("2026", "*", "*", 42),
+            c("2026", "a", "*", 20),
+            c("2026", "b", "*", 22),
+            c("2026", "*", "x", 21),
+            c("2026", "*", "y", 21),
+            c("2026", "a", "x", 1),
+            c("2026", "a", "y", 19),
+            c("2026", "b", "x", 20),
+            c("2026", "b", "y", 2),
+        ];
+        assert_eq!(sopprimi_entro(&cells, 3, std::time::Duration::ZERO), Err(OltreIlTempo));
+        assert_eq!(sopprimi_entro(&cells, 3, std::time::Duration::from_secs(60)), Ok(sopprimi(&cells, 3)));
+        // The deadline is this call's only: a later call on the thread has none.
+        assert!(!scaduto());
     }
 
     #[test]

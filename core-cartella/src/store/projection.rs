@@ -345,6 +345,10 @@ async fn add_celle(tx: &mut Transaction<'static, Any>, mut delta: Delta) -> Resu
     Ok(u64::try_from(keys.len()).unwrap_or(u64::MAX))
 }
 
+/// Longest a table request may spend on its disclosure control (see
+/// [`disclosure::sopprimi_entro`]).
+pub const BUDGET_PROTEZIONE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
     /// Smallest number of people a published statistics cell may describe.
     pub fn stats_soglia(&self) -> i64 {
@@ -619,10 +623,30 @@ impl Store {
             });
         }
         let base_somma = r.misura.base_somma();
+        // The protection is CPU work of unbounded length on a sparse family: on a blocking
+        // thread, within a budget for the whole request.
+        let protected = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + BUDGET_PROTEZIONE;
+            per_anno
+                .into_values()
+                .map(|mut cells| {
+                    cells.sort_by(|x, y| (&x.periodo, &x.riga, &x.colonna).cmp(&(&y.periodo, &y.riga, &y.colonna)));
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    disclosure::sopprimi_entro(&cells, soglia, left).map(|s| (cells, s))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| CoreError::Internal("the disclosure control of a table ended abruptly".into()))?
+        .map_err(|_| {
+            CoreError::Invalid(vec![crate::domain::Violation {
+                field: "righe".into(),
+                description: "this table is too sparse to protect in time: ask for fewer dimensions, a coarser period or fewer years"
+                    .into(),
+            }])
+        })?;
         let mut celle = Vec::new();
-        for (_, mut cells) in per_anno {
-            cells.sort_by(|x, y| (&x.periodo, &x.riga, &x.colonna).cmp(&(&y.periodo, &y.riga, &y.colonna)));
-            let soppresse = disclosure::sopprimi(&cells, soglia);
+        for (cells, soppresse) in protected {
             for (c, s) in cells.into_iter().zip(soppresse) {
                 if Grana::di(&c.periodo) != r.grana {
                     continue;
