@@ -576,9 +576,9 @@ mod tests {
         Cella { periodo: periodo.into(), riga: riga.into(), colonna: colonna.into(), valore: persone, persone, somma: 0 }
     }
 
-    #[test]
-    fn protection_gives_up_past_its_budget() {
-        let cells = vec![
+    /// One year, no quarters: rows a, b; columns x, y; (a,x) and (b,y) under the threshold.
+    fn due_per_due() -> Vec<Cella> {
+        vec![
             c("2026", "*", "*", 42),
             c("2026", "a", "*", 20),
             c("2026", "b", "*", 22),
@@ -588,7 +588,12 @@ mod tests {
             c("2026", "a", "y", 19),
             c("2026", "b", "x", 20),
             c("2026", "b", "y", 2),
-        ];
+        ]
+    }
+
+    #[test]
+    fn protection_gives_up_past_its_budget() {
+        let cells = due_per_due();
         assert_eq!(sopprimi_entro(&cells, 3, std::time::Duration::ZERO), Err(OltreIlTempo));
         assert_eq!(sopprimi_entro(&cells, 3, std::time::Duration::from_secs(60)), Ok(sopprimi(&cells, 3)));
         // The deadline is this call's only: a later call on the thread has none.
@@ -602,18 +607,7 @@ mod tests {
 
     #[test]
     fn a_lone_small_cell_gets_a_companion_in_its_row_and_column() {
-        // One year, no quarters: rows a, b; columns x, y.
-        let cells = vec![
-            c("2026", "*", "*", 42),
-            c("2026", "a", "*", 20),
-            c("2026", "b", "*", 22),
-            c("2026", "*", "x", 21),
-            c("2026", "*", "y", 21),
-            c("2026", "a", "x", 1),
-            c("2026", "a", "y", 19),
-            c("2026", "b", "x", 20),
-            c("2026", "b", "y", 2),
-        ];
+        let cells = due_per_due();
         let s = sopprimi(&cells, 3);
         // (a,x) and (b,y) are small; the rest of the 2×2 block follows.
         assert!(s[5] && s[8]);
