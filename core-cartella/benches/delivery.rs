@@ -98,21 +98,6 @@ async fn open(url: &str, conns: u32) -> Store {
     Store::open(&o).await.unwrap()
 }
 
-/// Mean time per step of the engine's loop, from its metrics: where a run spent its time.
-fn phases(registry: &prometheus::Registry) -> String {
-    let mut out = Vec::new();
-    for f in registry.gather().iter().filter(|f| f.name() == "delivery_phase_seconds") {
-        for m in f.get_metric() {
-            let phase = m.get_label().iter().find(|l| l.name() == "phase").map(|l| l.value().to_string()).unwrap_or_default();
-            let h = m.get_histogram();
-            if h.get_sample_count() > 0 {
-                out.push(format!("{phase} {:.2} ms x{}", h.get_sample_sum() * 1e3 / h.get_sample_count() as f64, h.get_sample_count()));
-            }
-        }
-    }
-    out.join(", ")
-}
-
 fn engines(
     n: usize,
     stores: &[Store],
@@ -199,7 +184,7 @@ async fn latency_run(workers: usize, rate: u64, secs: u64) -> (Duration, Duratio
     }
     writer.close().await;
     db.drop_pg().await;
-    println!("         phases (workers={workers}): {}", phases(&registry));
+    println!("         phases (workers={workers}): {}", core_cartella::delivery::metrics::summary(&registry));
     (pct(&lat, 0.5), pct(&lat, 0.99), delivered, written)
 }
 
@@ -241,7 +226,7 @@ async fn ceiling_run(workers: usize, backlog: u64) -> (f64, f64) {
     }
     writer.close().await;
     db.drop_pg().await;
-    println!("         phases (workers={workers}): {}", phases(&registry));
+    println!("         phases (workers={workers}): {}", core_cartella::delivery::metrics::summary(&registry));
     (writes, deliveries)
 }
 

@@ -399,7 +399,7 @@ async fn main() {
         pct(&lat, 0.5),
         pct(&lat, 0.99),
     );
-    println!("engine steps (warm-up and open loop): {}", phases(&registry));
+    println!("engine steps (warm-up and open loop): {}", core_cartella::delivery::metrics::summary(&registry));
     let mut stalls: Vec<_> = probed.into_iter().collect();
     stalls.sort_by_key(|(_, ms)| std::cmp::Reverse(*ms));
     println!(
@@ -414,34 +414,6 @@ async fn main() {
     );
     store.close().await;
     db.drop_pg().await;
-}
-
-/// Mean time per step of the engine, from its metrics: where the run spent its time.
-fn phases(registry: &prometheus::Registry) -> String {
-    let mut out = Vec::new();
-    for f in registry.gather().iter().filter(|f| f.name() == "delivery_phase_seconds") {
-        for m in f.get_metric() {
-            let phase = m.get_label().iter().find(|l| l.name() == "phase").map(|l| l.value().to_string()).unwrap_or_default();
-            let h = m.get_histogram();
-            if h.get_sample_count() > 0 {
-                // Calls over 250 ms: a stall of that step.
-                let quick = h.get_bucket().iter().find(|b| (b.upper_bound() - 0.25).abs() < 1e-9).map_or(0, |b| b.cumulative_count());
-                out.push(format!(
-                    "{phase} {:.2} ms x{} ({} over 250 ms)",
-                    h.get_sample_sum() * 1e3 / h.get_sample_count() as f64,
-                    h.get_sample_count(),
-                    h.get_sample_count() - quick
-                ));
-            }
-        }
-    }
-    for f in registry.gather().iter().filter(|f| f.name() == "delivery_attempts_total") {
-        for m in f.get_metric() {
-            let outcome = m.get_label().iter().find(|l| l.name() == "outcome").map(|l| l.value().to_string()).unwrap_or_default();
-            out.push(format!("attempts {outcome} {}", m.get_counter().get_value()));
-        }
-    }
-    out.join(", ")
 }
 
 /// The three seconds of the open loop (by the changes' commit instant) with the worst

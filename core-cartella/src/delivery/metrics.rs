@@ -110,3 +110,35 @@ pub fn oldest_age(s: &AdapterStats) -> Option<Duration> {
     let t = time::OffsetDateTime::parse(s.oldest_open.as_deref()?, &time::format_description::well_known::Rfc3339).ok()?;
     (time::OffsetDateTime::now_utc() - t).try_into().ok()
 }
+
+/// Where an engine spent its time, read back from a registry its metrics are in: the mean
+/// of each step per call, the calls over 250 ms (a stall of that step), and the attempts by
+/// outcome. For benchmarks and diagnostics; the figures carry no record data.
+pub fn summary(registry: &Registry) -> String {
+    let label = |m: &prometheus::proto::Metric, name: &str| {
+        m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string()).unwrap_or_default()
+    };
+    let families = registry.gather();
+    let mut out = Vec::new();
+    for f in families.iter().filter(|f| f.name() == "delivery_phase_seconds") {
+        for m in f.get_metric() {
+            let h = m.get_histogram();
+            if h.get_sample_count() > 0 {
+                let quick = h.get_bucket().iter().find(|b| (b.upper_bound() - 0.25).abs() < 1e-9).map_or(0, |b| b.cumulative_count());
+                out.push(format!(
+                    "{} {:.2} ms x{} ({} over 250 ms)",
+                    label(m, "phase"),
+                    h.get_sample_sum() * 1e3 / h.get_sample_count() as f64,
+                    h.get_sample_count(),
+                    h.get_sample_count() - quick
+                ));
+            }
+        }
+    }
+    for f in families.iter().filter(|f| f.name() == "delivery_attempts_total") {
+        for m in f.get_metric() {
+            out.push(format!("attempts {} {}", label(m, "outcome"), m.get_counter().get_value()));
+        }
+    }
+    out.join(", ")
+}
