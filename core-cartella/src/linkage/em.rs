@@ -5,8 +5,9 @@
 //! training key, each leaving out the fields its key is made of (the approach splink
 //! takes) and each over the key's small blocks only (`Config::training_max_block`: in a
 //! large block of namesakes the few matches are lost among pairs that share more than
-//! random pairs do, such as the sex a name implies); λ, the prior share of matches among all pairs, from the matches one session
-//! expects divided by the share of matches its key catches. Patterns are counted once
+//! random pairs do, such as the sex a name implies); λ, the prior share of matches among
+//! all pairs, from the matches one session expects divided by the share of matches its key
+//! catches. Patterns are counted once
 //! each, so an iteration costs the number of distinct patterns, not of pairs.
 use std::collections::HashMap;
 

@@ -93,12 +93,6 @@ pub fn relazioni(celle: &[Cella]) -> Vec<Relazione> {
     out
 }
 
-/// Which cells of one year's family are suppressed: every cell about fewer than `soglia`
-/// people, and the further cells needed so that none of them can be derived.
-pub fn sopprimi(celle: &[Cella], soglia: i64) -> Vec<bool> {
-    proteggi(celle, soglia)
-}
-
 /// The protection of a family did not end within its time budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OltreIlTempo;
@@ -120,13 +114,15 @@ fn scaduto() -> bool {
 pub fn sopprimi_entro(celle: &[Cella], soglia: i64, budget: std::time::Duration) -> Result<Vec<bool>, OltreIlTempo> {
     let deadline = std::time::Instant::now().checked_add(budget);
     let before = SCADENZA.with(|s| s.replace(deadline));
-    let out = proteggi(celle, soglia);
+    let out = sopprimi(celle, soglia);
     let late = scaduto();
     SCADENZA.with(|s| s.set(before));
     if late { Err(OltreIlTempo) } else { Ok(out) }
 }
 
-fn proteggi(celle: &[Cella], soglia: i64) -> Vec<bool> {
+/// Which cells of one year's family are suppressed: every cell about fewer than `soglia`
+/// people, and the further cells needed so that none of them can be derived.
+pub fn sopprimi(celle: &[Cella], soglia: i64) -> Vec<bool> {
     let rel = relazioni(celle);
     let mut soppressa = vec![false; celle.len()];
     let mut fatto = vec![false; celle.len()];
