@@ -15,7 +15,7 @@ use core_cartella::{
     record::Kind,
     store::{
         Page, Store, StoreOptions,
-        revisione::{Decisione, PERSONE_DIVERSE},
+        revisione::{APERTA, ASSORBITA, Decisione, PERSONE_DIVERSE, Revisione, STESSA_PERSONA},
     },
 };
 use sqlx::Row;
@@ -219,6 +219,127 @@ async fn review_queue(backend: Backend) {
     assert_eq!((reopened.len(), reopened[0].id.as_str(), reopened[0].fusione_id.as_deref()), (1, q[0].id.as_str(), None));
     store.close().await;
     db.drop_pg().await;
+}
+
+/// Every pair of the ente, by id.
+async fn pairs(store: &Store) -> Vec<(String, String, String, String, Option<String>)> {
+    let rows =
+        sqlx::query("SELECT id, persona_a, persona_b, stato, fusione_id FROM revisione ORDER BY id").fetch_all(store.pool()).await.unwrap();
+    rows.iter()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap(), r.try_get(2).unwrap(), r.try_get(3).unwrap(), r.try_get(4).unwrap()))
+        .collect()
+}
+
+fn ordered(x: &str, y: &str) -> (String, String) {
+    if x <= y { (x.to_string(), y.to_string()) } else { (y.to_string(), x.to_string()) }
+}
+
+async fn queued(store: &Store, x: &str, y: &str) -> String {
+    let (a, b) = ordered(x, y);
+    sqlx::query("SELECT id FROM revisione WHERE persona_a = $1 AND persona_b = $2")
+        .bind(a)
+        .bind(b)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// The open pairs the queue shows, as unordered persona pairs.
+async fn open_pairs(store: &Store) -> Vec<(String, String)> {
+    let (list, _): (Vec<Revisione>, _) = store.revisioni(&caller(), "", &Page::default()).await.unwrap();
+    let mut out: Vec<(String, String)> = list.iter().map(|r| ordered(&r.persona_a, &r.persona_b)).collect();
+    out.sort();
+    out
+}
+
+/// The merged persona's open pairs move onto the survivor: a pair of the two merged personas
+/// closes as decided by the merge, a pair that repeats one the survivor already has collapses
+/// into it, the others follow; undoing the merge puts all of them back.
+async fn pairs_follow_merges(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = Store::open(&StoreOptions { max_connections: 4, ..StoreOptions::new(&db.url) }).await.unwrap();
+    let c = caller();
+    let s = persona(&store, "Rossi").await;
+    let f = persona(&store, "Rosi").await;
+    let (x, y, z) = (persona(&store, "Russo").await, persona(&store, "Rossini").await, persona(&store, "Neri").await);
+    store.queue_review("H501", &f, &s, 0.6, "cognome: simile").await.unwrap();
+    store.queue_review("H501", &f, &x, 0.7, "nome: uguale").await.unwrap();
+    store.queue_review("H501", &s, &x, 0.5, "nome: uguale").await.unwrap();
+    store.queue_review("H501", &y, &f, 0.65, "sesso: uguale").await.unwrap();
+    store.queue_review("H501", &f, &z, 0.55, "sesso: uguale").await.unwrap();
+    let (fs, fx, sx, fy, fz) = (
+        queued(&store, &f, &s).await,
+        queued(&store, &f, &x).await,
+        queued(&store, &s, &x).await,
+        queued(&store, &f, &y).await,
+        queued(&store, &f, &z).await,
+    );
+    // Someone already decided that F and Z are two people: that pair is not moved.
+    store.decide_review(&c, &fz, &Decisione::PersoneDiverse).await.unwrap();
+    let before = pairs(&store).await;
+
+    let m = store.merge_persone(&c, &s, &f).await.unwrap();
+    assert_eq!(m.spostati, 0, "pairs are not counted as moved records");
+    let mut want = vec![ordered(&s, &x), ordered(&s, &y)];
+    want.sort();
+    assert_eq!(open_pairs(&store).await, want, "every open pair names existing personas, none twice");
+    let now = pairs(&store).await;
+    assert_eq!(now.len(), before.len(), "no pair is deleted or added");
+    let row = |id: &str| now.iter().find(|p| p.0 == id).unwrap().clone();
+    assert_eq!((row(&fs).3, row(&fs).4), (STESSA_PERSONA.to_string(), Some(m.id.clone())), "the pair of the two is decided by the merge");
+    assert_eq!((row(&fx).3, row(&fx).4), (ASSORBITA.to_string(), Some(m.id.clone())), "F–X collapses into S–X");
+    assert_eq!((row(&sx).3.as_str(), row(&sx).4.as_deref()), (APERTA, None));
+    let (a, b) = ordered(&s, &y);
+    assert_eq!((row(&fy).1, row(&fy).2, row(&fy).3), (a, b, APERTA.to_string()), "F–Y follows F onto S");
+    assert_eq!(row(&fz), before.iter().find(|p| p.0 == fz).unwrap().clone(), "a decided pair stays as decided");
+    assert_eq!(store.revisioni(&c, ASSORBITA, &Page::default()).await.unwrap().0.len(), 1);
+    // The moved pair can be decided and shows the survivor side by side.
+    let detail = store.revisione(&c, &fy, "unificazione anagrafica").await.unwrap();
+    assert!(detail.a.persona.is_some() && detail.b.persona.is_some(), "both personas of a moved pair exist");
+
+    store.unmerge_persone(&c, &m.id).await.unwrap();
+    assert_eq!(pairs(&store).await, before, "undoing the merge restores every pair as it was");
+    let mut want = vec![ordered(&f, &s), ordered(&f, &x), ordered(&s, &x), ordered(&f, &y)];
+    want.sort();
+    assert_eq!(open_pairs(&store).await, want);
+
+    // A moved pair decided after the merge keeps the personas it was decided on.
+    let m = store.merge_persone(&c, &s, &f).await.unwrap();
+    store.decide_review(&c, &fy, &Decisione::PersoneDiverse).await.unwrap();
+    store.unmerge_persone(&c, &m.id).await.unwrap();
+    let after = pairs(&store).await;
+    let fy_row = after.iter().find(|p| p.0 == fy).unwrap();
+    let (a, b) = ordered(&s, &y);
+    assert_eq!((&fy_row.1, &fy_row.2, fy_row.3.as_str()), (&a, &b, PERSONE_DIVERSE));
+    assert_eq!(after.iter().find(|p| p.0 == fx).unwrap().3, APERTA, "the collapsed pair is open again");
+    assert_eq!(after.iter().find(|p| p.0 == fs).unwrap().3, APERTA);
+
+    // Merging through the queue: the decided pair and the other pairs of the merged persona.
+    let d = store.decide_review(&c, &fx, &Decisione::StessaPersona { superstite: x.clone() }).await.unwrap();
+    let after = pairs(&store).await;
+    let get = |id: &str| after.iter().find(|p| p.0 == id).unwrap().clone();
+    assert_eq!((get(&fx).3, get(&fx).4), (STESSA_PERSONA.to_string(), d.fusione_id.clone()));
+    let (a, b) = ordered(&f, &s);
+    assert_eq!((get(&fs).1, get(&fs).2, get(&fs).3), (a.clone(), b.clone(), ASSORBITA.to_string()), "F–S would repeat S–X");
+    store.unmerge_persone(&c, d.fusione_id.as_deref().unwrap()).await.unwrap();
+    let after = pairs(&store).await;
+    let fs_row = after.iter().find(|p| p.0 == fs).unwrap();
+    assert_eq!((&fs_row.1, &fs_row.2, fs_row.3.as_str(), fs_row.4.as_deref()), (&a, &b, APERTA, None));
+    assert_eq!(after.iter().find(|p| p.0 == fx).unwrap().3, APERTA, "the decided pair is open again");
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test]
+async fn pairs_follow_merges_sqlite() {
+    pairs_follow_merges(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn pairs_follow_merges_postgres() {
+    pairs_follow_merges(Backend::Postgres).await;
 }
 
 #[tokio::test]

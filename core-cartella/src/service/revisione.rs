@@ -56,6 +56,7 @@ fn stato_pb(s: &str) -> pb::StatoRevisione {
         revisione::APERTA => pb::StatoRevisione::Aperta,
         revisione::STESSA_PERSONA => pb::StatoRevisione::StessaPersona,
         revisione::PERSONE_DIVERSE => pb::StatoRevisione::PersoneDiverse,
+        revisione::ASSORBITA => pb::StatoRevisione::Assorbita,
         _ => pb::StatoRevisione::Unspecified,
     }
 }
@@ -116,6 +117,7 @@ impl RevisioneService for RevisioneSvc {
             Ok(pb::StatoRevisione::Unspecified | pb::StatoRevisione::Aperta) => revisione::APERTA,
             Ok(pb::StatoRevisione::StessaPersona) => revisione::STESSA_PERSONA,
             Ok(pb::StatoRevisione::PersoneDiverse) => revisione::PERSONE_DIVERSE,
+            Ok(pb::StatoRevisione::Assorbita) => revisione::ASSORBITA,
             Err(_) => {
                 v.push(Violation { field: "stato".into(), description: "is not a state of a pair".into() });
                 revisione::APERTA

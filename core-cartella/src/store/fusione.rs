@@ -7,8 +7,10 @@
 //! change feed, the adapters and the statistics projector learn that one person became the
 //! other. The merged persona's row is kept in `fusione` with the list of what moved; the
 //! SIUSS ledger is keyed by prestazione and is not touched, so its history stays as it was
-//! sent. Undoing puts the row back (a new version, an outbox row) and moves exactly the
-//! listed records back; records added to the survivor since stay.
+//! sent. The merged persona's open review pairs move onto the survivor (see
+//! `Store::move_pairs_in`). Undoing puts the row back (a new version, an outbox row) and
+//! moves exactly the listed records and pairs back; records added to the survivor since
+//! stay.
 use cartella_proto::v1::{Accesso, Cartella, Condivisione, DiarioEntry, MembroNucleo, Nucleo, Pai, Persona, Prestazione, Valutazione};
 use prost::Message;
 use sqlx::{Any, Row, Transaction};
@@ -71,6 +73,12 @@ fn rewrite<R: Record>(body: &[u8], version: i64, at: &str, by: &str, change: imp
     Ok(r.encode_to_vec())
 }
 
+/// Whether a line of a merge's list names a record (office ids and review pairs are listed
+/// too, to be put back on undo, but are not records).
+fn is_record(line: &str) -> bool {
+    !line.starts_with("origine:") && !line.starts_with("revisione:")
+}
+
 const FUSIONE_COLS: &str = "id, superstite, fusa, fusa_ufficio, spostati, at, actor, annullata_at";
 
 fn fusione_of(r: &sqlx::any::AnyRow) -> Result<Fusione> {
@@ -79,7 +87,7 @@ fn fusione_of(r: &sqlx::any::AnyRow) -> Result<Fusione> {
         superstite: r.try_get("superstite")?,
         fusa: r.try_get("fusa")?,
         ufficio_fusa: r.try_get("fusa_ufficio")?,
-        spostati: r.try_get::<String, _>("spostati")?.lines().filter(|l| !l.starts_with("origine:")).count(),
+        spostati: r.try_get::<String, _>("spostati")?.lines().filter(|l| is_record(l)).count(),
         at: r.try_get("at")?,
         actor: r.try_get("actor")?,
         annullata_at: r.try_get("annullata_at")?,
@@ -186,6 +194,10 @@ impl Store {
             .bind_text(fusa)
             .execute(&mut **tx)
             .await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        for pair in self.move_pairs_in(tx, caller, fusa, superstite, &id, at).await? {
+            moved.push(format!("revisione:{pair}"));
+        }
         let row = Q::new("SELECT ufficio, version, created_at, updated_at, updated_by, body FROM persona WHERE id = ")
             .bind_text(fusa)
             .fetch_optional(&mut **tx)
@@ -193,7 +205,6 @@ impl Store {
             .ok_or(CoreError::NotFound { kind: "persona" })?;
         let ufficio: String = row.try_get("ufficio")?;
         let version: i64 = row.try_get("version")?;
-        let id = uuid::Uuid::now_v7().to_string();
         let spostati = moved.join("\n");
         let mut q = Q::new(
             "INSERT INTO fusione (id, ente, superstite, fusa, fusa_ufficio, fusa_version, fusa_created_at, fusa_updated_at, fusa_updated_by, fusa_body, spostati, at, actor) VALUES (",
@@ -216,7 +227,7 @@ impl Store {
             superstite: superstite.to_string(),
             fusa: fusa.to_string(),
             ufficio_fusa: ufficio,
-            spostati: moved.iter().filter(|l| !l.starts_with("origine:")).count(),
+            spostati: moved.iter().filter(|l| is_record(l)).count(),
             at: at.to_string(),
             actor: caller.subject.clone(),
             annullata_at: None,
@@ -302,13 +313,14 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                "revisione" => self.restore_pair_in(&mut tx, &caller.ente, id, &superstite, &fusa).await?,
                 kind => {
                     let kind = Kind::parse(kind).ok_or_else(|| CoreError::Internal("unknown kind in a merge record".into()))?;
                     self.repoint(&mut tx, caller, kind, id, &superstite, &fusa, &at).await?;
                 }
             }
         }
-        // A pair decided by this merge is open again: the decision was undone.
+        // A pair decided or closed by this merge is open again: the decision was undone.
         Q::new("UPDATE revisione SET stato = ")
             .bind_text(super::revisione::APERTA)
             .push(", decided_at = NULL, decided_by = NULL, fusione_id = NULL WHERE fusione_id = ")

@@ -40,6 +40,9 @@ pub struct Revisione {
 pub const APERTA: &str = "aperta";
 pub const STESSA_PERSONA: &str = "stessa_persona";
 pub const PERSONE_DIVERSE: &str = "persone_diverse";
+/// Closed by a merge: the pair, moved onto the survivor, was already queued for it. Open
+/// again (with its own personas) when that merge is undone.
+pub const ASSORBITA: &str = "assorbita";
 
 /// What a person decided about a pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,8 +189,8 @@ impl Store {
     }
 
     /// Pairs of the caller's ente in `stato` (open ones by default), most likely first.
-    /// Only pairs whose personas the caller may read; an open pair whose persona was merged
-    /// away waits, hidden, until that merge is undone.
+    /// Only pairs whose personas the caller may read. An open pair names personas that
+    /// exist: a merge moves the open pairs of the merged persona onto the survivor.
     pub async fn revisioni(&self, caller: &Caller, stato: &str, page: &Page) -> Result<(Vec<Revisione>, String)> {
         check_anagrafe(caller)?;
         let size = super::records::check_page(page)?;
@@ -338,6 +341,111 @@ impl Store {
         r.decided_at = Some(at);
         r.decided_by = Some(caller.subject.clone());
         Ok(r)
+    }
+
+    /// Moves the open pairs of persona `fusa` onto `superstite` within a merge, returning
+    /// the ids of the pairs moved. A pair of the two personas themselves is closed as the
+    /// same person, decided by the merge; a pair that would repeat one already queued for the
+    /// survivor is closed as [`ASSORBITA`] (both reopen when the merge is undone).
+    pub(super) async fn move_pairs_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        caller: &Caller,
+        fusa: &str,
+        superstite: &str,
+        fusione_id: &str,
+        at: &str,
+    ) -> Result<Vec<String>> {
+        let rows = Q::new("SELECT id, persona_a, persona_b FROM revisione WHERE ente = ")
+            .bind_text(&caller.ente)
+            .push(" AND stato = ")
+            .bind_text(APERTA)
+            .push(" AND (persona_a = ")
+            .bind_text(fusa)
+            .push(" OR persona_b = ")
+            .bind_text(fusa)
+            .push(") ORDER BY id")
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut moved = Vec::new();
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let (a, b): (String, String) = (r.try_get("persona_a")?, r.try_get("persona_b")?);
+            let other = if a == fusa { b } else { a };
+            let close = |stato: &'static str| {
+                let mut q = Q::new("UPDATE revisione SET stato = ");
+                q.bind_text(stato).push(", decided_at = ").bind_text(at).push(", decided_by = ").bind_text(&caller.subject);
+                q.push(", fusione_id = ").bind_text(fusione_id).push(" WHERE id = ").bind_text(&id);
+                q
+            };
+            if other == superstite {
+                close(STESSA_PERSONA).execute(&mut **tx).await?;
+            } else if self.pair_exists(tx, &caller.ente, superstite, &other).await? {
+                close(ASSORBITA).execute(&mut **tx).await?;
+            } else {
+                self.set_pair(tx, &id, superstite, &other).await?;
+                moved.push(id);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Undoing a merge, puts a pair it moved back onto the merged persona: when it is still
+    /// open and names the survivor (a pair decided since keeps the personas it was decided
+    /// on), and unless that pair is queued again meanwhile.
+    pub(super) async fn restore_pair_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ente: &str,
+        id: &str,
+        superstite: &str,
+        fusa: &str,
+    ) -> Result<()> {
+        let Some(r) = Q::new("SELECT persona_a, persona_b, stato FROM revisione WHERE id = ")
+            .bind_text(id)
+            .push(" AND ente = ")
+            .bind_text(ente)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            return Ok(());
+        };
+        let (a, b, stato): (String, String, String) = (r.try_get("persona_a")?, r.try_get("persona_b")?, r.try_get("stato")?);
+        let other = match (a == superstite, b == superstite) {
+            (true, _) => b,
+            (_, true) => a,
+            _ => return Ok(()),
+        };
+        if stato != APERTA || other == fusa || self.pair_exists(tx, ente, fusa, &other).await? {
+            return Ok(());
+        }
+        self.set_pair(tx, id, fusa, &other).await
+    }
+
+    async fn pair_exists(&self, tx: &mut Transaction<'static, Any>, ente: &str, x: &str, y: &str) -> Result<bool> {
+        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+        Ok(Q::new("SELECT 1 AS x FROM revisione WHERE ente = ")
+            .bind_text(ente)
+            .push(" AND persona_a = ")
+            .bind_text(a)
+            .push(" AND persona_b = ")
+            .bind_text(b)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some())
+    }
+
+    async fn set_pair(&self, tx: &mut Transaction<'static, Any>, id: &str, x: &str, y: &str) -> Result<()> {
+        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+        Q::new("UPDATE revisione SET persona_a = ")
+            .bind_text(a)
+            .push(", persona_b = ")
+            .bind_text(b)
+            .push(" WHERE id = ")
+            .bind_text(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// NotFound unless every persona exists in the caller's ente, Denied unless the caller

@@ -469,7 +469,7 @@ const ALTRI_CAMPI = [
   ['Identificativo', (p) => (p.meta || {}).id],
 ];
 const CONTEGGI = [['cartelle', 'Cartelle'], ['accessi', 'Accessi'], ['prestazioni', 'Prestazioni'], ['nuclei', 'Nuclei familiari']];
-const STATI_REVISIONE = { STATO_REVISIONE_APERTA: 'da decidere', STATO_REVISIONE_STESSA_PERSONA: 'stessa persona', STATO_REVISIONE_PERSONE_DIVERSE: 'persone diverse' };
+const STATI_REVISIONE = { STATO_REVISIONE_APERTA: 'da decidere', STATO_REVISIONE_STESSA_PERSONA: 'stessa persona', STATO_REVISIONE_PERSONE_DIVERSE: 'persone diverse', STATO_REVISIONE_ASSORBITA: 'chiusa da una unificazione' };
 const peso = new Intl.NumberFormat('it-IT', { minimumFractionDigits: 1, maximumFractionDigits: 1, signDisplay: 'exceptZero' });
 const percento = new Intl.NumberFormat('it-IT', { style: 'percent', maximumFractionDigits: 0 });
 
