@@ -3,7 +3,7 @@
 //! whole persons and households, and the next runner resumes the job once the lease has run
 //! out and imports exactly the rest; a runner stopped cleanly puts its job back in the queue;
 //! a bad export's problems are kept with the job, paged; only ente-wide administrators may
-//! run imports.
+//! run imports; a cancelled job stops between units and says how far it got.
 #![allow(clippy::unwrap_used)]
 
 use std::{collections::BTreeMap, time::Duration};
@@ -238,6 +238,90 @@ async fn jobs_progress_resume_and_problems(backend: Backend) {
     runner_d.abort();
     store.close().await;
     db.drop_pg().await;
+}
+
+/// Cancelling a running job stops it between two units, whichever process cancels: the job
+/// says cancelled with how far it got (done of total, the counts of what was written),
+/// only whole persons and households are stored, nothing more is written after, and a new
+/// job on the same export imports exactly the rest.
+async fn cancel_stops_between_units(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = db.store(4).await;
+    let n = 1200;
+    let files = export(0, n);
+    let jobs = Jobs::new(store.clone(), config());
+
+    // A job cancelled before any runner took it: nothing run, nothing counted.
+    let queued = jobs.start(&admin(), start_request("M04-A", &files)).await.unwrap();
+    let cancelled = jobs.cancel(&admin(), &queued.id).await.unwrap();
+    assert_eq!((state(&cancelled), cancelled.done, cancelled.counts.is_none()), (pb::ImportState::Cancelled, 0, true));
+
+    // Cancelled from another process (its own pool): the runner learns it at its heartbeat.
+    let store_a = db.store(4).await;
+    let (stop_a, stop_rx) = tokio::sync::watch::channel(false);
+    let runner_a = Jobs::new(store_a.clone(), config()).spawn(Some(stop_rx));
+    let job = jobs.start(&admin(), start_request("M04-A", &files)).await.unwrap();
+    wait_for(&jobs, &job.id, "progress", |j| j.done >= 3).await;
+    assert_eq!(state(&jobs.cancel(&admin(), &job.id).await.unwrap()), pb::ImportState::Cancelled, "cancelled at once");
+    let ended = wait_for(&jobs, &job.id, "the runner to record how far it got", |j| j.counts.is_some()).await;
+    assert_eq!(state(&ended), pb::ImportState::Cancelled);
+    assert_eq!(ended.total, (n / 2) as i64, "one unit per household");
+    assert!(ended.done >= 3 && ended.done < ended.total, "stopped part-way: {ended:?}");
+    let written = count(&store, "SELECT COUNT(*) FROM persona").await;
+    let c = ended.counts.unwrap();
+    assert_eq!((c.persone_nuove, c.nuclei_nuovi * 2, ended.done * 2), (written, written, written), "the counts are what was written");
+    only_whole_units(&store).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM persona").await, written, "nothing is written after the stop");
+    stop_a.send(true).unwrap();
+    runner_a.await.unwrap();
+    store_a.close().await;
+
+    // Re-run, cancelled in the runner's own process: the signal reaches it at once, without
+    // waiting for a heartbeat (here a minute apart).
+    let slow = ImportConfig { heartbeat: Duration::from_secs(60), lease: Duration::from_secs(120), ..config() };
+    let local = Jobs::new(store.clone(), slow);
+    let runner = local.clone().spawn(None);
+    let job2 = local.start(&admin(), start_request("M04-A", &files)).await.unwrap();
+    // Progress is written at heartbeats: watch the store instead.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while count(&store, "SELECT COUNT(*) FROM persona").await < written + 6 {
+        assert!(tokio::time::Instant::now() < deadline, "the re-run wrote nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let asked = std::time::Instant::now();
+    local.cancel(&admin(), &job2.id).await.unwrap();
+    let ended2 = wait_for(&jobs, &job2.id, "the re-run to record how far it got", |j| j.counts.is_some()).await;
+    assert!(asked.elapsed() < Duration::from_secs(20), "stopped without waiting for the heartbeat");
+    assert_eq!(state(&ended2), pb::ImportState::Cancelled);
+    let written2 = count(&store, "SELECT COUNT(*) FROM persona").await;
+    let c2 = ended2.counts.unwrap();
+    assert_eq!(ended2.total, (n as i64 - written) / 2, "the re-run starts where the first stopped");
+    assert!(ended2.done < ended2.total, "{ended2:?}");
+    assert_eq!((c2.persone_gia_importate, c2.persone_nuove), (written, written2 - written));
+    only_whole_units(&store).await;
+
+    // The last run imports the rest: every person exactly once.
+    let job3 = local.start(&admin(), start_request("M04-A", &files)).await.unwrap();
+    let done = wait_for(&jobs, &job3.id, "the last run", |j| state(j) == pb::ImportState::Done).await;
+    let c3 = done.counts.unwrap();
+    assert_eq!((c3.persone_gia_importate, c3.persone_nuove, c3.problemi), (written2, n as i64 - written2, 0));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM persona").await, n as i64);
+    assert_eq!(count(&store, "SELECT COUNT(DISTINCT id_locale) FROM import_origine WHERE kind = 'persona'").await, n as i64);
+    only_whole_units(&store).await;
+    runner.abort();
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_import_sqlite() {
+    cancel_stops_between_units(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_import_postgres() {
+    cancel_stops_between_units(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,13 +5,16 @@
 //! cleanly puts its job back in the queue; one that dies leaves a lease that runs out, and
 //! the next runner resumes the job: the office ids in `import_origine` make the resumed run
 //! import only what is missing, and each person (with their household) is one transaction,
-//! so nothing is ever half-imported. Problems are kept with the job (file, line, column,
-//! reason; never a value).
+//! so nothing is ever half-imported. Cancelling is cooperative: the job's row says so at
+//! once, its runner learns it (at once in the same process, at its next heartbeat in
+//! another), stops the import between units (a unit half-way is rolled back) and records
+//! how far it got; a new job on the same export imports the rest. Problems are kept with
+//! the job (file, line, column, reason; never a value).
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::{Component, Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -24,7 +27,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{
     FILES, Source,
-    load::{ImportOptions, ImportSummary, import},
+    load::{ImportOptions, ImportSummary, StopSignal, import_until},
 };
 use crate::{
     auth::{Caller, CallerKind, Role},
@@ -40,6 +43,10 @@ pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
 
 /// After this many runs a job that keeps failing on a store error is given up.
 const MAX_ATTEMPTS: i64 = 5;
+
+/// How long a runner asked to stop (the process shutting down) waits for the unit in
+/// progress before dropping it (a rollback either way).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 const QUEUED: &str = "queued";
 const RUNNING: &str = "running";
@@ -81,6 +88,23 @@ pub struct Jobs {
     config: Arc<ImportConfig>,
     /// Wakes this process's runner when a job is queued here.
     wake: Arc<Notify>,
+    /// The stop signals of the jobs this process runs, by id: a cancel made here reaches
+    /// its runner without waiting for a heartbeat.
+    running: Arc<Mutex<HashMap<String, StopSignal>>>,
+}
+
+/// Removes a running job's stop signal when its run ends, however it ends.
+struct Registered<'a> {
+    running: &'a Mutex<HashMap<String, StopSignal>>,
+    id: String,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&self.id);
+        }
+    }
 }
 
 fn check_admin(caller: &Caller) -> Result<()> {
@@ -249,7 +273,7 @@ fn page_size(v: i32, default: i64, max: i64, bad: &mut Vec<Violation>) -> i64 {
 
 impl Jobs {
     pub fn new(store: Store, config: ImportConfig) -> Self {
-        Self { store, config: Arc::new(config), wake: Arc::new(Notify::new()) }
+        Self { store, config: Arc::new(config), wake: Arc::new(Notify::new()), running: Arc::default() }
     }
 
     /// Queues a job (its files with it, in one transaction) and wakes the runner.
@@ -370,7 +394,9 @@ impl Jobs {
         Ok(pb::ListImportProblemsResponse { problems, next_page_token: next })
     }
 
-    /// Stops a queued or running job; its runner notices at its next heartbeat.
+    /// Stops a queued or running job. The row says cancelled at once; the claim stays so
+    /// that the runner, told at once in this process and at its next heartbeat in another,
+    /// records how far it got once it has stopped between two units.
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<pb::ImportJob> {
         check_admin(caller)?;
         let (at, _) = now();
@@ -378,7 +404,7 @@ impl Jobs {
             .bind_text(CANCELLED)
             .push(", finished_at = ")
             .bind_text(&at)
-            .push(", claim = NULL, lease_until = NULL WHERE id = ")
+            .push(", lease_until = NULL WHERE id = ")
             .bind_text(id)
             .push(" AND ente = ")
             .bind_text(&caller.ente)
@@ -388,6 +414,9 @@ impl Jobs {
         let job = self.find(&caller.ente, id).await?;
         if n == 0 {
             return Err(CoreError::Conflict("the import job has already ended"));
+        }
+        if let Some(stop) = self.running.lock().ok().and_then(|m| m.get(id).cloned()) {
+            stop.stop();
         }
         tracing::info!(job = %id, "import job cancelled");
         Ok(job)
@@ -509,51 +538,67 @@ impl Jobs {
         let opts = ImportOptions { origine: job.origine.clone(), dry_run: job.dry_run, linkage: self.config.linkage.clone() };
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let seen = progress.clone();
+        let signal = StopSignal::new();
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(id.clone(), signal.clone());
+        }
+        let _registered = Registered { running: &self.running, id: id.clone() };
         tracing::info!(job = %id, attempt = job.attempts, "import job running");
         let store = self.store.clone();
+        let stop_work = signal.clone();
         // A task of its own, so that it goes on while the heartbeat waits for a connection
         // (SQLite has one); it ends with this runner, however this runner ends.
         let mut work = AbortOnDrop(tokio::spawn(async move {
-            import(&store, &caller, &src, &opts, &mut |done, total| {
+            let mut seen_progress = |done, total| {
                 seen.0.store(done, Ordering::Relaxed);
                 seen.1.store(total, Ordering::Relaxed);
-            })
-            .await
+            };
+            import_until(&store, &caller, &src, &opts, &mut seen_progress, &stop_work).await
         }));
         let mut beat = tokio::time::interval(self.config.heartbeat);
         beat.tick().await;
         let outcome = loop {
             tokio::select! {
                 r = &mut work.0 => break r.unwrap_or_else(|_| Err(CoreError::Internal("the import task ended abruptly".into()))),
-                _ = beat.tick() => {
+                _ = beat.tick(), if !signal.is_stopped() => {
                     let (done, total) = (progress.0.load(Ordering::Relaxed), progress.1.load(Ordering::Relaxed));
                     match self.heartbeat(&id, claim, done, total).await {
                         Ok(true) => {}
-                        // Cancelled, or taken over after a lease that ran out: dropping the
-                        // work rolls back the unit in progress.
+                        Ok(false) if self.cancelled(&id, claim).await => {
+                            tracing::info!(job = %id, "import job cancelled: stopping after the unit in progress");
+                            signal.stop();
+                        }
+                        // Taken over after a lease that ran out: dropping the work rolls
+                        // back the unit in progress.
                         Ok(false) => {
-                            tracing::info!(job = %id, "import job no longer ours (cancelled or taken over): stopping");
+                            tracing::info!(job = %id, "import job no longer ours (taken over): stopping");
                             return Ended::Finished;
                         }
                         Err(e) => tracing::warn!(job = %id, error = %e, "import job heartbeat failed"),
                     }
                 }
                 _ = crate::server::stopped(stop) => {
-                    // Ended first: its open transaction must give the connection back.
-                    work.0.abort();
-                    let _ = (&mut work.0).await;
+                    // The unit in progress ends (or is rolled back) before the job goes back
+                    // to the queue; one that takes too long is dropped, a rollback too. Its
+                    // open transaction must give the connection back first.
+                    signal.stop();
+                    if tokio::time::timeout(STOP_GRACE, &mut work.0).await.is_err() {
+                        work.0.abort();
+                        let _ = (&mut work.0).await;
+                    }
                     self.release(&id, claim).await;
                     return Ended::Stopped;
                 }
             }
         };
+        let (done, total) = (progress.0.load(Ordering::Relaxed), progress.1.load(Ordering::Relaxed));
         match outcome {
             Ok(summary) => {
-                let (done, total) = (progress.0.load(Ordering::Relaxed), progress.1.load(Ordering::Relaxed));
-                if let Err(e) = self.finish_done(&id, claim, &summary, done, total).await {
+                if let Err(e) = self.finish(&id, claim, &summary, done, total).await {
                     tracing::warn!(job = %id, error = %e, "import job result not recorded; it will run again");
                 }
             }
+            Err(e) if signal.is_stopped() => tracing::warn!(job = %id, error = %e, "cancelled import job ended on an error"),
             // A store that failed may answer again: the lease runs out and the job resumes.
             Err(e) if e.retryable() => tracing::warn!(job = %id, error = %e, "import job interrupted by a store error; it will resume"),
             Err(e) => {
@@ -566,6 +611,19 @@ impl Jobs {
             }
         }
         Ended::Finished
+    }
+
+    /// Whether the job was cancelled while this claim held it.
+    async fn cancelled(&self, id: &str, claim: &str) -> bool {
+        let row = Q::new("SELECT 1 AS x FROM import_job WHERE id = ")
+            .bind_text(id)
+            .push(" AND claim = ")
+            .bind_text(claim)
+            .push(" AND state = ")
+            .bind_text(CANCELLED)
+            .fetch_optional(self.store.pool())
+            .await;
+        matches!(row, Ok(Some(_)))
     }
 
     async fn created_kind(&self, id: &str) -> CallerKind {
@@ -617,30 +675,25 @@ impl Jobs {
         }
     }
 
-    async fn finish_done(&self, id: &str, claim: &str, s: &ImportSummary, done: u64, total: u64) -> Result<()> {
+    /// Records the end of a run: done, or, when the job was cancelled meanwhile (the import
+    /// stopped early or had just finished), how far it got, keeping the cancelled state
+    /// and time.
+    async fn finish(&self, id: &str, claim: &str, s: &ImportSummary, done: u64, total: u64) -> Result<()> {
         let (at, _) = now();
         let counts = counts_pb(s);
         let mut tx = self.store.pool().begin().await?;
-        let n = Q::new("UPDATE import_job SET state = ")
-            .bind_text(DONE)
-            .push(", counts = ")
-            .bind(Val::Bytes(counts.encode_to_vec()))
-            .push(", done = ")
-            .bind_int(i64::try_from(done).unwrap_or(i64::MAX))
-            .push(", total = ")
-            .bind_int(i64::try_from(total).unwrap_or(i64::MAX))
-            .push(", error = '', finished_at = ")
-            .bind_text(&at)
-            .push(", claim = NULL, lease_until = NULL WHERE id = ")
-            .bind_text(id)
-            .push(" AND claim = ")
-            .bind_text(claim)
-            .push(" AND state = ")
-            .bind_text(RUNNING)
-            .execute(&mut *tx)
-            .await?;
-        if n == 0 {
-            // Cancelled meanwhile: the records written stay, the report is not kept.
+        // An import stops early only when asked: cancelled, or (should the signal come from
+        // elsewhere) put back in the queue to resume.
+        let (ended, finished_at) = if s.stopped { (QUEUED, None) } else { (DONE, Some(at.as_str())) };
+        let mut q = Q::new("UPDATE import_job SET state = CASE WHEN state = ");
+        q.bind_text(RUNNING).push(" THEN ").bind_text(ended).push(" ELSE state END, finished_at = CASE WHEN state = ");
+        q.bind_text(RUNNING).push(" THEN ").bind(Val::Text(finished_at.map(str::to_string))).push(" ELSE finished_at END, counts = ");
+        q.bind(Val::Bytes(counts.encode_to_vec())).push(", done = ").bind_int(i64::try_from(done).unwrap_or(i64::MAX));
+        q.push(", total = ").bind_int(i64::try_from(total).unwrap_or(i64::MAX));
+        q.push(", error = '', claim = NULL, lease_until = NULL WHERE id = ").bind_text(id).push(" AND claim = ").bind_text(claim);
+        q.push(" AND state IN (").bind_text(RUNNING).push(", ").bind_text(CANCELLED).push(")");
+        if q.execute(&mut *tx).await? == 0 {
+            // Taken over meanwhile: the run that took it reports.
             return Ok(());
         }
         Q::new("DELETE FROM import_job_problem WHERE job_id = ").bind_text(id).execute(&mut *tx).await?;
@@ -669,7 +722,8 @@ impl Jobs {
             cartelle_nuove = s.cartelle_nuove,
             prestazioni_nuove = s.prestazioni_nuove,
             nuclei_nuovi = s.nuclei_nuovi,
-            "import job done"
+            stopped = s.stopped,
+            "import job ended"
         );
         Ok(())
     }

@@ -9,7 +9,13 @@
 //! A row the hub refuses is left out with the rows that depend on it (a cartella's
 //! prestazioni); a household with a row in error is left out whole, so that a re-run after
 //! the fix writes it complete.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use cartella_proto::v1::{Cartella, MembroNucleo, Nucleo, Persona, Prestazione, Sesso as PbSesso, StatoCartella};
 use prost::Message;
@@ -36,9 +42,32 @@ pub struct ImportOptions {
     pub linkage: Config,
 }
 
+/// Asks a running import to stop. The import looks at it between units (and between the
+/// persons of a unit, and between its phases): a unit in progress is rolled back whole, the
+/// units written stay, and the summary says it stopped. A re-run imports the rest.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// What an import did (or, in a dry run, would do). Counts only: no personal data.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// The import was asked to stop ([`StopSignal`]) and ended before its last unit: the
+    /// counts are those of the units written.
+    pub stopped: bool,
     pub problems: Vec<Problem>,
     pub persone_rows: usize,
     pub persone_gia_importate: usize,
@@ -308,9 +337,32 @@ pub async fn import(
     opts: &ImportOptions,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<ImportSummary> {
+    import_until(store, caller, src, opts, progress, &StopSignal::new()).await
+}
+
+/// A unit stopped half-way by the [`StopSignal`]: its transaction is rolled back.
+#[derive(Debug)]
+struct Stopped;
+
+/// [`import`] that ends early, cleanly, once `stop` is set: it is looked at before each
+/// unit and between the persons of a unit (a unit stopped half-way is rolled back), and
+/// between the phases before writing. The pairs for review whose two personas were written
+/// are still queued; the summary has `stopped` set and counts what was written.
+pub async fn import_until(
+    store: &Store,
+    caller: &Caller,
+    src: &Source,
+    opts: &ImportOptions,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+    stop: &StopSignal,
+) -> Result<ImportSummary> {
     let (_, today) = now();
     let Export { persone, nuclei, cartelle, prestazioni, nuclei_in_errore, problems } = read_export(src, today);
     let mut s = ImportSummary { problems, persone_rows: persone.len(), ..Default::default() };
+    if stop.is_stopped() {
+        s.stopped = true;
+        return Ok(s);
+    }
     let ente = caller.ente.clone();
     let done_persone = imported(store, &ente, &opts.origine, "persona").await?;
     let done_cartelle = imported(store, &ente, &opts.origine, "cartella").await?;
@@ -384,6 +436,10 @@ pub async fn import(
     let households = households(&nuclei, &nuclei_in_errore, &done_nuclei, &persona_ok, &mut s);
 
     // Linkage: the hub's personas first, then the new rows.
+    if stop.is_stopped() {
+        s.stopped = true;
+        return Ok(s);
+    }
     let (hub_ids, hub_records) = hub_persone(store, &ente).await?;
     let mut all: Vec<linkage::Prepared> = hub_records.iter().map(linkage::prepare).collect();
     for (row, _) in &candidates {
@@ -469,6 +525,10 @@ pub async fn import(
         }
         c
     };
+    if stop.is_stopped() {
+        s.stopped = true;
+        return Ok(s);
+    }
     if opts.dry_run {
         for (keys, hhs) in &units {
             s.add(counts_of(keys, hhs));
@@ -480,14 +540,21 @@ pub async fn import(
     let mut written: Vec<Option<String>> = vec![None; candidates.len()];
     let mut cartella_ids: HashMap<&str, String> = HashMap::new();
     for (done, (keys, hhs)) in units.iter().enumerate() {
-        let mut tx = store.pool().begin().await?;
+        if stop.is_stopped() {
+            s.stopped = true;
+            break;
+        }
+        let mut tx = store.begin_write().await?;
         let (at, today) = now();
         // The row being written, to name it when the hub refuses it.
         let mut current = (PERSONE, 0u64);
         let mut persona_ids: HashMap<&Key, String> = HashMap::new();
         let mut new_cartelle: Vec<(&str, String)> = Vec::new();
-        let outcome: Result<()> = async {
+        let outcome: Result<std::result::Result<(), Stopped>> = async {
             for key in keys {
+                if stop.is_stopped() {
+                    return Ok(Err(Stopped));
+                }
                 let w = &work[*key];
                 let persona_id = match key {
                     Key::Hub(id) => id.clone(),
@@ -549,11 +616,16 @@ pub async fn import(
                 let id = pb.meta.map(|m| m.id).unwrap_or_default();
                 origin(&mut tx, &ente, &opts.origine, "nucleo", hh.id, &id, &at).await?;
             }
-            Ok(())
+            Ok(Ok(()))
         }
         .await;
         let refused: Vec<Problem> = match outcome {
-            Ok(()) => {
+            Ok(Err(Stopped)) => {
+                tx.rollback().await?;
+                s.stopped = true;
+                break;
+            }
+            Ok(Ok(())) => {
                 tx.commit().await?;
                 s.add(counts_of(keys, hhs));
                 for key in keys {

@@ -153,6 +153,17 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write after reading. On SQLite it takes the write lock when
+    /// it begins (`BEGIN IMMEDIATE`): a deferred one that read first fails at its first
+    /// write when another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT), where this one
+    /// waits for the busy timeout.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Readiness: the store answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
