@@ -91,6 +91,7 @@ pub fn build_full(parts: Parts, cfg: &AppConfig, token_endpoint: Option<Router>)
         limiter: limiter.clone(),
         metrics: metrics.clone(),
         streams: cfg.streams.clone(),
+        timeout: cfg.stack.timeout,
     };
     let api = crate::rest::router_limited(parts.link.clone(), parts.auth.clone(), Some(limiter.clone()));
     let api = stack::rest(api.merge(token_endpoint.unwrap_or_default()), &cfg.stack)

@@ -5,6 +5,12 @@
 //! for `ImportService`) is refused with `RESOURCE_EXHAUSTED` naming the limit, read from the
 //! message's frame header before anything is forwarded.
 //!
+//! The request timeout (`--request-timeout`) is not spent on the client's upload: an import
+//! of 64 MiB on a slow line takes what it takes. It bounds instead each wait for the next
+//! piece of the request body (a client that stops sending is answered `DEADLINE_EXCEEDED`)
+//! and, from the end of the upload, the wait for core's response head (`UNAVAILABLE` past
+//! it, as REST's 503).
+//!
 //! A change feed stays open for hours, long after the credentials that opened it were
 //! checked: each caller may hold a few at once, and the credentials of an open one are checked
 //! again periodically; when they no longer pass (the client was disabled, the operator logged
@@ -13,7 +19,10 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -44,7 +53,13 @@ pub struct Ingress {
     pub limiter: Limiter,
     pub metrics: Metrics,
     pub streams: StreamLimits,
+    /// The request timeout: each wait for the next piece of the upload, then the wait for
+    /// core's response head once the upload has ended.
+    pub timeout: Duration,
 }
+
+/// What every path the ingress serves starts with.
+pub const PATH_PREFIX: &str = "/cartella.v1.";
 
 /// Methods whose response is a long-lived stream.
 const STREAMING: [&str; 1] = ["/cartella.v1.FeedService/WatchChanges"];
@@ -200,14 +215,44 @@ pub fn message_limit(path: &str) -> usize {
 /// Length of a gRPC message's frame header: a compression flag and a 4-byte length.
 const FRAME_HEADER: usize = 5;
 
+/// How the upload of a request body went, shared between the body and the call.
+#[derive(Debug, Default)]
+struct Upload {
+    /// Told once the whole body has been read from the client.
+    ended: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// The client stopped sending for longer than the idle timeout.
+    stalled: AtomicBool,
+}
+
+impl Upload {
+    fn end(&self) {
+        if let Some(tx) = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// A request body as it is forwarded: the bytes read to learn its message's length first,
-/// then the rest as it streams, cut once it carries more than one message of the limit.
+/// then the rest as it streams, cut once it carries more than one message of the limit, or
+/// once the client has sent nothing for `idle` while more was awaited.
 struct Bounded {
     head: Option<axum::body::Bytes>,
     trailers: Option<http_body::Frame<axum::body::Bytes>>,
     rest: Body,
     left: usize,
     done: bool,
+    idle: Duration,
+    /// Runs while the next piece is awaited from the client (not while core is not asking).
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    upload: Arc<Upload>,
+}
+
+impl Bounded {
+    fn finished(&mut self) {
+        self.done = true;
+        self.waiting = None;
+        self.upload.end();
+    }
 }
 
 impl http_body::Body for Bounded {
@@ -222,21 +267,40 @@ impl http_body::Body for Bounded {
         let frame = if let Some(head) = this.head.take().filter(|h| !h.is_empty()) {
             http_body::Frame::data(head)
         } else if let Some(trailers) = this.trailers.take() {
-            this.done = true;
+            this.finished();
             trailers
         } else {
             match Pin::new(&mut this.rest).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.waiting = None;
+                    if frame.is_trailers() {
+                        this.finished();
+                    }
+                    frame
+                }
                 Poll::Ready(None) => {
-                    this.done = true;
+                    this.finished();
                     return Poll::Ready(None);
                 }
-                other => return other,
+                Poll::Ready(Some(Err(e))) => {
+                    this.finished();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Pending => {
+                    let idle = this.idle;
+                    let waiting = this.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if waiting.as_mut().poll(cx).is_ready() {
+                        this.upload.stalled.store(true, Ordering::SeqCst);
+                        this.finished();
+                        return Poll::Ready(Some(Err(axum::Error::new("the client stopped sending the request body"))));
+                    }
+                    return Poll::Pending;
+                }
             }
         };
         if let Some(data) = frame.data_ref() {
             if data.len() > this.left {
-                this.done = true;
+                this.finished();
                 return Poll::Ready(Some(Err(axum::Error::new("the request body is larger than its message limit"))));
             }
             this.left -= data.len();
@@ -247,16 +311,23 @@ impl http_body::Body for Bounded {
 
 /// Reads `body` up to its first message's frame header and refuses (RESOURCE_EXHAUSTED,
 /// naming the limit) a message over `limit` before a byte of it goes to core; otherwise the
-/// body to forward, whole.
-async fn bounded(mut body: Body, limit: usize) -> Result<Bounded, Response> {
+/// body to forward, whole. A client that sends nothing for `idle` meanwhile is answered
+/// DEADLINE_EXCEEDED.
+async fn bounded(mut body: Body, limit: usize, idle: Duration, upload: Arc<Upload>) -> Result<Bounded, Response> {
     use http_body::Body as _;
     let mut head: Vec<u8> = Vec::new();
     let mut trailers = None;
+    let mut ended = false;
     while head.len() < FRAME_HEADER {
-        match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-            None => break,
-            Some(Err(_)) => return Err(grpc_error(tonic::Code::Cancelled, "the request body could not be read")),
-            Some(Ok(frame)) => match frame.into_data() {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+        match tokio::time::timeout(idle, next).await {
+            Err(_) => return Err(stalled(idle)),
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Ok(Some(Err(_))) => return Err(grpc_error(tonic::Code::Cancelled, "the request body could not be read")),
+            Ok(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => head.extend_from_slice(&data),
                 Err(frame) => {
                     trailers = Some(frame);
@@ -275,7 +346,20 @@ async fn bounded(mut body: Body, limit: usize) -> Result<Bounded, Response> {
         }
     }
     let left = limit.saturating_add(FRAME_HEADER);
-    Ok(Bounded { head: Some(head.into()), trailers, rest: body, left, done: false })
+    let mut b = Bounded { head: Some(head.into()), trailers, rest: body, left, done: false, idle, waiting: None, upload };
+    if ended {
+        // Nothing more to read: the upload is over; the body ends after its head.
+        b.upload.end();
+        b.rest = Body::empty();
+    }
+    Ok(b)
+}
+
+fn stalled(idle: Duration) -> Response {
+    grpc_error(
+        tonic::Code::DeadlineExceeded,
+        &format!("the client sent nothing of the request body for {} s (the request timeout)", idle.as_secs_f64()),
+    )
 }
 
 pub fn router(ingress: Ingress) -> Router {
@@ -338,7 +422,9 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         ing.limiter.headers(&decision, r.headers_mut());
         return r;
     }
-    let body = match bounded(body, message_limit(parts.uri.path())).await {
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let upload = Arc::new(Upload { ended: Mutex::new(Some(ended_tx)), stalled: AtomicBool::new(false) });
+    let body = match bounded(body, message_limit(parts.uri.path()), ing.timeout, upload.clone()).await {
         Ok(b) => b,
         Err(refused) => {
             ing.metrics.refused("message_too_large");
@@ -356,7 +442,24 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         Err(_) => return grpc_error(tonic::Code::InvalidArgument, "bad request path"),
     };
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
-    match ing.link.channel().oneshot(upstream).await {
+    // The request timeout runs from the end of the upload: the client's sending time is its
+    // own (each wait for the next piece is bounded by the body itself).
+    let answer_due = async {
+        let _ = ended_rx.await;
+        tokio::time::sleep(ing.timeout).await;
+    };
+    let answered = tokio::select! {
+        r = ing.link.channel().oneshot(upstream) => r,
+        () = answer_due => {
+            ing.metrics.refused("timeout");
+            return grpc_error(tonic::Code::Unavailable, "core did not answer within the request timeout: retry shortly");
+        }
+    };
+    if upload.stalled.load(Ordering::SeqCst) {
+        ing.metrics.refused("upload_stalled");
+        return stalled(ing.timeout);
+    }
+    match answered {
         Ok(res) => {
             let mut res = match (slot, recheck) {
                 (Some(slot), Some((headers, path, cert))) => {

@@ -405,6 +405,70 @@ async fn every_route_times_out_slow_request_bodies() {
     }
 }
 
+/// A gRPC call sent raw over HTTP/2, its request body in `pieces`, each after `pause`:
+/// the response's status, gRPC status header (trailers-only errors) and body.
+async fn grpc_in_pieces(
+    hub: &Running,
+    path: &str,
+    token: &str,
+    pieces: Vec<Vec<u8>>,
+    pause: impl Fn(usize) -> Duration + Send + Sync + 'static,
+) -> (u16, Option<String>, Vec<u8>) {
+    use futures::StreamExt as _;
+    let body = futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
+        let wait = pause(i);
+        async move {
+            tokio::time::sleep(wait).await;
+            Ok::<_, std::io::Error>(p)
+        }
+    });
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let res = client
+        .post(hub.http(path))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let grpc = res.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+    (status, grpc, res.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn slow_uploads_through_the_ingress_are_not_cut_by_the_request_timeout() {
+    use prost::Message as _;
+    let timeout = Duration::from_millis(800);
+    let hub = start(AppConfig { stack: StackConfig { timeout, ..Default::default() }, ..Default::default() }).await;
+    let admin = hub.token_as("console-ente", None, &[Role::Amministratore]);
+    let mut filler = b"filler\n".to_vec();
+    filler.resize(64 * 1024, b'#');
+    let msg = start_import(&[("persone.csv", PERSONE_CSV.as_bytes().to_vec()), ("nuclei.csv", filler)]).encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend(u32::try_from(msg.len()).unwrap().to_be_bytes());
+    framed.extend(msg);
+    let pieces = || framed.chunks(framed.len() / 8 + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
+    const START: &str = "/cartella.v1.ImportService/StartImport";
+
+    // Nine pieces 300 ms apart: 2.7 s of upload, over three times the timeout, and answered.
+    let started = std::time::Instant::now();
+    let (status, grpc, body) = grpc_in_pieces(&hub, START, &admin, pieces(), |_| Duration::from_millis(300)).await;
+    assert_eq!((status, grpc.as_deref()), (200, None), "a slow upload is answered");
+    assert!(started.elapsed() > timeout * 3, "the upload was not slow: {:?}", started.elapsed());
+    let job = pb::ImportJob::decode(body.get(5..).unwrap_or_default()).unwrap();
+    assert!(!job.id.is_empty() && job.dry_run, "{job:?}");
+
+    // A client that stops sending half-way for longer than the timeout is refused, and
+    // nothing is queued.
+    let (status, grpc, _) = grpc_in_pieces(&hub, START, &admin, pieces(), |i| Duration::from_millis(if i == 4 { 2_500 } else { 0 })).await;
+    assert_eq!((status, grpc.as_deref()), (200, Some("4")), "DEADLINE_EXCEEDED when the upload stalls");
+    let mut i = ImportServiceClient::new(hub.channel().await);
+    let jobs = i.list_imports(with_token(pb::ListImportsRequest::default(), &admin)).await.unwrap().into_inner();
+    assert_eq!(jobs.jobs.len(), 1, "the stalled upload queued nothing");
+}
+
 #[tokio::test]
 async fn change_feed_streams_are_capped_per_caller_and_end_when_the_client_is_disabled() {
     use gateway::{

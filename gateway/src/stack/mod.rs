@@ -8,8 +8,7 @@ pub mod metrics;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    BoxError, Router,
-    error_handling::HandleErrorLayer,
+    Router,
     extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
@@ -30,7 +29,9 @@ use crate::problem::problem;
 
 #[derive(Clone, Debug)]
 pub struct StackConfig {
-    /// Longest a REST call may take before the gateway answers 503.
+    /// Longest a call may take to its response head before the gateway answers 503 (gRPC:
+    /// UNAVAILABLE). For the gRPC ingress it counts from the end of the request's upload,
+    /// and also bounds each wait for the next piece of the upload.
     pub timeout: Duration,
     /// Largest request body accepted (413 beyond).
     pub max_body: usize,
@@ -48,11 +49,16 @@ impl Default for StackConfig {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-async fn layer_error(err: BoxError) -> Response {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the call took too long: retry shortly")
-    } else {
-        problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "the gateway failed to serve the request")
+/// Answers 503 when the response head is not ready within `timeout`, slow request bodies
+/// included. Calls to the gRPC ingress (paths `/cartella.v1.…`) are timed by the ingress
+/// itself, from the end of their upload (see `grpc_ingress`).
+async fn timed(timeout: Duration, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with(crate::grpc_ingress::PATH_PREFIX) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the call took too long: retry shortly"),
     }
 }
 
@@ -108,6 +114,7 @@ pub fn rest(router: Router, cfg: &StackConfig) -> Router {
 /// Layers every request goes through, outermost first.
 pub fn outer(router: Router, cfg: &StackConfig, metrics: metrics::Metrics) -> Router {
     let slots = Arc::new(Semaphore::new(cfg.max_concurrency.max(1)));
+    let timeout = cfg.timeout;
     router.layer(
         ServiceBuilder::new()
             // A request id before anything else, so every log line and response carries it.
@@ -131,12 +138,11 @@ pub fn outer(router: Router, cfg: &StackConfig, metrics: metrics::Metrics) -> Ro
             // Beyond capacity, shed at once (503) instead of queueing. One semaphore for
             // the whole application (axum may build route layers per request).
             .layer(middleware::from_fn(move |req, next| shed(slots.clone(), req, next)))
-            // Errors of the layer below (timeout) become problem+json.
-            .layer(HandleErrorLayer::new(layer_error))
-            // Every route (REST, WaaS, sessions, gRPC ingress, health): a call whose response
-            // is not ready within the timeout, slow request bodies included, is answered 503
-            // rather than left hanging. A response already streaming (a change feed) is not
-            // cut: the timeout covers the time to its head.
-            .timeout(cfg.timeout),
+            // Every route (REST, WaaS, sessions, health): a call whose response is not ready
+            // within the timeout, slow request bodies included, is answered 503 rather than
+            // left hanging. A response already streaming is not cut: the timeout covers the
+            // time to its head. The gRPC ingress applies the same timeout from the end of the
+            // upload, and between the frames of the upload.
+            .layer(middleware::from_fn(move |req, next| timed(timeout, req, next))),
     )
 }
