@@ -91,6 +91,7 @@ fn start_request(origine: &str, files: &BTreeMap<String, Vec<u8>>) -> pb::StartI
         source: Some(pb::start_import_request::Source::Files(pb::ImportFiles {
             files: files.iter().map(|(name, content)| pb::ImportFile { name: name.clone(), content: content.clone() }).collect(),
         })),
+        linkage: None,
     }
 }
 
@@ -322,6 +323,49 @@ async fn cancel_import_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_import_postgres() {
     cancel_stops_between_units(Backend::Postgres).await;
+}
+
+/// A job's linkage settings are checked field by field, kept with the job and used by its
+/// run: the same export, two people sharing a surname and a birth date without a codice
+/// fiscale, is one person when every scored pair links and two for review when none does.
+async fn linkage_settings_reach_the_run(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "sigess_test").await else { return };
+    let store = db.store(4).await;
+    let jobs = Jobs::new(store.clone(), config());
+    let runner = jobs.clone().spawn(None);
+    let persone = "id_persona;cognome;nome;sesso;data_nascita;luogo_nascita;codice_luogo_nascita;cittadinanza;codice_fiscale\n\
+                   A1;Ferri;Ada;F;02/03/1950;Roma;H501;380;\nA2;Ferri;Ida;F;02/03/1950;Roma;H501;380;\n";
+    let files = BTreeMap::from([("persone.csv".to_string(), persone.as_bytes().to_vec())]);
+    let with = |s: pb::LinkageSettings| pb::StartImportRequest { dry_run: true, linkage: Some(s), ..start_request("M04-L", &files) };
+
+    let bad = pb::LinkageSettings { link_threshold: Some(1.5), max_block: Some(1), em_iterations: Some(0), ..Default::default() };
+    let Err(CoreError::Invalid(v)) = jobs.start(&admin(), with(bad)).await else { panic!("bad settings are refused") };
+    let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["linkage.link_threshold", "linkage.max_block", "linkage.training_max_block", "linkage.em_iterations"]);
+
+    let all = pb::LinkageSettings { link_threshold: Some(0.0), review_threshold: Some(0.0), ..Default::default() };
+    let linked = jobs.start(&admin(), with(all)).await.unwrap();
+    let kept = linked.linkage.unwrap();
+    assert_eq!((kept.link_threshold, kept.max_block, kept.u_sample_pairs), (Some(0.0), Some(2_000), Some(10_000)), "set over the defaults");
+    let none = pb::LinkageSettings { link_threshold: Some(1.0), review_threshold: Some(0.0), ..Default::default() };
+    let apart = jobs.start(&admin(), with(none)).await.unwrap();
+    let linked = wait_for(&jobs, &linked.id, "the first job", |j| state(j) == pb::ImportState::Done).await.counts.unwrap();
+    let apart = wait_for(&jobs, &apart.id, "the second job", |j| state(j) == pb::ImportState::Done).await.counts.unwrap();
+    assert_eq!((linked.persone_nuove, linked.persone_unite, linked.coppie_da_rivedere), (1, 1, 0));
+    assert_eq!((apart.persone_nuove, apart.persone_unite, apart.coppie_da_rivedere), (2, 0, 1));
+    runner.abort();
+    store.close().await;
+    db.drop_pg().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkage_settings_sqlite() {
+    linkage_settings_reach_the_run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkage_settings_postgres() {
+    linkage_settings_reach_the_run(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

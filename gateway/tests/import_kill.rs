@@ -30,7 +30,7 @@ fn person(i: usize) -> (String, &'static str, bool, (i32, u8, u8)) {
     let c = |k: usize| char::from(CONSONANTS[(i / 20usize.pow(k as u32)) % 20]);
     let cognome: String = [c(2).to_ascii_uppercase(), 'a', c(1), 'e', c(0), 'i'].iter().collect();
     let nome = NAMES[i % NAMES.len()];
-    let female = i % 2 == 0;
+    let female = i.is_multiple_of(2);
     (cognome, nome, female, (1935 + (i % 60) as i32, 1 + (i / 7 % 12) as u8, 1 + (i % 28) as u8))
 }
 
@@ -83,7 +83,7 @@ fn generate(dir: &Path) -> Truth {
             truth.households.push((home, format!("N{i}"), [a, b]));
         }
         let next = (home + 1) % 3;
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             push_row(&mut files, &mut truth, next, format!("R{i}"), i, &cognome.to_uppercase(), &cf);
         }
         if i % 40 == 1 {
@@ -107,7 +107,7 @@ fn import(url: &str, dir: &Path, office: usize) -> Command {
     c.arg("import").arg(dir.join(OFFICES[office]));
     c.args(["--ufficio", &OFFICES[office][..3], "--database-url", url, "--db-max-connections", "4"]);
     // Nothing is linked on its score, and look-alikes are left for review.
-    c.args(["--link-threshold", "1", "--review-threshold", "0.05"]);
+    c.args(["--link-threshold", "1", "--review-threshold", "0.05", "--u-sample-pairs", "100000"]);
     c.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
     c
 }
@@ -192,8 +192,8 @@ async fn killed_and_run_again(backend: Backend) {
 
     // Every row once, every person one persona.
     let mut persona_of: HashMap<usize, String> = HashMap::new();
-    for office in 0..3 {
-        assert_eq!(only_whole_units(&pool, &truth, office).await, rows_of(office), "{} whole", OFFICES[office]);
+    for (office, name) in OFFICES.iter().enumerate() {
+        assert_eq!(only_whole_units(&pool, &truth, office).await, rows_of(office), "{name} whole");
         let done = imported(&pool, office).await;
         for ((kind, local), id) in &done {
             if kind != "persona" {
@@ -239,4 +239,24 @@ async fn import_killed_and_run_again_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_killed_and_run_again_postgres() {
     killed_and_run_again(Backend::Postgres).await;
+}
+
+#[test]
+fn bad_linkage_flags_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/hub.db", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_sigess"))
+        .arg("import")
+        .arg(dir.path())
+        .args(["--ufficio", "M01", "--database-url", &url])
+        .args(["--review-threshold", "0.95", "--link-threshold", "0.9", "--max-block", "1", "--em-iterations", "0"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for flag in ["--review-threshold", "--max-block", "--training-max-block", "--em-iterations"] {
+        assert!(err.contains(&format!("{flag} must")), "{flag} not named: {err}");
+    }
+    assert!(!dir.path().join("hub.db").exists(), "refused before the store is opened");
 }

@@ -202,6 +202,30 @@ async fn rest_import(backend: Backend) {
         assert_eq!(b["invalid_params"][0]["name"], "cartella");
         assert!(!b.to_string().contains("etc") && !b.to_string().contains("M99"), "{b}");
     }
+    // Linkage settings: numbers of the right kind, each checked by core against its range.
+    let with = |linkage: Value| json!({ "ufficio": "M05", "origine": "M05-A", "files": files(), "linkage": linkage });
+    let (s, h, b) = env
+        .call(
+            post.clone(),
+            "/api/v1/importazioni",
+            Some(&admin),
+            Some(with(json!({ "seed": 3, "link_threshold": "alta", "max_block": 1.5 }))),
+        )
+        .await;
+    problem(s, &h, &b, 400);
+    let names: Vec<&str> = b["invalid_params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["linkage.seed", "linkage.link_threshold", "linkage.max_block"], "{b}");
+    let (s, h, b) = env
+        .call(
+            post.clone(),
+            "/api/v1/importazioni",
+            Some(&admin),
+            Some(with(json!({ "review_threshold": 0.95, "training_max_block": 1, "u_sample_pairs": 10 }))),
+        )
+        .await;
+    problem(s, &h, &b, 400);
+    let names: Vec<&str> = b["invalid_params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["linkage.review_threshold", "linkage.training_max_block", "linkage.u_sample_pairs"], "{b}");
     let res = env
         .http
         .post(format!("{}/api/v1/importazioni", env.base))
@@ -256,10 +280,18 @@ async fn rest_import(backend: Backend) {
             post.clone(),
             "/api/v1/importazioni",
             Some(&admin),
-            Some(json!({ "ufficio": "M05", "origine": "M05-A", "cartella": "2026/M05-A", "dry_run": true })),
+            Some(json!({ "ufficio": "M05", "origine": "M05-A", "cartella": "2026/M05-A", "dry_run": true,
+                "linkage": { "link_threshold": 0.97, "u_sample_pairs": 5000 } })),
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let l = &job["linkage"];
+    assert_eq!(
+        (l["link_threshold"].as_f64(), l["review_threshold"].as_f64(), l["max_block"].as_u64()),
+        (Some(0.97), Some(0.5), Some(2000)),
+        "{job}"
+    );
+    assert_eq!(done["linkage"]["link_threshold"].as_f64(), Some(0.9), "a job without settings runs with the defaults: {done}");
     let dry = env.until_done(h.get("location").unwrap().to_str().unwrap()).await;
     assert_eq!((dry["source"].as_str(), dry["dry_run"].as_bool()), (Some("cartella"), Some(true)));
     assert_eq!((dry["counts"]["persone_gia_importate"].as_i64(), dry["counts"]["persone_nuove"].as_i64()), (Some(2), Some(0)), "{dry}");

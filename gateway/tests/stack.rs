@@ -154,6 +154,7 @@ fn start_import(files: &[(&str, Vec<u8>)]) -> pb::StartImportRequest {
         source: Some(pb::start_import_request::Source::Files(pb::ImportFiles {
             files: files.iter().map(|(name, content)| pb::ImportFile { name: (*name).into(), content: content.clone() }).collect(),
         })),
+        linkage: None,
     }
 }
 

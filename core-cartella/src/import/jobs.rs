@@ -175,7 +175,35 @@ fn counts_pb(s: &ImportSummary) -> pb::ImportCounts {
 }
 
 const JOB_COLUMNS: &str = "SELECT id, ente, ufficio, origine, dry_run, source, cartella, state, done, total, attempts, counts, error, \
-     created_by, created_kind, created_at, started_at, finished_at FROM import_job";
+     created_by, created_kind, created_at, started_at, finished_at, linkage FROM import_job";
+
+/// The settings as the job keeps them, every field set.
+fn settings_pb(c: &Config) -> pb::LinkageSettings {
+    let n32 = |v: usize| Some(u32::try_from(v).unwrap_or(u32::MAX));
+    pb::LinkageSettings {
+        link_threshold: Some(c.link_threshold),
+        review_threshold: Some(c.review_threshold),
+        max_block: n32(c.max_block),
+        training_max_block: n32(c.training_max_block),
+        u_sample_pairs: Some(u64::try_from(c.u_sample_pairs).unwrap_or(u64::MAX)),
+        em_iterations: n32(c.em_iterations),
+    }
+}
+
+/// `s` over `defaults`: each setting `s` leaves unset keeps its default.
+fn settings_over(defaults: &Config, s: Option<&pb::LinkageSettings>) -> Config {
+    let Some(s) = s else { return defaults.clone() };
+    let n = |v: Option<u32>, d: usize| v.map_or(d, |v| usize::try_from(v).unwrap_or(usize::MAX));
+    Config {
+        link_threshold: s.link_threshold.unwrap_or(defaults.link_threshold),
+        review_threshold: s.review_threshold.unwrap_or(defaults.review_threshold),
+        max_block: n(s.max_block, defaults.max_block),
+        training_max_block: n(s.training_max_block, defaults.training_max_block),
+        u_sample_pairs: s.u_sample_pairs.map_or(defaults.u_sample_pairs, |v| usize::try_from(v).unwrap_or(usize::MAX)),
+        em_iterations: n(s.em_iterations, defaults.em_iterations),
+        ..defaults.clone()
+    }
+}
 
 fn job_of(r: &sqlx::any::AnyRow) -> Result<pb::ImportJob> {
     let counts: Option<Vec<u8>> = r.try_get("counts")?;
@@ -184,6 +212,11 @@ fn job_of(r: &sqlx::any::AnyRow) -> Result<pb::ImportJob> {
         .transpose()
         .map_err(|_| CoreError::Internal("undecodable import counts".into()))?;
     let state: String = r.try_get("state")?;
+    let linkage: Option<Vec<u8>> = r.try_get("linkage")?;
+    let linkage = linkage
+        .map(|b| pb::LinkageSettings::decode(b.as_slice()))
+        .transpose()
+        .map_err(|_| CoreError::Internal("undecodable import linkage settings".into()))?;
     Ok(pb::ImportJob {
         id: r.try_get("id")?,
         ente: r.try_get("ente")?,
@@ -202,11 +235,16 @@ fn job_of(r: &sqlx::any::AnyRow) -> Result<pb::ImportJob> {
         created_at: r.try_get("created_at")?,
         started_at: r.try_get::<Option<String>, _>("started_at")?.unwrap_or_default(),
         finished_at: r.try_get::<Option<String>, _>("finished_at")?.unwrap_or_default(),
+        linkage,
     })
 }
 
-/// Checks a start request and turns it into its source; every bad field at once.
-fn check_start(req: &pb::StartImportRequest, root: Option<&Path>) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+/// A checked start request: the files uploaded (None for a folder) and the linkage
+/// settings the job will run with.
+type Checked = (Option<BTreeMap<String, Vec<u8>>>, Config);
+
+/// Checks a start request and turns it into its source and settings; every bad field at once.
+fn check_start(req: &pb::StartImportRequest, root: Option<&Path>, defaults: &Config) -> Result<Checked> {
     let mut v = Vec::new();
     let code =
         |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
@@ -254,10 +292,14 @@ fn check_start(req: &pb::StartImportRequest, root: Option<&Path>) -> Result<Opti
             },
         },
     }
+    let linkage = settings_over(defaults, req.linkage.as_ref());
+    for (field, why) in linkage.check() {
+        v.push(violation(&format!("linkage.{field}"), &why));
+    }
     if !v.is_empty() {
         return Err(CoreError::Invalid(v));
     }
-    Ok(files)
+    Ok((files, linkage))
 }
 
 fn page_size(v: i32, default: i64, max: i64, bad: &mut Vec<Violation>) -> i64 {
@@ -279,7 +321,7 @@ impl Jobs {
     /// Queues a job (its files with it, in one transaction) and wakes the runner.
     pub async fn start(&self, caller: &Caller, req: pb::StartImportRequest) -> Result<pb::ImportJob> {
         check_admin(caller)?;
-        let files = check_start(&req, self.config.root.as_deref())?;
+        let (files, linkage) = check_start(&req, self.config.root.as_deref(), &self.config.linkage)?;
         let id = uuid::Uuid::now_v7().to_string();
         let (at, _) = now();
         let (source, cartella) = match &req.source {
@@ -288,12 +330,12 @@ impl Jobs {
         };
         let mut tx = self.store.pool().begin().await?;
         let mut q = Q::new(
-            "INSERT INTO import_job (id, ente, ufficio, origine, dry_run, source, cartella, state, created_by, created_kind, created_at) VALUES (",
+            "INSERT INTO import_job (id, ente, ufficio, origine, dry_run, source, cartella, state, created_by, created_kind, created_at, linkage) VALUES (",
         );
         q.bind_text(&id).push(", ").bind_text(&caller.ente).push(", ").bind_text(&req.ufficio).push(", ").bind_text(&req.origine);
         q.push(", ").bind_int(i64::from(req.dry_run)).push(", ").bind_text(source).push(", ").bind_text(&cartella);
         q.push(", ").bind_text(QUEUED).push(", ").bind_text(&caller.subject).push(", ").bind_text(caller.kind.as_str());
-        q.push(", ").bind_text(&at).push(")");
+        q.push(", ").bind_text(&at).push(", ").bind(Val::Bytes(settings_pb(&linkage).encode_to_vec())).push(")");
         q.execute(&mut *tx).await?;
         for (name, content) in files.unwrap_or_default() {
             Q::new("INSERT INTO import_job_file (job_id, name, content) VALUES (")
@@ -535,7 +577,9 @@ impl Jobs {
             purpose: "importazione dalle banche dati degli uffici".into(),
             request_id: format!("import-{id}"),
         };
-        let opts = ImportOptions { origine: job.origine.clone(), dry_run: job.dry_run, linkage: self.config.linkage.clone() };
+        // Jobs queued before settings were kept with them run with this core's.
+        let linkage = settings_over(&self.config.linkage, job.linkage.as_ref());
+        let opts = ImportOptions { origine: job.origine.clone(), dry_run: job.dry_run, linkage };
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let seen = progress.clone();
         let signal = StopSignal::new();
@@ -797,22 +841,32 @@ mod tests {
                     pb::ImportFile { name: "nuclei.csv".into(), content: vec![] },
                 ],
             })),
+            linkage: Some(pb::LinkageSettings { review_threshold: Some(0.95), ..Default::default() }),
         };
-        let Err(CoreError::Invalid(v)) = check_start(&bad, None) else { panic!("refused") };
+        let d = Config::default();
+        let Err(CoreError::Invalid(v)) = check_start(&bad, None, &d) else { panic!("refused") };
         let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
-        assert_eq!(fields, vec!["ufficio", "origine", "files.files[0].name", "files.files[2].name", "files"]);
+        assert_eq!(fields, vec!["ufficio", "origine", "files.files[0].name", "files.files[2].name", "files", "linkage.review_threshold"]);
         let folder = pb::StartImportRequest {
             ufficio: "M01".into(),
             origine: "M01-A".into(),
             dry_run: true,
             source: Some(pb::start_import_request::Source::Cartella("M01-A".into())),
+            linkage: None,
         };
-        assert!(matches!(check_start(&folder, None), Err(CoreError::Conflict(_))), "no root: no folders");
+        assert!(matches!(check_start(&folder, None, &d), Err(CoreError::Conflict(_))), "no root: no folders");
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("M01-A")).unwrap();
-        let Err(CoreError::Invalid(v)) = check_start(&folder, Some(root.path())) else { panic!("no persone.csv") };
+        let Err(CoreError::Invalid(v)) = check_start(&folder, Some(root.path()), &d) else { panic!("no persone.csv") };
         assert_eq!(v[0].field, "cartella");
         std::fs::write(root.path().join("M01-A/persone.csv"), "id_persona\n").unwrap();
-        assert!(check_start(&folder, Some(root.path())).unwrap().is_none());
+        let (files, linkage) = check_start(&folder, Some(root.path()), &d).unwrap();
+        assert!(files.is_none());
+        assert_eq!(linkage, d, "unset settings keep the defaults");
+        let some = pb::LinkageSettings { link_threshold: Some(0.97), training_max_block: Some(50), ..Default::default() };
+        let with = pb::StartImportRequest { linkage: Some(some), ..folder.clone() };
+        let (_, linkage) = check_start(&with, Some(root.path()), &d).unwrap();
+        assert_eq!(linkage, Config { link_threshold: 0.97, training_max_block: 50, ..d.clone() });
+        assert_eq!(settings_over(&d, Some(&settings_pb(&linkage))), linkage, "kept with the job as they are");
     }
 }

@@ -148,6 +148,43 @@ impl Default for Config {
     }
 }
 
+/// The largest `max_block` accepted: past it one common name makes the work quadratic.
+pub const MAX_BLOCK_LIMIT: usize = 100_000;
+/// The range of `u_sample_pairs`: fewer pairs estimate u poorly, more only take time.
+pub const U_SAMPLE_PAIRS_RANGE: std::ops::RangeInclusive<usize> = 1_000..=100_000_000;
+/// The range of `em_iterations`.
+pub const EM_ITERATIONS_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000;
+
+impl Config {
+    /// What is wrong with these settings, as (setting, reason) with the setting named as
+    /// the field is (`link_threshold`, …); empty when they can be used.
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut bad = Vec::new();
+        let probability = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        if !probability(self.link_threshold) {
+            bad.push(("link_threshold", "must be a probability between 0 and 1".to_string()));
+        }
+        if !probability(self.review_threshold) {
+            bad.push(("review_threshold", "must be a probability between 0 and 1".to_string()));
+        } else if probability(self.link_threshold) && self.review_threshold > self.link_threshold {
+            bad.push(("review_threshold", "must not be above link_threshold".to_string()));
+        }
+        if !(2..=MAX_BLOCK_LIMIT).contains(&self.max_block) {
+            bad.push(("max_block", format!("must be between 2 and {MAX_BLOCK_LIMIT}")));
+        }
+        if self.training_max_block < 2 || self.training_max_block > self.max_block.clamp(2, MAX_BLOCK_LIMIT) {
+            bad.push(("training_max_block", "must be between 2 and max_block".to_string()));
+        }
+        if !U_SAMPLE_PAIRS_RANGE.contains(&self.u_sample_pairs) {
+            bad.push(("u_sample_pairs", format!("must be between {} and {}", U_SAMPLE_PAIRS_RANGE.start(), U_SAMPLE_PAIRS_RANGE.end())));
+        }
+        if !EM_ITERATIONS_RANGE.contains(&self.em_iterations) {
+            bad.push(("em_iterations", format!("must be between {} and {}", EM_ITERATIONS_RANGE.start(), EM_ITERATIONS_RANGE.end())));
+        }
+        bad
+    }
+}
+
 /// Why two records were judged as they were.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evidence {
@@ -288,6 +325,22 @@ fn same_trusted_cf(records: &[Prepared]) -> Vec<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn settings_are_checked_one_by_one() {
+        assert!(Config::default().check().is_empty());
+        let names = |c: Config| c.check().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let d = Config::default;
+        assert_eq!(names(Config { link_threshold: 1.5, ..d() }), ["link_threshold"]);
+        assert_eq!(names(Config { link_threshold: f64::NAN, ..d() }), ["link_threshold"]);
+        assert_eq!(names(Config { review_threshold: -0.1, ..d() }), ["review_threshold"]);
+        assert_eq!(names(Config { review_threshold: 0.95, ..d() }), ["review_threshold"], "above the link threshold");
+        assert_eq!(names(Config { link_threshold: 1.0, review_threshold: 0.0, ..d() }), Vec::<&str>::new());
+        assert_eq!(names(Config { max_block: 1, ..d() }), ["max_block", "training_max_block"]);
+        assert_eq!(names(Config { max_block: MAX_BLOCK_LIMIT + 1, ..d() }), ["max_block"]);
+        assert_eq!(names(Config { training_max_block: 3_000, ..d() }), ["training_max_block"], "above max_block");
+        assert_eq!(names(Config { u_sample_pairs: 10, em_iterations: 0, ..d() }), ["u_sample_pairs", "em_iterations"]);
+    }
     use time::{Date, Duration, macros::date};
 
     use super::*;

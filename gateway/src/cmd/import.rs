@@ -2,25 +2,26 @@
 //! the store). Persons are linked against the hub and among the rows first; each person is
 //! then written with their rows of every file and their household in one transaction.
 //! `--dry-run` writes nothing and lists every problem by file, line and column. Re-running
-//! the same export imports only what is missing. Also the import root flag of `up` and
+//! the same export imports only what is missing. Ctrl-C (or SIGTERM) stops it between two
+//! units; the linkage settings are flags (`LinkageSettingsArgs`). Also the import root flag of `up` and
 //! `core`, from which `ImportService` jobs may read.
 use std::{io::IsTerminal, path::PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use core_cartella::{
     auth::{Caller, CallerKind, Role},
     import::{
         Source,
         jobs::ImportConfig,
-        load::{ImportOptions, import},
+        load::{ImportOptions, StopSignal, import, import_until},
     },
     linkage::Config,
     server::CoreOptions,
     store::Store,
 };
 
-use super::{StoreArgs, linkage::ThresholdArgs};
+use super::{StoreArgs, linkage::LinkageSettingsArgs};
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -40,13 +41,13 @@ pub struct ImportArgs {
     #[arg(long)]
     dry_run: bool,
     #[command(flatten)]
-    thresholds: ThresholdArgs,
+    linkage: LinkageSettingsArgs,
     #[command(flatten)]
     store: StoreArgs,
 }
 
 pub async fn run(a: ImportArgs) -> Result<()> {
-    let linkage = a.thresholds.config()?;
+    let linkage = a.linkage.config()?;
     let origine = match a.origine {
         Some(o) => o,
         None => a
@@ -64,12 +65,31 @@ pub async fn run(a: ImportArgs) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let opts = ImportOptions { origine, dry_run: a.dry_run, linkage };
-    let s = import(&store, &caller, &Source::Dir(a.dir.clone()), &opts, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
+    // Ctrl-C or SIGTERM: the person in progress is finished or rolled back, then it stops.
+    let stop = StopSignal::new();
+    let on_signal = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            super::shutdown_signal().await;
+            stop.stop();
+        }
+    });
+    let mut units = (0, 0);
+    let s = import_until(
+        &store,
+        &caller,
+        &Source::Dir(a.dir.clone()),
+        &opts,
+        &mut |done, total| {
+            units = (done, total);
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+        &stop,
+    )
     .await
     .context("import")?;
+    on_signal.abort();
     bar.finish_and_clear();
     store.close().await;
     for p in &s.problems {
@@ -85,6 +105,13 @@ pub async fn run(a: ImportArgs) -> Result<()> {
     println!("cartelle: {} new, {} already imported", s.cartelle_nuove, s.cartelle_gia_importate);
     println!("prestazioni: {} new, {} already imported", s.prestazioni_nuove, s.prestazioni_gia_importate);
     println!("nuclei: {} new, {} already imported", s.nuclei_nuovi, s.nuclei_gia_importati);
+    if s.stopped {
+        bail!(
+            "interrupted after {} of {} units (whole persons and households only): run the same command again to import the rest",
+            units.0,
+            units.1
+        );
+    }
     Ok(())
 }
 

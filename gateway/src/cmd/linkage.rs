@@ -19,32 +19,66 @@ pub struct LinkageArgs {
     #[arg(long)]
     clusters_out: Option<PathBuf>,
     #[command(flatten)]
-    thresholds: ThresholdArgs,
+    settings: LinkageSettingsArgs,
 }
 
-/// Match-probability thresholds of record linkage.
+/// Record-linkage settings (`sigess import`, `sigess linkage`); the defaults are
+/// `linkage::Config`'s.
 #[derive(Args, Debug, Clone)]
-pub struct ThresholdArgs {
-    /// Pairs whose match probability is at least this are the same person.
-    #[arg(long, env = "SIGESS_LINK_THRESHOLD", default_value_t = 0.9)]
+pub struct LinkageSettingsArgs {
+    /// A pair whose match probability is at least this is the same person (0–1).
+    #[arg(long, env = "SIGESS_LINK_THRESHOLD", default_value_t = Config::default().link_threshold)]
     pub link_threshold: f64,
-    /// Pairs at least this (and below --link-threshold) go to the review queue.
-    #[arg(long, env = "SIGESS_REVIEW_THRESHOLD", default_value_t = 0.5)]
+    /// A pair at least this (and below --link-threshold) goes to the review queue (0 to
+    /// --link-threshold).
+    #[arg(long, env = "SIGESS_REVIEW_THRESHOLD", default_value_t = Config::default().review_threshold)]
     pub review_threshold: f64,
+    /// Records sharing a blocking key are compared only when there are at most this many of
+    /// them; the other keys still bring a pair together (2–100000).
+    #[arg(long, env = "SIGESS_LINK_MAX_BLOCK", default_value_t = Config::default().max_block)]
+    pub max_block: usize,
+    /// The same limit for the blocks that train the m probabilities by EM (2 to
+    /// --max-block): large blocks of namesakes hold too few matches to train on.
+    #[arg(long, env = "SIGESS_LINK_TRAINING_MAX_BLOCK", default_value_t = Config::default().training_max_block)]
+    pub training_max_block: usize,
+    /// Random pairs drawn to estimate the u probabilities (1000–100000000).
+    #[arg(long, env = "SIGESS_LINK_U_SAMPLE_PAIRS", default_value_t = Config::default().u_sample_pairs)]
+    pub u_sample_pairs: usize,
+    /// Rounds of expectation–maximisation per training session (1–1000).
+    #[arg(long, env = "SIGESS_LINK_EM_ITERATIONS", default_value_t = Config::default().em_iterations)]
+    pub em_iterations: usize,
 }
 
-impl ThresholdArgs {
+impl LinkageSettingsArgs {
+    /// The settings, or an error naming every flag with a bad value.
     pub fn config(&self) -> Result<Config> {
-        let (l, r) = (self.link_threshold, self.review_threshold);
-        if !(0.0..=1.0).contains(&l) || !(0.0..=1.0).contains(&r) || r > l {
-            bail!("thresholds must lie in 0..=1 with --review-threshold <= --link-threshold");
+        let c = Config {
+            link_threshold: self.link_threshold,
+            review_threshold: self.review_threshold,
+            max_block: self.max_block,
+            training_max_block: self.training_max_block,
+            u_sample_pairs: self.u_sample_pairs,
+            em_iterations: self.em_iterations,
+            ..Config::default()
+        };
+        let flag = |s: &str| format!("--{}", s.replace('_', "-"));
+        let bad: Vec<String> = c
+            .check()
+            .into_iter()
+            .map(|(name, why)| {
+                let why = ["link_threshold", "max_block"].iter().fold(why, |w, n| w.replace(n, &flag(n)));
+                format!("{} {why}", flag(name))
+            })
+            .collect();
+        if !bad.is_empty() {
+            bail!("bad linkage settings: {}", bad.join("; "));
         }
-        Ok(Config { link_threshold: l, review_threshold: r, ..Config::default() })
+        Ok(c)
     }
 }
 
 pub fn run(a: LinkageArgs) -> Result<()> {
-    let cfg = a.thresholds.config()?;
+    let cfg = a.settings.config()?;
     let started = Instant::now();
     let mut offices: Vec<PathBuf> = std::fs::read_dir(&a.dir)
         .with_context(|| format!("reading {}", a.dir.display()))?

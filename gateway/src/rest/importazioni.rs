@@ -59,7 +59,7 @@ fn start_request(body: &Value) -> Result<pb::StartImportRequest, Vec<Violation>>
     let mut v = Vec::new();
     let Some(o) = body.as_object() else { return Err(vec![Violation::new("body", "must be a JSON object")]) };
     for k in o.keys() {
-        if !["ufficio", "origine", "dry_run", "cartella", "files"].contains(&k.as_str()) {
+        if !["ufficio", "origine", "dry_run", "cartella", "files", "linkage"].contains(&k.as_str()) {
             v.push(Violation::new(k.chars().take(64).collect::<String>(), "is not a field of this operation"));
         }
     }
@@ -107,7 +107,53 @@ fn start_request(body: &Value) -> Result<pb::StartImportRequest, Vec<Violation>>
         }
         (None, None) => None,
     };
-    if v.is_empty() { Ok(pb::StartImportRequest { ufficio, origine, dry_run, source }) } else { Err(v) }
+    let linkage = linkage_settings(o.get("linkage"), &mut v);
+    if v.is_empty() { Ok(pb::StartImportRequest { ufficio, origine, dry_run, source, linkage }) } else { Err(v) }
+}
+
+/// The `linkage` member: numbers of the right kind only; core checks their ranges.
+fn linkage_settings(value: Option<&Value>, v: &mut Vec<Violation>) -> Option<pb::LinkageSettings> {
+    let o = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            v.push(Violation::new("linkage", "must be an object"));
+            return None;
+        }
+    };
+    const FIELDS: [&str; 6] = ["link_threshold", "review_threshold", "max_block", "training_max_block", "u_sample_pairs", "em_iterations"];
+    for k in o.keys() {
+        if !FIELDS.contains(&k.as_str()) {
+            v.push(Violation::new(format!("linkage.{}", k.chars().take(64).collect::<String>()), "is not a linkage setting"));
+        }
+    }
+    let probability = |name: &str, v: &mut Vec<Violation>| match o.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_f64().is_some() => n.as_f64(),
+        Some(_) => {
+            v.push(Violation::new(format!("linkage.{name}"), "must be a number between 0 and 1"));
+            None
+        }
+    };
+    let link_threshold = probability("link_threshold", v);
+    let review_threshold = probability("review_threshold", v);
+    let count = |name: &str, v: &mut Vec<Violation>| match o.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(_) => {
+            v.push(Violation::new(format!("linkage.{name}"), "must be a whole number"));
+            None
+        }
+    };
+    let n32 = |x: Option<u64>| x.map(|x| u32::try_from(x).unwrap_or(u32::MAX));
+    Some(pb::LinkageSettings {
+        link_threshold,
+        review_threshold,
+        max_block: n32(count("max_block", v)),
+        training_max_block: n32(count("training_max_block", v)),
+        u_sample_pairs: count("u_sample_pairs", v),
+        em_iterations: n32(count("em_iterations", v)),
+    })
 }
 
 /// A job as the table's routes answer it: the proto JSON mapping.
@@ -173,6 +219,19 @@ pub fn document(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>
                 "origine": { "type": "string", "minLength": 1, "maxLength": 64, "description": "The source office, identifying its rows across runs (e.g. M01-A)." },
                 "dry_run": { "type": "boolean", "description": "Check and report only; write nothing." },
                 "cartella": { "type": "string", "description": "A relative folder under the hub's import root (--import-root)." },
+                "linkage": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "description": "Record-linkage settings for this job; each one left out takes the hub's default (those of sigess import).",
+                    "properties": {
+                        "link_threshold": { "type": "number", "minimum": 0, "maximum": 1, "description": "A pair whose match probability is at least this is the same person (default 0.9)." },
+                        "review_threshold": { "type": "number", "minimum": 0, "maximum": 1, "description": "A pair at least this, and below link_threshold, goes to the review queue (default 0.5)." },
+                        "max_block": { "type": "integer", "minimum": 2, "maximum": 100000, "description": "Records sharing a blocking key are compared only when there are at most this many (default 2000)." },
+                        "training_max_block": { "type": "integer", "minimum": 2, "maximum": 100000, "description": "The same limit for the blocks that train the m probabilities by EM, at most max_block (default 100)." },
+                        "u_sample_pairs": { "type": "integer", "minimum": 1000, "maximum": 100000000, "description": "Random pairs drawn to estimate the u probabilities (default 1000000)." },
+                        "em_iterations": { "type": "integer", "minimum": 1, "maximum": 1000, "description": "Rounds of expectation-maximisation per training session (default 25)." }
+                    }
+                },
                 "files": {
                     "type": "array",
                     "items": {
