@@ -241,6 +241,45 @@ async fn import_killed_and_run_again_postgres() {
     killed_and_run_again(Backend::Postgres).await;
 }
 
+/// Ctrl-C (SIGINT) is not a kill: `sigess import` finishes or rolls back the unit in
+/// progress, says how far it got and exits with an error; run again, it imports the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_interrupted_with_ctrl_c_stops_between_units() {
+    let db = TestDb::sqlite("sigess_import_int.db");
+    let export = tempfile::tempdir().unwrap();
+    let truth = generate(export.path());
+    let rows = truth.rows.keys().filter(|(o, _)| *o == 0).count();
+    let child = import(&db.url, export.path(), 0).stderr(Stdio::piped()).spawn().unwrap();
+    sqlx::any::install_default_drivers();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pool = loop {
+        // The store is created by the child: wait for it.
+        if let Ok(pool) = AnyPool::connect(&db.url).await {
+            let n = sqlx::query("SELECT COUNT(*) FROM import_origine WHERE kind = 'persona'")
+                .fetch_one(&pool)
+                .await
+                .map(|r| r.get::<i64, _>(0));
+            if n.is_ok_and(|n| n >= 30) {
+                break pool;
+            }
+            pool.close().await;
+        }
+        assert!(Instant::now() < deadline, "sigess import wrote nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "ended with an error, not by the signal: {}", out.status);
+    assert!(err.contains("interrupted after") && err.contains("run the same command again"), "{err}");
+    let written = only_whole_units(&pool, &truth, 0).await;
+    assert!(written > 0 && written < rows, "stopped half-way: {written} of {rows}");
+    run_to_end(&db.url, export.path(), 0);
+    assert_eq!(only_whole_units(&pool, &truth, 0).await, rows);
+    pool.close().await;
+}
+
 #[test]
 fn bad_linkage_flags_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();

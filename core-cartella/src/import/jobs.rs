@@ -642,7 +642,10 @@ impl Jobs {
                     tracing::warn!(job = %id, error = %e, "import job result not recorded; it will run again");
                 }
             }
-            Err(e) if signal.is_stopped() => tracing::warn!(job = %id, error = %e, "cancelled import job ended on an error"),
+            Err(e) if signal.is_stopped() => {
+                tracing::warn!(job = %id, error = %e, "cancelled import job ended on an error");
+                self.record_stop(&id, claim, done, total).await;
+            }
             // A store that failed may answer again: the lease runs out and the job resumes.
             Err(e) if e.retryable() => tracing::warn!(job = %id, error = %e, "import job interrupted by a store error; it will resume"),
             Err(e) => {
@@ -655,6 +658,25 @@ impl Jobs {
             }
         }
         Ended::Finished
+    }
+
+    /// How far a cancelled job got, when its run ended on an error (no counts to keep).
+    async fn record_stop(&self, id: &str, claim: &str, done: u64, total: u64) {
+        let r = Q::new("UPDATE import_job SET done = ")
+            .bind_int(i64::try_from(done).unwrap_or(i64::MAX))
+            .push(", total = ")
+            .bind_int(i64::try_from(total).unwrap_or(i64::MAX))
+            .push(", claim = NULL WHERE id = ")
+            .bind_text(id)
+            .push(" AND claim = ")
+            .bind_text(claim)
+            .push(" AND state = ")
+            .bind_text(CANCELLED)
+            .execute(self.store.pool())
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(job = %id, error = %e, "how far the cancelled import job got is not recorded");
+        }
     }
 
     /// Whether the job was cancelled while this claim held it.
