@@ -6,10 +6,9 @@
 //! message's frame header before anything is forwarded.
 //!
 //! The request timeout (`--request-timeout`) is not spent on the client's upload: an import
-//! of 64 MiB on a slow line takes what it takes. It bounds instead each wait for the next
-//! piece of the request body (a client that stops sending is answered `DEADLINE_EXCEEDED`)
-//! and, from the end of the upload, the wait for core's response head (`UNAVAILABLE` past
-//! it, as REST's 503).
+//! of 64 MiB on a slow line takes what it takes. It bounds instead each pause in the upload
+//! (no piece of the body going through: `DEADLINE_EXCEEDED`) and, from the end of the
+//! upload, the wait for core's response head (`UNAVAILABLE` past it, as REST's 503).
 //!
 //! A change feed stays open for hours, long after the credentials that opened it were
 //! checked: each caller may hold a few at once, and the credentials of an open one are checked
@@ -19,10 +18,7 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
@@ -215,42 +211,50 @@ pub fn message_limit(path: &str) -> usize {
 /// Length of a gRPC message's frame header: a compression flag and a 4-byte length.
 const FRAME_HEADER: usize = 5;
 
-/// How the upload of a request body went, shared between the body and the call.
-#[derive(Debug, Default)]
+/// How the upload of a request body is going, shared between the body and the call.
+#[derive(Debug)]
 struct Upload {
-    /// Told once the whole body has been read from the client.
+    /// Told once the whole body has been forwarded.
     ended: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// The client stopped sending for longer than the idle timeout.
-    stalled: AtomicBool,
+    /// When a piece of the body last went through.
+    moved: Mutex<tokio::time::Instant>,
 }
 
 impl Upload {
+    fn new(ended: tokio::sync::oneshot::Sender<()>) -> Self {
+        Self { ended: Mutex::new(Some(ended)), moved: Mutex::new(tokio::time::Instant::now()) }
+    }
+
     fn end(&self) {
         if let Some(tx) = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             let _ = tx.send(());
         }
     }
+
+    fn moved(&self) {
+        *self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+    }
+
+    fn still_for(&self) -> Duration {
+        self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed()
+    }
 }
 
 /// A request body as it is forwarded: the bytes read to learn its message's length first,
-/// then the rest as it streams, cut once it carries more than one message of the limit, or
-/// once the client has sent nothing for `idle` while more was awaited.
+/// then the rest as it streams, cut once it carries more than one message of the limit.
+/// Each piece that goes through is noted in `upload`, and so is its end.
 struct Bounded {
     head: Option<axum::body::Bytes>,
     trailers: Option<http_body::Frame<axum::body::Bytes>>,
     rest: Body,
     left: usize,
     done: bool,
-    idle: Duration,
-    /// Runs while the next piece is awaited from the client (not while core is not asking).
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
     upload: Arc<Upload>,
 }
 
 impl Bounded {
     fn finished(&mut self) {
         self.done = true;
-        self.waiting = None;
         self.upload.end();
     }
 }
@@ -272,7 +276,6 @@ impl http_body::Body for Bounded {
         } else {
             match Pin::new(&mut this.rest).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.waiting = None;
                     if frame.is_trailers() {
                         this.finished();
                     }
@@ -286,18 +289,10 @@ impl http_body::Body for Bounded {
                     this.finished();
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Pending => {
-                    let idle = this.idle;
-                    let waiting = this.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    if waiting.as_mut().poll(cx).is_ready() {
-                        this.upload.stalled.store(true, Ordering::SeqCst);
-                        this.finished();
-                        return Poll::Ready(Some(Err(axum::Error::new("the client stopped sending the request body"))));
-                    }
-                    return Poll::Pending;
-                }
+                Poll::Pending => return Poll::Pending,
             }
         };
+        this.upload.moved();
         if let Some(data) = frame.data_ref() {
             if data.len() > this.left {
                 this.finished();
@@ -346,7 +341,8 @@ async fn bounded(mut body: Body, limit: usize, idle: Duration, upload: Arc<Uploa
         }
     }
     let left = limit.saturating_add(FRAME_HEADER);
-    let mut b = Bounded { head: Some(head.into()), trailers, rest: body, left, done: false, idle, waiting: None, upload };
+    upload.moved();
+    let mut b = Bounded { head: Some(head.into()), trailers, rest: body, left, done: false, upload };
     if ended {
         // Nothing more to read: the upload is over; the body ends after its head.
         b.upload.end();
@@ -358,8 +354,35 @@ async fn bounded(mut body: Body, limit: usize, idle: Duration, upload: Arc<Uploa
 fn stalled(idle: Duration) -> Response {
     grpc_error(
         tonic::Code::DeadlineExceeded,
-        &format!("the client sent nothing of the request body for {} s (the request timeout)", idle.as_secs_f64()),
+        &format!("the request body stopped arriving for {} s (the request timeout)", idle.as_secs_f64()),
     )
+}
+
+/// Why the ingress gave up on a call before core answered.
+enum GaveUp {
+    /// No piece of the request body went through for the request timeout.
+    Stalled,
+    /// Core's response head did not come within the request timeout of the upload's end.
+    Late,
+}
+
+/// Resolves when the call has to be given up: the upload stood still for `timeout`, or it
+/// ended `timeout` ago (whoever is slow, the client sending or core reading, the upload
+/// stands still).
+async fn give_up(upload: &Upload, mut ended: tokio::sync::oneshot::Receiver<()>, timeout: Duration) -> GaveUp {
+    let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = &mut ended => break,
+            _ = tick.tick() => {
+                if upload.still_for() >= timeout {
+                    return GaveUp::Stalled;
+                }
+            }
+        }
+    }
+    tokio::time::sleep(timeout).await;
+    GaveUp::Late
 }
 
 pub fn router(ingress: Ingress) -> Router {
@@ -423,7 +446,7 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         return r;
     }
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
-    let upload = Arc::new(Upload { ended: Mutex::new(Some(ended_tx)), stalled: AtomicBool::new(false) });
+    let upload = Arc::new(Upload::new(ended_tx));
     let body = match bounded(body, message_limit(parts.uri.path()), ing.timeout, upload.clone()).await {
         Ok(b) => b,
         Err(refused) => {
@@ -442,23 +465,23 @@ async fn forward(State(ing): State<Ingress>, req: Request) -> Response {
         Err(_) => return grpc_error(tonic::Code::InvalidArgument, "bad request path"),
     };
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
-    // The request timeout runs from the end of the upload: the client's sending time is its
-    // own (each wait for the next piece is bounded by the body itself).
-    let answer_due = async {
-        let _ = ended_rx.await;
-        tokio::time::sleep(ing.timeout).await;
-    };
+    // The request timeout runs from the end of the upload: the time a large upload takes is
+    // not counted, only a pause in it.
     let answered = tokio::select! {
         r = ing.link.channel().oneshot(upstream) => r,
-        () = answer_due => {
-            ing.metrics.refused("timeout");
-            return grpc_error(tonic::Code::Unavailable, "core did not answer within the request timeout: retry shortly");
+        why = give_up(&upload, ended_rx, ing.timeout) => {
+            return match why {
+                GaveUp::Stalled => {
+                    ing.metrics.refused("upload_stalled");
+                    stalled(ing.timeout)
+                }
+                GaveUp::Late => {
+                    ing.metrics.refused("timeout");
+                    grpc_error(tonic::Code::Unavailable, "core did not answer within the request timeout: retry shortly")
+                }
+            };
         }
     };
-    if upload.stalled.load(Ordering::SeqCst) {
-        ing.metrics.refused("upload_stalled");
-        return stalled(ing.timeout);
-    }
     match answered {
         Ok(res) => {
             let mut res = match (slot, recheck) {

@@ -470,6 +470,71 @@ async fn slow_uploads_through_the_ingress_are_not_cut_by_the_request_timeout() {
     assert_eq!(jobs.jobs.len(), 1, "the stalled upload queued nothing");
 }
 
+/// An import service that takes its time to answer.
+struct SlowImports(Duration);
+
+#[tonic::async_trait]
+impl pb::import_service_server::ImportService for SlowImports {
+    async fn start_import(&self, _: tonic::Request<pb::StartImportRequest>) -> Result<tonic::Response<pb::ImportJob>, tonic::Status> {
+        tokio::time::sleep(self.0).await;
+        Ok(tonic::Response::new(pb::ImportJob { id: "late".into(), ..Default::default() }))
+    }
+    async fn get_import(&self, _: tonic::Request<pb::ImportRef>) -> Result<tonic::Response<pb::ImportJob>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+    async fn list_imports(
+        &self,
+        _: tonic::Request<pb::ListImportsRequest>,
+    ) -> Result<tonic::Response<pb::ListImportsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+    async fn list_import_problems(
+        &self,
+        _: tonic::Request<pb::ListImportProblemsRequest>,
+    ) -> Result<tonic::Response<pb::ListImportProblemsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+    async fn cancel_import(&self, _: tonic::Request<pb::ImportRef>) -> Result<tonic::Response<pb::ImportJob>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test]
+async fn the_ingress_still_times_out_a_core_slow_to_answer_after_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = TokenSigner::load_or_create(&dir.path().join("k.pem")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = listener.local_addr().unwrap();
+    let slow = tonic::service::Routes::new(pb::import_service_server::ImportServiceServer::new(SlowImports(Duration::from_secs(5))));
+    tokio::spawn(async move { axum::serve(listener, slow.into_axum_router()).await.unwrap() });
+    let link = CoreLink::connect_lazy(&format!("http://{core_addr}"), &LinkSecurity::default(), signer.clone()).unwrap();
+    let auth = Authenticator::new(signer.verifier().unwrap()).accept_hub_tokens(true);
+    let timeout = Duration::from_millis(800);
+    let cfg = AppConfig { stack: StackConfig { timeout, ..Default::default() }, ..Default::default() };
+    let app = app::build(Parts { link, auth, store: None, edge: None }, &cfg).unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = web.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(web, app.router).await.unwrap() });
+    let admin = Caller {
+        kind: CallerKind::Sistema,
+        subject: "console-ente".into(),
+        ente: "H501".into(),
+        ufficio: None,
+        roles: vec![Role::Amministratore],
+        purpose: "test".into(),
+        request_id: String::new(),
+    };
+    let token = signer.mint(&admin, Duration::from_secs(300)).unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let started = std::time::Instant::now();
+    let err = ImportServiceClient::new(channel)
+        .start_import(with_token(start_import(&[("persone.csv", PERSONE_CSV.as_bytes().to_vec())]), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered only after {:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn change_feed_streams_are_capped_per_caller_and_end_when_the_client_is_disabled() {
     use gateway::{
