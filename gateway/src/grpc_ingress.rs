@@ -49,7 +49,7 @@ pub struct Ingress {
     pub limiter: Limiter,
     pub metrics: Metrics,
     pub streams: StreamLimits,
-    /// The request timeout: each wait for the next piece of the upload, then the wait for
+    /// The request timeout: the longest pause in the upload, then the longest wait for
     /// core's response head once the upload has ended.
     pub timeout: Duration,
 }

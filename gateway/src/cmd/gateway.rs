@@ -22,8 +22,7 @@ pub struct HttpArgs {
     /// Seconds a call may take to its response head before the gateway answers 503 (REST,
     /// WaaS, sessions: counted from the request's arrival, slow bodies included). On the
     /// gRPC ingress the client's upload does not count: the seconds run from its end
-    /// (UNAVAILABLE past them) and bound each wait for the next piece of the upload
-    /// (DEADLINE_EXCEEDED).
+    /// (UNAVAILABLE past them) and bound any pause in the upload (DEADLINE_EXCEEDED).
     #[arg(long, env = "SIGESS_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
     /// Largest request body in bytes (413 beyond).

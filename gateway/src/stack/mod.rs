@@ -31,7 +31,7 @@ use crate::problem::problem;
 pub struct StackConfig {
     /// Longest a call may take to its response head before the gateway answers 503 (gRPC:
     /// UNAVAILABLE). For the gRPC ingress it counts from the end of the request's upload,
-    /// and also bounds each wait for the next piece of the upload.
+    /// and also bounds any pause in the upload.
     pub timeout: Duration,
     /// Largest request body accepted (413 beyond).
     pub max_body: usize,
@@ -142,7 +142,7 @@ pub fn outer(router: Router, cfg: &StackConfig, metrics: metrics::Metrics) -> Ro
             // within the timeout, slow request bodies included, is answered 503 rather than
             // left hanging. A response already streaming is not cut: the timeout covers the
             // time to its head. The gRPC ingress applies the same timeout from the end of the
-            // upload, and between the frames of the upload.
+            // upload, and to any pause in the upload.
             .layer(middleware::from_fn(move |req, next| timed(timeout, req, next))),
     )
 }
