@@ -772,8 +772,9 @@ fn random_tables_keep_suppressed_cells_unsolvable() {
         published_total += s.iter().filter(|x| !**x).count();
         cells_total += s.len();
     }
+    println!("random tables: {published_total} of {cells_total} cells published");
     // Small random tables are mostly small cells; still, a function suppressing everything
     // (or most) fails here. Against bounds these tables are costly: with the relations alone
-    // 2,461 of their 7,493 cells were published (33%), with the bounds 1,013 (14%).
-    assert!(published_total * 10 > cells_total, "{published_total} of {cells_total} cells published: suppression too broad");
+    // 2,461 of their 7,493 cells were published (33%), with the bounds 1,400 (19%).
+    assert!(published_total * 6 > cells_total, "{published_total} of {cells_total} cells published: suppression too broad");
 }

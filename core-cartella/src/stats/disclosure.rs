@@ -179,16 +179,28 @@ fn compagno_per_limiti(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], sop
 }
 
 fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppressa: &mut [bool]) {
+    let valori: Vec<i64> = celle.iter().map(|c| c.persone).collect();
+    // Cells known to move within the bounds; stays true as more cells are suppressed.
+    let mut libere = vec![false; celle.len()];
+    let tutti = vec![true; celle.len()];
+    // The relations each cell is in.
+    let mut di: Vec<Vec<usize>> = vec![Vec::new(); celle.len()];
+    for (ri, r) in rel.iter().enumerate() {
+        for m in r.membri() {
+            di[m].push(ri);
+        }
+    }
     loop {
         if scaduto() {
             return;
         }
-        // Every relation with a suppressed cell gets a second one.
+        // Every relation with a suppressed cell gets a second one: of this level, else (a
+        // lower level's cell suppressed after all, below) of a lower one.
         loop {
             let mut changed = false;
             for r in rel {
                 if r.membri().filter(|&m| soppressa[m]).count() == 1
-                    && let Some(m) = scegli(celle, r, liberi, soppressa)
+                    && let Some(m) = scegli(celle, r, liberi, soppressa).or_else(|| scegli(celle, r, &tutti, soppressa))
                 {
                     soppressa[m] = true;
                     changed = true;
@@ -202,46 +214,100 @@ fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppre
         // relations. Once none is, the bounds: a cell pinned because its relations leave it
         // no room above one person gets a companion where there is least room (the relation
         // whose other suppressed cells are nearest their bound), so that it can move.
-        let determinate = derivabili(rel, soppressa);
+        let determinate = derivabili_oltre(rel, soppressa, &libere);
         if determinate.is_empty() {
-            let valori: Vec<i64> = celle.iter().map(|c| c.persone).collect();
-            let fisse = fissate(rel, soppressa, &valori);
-            if fisse.is_empty() {
+            let fisse = fissate_oltre(rel, soppressa, &valori, &mut libere);
+            if fisse.is_empty() || scaduto() {
                 return;
             }
-            match compagno_per_limiti(celle, rel, liberi, soppressa, &fisse) {
-                Some(m) => soppressa[m] = true,
-                None => return,
+            // One companion per pinned cell not already helped this round by a companion in
+            // one of its relations (one companion can free several pinned cells). A pinned
+            // cell whose relations are all suppressed gets the nearest published cell.
+            let mut aiutate = vec![false; celle.len()];
+            let mut progress = false;
+            for &j in &fisse {
+                if aiutate[j] {
+                    continue;
+                }
+                let m = compagno_per_limiti(celle, rel, liberi, soppressa, &[j])
+                    .or_else(|| vicino(celle, rel, &di, j, liberi, soppressa))
+                    .or_else(|| vicino(celle, rel, &di, j, &tutti, soppressa));
+                if let Some(m) = m {
+                    soppressa[m] = true;
+                    progress = true;
+                    for &ri in &di[m] {
+                        rel[ri].membri().for_each(|x| aiutate[x] = true);
+                    }
+                }
+            }
+            if !progress {
+                return;
             }
             continue;
         }
         let mut progress = false;
         for j in &determinate {
-            if let Some(m) = rel.iter().filter(|r| r.membri().any(|m| m == *j)).find_map(|r| scegli(celle, r, liberi, soppressa)) {
+            if let Some(m) = di[*j].iter().find_map(|&ri| scegli(celle, rel[ri], liberi, soppressa)) {
                 soppressa[m] = true;
                 progress = true;
             }
         }
         if !progress {
             // The determined cells are of lower levels, pinned through this level's
-            // relations: suppress the smallest published cell of this level that shares a
-            // relation with any suppressed cell, until none is determined or none is left.
-            // When this level has none left, a lower level's cell is suppressed after all
-            // (the table stays safe; the margin then differs from other tables').
-            let tutti = vec![true; celle.len()];
-            let pick = |liberi: &[bool]| {
-                rel.iter()
-                    .filter(|r| r.membri().any(|m| soppressa[m]))
-                    .filter_map(|r| scegli(celle, r, liberi, soppressa))
-                    .min_by_key(|&m| (celle[m].persone, celle[m].valore, m))
-            };
-            let m = pick(liberi).or_else(|| pick(&tutti));
-            match m {
-                Some(m) => soppressa[m] = true,
-                None => return,
+            // relations with every cell of this level in their own relations suppressed:
+            // for each, the smallest published cell of this level nearest to it through
+            // suppressed cells and their relations, so that a new degree of freedom
+            // reaches it. When this level has none left in reach, a lower level's cell is
+            // suppressed after all (the table stays safe; the margin then differs from
+            // other tables').
+            let mut progress = false;
+            for &j in &determinate {
+                if let Some(m) = vicino(celle, rel, &di, j, liberi, soppressa).or_else(|| vicino(celle, rel, &di, j, &tutti, soppressa)) {
+                    soppressa[m] = true;
+                    progress = true;
+                }
+            }
+            if !progress {
+                return;
             }
         }
     }
+}
+
+/// The published cell among `liberi` nearest to `j`, walking from `j` through its relations
+/// and the suppressed cells in them: the smallest of the nearest ring that has one.
+fn vicino(celle: &[Cella], rel: &[&Relazione], di: &[Vec<usize>], j: usize, liberi: &[bool], soppressa: &[bool]) -> Option<usize> {
+    let mut visto = vec![false; celle.len()];
+    let mut relazione_vista = vec![false; rel.len()];
+    visto[j] = true;
+    let mut fronte = vec![j];
+    while !fronte.is_empty() {
+        let mut prossimo = Vec::new();
+        let mut migliore: Option<usize> = None;
+        for &x in &fronte {
+            for &ri in &di[x] {
+                if std::mem::replace(&mut relazione_vista[ri], true) {
+                    continue;
+                }
+                for m in rel[ri].membri() {
+                    if soppressa[m] {
+                        if !std::mem::replace(&mut visto[m], true) {
+                            prossimo.push(m);
+                        }
+                    } else if liberi[m]
+                        && migliore.is_none_or(|b| (celle[m].persone, celle[m].valore, m) < (celle[b].persone, celle[b].valore, b))
+                    {
+                        migliore = Some(m);
+                    }
+                }
+            }
+        }
+        if migliore.is_some() {
+            return migliore;
+        }
+        fronte = prossimo;
+    }
+    None
 }
 
 /// The linear system a reader has about the suppressed cells of one component (cells
@@ -319,8 +385,16 @@ fn sistemi(rel: &[&Relazione], soppressa: &[bool]) -> Vec<Sistema> {
 /// The suppressed cells whose value follows from the published ones through `rel`: those
 /// whose unit vector lies in the row space of the relations restricted to suppressed cells.
 pub fn derivabili(rel: &[&Relazione], soppressa: &[bool]) -> Vec<usize> {
+    derivabili_oltre(rel, soppressa, &vec![false; soppressa.len()])
+}
+
+/// [`derivabili`], skipping the components whose cells `libere` marks as known to move.
+fn derivabili_oltre(rel: &[&Relazione], soppressa: &[bool], libere: &[bool]) -> Vec<usize> {
     let mut out = Vec::new();
     for mut s in sistemi(rel, soppressa) {
+        if s.cols.iter().all(|&c| libere[c]) {
+            continue;
+        }
         out.extend(rref_units(&mut s.m).into_iter().map(|k| s.cols[k]));
     }
     out.sort_unstable();
@@ -342,12 +416,28 @@ pub const MINIMO: i64 = 1;
 /// whose vertices are all whole, and an interval such as [1, 1.5] tells a reader counting
 /// people that the cell is 1.
 pub fn fissate(rel: &[&Relazione], soppressa: &[bool], valori: &[i64]) -> Vec<usize> {
+    fissate_oltre(rel, soppressa, valori, &mut vec![false; soppressa.len()])
+}
+
+/// [`fissate`], skipping the cells `libere` marks as known to move, and marking every cell
+/// found to move. With the same relations, suppressing more cells never pins a cell that
+/// moved (a solution for fewer suppressed cells is one for more, with the new ones at their
+/// true values), so a level's loop keeps `libere` from round to round and only components
+/// with an unsettled cell run a program.
+fn fissate_oltre(rel: &[&Relazione], soppressa: &[bool], valori: &[i64], libere: &mut [bool]) -> Vec<usize> {
     let mut out = Vec::new();
     for s in sistemi(rel, soppressa) {
+        if s.cols.iter().all(|&c| libere[c]) {
+            continue;
+        }
         // Distance of each cell above the bound: a solution of the system by construction.
         let y: Vec<f64> = s.cols.iter().map(|&c| (valori[c] - MINIMO).max(0) as f64).collect();
         let r: Vec<f64> = s.m.iter().map(|row| row.iter().zip(&y).map(|(a, b)| a * b).sum()).collect();
-        out.extend(lp::strette(&s.m, &r, &y).into_iter().map(|k| s.cols[k]));
+        let mut libera: Vec<bool> = s.cols.iter().map(|&c| libere[c]).collect();
+        out.extend(lp::strette(&s.m, &r, &y, &mut libera).into_iter().map(|k| s.cols[k]));
+        for (&c, l) in s.cols.iter().zip(libera) {
+            libere[c] = l;
+        }
     }
     out.sort_unstable();
     out
@@ -369,19 +459,15 @@ fn rref_units(m: &mut [Vec<f64>]) -> Vec<usize> {
         for x in m[r].iter_mut() {
             *x /= piv;
         }
-        for i in 0..m.len() {
-            if i != r && m[i][c].abs() >= EPS {
-                let f = m[i][c];
-                let (src, dst) = if i < r {
-                    let (a, b) = m.split_at_mut(r);
-                    (&b[0], &mut a[i])
-                } else {
-                    let (a, b) = m.split_at_mut(i);
-                    (&a[r], &mut b[0])
-                };
-                for (d, s) in dst.iter_mut().zip(src.iter()) {
-                    *d -= f * s;
+        // Only the pivot row's non-zero entries change the others: few, on these systems.
+        let nz: Vec<(usize, f64)> = m[r].iter().enumerate().filter(|(_, x)| x.abs() >= EPS).map(|(j, x)| (j, *x)).collect();
+        for (i, row) in m.iter_mut().enumerate() {
+            if i != r && row[c].abs() >= EPS {
+                let f = row[c];
+                for &(j, x) in &nz {
+                    row[j] -= f * x;
                 }
+                row[c] = 0.0;
             }
         }
         r += 1;
@@ -400,159 +486,319 @@ fn rref_units(m: &mut [Vec<f64>]) -> Vec<usize> {
         .collect()
 }
 
-/// A small dense simplex over `m y = r, y ≥ 0`, for [`fissate`].
+/// A dense simplex over `m y = r, y ≥ 0`, for [`fissate`]. The tableau keeps the reduced
+/// costs of its objective as an extra row, so pricing reads one row; a pivot only touches
+/// the pivot row's non-zero entries, which stay few on these sparse systems. The entering
+/// column is the most improving one until a run of degenerate pivots, then the first
+/// improving one (Bland's rule, which cannot cycle) until the objective moves again.
 mod lp {
     const EPS: f64 = 1e-9;
     /// A value above this is positive (the data are integers).
     const POS: f64 = 1e-6;
+    /// Degenerate pivots in a row after which Bland's rule takes over.
+    const DEGENERI: usize = 16;
+    /// Pivots one cell's program may take before it is given up (the cell then counts as
+    /// pinned, the safe side).
+    const PASSI_PER_CELLA: usize = 100_000;
 
     struct Tableau {
-        /// Rows `[coefficients… | rhs]`, in the basis' terms.
+        /// Rows `[coefficients of the n columns | rhs]`, in the basis' terms.
         t: Vec<Vec<f64>>,
+        /// The basic variable of each row: a column, or `n + i` for row i's artificial one
+        /// (artificial columns are not stored: once out of the basis they never return).
         basis: Vec<usize>,
-        /// Columns that may enter the basis (the artificial ones may not in phase 2).
-        entra: usize,
+        /// The row where each column is basic.
+        riga: Vec<Option<usize>>,
+        /// Reduced costs of the current objective, and minus its value last.
+        z: Vec<f64>,
+        n: usize,
     }
 
     enum Esito {
         Ottimo,
         Illimitato,
-        /// Gave up (iteration cap): the caller assumes the worst.
+        /// The caller's stop condition held.
+        Fermato,
+        /// Gave up (iteration cap or deadline): the caller assumes the worst.
         Incerto,
     }
 
     impl Tableau {
-        fn rhs(&self) -> usize {
-            self.t.first().map_or(0, |r| r.len() - 1)
-        }
-
         fn pivot(&mut self, r: usize, c: usize) {
-            let piv = self.t[r][c];
-            for x in self.t[r].iter_mut() {
+            let n = self.n;
+            let mut row = std::mem::take(&mut self.t[r]);
+            let piv = row[c];
+            for x in row.iter_mut() {
                 *x /= piv;
             }
-            let src = self.t[r].clone();
-            for (i, row) in self.t.iter_mut().enumerate() {
-                let f = row[c];
-                if i != r && f.abs() > EPS {
-                    for (d, s) in row.iter_mut().zip(&src) {
-                        *d -= f * s;
+            row[c] = 1.0;
+            let nz: Vec<(usize, f64)> = row.iter().enumerate().filter(|(_, x)| x.abs() > EPS).map(|(j, x)| (j, *x)).collect();
+            let elimina = |v: &mut Vec<f64>| {
+                let f = v[c];
+                if f.abs() > EPS {
+                    for &(j, x) in &nz {
+                        v[j] -= f * x;
                     }
-                    row[c] = 0.0;
+                }
+                v[c] = 0.0;
+            };
+            for (i, v) in self.t.iter_mut().enumerate() {
+                if i != r {
+                    elimina(v);
                 }
             }
+            elimina(&mut self.z);
+            self.t[r] = row;
+            if let Some(old) = self.basis.get(r).copied().filter(|&b| b < n) {
+                self.riga[old] = None;
+            }
             self.basis[r] = c;
+            self.riga[c] = Some(r);
         }
 
-        /// Maximises `obj · y` from the current basis, with Bland's rule (no cycling).
-        fn massimizza(&mut self, obj: &[f64]) -> Esito {
-            let rhs = self.rhs();
-            let cap = 50 * (self.t.len() + rhs) + 100;
-            for _ in 0..cap {
-                let reduced = |j: usize| obj[j] - self.t.iter().zip(&self.basis).map(|(row, &b)| obj[b] * row[j]).sum::<f64>();
-                let Some(c) = (0..self.entra).find(|&j| !self.basis.contains(&j) && reduced(j) > EPS) else { return Esito::Ottimo };
-                let r = (0..self.t.len()).filter(|&i| self.t[i][c] > EPS).min_by(|&a, &b| {
-                    let (qa, qb) = (self.t[a][rhs] / self.t[a][c], self.t[b][rhs] / self.t[b][c]);
+        /// Makes `obj` (sparse: column, weight) the objective to maximise.
+        fn obiettivo(&mut self, obj: &[(usize, f64)]) {
+            self.z.iter_mut().for_each(|x| *x = 0.0);
+            for &(j, w) in obj {
+                self.z[j] += w;
+            }
+            for &(j, w) in obj {
+                if let Some(i) = self.riga[j] {
+                    for (z, x) in self.z.iter_mut().zip(&self.t[i]) {
+                        *z -= w * x;
+                    }
+                }
+            }
+            for (j, r) in self.riga.iter().enumerate() {
+                if r.is_some() {
+                    self.z[j] = 0.0;
+                }
+            }
+        }
+
+        /// Maximises the objective from the current basis, in at most `cap` pivots; `stop`
+        /// is asked after every pivot, the deadline every few.
+        fn massimizza(&mut self, cap: usize, stop: &mut dyn FnMut(&Tableau) -> bool) -> Esito {
+            let n = self.n;
+            let mut degeneri = 0;
+            for it in 0..cap {
+                if it % 8 == 7 && super::scaduto() {
+                    return Esito::Incerto;
+                }
+                let candidate = |j: &usize| self.riga[*j].is_none() && self.z[*j] > EPS;
+                let entra = if degeneri >= DEGENERI {
+                    (0..n).find(candidate)
+                } else {
+                    (0..n).filter(candidate).max_by(|&a, &b| self.z[a].total_cmp(&self.z[b]).then(b.cmp(&a)))
+                };
+                let Some(c) = entra else { return Esito::Ottimo };
+                let esce = (0..self.t.len()).filter(|&i| self.t[i][c] > EPS).min_by(|&a, &b| {
+                    // A rhs a rounding error below zero counts as zero: a step back could cycle.
+                    let (qa, qb) = (self.t[a][n].max(0.0) / self.t[a][c], self.t[b][n].max(0.0) / self.t[b][c]);
                     qa.total_cmp(&qb).then(self.basis[a].cmp(&self.basis[b]))
                 });
-                match r {
-                    Some(r) => self.pivot(r, c),
-                    None => return Esito::Illimitato,
+                let Some(r) = esce else { return Esito::Illimitato };
+                let degenere = self.t[r][n] <= POS;
+                self.pivot(r, c);
+                degeneri = if degenere { degeneri + 1 } else { 0 };
+                if stop(self) {
+                    return Esito::Fermato;
                 }
             }
             Esito::Incerto
         }
 
         fn valore(&self, k: usize) -> f64 {
-            let rhs = self.rhs();
-            self.basis.iter().position(|&b| b == k).map_or(0.0, |i| self.t[i][rhs])
+            self.riga[k].map_or(0.0, |i| self.t[i][self.n])
         }
     }
 
-    /// A basic solution of `m y = r, y ≥ 0` (phase 1), with the artificial columns out of
+    /// A basic solution of `m y = r, y ≥ 0` (phase 1), with the artificial variables out of
     /// the basis and redundant rows dropped; None if none was found.
     fn fattibile(m: &[Vec<f64>], r: &[f64]) -> Option<Tableau> {
         let n = m.first().map_or(0, Vec::len);
-        let rows = m.len();
-        // An artificial column per row, rows signed so the rhs is not negative.
+        // Rows signed so the rhs is not negative, each with its artificial variable basic.
         let t: Vec<Vec<f64>> = m
             .iter()
             .zip(r)
-            .enumerate()
-            .map(|(i, (row, &b))| {
+            .map(|(row, &b)| {
                 let s = if b < 0.0 { -1.0 } else { 1.0 };
                 let mut v: Vec<f64> = row.iter().map(|x| s * x).collect();
-                v.extend((0..rows).map(|j| if j == i { 1.0 } else { 0.0 }));
                 v.push(s * b);
                 v
             })
             .collect();
-        let mut tab = Tableau { t, basis: (n..n + rows).collect(), entra: n + rows };
-        let obj: Vec<f64> = (0..n + rows).map(|j| if j >= n { -1.0 } else { 0.0 }).collect();
-        if !matches!(tab.massimizza(&obj), Esito::Ottimo) || (n..n + rows).any(|j| tab.valore(j) > POS) {
+        // Maximise minus the sum of the artificial variables: the reduced cost of a column
+        // is the sum of its entries, minus the objective the sum of the rhs.
+        let mut z = vec![0.0; n + 1];
+        for row in &t {
+            for (zj, x) in z.iter_mut().zip(row) {
+                *zj += x;
+            }
+        }
+        let rows = t.len();
+        let mut tab = Tableau { t, basis: (n..n + rows).collect(), riga: vec![None; n], z, n };
+        if !matches!(tab.massimizza(50 * (rows + n) + 100, &mut |_| false), Esito::Ottimo) {
+            return None;
+        }
+        if tab.basis.iter().zip(&tab.t).any(|(&b, row)| b >= n && row[n] > POS) {
             return None;
         }
         let mut i = 0;
         while i < tab.t.len() {
             if tab.basis[i] >= n {
-                match (0..n).find(|&j| tab.t[i][j].abs() > EPS && !tab.basis.contains(&j)) {
+                // The artificial variable is at zero (up to rounding): swap it for the column
+                // with the largest entry in its row, a step of zero.
+                tab.t[i][n] = 0.0;
+                let j = (0..n)
+                    .filter(|&j| tab.riga[j].is_none() && tab.t[i][j].abs() > EPS)
+                    .max_by(|&a, &b| tab.t[i][a].abs().total_cmp(&tab.t[i][b].abs()).then(b.cmp(&a)));
+                match j {
                     Some(j) => tab.pivot(i, j),
                     None => {
                         tab.t.remove(i);
                         tab.basis.remove(i);
+                        for (k, &b) in tab.basis.iter().enumerate().skip(i) {
+                            if b < n {
+                                tab.riga[b] = Some(k);
+                            }
+                        }
                         continue;
                     }
                 }
             }
             i += 1;
         }
-        tab.entra = n;
         Some(tab)
+    }
+
+    /// Outer bounds of each column over the solutions of `m y = r, y ≥ 0`, by propagating
+    /// the bounds through the rows until they settle: every solution lies within them, so a
+    /// column whose bounds are narrow is pinned without a program.
+    fn propaga(m: &[Vec<f64>], r: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+        let righe: Vec<Vec<(usize, f64)>> =
+            m.iter().map(|row| row.iter().enumerate().filter(|(_, a)| a.abs() > EPS).map(|(j, a)| (j, *a)).collect()).collect();
+        let (mut lo, mut hi) = (vec![0.0f64; n], vec![f64::INFINITY; n]);
+        for _ in 0..64 {
+            let mut mosso = false;
+            for (row, &b) in righe.iter().zip(r) {
+                // The least and greatest value of the row's sum, and how many terms are unbounded each way.
+                let (mut smin, mut smax, mut inf_min, mut inf_max) = (0.0, 0.0, 0usize, 0usize);
+                for &(j, a) in row {
+                    let (l, h) = if a > 0.0 { (a * lo[j], a * hi[j]) } else { (a * hi[j], a * lo[j]) };
+                    if l.is_finite() {
+                        smin += l
+                    } else {
+                        inf_min += 1
+                    }
+                    if h.is_finite() { smax += h } else { inf_max += 1 }
+                }
+                for &(k, a) in row {
+                    let (l, h) = if a > 0.0 { (a * lo[k], a * hi[k]) } else { (a * hi[k], a * lo[k]) };
+                    // The others' sum lies in [rest_min, rest_max]; a·y_k = b − others.
+                    let rest_min = if !l.is_finite() {
+                        if inf_min == 1 { smin } else { f64::NEG_INFINITY }
+                    } else if inf_min == 0 {
+                        smin - l
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    let rest_max = if !h.is_finite() {
+                        if inf_max == 1 { smax } else { f64::INFINITY }
+                    } else if inf_max == 0 {
+                        smax - h
+                    } else {
+                        f64::INFINITY
+                    };
+                    let (v1, v2) = ((b - rest_max) / a, (b - rest_min) / a);
+                    let (nl, nh) = if a > 0.0 { (v1, v2) } else { (v2, v1) };
+                    if nl.is_finite() && nl > lo[k] + POS {
+                        lo[k] = nl;
+                        mosso = true;
+                    }
+                    if nh.is_finite() && nh < hi[k] - POS {
+                        hi[k] = nh.max(lo[k]);
+                        mosso = true;
+                    }
+                }
+            }
+            if !mosso {
+                break;
+            }
+        }
+        (lo, hi)
     }
 
     /// The columns of `m y = r, y ≥ 0` (`y` a solution, of whole numbers) whose interval
     /// over all real solutions holds no whole number but `y`'s: no solution moves them by
-    /// one or more. A cell is settled by a solution that moves it (any solution a program
-    /// reaches is looked at), else by maximising it and then minimising it.
-    pub(super) fn strette(m: &[Vec<f64>], r: &[f64], y: &[f64]) -> Vec<usize> {
+    /// one or more. `libera` marks the columns already known to move (they are not looked
+    /// at again) and on return every column found to move. Columns whose propagated bounds
+    /// are already narrow are pinned without a program. The others are settled by any
+    /// solution the programs pass through that moves them: first by pushing all unsettled
+    /// columns up together, then down (each sweep bounded), then one at a time (up, then
+    /// down unless it sits at its bound), each program stopping as soon as its column has
+    /// moved by one.
+    pub(super) fn strette(m: &[Vec<f64>], r: &[f64], y: &[f64], libera: &mut [bool]) -> Vec<usize> {
         let n = y.len();
-        let Some(base) = fattibile(m, r) else {
+        let aperte = |libera: &[bool]| (0..n).filter(|&k| !libera[k]).collect::<Vec<usize>>();
+        // Columns the propagated bounds already pin need no program.
+        let (lo, hi) = propaga(m, r, n);
+        let strette: Vec<bool> = (0..n).map(|k| !libera[k] && hi[k] < y[k] + 1.0 - POS && lo[k] > y[k] - 1.0 + POS).collect();
+        let da_provare = |libera: &[bool]| (0..n).filter(|&k| !libera[k] && !strette[k]).collect::<Vec<usize>>();
+        if da_provare(libera).is_empty() {
+            return aperte(libera);
+        }
+        let Some(mut tab) = fattibile(m, r) else {
             // Cannot happen for a consistent system; assume the worst.
-            return (0..n).collect();
+            return aperte(libera);
         };
-        let mut libera = vec![false; n];
         let segna = |tab: &Tableau, libera: &mut [bool]| {
             for (k, l) in libera.iter_mut().enumerate() {
-                if (tab.valore(k) - y[k]).abs() >= 1.0 - POS {
+                if !*l && (tab.valore(k) - y[k]).abs() >= 1.0 - POS {
                     *l = true;
                 }
             }
         };
-        segna(&base, &mut libera);
-        let mut out = Vec::new();
+        segna(&tab, libera);
+        // Sweeps, each bounded: pushing many columns at once settles most in a few pivots.
+        let passi = tab.t.len() + 10;
+        for verso in [1.0, -1.0] {
+            let obj: Vec<(usize, f64)> = da_provare(libera).into_iter().map(|k| (k, verso)).collect();
+            if obj.is_empty() {
+                break;
+            }
+            tab.obiettivo(&obj);
+            let mut fatti = 0;
+            tab.massimizza(passi, &mut |t| {
+                segna(t, libera);
+                fatti += 1;
+                fatti >= passi || obj.iter().all(|&(k, _)| libera[k])
+            });
+        }
         for k in 0..n {
             if super::scaduto() {
                 // Given up: the caller throws the result away.
-                return (0..n).collect();
+                return aperte(libera);
             }
             for verso in [1.0, -1.0] {
-                if libera[k] {
+                if libera[k] || strette[k] {
                     break;
                 }
-                let mut tk = Tableau { t: base.t.clone(), basis: base.basis.clone(), entra: n };
-                let mut obj = vec![0.0; tk.rhs()];
-                obj[k] = verso;
-                match tk.massimizza(&obj) {
-                    Esito::Illimitato => libera[k] = true,
-                    Esito::Ottimo => segna(&tk, &mut libera),
-                    Esito::Incerto => {}
+                if verso < 0.0 && y[k] < 1.0 - POS {
+                    // At its bound already: it cannot move down by one.
+                    break;
+                }
+                tab.obiettivo(&[(k, verso)]);
+                let esito = tab.massimizza(PASSI_PER_CELLA, &mut |t| {
+                    segna(t, libera);
+                    libera[k]
+                });
+                if matches!(esito, Esito::Illimitato) {
+                    libera[k] = true;
                 }
             }
-            if !libera[k] {
-                out.push(k);
-            }
         }
-        out
+        aperte(libera)
     }
 }
 
