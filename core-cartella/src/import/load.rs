@@ -447,7 +447,11 @@ pub async fn import_until(
         r.luogo_nascita = row.codice_luogo.clone();
         all.push(linkage::prepare(&r));
     }
-    let result = linkage::link(&all, &opts.linkage);
+    // Seconds of CPU at a large office's size: off the runtime's workers.
+    let cfg = opts.linkage.clone();
+    let result = tokio::task::spawn_blocking(move || linkage::link(&all, &cfg))
+        .await
+        .map_err(|_| CoreError::Internal("the record linkage of an import ended abruptly".into()))?;
     let h = hub_ids.len();
     // The pairs this run answers for: those with a side from this origine, a row of this
     // run or a persona an earlier run of it imported (a run interrupted after writing both
