@@ -32,6 +32,7 @@ import urllib.request
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -312,9 +313,16 @@ def test_06_statistics_filter_chart_and_csv(hub, browser):
     browser.find_element(By.ID, "anno-da").send_keys("2024")
     browser.find_element(By.ID, "anno-da").send_keys(Keys.ENTER)
     wait(browser, EC.text_to_be_present_in_element((By.ID, "esito"), "Tabella aggiornata"))
-    chart = browser.find_element(By.CSS_SELECTOR, "#grafico-andamento svg")
-    assert chart.get_attribute("role") == "img"
-    assert chart.find_elements(By.CSS_SELECTOR, "circle, polyline, text.soppressa")
+
+    # Each changed filter asks for the table again, and a later answer redraws the chart:
+    # the chart is read whole in one go, again if it was replaced while being read.
+    def chart_drawn(d):
+        chart = d.find_element(By.CSS_SELECTOR, "#grafico-andamento svg")
+        return chart.get_attribute("role") == "img" and bool(chart.find_elements(By.CSS_SELECTOR, "circle, polyline, text.soppressa"))
+
+    WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+        chart_drawn, "the trend chart is not an img with points, lines or suppressed marks"
+    )
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#grafico-municipi svg"))
     cells = browser.find_elements(By.CSS_SELECTOR, "#tabella-statistiche tbody td")
     assert cells
