@@ -1,6 +1,7 @@
 //! Test databases shared by the workspace's tests (feature `testkit`): a temporary SQLite
 //! file, or a fresh PostgreSQL database on the local server, created with a prefix naming
-//! the test and dropped afterwards.
+//! the test and dropped afterwards. Also the generated statistics families the disclosure
+//! tests and benchmark protect ([`famiglie`]).
 //!
 //! The house rule lives here once: when PostgreSQL is not reachable, a test skips with a
 //! message saying so, and under `CI=true` it fails instead.
@@ -86,5 +87,100 @@ impl TestDb {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
             admin.close().await;
         }
+    }
+}
+
+/// Statistics families for the disclosure control's tests and benchmark.
+pub mod famiglie {
+    use crate::stats::disclosure::Cella;
+
+    /// xorshift64*: a fixed sequence on every machine.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        /// A Poisson count of mean `lambda` (Knuth's method; `lambda` stays small here).
+        fn poisson(&mut self, lambda: f64) -> i64 {
+            let limit = (-lambda).exp();
+            let mut k = 0;
+            let mut p = self.unit();
+            while p > limit {
+                k += 1;
+                p *= self.unit();
+            }
+            k
+        }
+    }
+
+    /// One year's family of `municipi` × `aree` at the year, its quarters and months, with
+    /// the margins and the total: people per (Municipio, area, month) from a fixed-seed
+    /// generator with a skewed distribution (a few big areas, many small ones, Municipi of
+    /// different sizes), so that many cells are under the threshold; then summed into
+    /// quarters, the year and the margins. Cells nobody is in are not listed, as in the
+    /// projection. `scala` multiplies the rates (1 for the benchmark's sizes; smaller makes a
+    /// small family as sparse).
+    pub fn sparsa(seed: u64, municipi: usize, aree: usize, scala: f64) -> Vec<Cella> {
+        let mut rng = Rng(seed);
+        let pesi_m: Vec<f64> = (0..municipi).map(|_| 0.4 + 1.2 * rng.unit()).collect();
+        // Areas from big to small: 80, 26, 14, 8, 6, … 1.5 people a month in an average Municipio.
+        let pesi_a: Vec<f64> = (1..=aree).map(|a| scala * 80.0 / (a as f64).powf(1.6)).collect();
+        let mut mesi = vec![vec![[0i64; 12]; aree]; municipi];
+        for (m, fm) in pesi_m.iter().enumerate() {
+            for (a, fa) in pesi_a.iter().enumerate() {
+                for cell in mesi[m][a].iter_mut() {
+                    *cell = rng.poisson(fm * fa);
+                }
+            }
+        }
+        let mut periodi: Vec<(String, Vec<usize>)> = vec![("2026".into(), (0..12).collect())];
+        for q in 0..4 {
+            periodi.push((format!("2026-T{}", q + 1), (3 * q..3 * q + 3).collect()));
+        }
+        for month in 0..12 {
+            periodi.push((format!("2026-{:02}", month + 1), vec![month]));
+        }
+        let mut out = Vec::new();
+        let mut push = |periodo: &str, riga: String, colonna: String, persone: i64| {
+            if persone > 0 {
+                // Prestazioni: a person has one to a few in a period.
+                let valore = persone + persone / 3;
+                out.push(Cella { periodo: periodo.into(), riga, colonna, valore, persone, somma: valore * 400 });
+            }
+        };
+        let star = || "*".to_string();
+        for (p, months) in &periodi {
+            let sum = |ms: &[usize], ar: &[usize]| -> i64 {
+                ms.iter()
+                    .flat_map(|&m| ar.iter().flat_map(move |&a| months.iter().map(move |&t| (m, a, t))))
+                    .map(|(m, a, t)| mesi[m][a][t])
+                    .sum()
+            };
+            let all_m: Vec<usize> = (0..municipi).collect();
+            let all_a: Vec<usize> = (0..aree).collect();
+            push(p, star(), star(), sum(&all_m, &all_a));
+            for m in 0..municipi {
+                push(p, format!("M{:02}", m + 1), star(), sum(&[m], &all_a));
+            }
+            for a in 0..aree {
+                push(p, star(), format!("A{:02}", a + 1), sum(&all_m, &[a]));
+            }
+            for m in 0..municipi {
+                for a in 0..aree {
+                    push(p, format!("M{:02}", m + 1), format!("A{:02}", a + 1), sum(&[m], &[a]));
+                }
+            }
+        }
+        out.sort_by(|x, y| (&x.periodo, &x.riga, &x.colonna).cmp(&(&y.periodo, &y.riga, &y.colonna)));
+        out
     }
 }

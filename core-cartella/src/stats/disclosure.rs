@@ -460,12 +460,14 @@ fn rref_units(m: &mut [Vec<f64>]) -> Vec<usize> {
             *x /= piv;
         }
         // Only the pivot row's non-zero entries change the others: few, on these systems.
-        let nz: Vec<(usize, f64)> = m[r].iter().enumerate().filter(|(_, x)| x.abs() >= EPS).map(|(j, x)| (j, *x)).collect();
+        // Every entry counts, however small; what rounding leaves near zero is flushed.
+        let nz: Vec<(usize, f64)> = m[r].iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, x)| (j, *x)).collect();
         for (i, row) in m.iter_mut().enumerate() {
-            if i != r && row[c].abs() >= EPS {
+            if i != r && row[c] != 0.0 {
                 let f = row[c];
                 for &(j, x) in &nz {
-                    row[j] -= f * x;
+                    let d = row[j] - f * x;
+                    row[j] = if d.abs() < 1e-11 { 0.0 } else { d };
                 }
                 row[c] = 0.0;
             }
@@ -490,13 +492,22 @@ fn rref_units(m: &mut [Vec<f64>]) -> Vec<usize> {
 /// costs of its objective as an extra row, so pricing reads one row; a pivot only touches
 /// the pivot row's non-zero entries, which stay few on these sparse systems. The entering
 /// column is the most improving one until a run of degenerate pivots, then the first
-/// improving one (Bland's rule, which cannot cycle) until the objective moves again.
+/// improving one (Bland's rule, which cannot cycle) until the objective moves again. The
+/// leaving row is, among those tied for the least ratio, the one with the largest entry, and
+/// no pivot is on an entry under [`lp::PIVOT`]; eliminations use every entry however small
+/// and flush what rounding leaves near zero. Every solution that settles a cell is checked
+/// against the system's own rows before it counts.
 mod lp {
     const EPS: f64 = 1e-9;
     /// A value above this is positive (the data are integers).
     const POS: f64 = 1e-6;
     /// Degenerate pivots in a row after which Bland's rule takes over.
     const DEGENERI: usize = 16;
+    /// The smallest entry a pivot may be on: smaller ones are rounding left by earlier
+    /// pivots, and dividing by them would swamp the tableau.
+    pub(super) const PIVOT: f64 = 1e-6;
+    /// Below this a tableau entry is rounding, and zero.
+    const ZERO: f64 = 1e-11;
     /// Pivots one cell's program may take before it is given up (the cell then counts as
     /// pinned, the safe side).
     const PASSI_PER_CELLA: usize = 100_000;
@@ -532,12 +543,15 @@ mod lp {
                 *x /= piv;
             }
             row[c] = 1.0;
-            let nz: Vec<(usize, f64)> = row.iter().enumerate().filter(|(_, x)| x.abs() > EPS).map(|(j, x)| (j, *x)).collect();
+            // Every entry counts, however small (a small multiplier of a large entry is not
+            // small); what rounding leaves near zero is flushed to zero.
+            let nz: Vec<(usize, f64)> = row.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, x)| (j, *x)).collect();
             let elimina = |v: &mut Vec<f64>| {
                 let f = v[c];
-                if f.abs() > EPS {
+                if f != 0.0 {
                     for &(j, x) in &nz {
-                        v[j] -= f * x;
+                        let d = v[j] - f * x;
+                        v[j] = if d.abs() < ZERO { 0.0 } else { d };
                     }
                 }
                 v[c] = 0.0;
@@ -592,12 +606,24 @@ mod lp {
                     (0..n).filter(candidate).max_by(|&a, &b| self.z[a].total_cmp(&self.z[b]).then(b.cmp(&a)))
                 };
                 let Some(c) = entra else { return Esito::Ottimo };
-                let esce = (0..self.t.len()).filter(|&i| self.t[i][c] > EPS).min_by(|&a, &b| {
-                    // A rhs a rounding error below zero counts as zero: a step back could cycle.
-                    let (qa, qb) = (self.t[a][n].max(0.0) / self.t[a][c], self.t[b][n].max(0.0) / self.t[b][c]);
-                    qa.total_cmp(&qb).then(self.basis[a].cmp(&self.basis[b]))
-                });
-                let Some(r) = esce else { return Esito::Illimitato };
+                // The step: the least ratio (a rhs a rounding error below zero counts as zero:
+                // a step back could cycle). Among the rows that tie for it, the largest entry
+                // (a small one would swamp the tableau with rounding), or under Bland's rule
+                // the smallest basic variable.
+                let quoto = |i: usize| self.t[i][n].max(0.0) / self.t[i][c];
+                let righe: Vec<usize> = (0..self.t.len()).filter(|&i| self.t[i][c] > PIVOT).collect();
+                let Some(passo) = righe.iter().map(|&i| quoto(i)).min_by(f64::total_cmp) else {
+                    // Unbounded only if no entry of the column is positive at all; entries
+                    // too small to pivot on leave it unknown (the caller assumes the worst).
+                    return if self.t.iter().all(|row| row[c] <= 0.0) { Esito::Illimitato } else { Esito::Incerto };
+                };
+                let pari = righe.into_iter().filter(|&i| quoto(i) <= passo + EPS);
+                let esce = if degeneri >= DEGENERI {
+                    pari.min_by_key(|&i| self.basis[i])
+                } else {
+                    pari.max_by(|&a, &b| self.t[a][c].total_cmp(&self.t[b][c]).then(b.cmp(&a)))
+                };
+                let Some(r) = esce else { return Esito::Incerto };
                 let degenere = self.t[r][n] <= POS;
                 self.pivot(r, c);
                 degeneri = if degenere { degeneri + 1 } else { 0 };
@@ -641,7 +667,7 @@ mod lp {
         if !matches!(tab.massimizza(50 * (rows + n) + 100, &mut |_| false), Esito::Ottimo) {
             return None;
         }
-        if tab.basis.iter().zip(&tab.t).any(|(&b, row)| b >= n && row[n] > POS) {
+        if tab.basis.iter().zip(&tab.t).any(|(&b, row)| b >= n && row[n] > 1e-5) {
             return None;
         }
         let mut i = 0;
@@ -729,6 +755,42 @@ mod lp {
         (lo, hi)
     }
 
+    /// A system kept as its sparse rows, to check the solutions a tableau claims.
+    struct Verifica<'a> {
+        righe: Vec<Vec<(usize, f64)>>,
+        r: &'a [f64],
+    }
+
+    impl<'a> Verifica<'a> {
+        fn di(m: &[Vec<f64>], r: &'a [f64]) -> Self {
+            let righe = m.iter().map(|row| row.iter().enumerate().filter(|(_, a)| a.abs() > EPS).map(|(j, a)| (j, *a)).collect()).collect();
+            Verifica { righe, r }
+        }
+
+        /// Marks in `libera` the columns the tableau's solution moves by one from `y`, once
+        /// that solution is checked against the system itself (rounding in a long run of
+        /// pivots must not pass for a solution).
+        fn segna(&self, tab: &Tableau, y: &[f64], libera: &mut [bool]) {
+            let x: Vec<f64> = (0..y.len()).map(|k| tab.valore(k)).collect();
+            let nuove: Vec<usize> = (0..y.len()).filter(|&k| !libera[k] && (x[k] - y[k]).abs() >= 1.0 - POS).collect();
+            if nuove.is_empty() {
+                return;
+            }
+            const TOLLERANZA: f64 = 1e-7;
+            let valida = x.iter().all(|&v| v >= -TOLLERANZA)
+                && self
+                    .righe
+                    .iter()
+                    .zip(self.r)
+                    .all(|(row, &b)| (row.iter().map(|&(j, a)| a * x[j]).sum::<f64>() - b).abs() <= TOLLERANZA * (1.0 + b.abs()));
+            if valida {
+                for k in nuove {
+                    libera[k] = true;
+                }
+            }
+        }
+    }
+
     /// The columns of `m y = r, y ≥ 0` (`y` a solution, of whole numbers) whose interval
     /// over all real solutions holds no whole number but `y`'s: no solution moves them by
     /// one or more. `libera` marks the columns already known to move (they are not looked
@@ -752,13 +814,8 @@ mod lp {
             // Cannot happen for a consistent system; assume the worst.
             return aperte(libera);
         };
-        let segna = |tab: &Tableau, libera: &mut [bool]| {
-            for (k, l) in libera.iter_mut().enumerate() {
-                if !*l && (tab.valore(k) - y[k]).abs() >= 1.0 - POS {
-                    *l = true;
-                }
-            }
-        };
+        let verifica = Verifica::di(m, r);
+        let segna = |tab: &Tableau, libera: &mut [bool]| verifica.segna(tab, y, libera);
         segna(&tab, libera);
         // Sweeps, each bounded: pushing many columns at once settles most in a few pivots.
         let passi = tab.t.len() + 10;
