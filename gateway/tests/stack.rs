@@ -470,6 +470,66 @@ async fn slow_uploads_through_the_ingress_are_not_cut_by_the_request_timeout() {
     assert_eq!(jobs.jobs.len(), 1, "the stalled upload queued nothing");
 }
 
+/// `POST /api/v1/importazioni` with its JSON body sent in pieces, `pause(i)` before piece i.
+async fn rest_upload_in_pieces(
+    hub: &Running,
+    token: &str,
+    body: Vec<u8>,
+    pause: impl Fn(usize) -> Duration + Send + Sync + 'static,
+) -> (u16, serde_json::Value) {
+    use futures::StreamExt as _;
+    let pieces: Vec<Vec<u8>> = body.chunks(body.len() / 8 + 1).map(<[u8]>::to_vec).collect();
+    let stream = futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
+        let wait = pause(i);
+        async move {
+            tokio::time::sleep(wait).await;
+            Ok::<_, std::io::Error>(p)
+        }
+    });
+    let res = reqwest::Client::new()
+        .post(hub.http("/api/v1/importazioni"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn slow_rest_uploads_are_not_cut_by_the_request_timeout() {
+    use base64::Engine as _;
+    let timeout = Duration::from_millis(800);
+    let hub = start(AppConfig { stack: StackConfig { timeout, ..Default::default() }, ..Default::default() }).await;
+    let admin = hub.token_as("console-ente", None, &[Role::Amministratore]);
+    let mut filler = b"filler\n".to_vec();
+    filler.resize(64 * 1024, b'#');
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ufficio": "M01", "origine": "M01-A", "dry_run": true,
+        "files": [{ "name": "persone.csv", "content": b64(PERSONE_CSV.as_bytes()) }, { "name": "nuclei.csv", "content": b64(&filler) }],
+    }))
+    .unwrap();
+
+    // Nine pieces 300 ms apart: 2.7 s of upload, over three times the timeout, and answered.
+    let started = std::time::Instant::now();
+    let (status, job) = rest_upload_in_pieces(&hub, &admin, body.clone(), |_| Duration::from_millis(300)).await;
+    assert_eq!(status, 202, "a slow upload is answered: {job}");
+    assert!(started.elapsed() > timeout * 3, "the upload was not slow: {:?}", started.elapsed());
+    assert!(job["id"].as_str().is_some_and(|id| !id.is_empty()), "{job}");
+
+    // A client that stops sending half-way for longer than the timeout gets 408, and
+    // nothing is queued.
+    let (status, problem) = rest_upload_in_pieces(&hub, &admin, body, |i| Duration::from_millis(if i == 4 { 2_500 } else { 0 })).await;
+    assert_eq!(status, 408, "{problem}");
+    assert_eq!(problem["detail"], "the upload paused for more than 800 ms");
+    let mut i = ImportServiceClient::new(hub.channel().await);
+    let jobs = i.list_imports(with_token(pb::ListImportsRequest::default(), &admin)).await.unwrap().into_inner();
+    assert_eq!(jobs.jobs.len(), 1, "the stalled upload queued nothing");
+}
+
 /// An import service that takes its time to answer.
 struct SlowImports(Duration);
 
@@ -533,6 +593,21 @@ async fn the_ingress_still_times_out_a_core_slow_to_answer_after_the_upload() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(4), "answered only after {:?}", started.elapsed());
+
+    // The same through REST: the upload is quick, core's answer is not, 503.
+    let started = std::time::Instant::now();
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/importazioni"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(r#"{"ufficio":"M01","origine":"M01-A","dry_run":true,"files":[{"name":"persone.csv","content":""}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(started.elapsed() < Duration::from_secs(4), "answered only after {:?}", started.elapsed());
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(problem["detail"], "the call took too long: retry shortly");
 }
 
 #[tokio::test]

@@ -44,8 +44,12 @@ pub const ROUTES: &[Route] = &[
 
 /// `POST /api/v1/importazioni` behind authentication, the caller's quota and its own body
 /// limit (the REST stack's is for records). Merge it next to the REST router.
+/// The path of the upload: the stack's request timeout does not wrap it (see [`start`]).
+pub const UPLOAD_PATH: &str = "/api/v1/importazioni";
+
 pub fn router(link: CoreLink, auth: Authenticator, limiter: Option<Limiter>, stack: &crate::stack::StackConfig) -> Router {
-    let mut r = Router::new().route(&format!("{BASE}/importazioni"), post(move |req: Request| start(link.clone(), req)));
+    let timeout = stack.timeout;
+    let mut r = Router::new().route(UPLOAD_PATH, post(move |req: Request| start(link.clone(), timeout, req)));
     // Route layers run last-added first: authentication, then the caller's rate quota.
     if let Some(l) = limiter {
         r = r.route_layer(middleware::from_fn_with_state(l, crate::stack::limit::per_caller));
@@ -166,8 +170,11 @@ fn job_json(job: &pb::ImportJob) -> Result<Value, RestError> {
     mapping::to_json(&msg).map_err(|_| RestError::Encode)
 }
 
-async fn start(link: CoreLink, req: Request) -> Response {
-    let mut res = match start_job(&link, req).await {
+/// The upload is timed here, not by the stack: `timeout` bounds any pause in the body (a
+/// large export over a slow line is not cut, a stalled one is answered 408) and, once the
+/// body is in, core's answer (503 past it).
+async fn start(link: CoreLink, timeout: std::time::Duration, req: Request) -> Response {
+    let mut res = match start_job(&link, timeout, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -175,13 +182,36 @@ async fn start(link: CoreLink, req: Request) -> Response {
     res
 }
 
-async fn start_job(link: &CoreLink, req: Request) -> Result<Response, RestError> {
+/// The body, allowing `timeout` for every pause between its pieces.
+async fn read_upload(mut body: axum::body::Body, timeout: std::time::Duration) -> Result<Bytes, RestError> {
+    use http_body::Body as _;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        match tokio::time::timeout(timeout, next).await {
+            Err(_) => return Err(RestError::UploadStalled(timeout)),
+            Ok(None) => return Ok(Bytes::from(buf)),
+            // The body limit's refusal, or a client gone mid-upload.
+            Ok(Some(Err(_))) => return Err(RestError::TooLarge),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > MAX_UPLOAD_BODY {
+                        return Err(RestError::TooLarge);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+async fn start_job(link: &CoreLink, timeout: std::time::Duration, req: Request) -> Result<Response, RestError> {
     let (parts, body) = req.into_parts();
     let caller = parts.extensions.get::<Caller>().cloned().ok_or(RestError::NoCaller)?;
     if !super::is_json(&parts.headers) {
         return Err(RestError::UnsupportedMediaType);
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_UPLOAD_BODY).await.map_err(|_| RestError::TooLarge)?;
+    let bytes = read_upload(body, timeout).await?;
     let value = super::parse_body(&bytes)?;
     let msg = start_request(&value).map_err(RestError::Invalid)?;
     let mut call = tonic::Request::new(msg);
@@ -190,10 +220,10 @@ async fn start_job(link: &CoreLink, req: Request) -> Result<Response, RestError>
     if let Some(rid) = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
         call.metadata_mut().insert("x-request-id", rid);
     }
-    let job = ImportServiceClient::new(link.channel())
-        .max_encoding_message_size(MAX_UPLOAD_BODY)
-        .start_import(call)
+    let mut client = ImportServiceClient::new(link.channel()).max_encoding_message_size(MAX_UPLOAD_BODY);
+    let job = tokio::time::timeout(timeout, client.start_import(call))
         .await
+        .map_err(|_| RestError::TooSlow)?
         .map_err(RestError::Core)?
         .into_inner();
     let json = job_json(&job)?;
@@ -272,7 +302,7 @@ pub fn document(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StartImportJson" } } } },
         "responses": responses,
     });
-    let item = paths.entry(format!("{BASE}/importazioni")).or_insert_with(|| json!({}));
+    let item = paths.entry(UPLOAD_PATH.to_string()).or_insert_with(|| json!({}));
     item["post"] = op;
 }
 
@@ -280,6 +310,11 @@ pub fn document(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_upload_path_is_under_the_base() {
+        assert_eq!(UPLOAD_PATH, format!("{BASE}/importazioni"));
+    }
 
     #[test]
     fn start_bodies() {

@@ -73,6 +73,15 @@ pub enum RestError {
     Encode,
     #[error("core refused the call")]
     Core(tonic::Status),
+    #[error("the upload paused for more than {}", durata(.0))]
+    UploadStalled(std::time::Duration),
+    #[error("the call took too long: retry shortly")]
+    TooSlow,
+}
+
+/// `d` as a person reads it: whole seconds, or milliseconds under a second's precision.
+fn durata(d: &std::time::Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }
 
 impl RestError {
@@ -98,6 +107,8 @@ impl IntoResponse for RestError {
             Self::Mint => problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", &detail),
             Self::Encode => problem(StatusCode::BAD_GATEWAY, "Bad Gateway", &detail),
             Self::Core(s) => problem::from_status(&s),
+            Self::UploadStalled(_) => problem(StatusCode::REQUEST_TIMEOUT, "Request Timeout", &detail),
+            Self::TooSlow => problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", &detail),
         }
     }
 }

@@ -50,10 +50,14 @@ impl Default for StackConfig {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Answers 503 when the response head is not ready within `timeout`, slow request bodies
-/// included. Calls to the gRPC ingress (paths `/cartella.v1.…`) are timed by the ingress
-/// itself, from the end of their upload (see `grpc_ingress`).
+/// included. Uploads time themselves, from the end of the upload and for any pause in it:
+/// calls to the gRPC ingress (paths `/cartella.v1.…`, see `grpc_ingress`) and
+/// `POST /api/v1/importazioni` (see `rest::importazioni`).
 async fn timed(timeout: Duration, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with(crate::grpc_ingress::PATH_PREFIX) {
+    let path = req.uri().path();
+    if path.starts_with(crate::grpc_ingress::PATH_PREFIX)
+        || (req.method() == axum::http::Method::POST && path == crate::rest::importazioni::UPLOAD_PATH)
+    {
         return next.run(req).await;
     }
     match tokio::time::timeout(timeout, next.run(req)).await {
@@ -141,8 +145,8 @@ pub fn outer(router: Router, cfg: &StackConfig, metrics: metrics::Metrics) -> Ro
             // Every route (REST, WaaS, sessions, health): a call whose response is not ready
             // within the timeout, slow request bodies included, is answered 503 rather than
             // left hanging. A response already streaming is not cut: the timeout covers the
-            // time to its head. The gRPC ingress applies the same timeout from the end of the
-            // upload, and to any pause in the upload.
+            // time to its head. The gRPC ingress and the REST import upload apply the same
+            // timeout from the end of the upload, and to any pause in the upload.
             .layer(middleware::from_fn(move |req, next| timed(timeout, req, next))),
     )
 }
