@@ -447,11 +447,17 @@ pub async fn import_until(
         r.luogo_nascita = row.codice_luogo.clone();
         all.push(linkage::prepare(&r));
     }
-    // Seconds of CPU at a large office's size: off the runtime's workers.
+    // Seconds of CPU at a large office's size: off the runtime's workers, and stopped by
+    // the same signal as the rest.
     let cfg = opts.linkage.clone();
-    let result = tokio::task::spawn_blocking(move || linkage::link(&all, &cfg))
+    let segnale = stop.clone();
+    let result = tokio::task::spawn_blocking(move || linkage::link_unless(&all, &cfg, &|| segnale.is_stopped()))
         .await
         .map_err(|_| CoreError::Internal("the record linkage of an import ended abruptly".into()))?;
+    let Some(result) = result else {
+        s.stopped = true;
+        return Ok(s);
+    };
     let h = hub_ids.len();
     // The pairs this run answers for: those with a side from this origine, a row of this
     // run or a persona an earlier run of it imported (a run interrupted after writing both

@@ -230,6 +230,17 @@ pub struct Stats {
 
 /// Links a set of records among themselves.
 pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
+    match link_unless(records, cfg, &|| false) {
+        Some(l) => l,
+        None => unreachable!("a linkage nobody stops ends"),
+    }
+}
+
+/// [`link`], giving up (None) once `stopped` says so: it is asked between the training
+/// sessions and every few thousand candidate pairs, so a cancelled import does not wait for
+/// the whole linkage of a large office.
+pub fn link_unless(records: &[Prepared], cfg: &Config, stopped: &dyn Fn() -> bool) -> Option<Linkage> {
+    const OGNI: u64 = 4096;
     let keys = blocking::keys(records);
     let mut stats = Stats { records: records.len(), ..Stats::default() };
     stats.trusted_cf = records.iter().filter(|r| r.trusted_cf().is_some()).count();
@@ -238,6 +249,9 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
     let mut sessions = Vec::new();
     let mut expected_matches = None;
     for (key, left_out) in blocking::TRAINING {
+        if stopped() {
+            return None;
+        }
         let mut patterns = em::Patterns::default();
         let (kept, with_key) = blocking::for_each_pair_of_key(&keys, key, cfg.training_max_block, |a, b| {
             patterns.add(compare::compare(&records[a as usize], &records[b as usize]))
@@ -258,8 +272,16 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
     model.lambda = (expected_matches.unwrap_or(0.0) / date_recall / all_pairs).clamp(1e-12, 0.5);
     let mut pairs = Vec::new();
     let mut candidates = 0u64;
+    let mut fermo = stopped();
     stats.skipped_blocks = blocking::for_each_pair(&keys, cfg.max_block, |a, b| {
+        if fermo {
+            return;
+        }
         candidates += 1;
+        if candidates.is_multiple_of(OGNI) && stopped() {
+            fermo = true;
+            return;
+        }
         let (ra, rb) = (&records[a as usize], &records[b as usize]);
         let (probability, evidence) = match cf_decides(ra, rb) {
             Some(e @ Evidence::SameTrustedCf) => (1.0, e),
@@ -281,6 +303,9 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
             pairs.push(Pair { a, b, probability, outcome, evidence });
         }
     });
+    if fermo {
+        return None;
+    }
     stats.candidate_pairs = candidates;
     // Records sharing a trusted code may sit in no common block (a typo in every field):
     // they are linked all the same.
@@ -292,7 +317,7 @@ pub fn link(records: &[Prepared], cfg: &Config) -> Linkage {
     stats.linked = pairs.iter().filter(|p| p.outcome == Outcome::Linked).count();
     stats.review = pairs.len() - stats.linked;
     let clusters = cluster::clusters(records, &pairs);
-    Linkage { pairs, clusters, model, stats }
+    Some(Linkage { pairs, clusters, model, stats })
 }
 
 /// A decision the codici fiscali make on their own.
@@ -397,5 +422,24 @@ mod tests {
         // And the duplicates are found.
         let linked = capped.pairs.iter().filter(|p| p.outcome == Outcome::Linked).count();
         assert!(linked >= 990, "linked {linked} of 1000");
+    }
+
+    /// A linkage asked to stop gives up: at once when asked before it starts, and part-way
+    /// through the candidate pairs when asked then; never asked, it gives what `link` gives.
+    #[test]
+    fn a_stopped_linkage_gives_up_part_way() {
+        let records = namesakes_and_pairs(300, 2_000);
+        let cfg = Config { u_sample_pairs: 20_000, ..Config::default() };
+        assert!(link_unless(&records, &cfg, &|| true).is_none());
+        let asked = std::cell::Cell::new(0u32);
+        // Not during training nor before the pairs, then at the first check among them.
+        let late = || {
+            asked.set(asked.get() + 1);
+            asked.get() > blocking::TRAINING.len() as u32 + 1
+        };
+        assert!(link_unless(&records, &cfg, &late).is_none());
+        assert!(asked.get() > blocking::TRAINING.len() as u32 + 1, "the pairs were never asked about: {}", asked.get());
+        let whole = link_unless(&records, &cfg, &|| false).map(|l| l.pairs.len());
+        assert_eq!(whole, Some(link(&records, &cfg).pairs.len()));
     }
 }
