@@ -298,4 +298,17 @@ fn bad_linkage_flags_are_refused_by_name() {
         assert!(err.contains(&format!("{flag} must")), "{flag} not named: {err}");
     }
     assert!(!dir.path().join("hub.db").exists(), "refused before the store is opened");
+
+    // The same settings are the defaults of import jobs for `sigess core`, checked at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_sigess"))
+        .arg("core")
+        .args(["--database-url", &url, "--link-threshold", "1.5", "--signing-key"])
+        .arg(dir.path().join("k.pem"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--link-threshold must"), "--link-threshold not named: {err}");
+    assert!(!dir.path().join("hub.db").exists(), "refused before the store is opened");
 }

@@ -162,7 +162,8 @@ pub async fn import_offices(store: &Store, ente: &str, dir: &std::path::Path) ->
     Ok(())
 }
 
-/// Where `ImportService` jobs may read office exports from (`up`, `core`).
+/// Where `ImportService` jobs may read office exports from, and the linkage settings a job
+/// uses where its request gives none (`up`, `core`).
 #[derive(Args, Debug, Clone)]
 pub struct ImportRootArgs {
     /// Folder whose sub-folders import jobs (gRPC ImportService, REST /api/v1/importazioni)
@@ -170,14 +171,18 @@ pub struct ImportRootArgs {
     /// it jobs import only uploaded files.
     #[arg(long, env = "SIGESS_IMPORT_ROOT")]
     pub import_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub linkage: super::linkage::LinkageSettingsArgs,
 }
 
 impl ImportRootArgs {
-    /// Core's options with this root; a root that is not a readable folder stops the start.
+    /// Core's options with this root and these linkage defaults; a root that is not a
+    /// readable folder, or a bad setting, stops the start.
     pub fn core_options(&self) -> Result<CoreOptions> {
+        let linkage = self.linkage.config()?;
         if let Some(root) = &self.import_root {
             anyhow::ensure!(root.is_dir(), "--import-root {} is not a folder", root.display());
         }
-        Ok(CoreOptions { import: ImportConfig { root: self.import_root.clone(), ..ImportConfig::default() } })
+        Ok(CoreOptions { import: ImportConfig { root: self.import_root.clone(), linkage, ..ImportConfig::default() } })
     }
 }

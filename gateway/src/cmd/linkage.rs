@@ -22,7 +22,8 @@ pub struct LinkageArgs {
     settings: LinkageSettingsArgs,
 }
 
-/// Record-linkage settings (`sigess import`, `sigess linkage`); the defaults are
+/// Record-linkage settings (`sigess import`, `sigess linkage`; for `sigess up` and
+/// `sigess core`, those of import jobs whose request gives none); the defaults are
 /// `linkage::Config`'s.
 #[derive(Args, Debug, Clone)]
 pub struct LinkageSettingsArgs {
