@@ -149,30 +149,34 @@ fn scegli(celle: &[Cella], r: &Relazione, liberi: &[bool], soppressa: &[bool]) -
     r.membri().filter(|&m| liberi[m] && !soppressa[m]).min_by_key(|&m| (celle[m].persone, celle[m].valore, m))
 }
 
-/// The cell to suppress for cells pinned by the bounds: in the relation of a pinned cell
-/// that leaves it least room (the other suppressed members' distance above the bound; none
-/// is left when they all sit at it), a published cell of this level, else of a lower level
-/// (suppressed after all, as for lower levels' cells below). One at a time: one companion
-/// can free several pinned cells.
-fn compagno_per_limiti(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppressa: &[bool], fisse: &[usize]) -> Option<usize> {
-    let tutti = vec![true; celle.len()];
-    let spazio = |r: &Relazione, j: usize| -> i64 {
-        r.membri().filter(|&m| m != j && soppressa[m]).map(|m| (celle[m].persone - MINIMO).max(0)).sum()
-    };
+/// The cell to suppress for a cell `j` pinned by the bounds: in the relation of `j` (`di`:
+/// each cell's relations) that leaves it least room (the other suppressed members' distance
+/// above the bound; none is left when they all sit at it), a published cell of this level,
+/// else of a lower level (suppressed after all, as for lower levels' cells below).
+/// `tutti` marks every cell.
+fn compagno_per_limiti(
+    celle: &[Cella],
+    rel: &[&Relazione],
+    di: &[Vec<usize>],
+    liberi: &[bool],
+    tutti: &[bool],
+    soppressa: &[bool],
+    j: usize,
+) -> Option<usize> {
+    let spazio =
+        |r: &Relazione| -> i64 { r.membri().filter(|&m| m != j && soppressa[m]).map(|m| (celle[m].persone - MINIMO).max(0)).sum() };
     let mut best: Option<((i64, bool, i64, usize), usize)> = None;
-    for &j in fisse {
-        for r in rel.iter().filter(|r| r.membri().any(|m| m == j)) {
-            let (m, lower) = match scegli(celle, r, liberi, soppressa) {
-                Some(m) => (m, false),
-                None => match scegli(celle, r, &tutti, soppressa) {
-                    Some(m) => (m, true),
-                    None => continue,
-                },
-            };
-            let key = (spazio(r, j), lower, celle[m].persone, m);
-            if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                best = Some((key, m));
-            }
+    for r in di[j].iter().map(|&ri| rel[ri]) {
+        let (m, lower) = match scegli(celle, r, liberi, soppressa) {
+            Some(m) => (m, false),
+            None => match scegli(celle, r, tutti, soppressa) {
+                Some(m) => (m, true),
+                None => continue,
+            },
+        };
+        let key = (spazio(r), lower, celle[m].persone, m);
+        if best.as_ref().is_none_or(|(k, _)| key < *k) {
+            best = Some((key, m));
         }
     }
     best.map(|(_, m)| m)
@@ -229,7 +233,7 @@ fn proteggi_livello(celle: &[Cella], rel: &[&Relazione], liberi: &[bool], soppre
                 if aiutate[j] {
                     continue;
                 }
-                let m = compagno_per_limiti(celle, rel, liberi, soppressa, &[j])
+                let m = compagno_per_limiti(celle, rel, &di, liberi, &tutti, soppressa, j)
                     .or_else(|| vicino(celle, rel, &di, j, liberi, soppressa))
                     .or_else(|| vicino(celle, rel, &di, j, &tutti, soppressa));
                 if let Some(m) = m {
