@@ -406,6 +406,18 @@ async fn every_route_times_out_slow_request_bodies() {
     }
 }
 
+/// A request body sent in `pieces`, `pause(i)` before piece i.
+fn paused_body(pieces: Vec<Vec<u8>>, pause: impl Fn(usize) -> Duration + Send + Sync + 'static) -> reqwest::Body {
+    use futures::StreamExt as _;
+    reqwest::Body::wrap_stream(futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
+        let wait = pause(i);
+        async move {
+            tokio::time::sleep(wait).await;
+            Ok::<_, std::io::Error>(p)
+        }
+    }))
+}
+
 /// A gRPC call sent raw over HTTP/2, its request body in `pieces`, each after `pause`:
 /// the response's status, gRPC status header (trailers-only errors) and body.
 async fn grpc_in_pieces(
@@ -415,21 +427,13 @@ async fn grpc_in_pieces(
     pieces: Vec<Vec<u8>>,
     pause: impl Fn(usize) -> Duration + Send + Sync + 'static,
 ) -> (u16, Option<String>, Vec<u8>) {
-    use futures::StreamExt as _;
-    let body = futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
-        let wait = pause(i);
-        async move {
-            tokio::time::sleep(wait).await;
-            Ok::<_, std::io::Error>(p)
-        }
-    });
     let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let res = client
         .post(hub.http(path))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .header("authorization", format!("Bearer {token}"))
-        .body(reqwest::Body::wrap_stream(body))
+        .body(paused_body(pieces, pause))
         .send()
         .await
         .unwrap();
@@ -477,20 +481,12 @@ async fn rest_upload_in_pieces(
     body: Vec<u8>,
     pause: impl Fn(usize) -> Duration + Send + Sync + 'static,
 ) -> (u16, serde_json::Value) {
-    use futures::StreamExt as _;
     let pieces: Vec<Vec<u8>> = body.chunks(body.len() / 8 + 1).map(<[u8]>::to_vec).collect();
-    let stream = futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
-        let wait = pause(i);
-        async move {
-            tokio::time::sleep(wait).await;
-            Ok::<_, std::io::Error>(p)
-        }
-    });
     let res = reqwest::Client::new()
         .post(hub.http("/api/v1/importazioni"))
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
-        .body(reqwest::Body::wrap_stream(stream))
+        .body(paused_body(pieces, pause))
         .send()
         .await
         .unwrap();
